@@ -1,0 +1,138 @@
+package exchange
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Param is one name=value pair, decoded, in the order it appeared.
+type Param struct {
+	Name, Value string
+}
+
+// Params is an ordered list of decoded parameters.
+type Params []Param
+
+// Get returns the value of the parameter called name, or "".
+func (ps Params) Get(name string) string {
+	for _, p := range ps {
+		if p.Name == name {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+// Has says whether a parameter called name is present.
+func (ps Params) Has(name string) bool {
+	for _, p := range ps {
+		if p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Float returns the named parameter as a number, or 0 when it is absent or
+// not a finite number.
+func (ps Params) Float(name string) float64 {
+	return ParseFloat(ps.Get(name))
+}
+
+// ParseFloat parses a decimal number as venues send it; anything else,
+// including NaN and infinities, is 0.
+func ParseFloat(s string) float64 {
+	if s == "" {
+		return 0
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != f || f > 1e300 || f < -1e300 {
+		return 0
+	}
+	return f
+}
+
+// ParseQuery decodes a query string or form body strictly: every name and
+// value must be valid percent-encoding of UTF-8, and a name may appear only
+// once (a duplicated parameter is how a parser differential hides a second
+// quantity from the policy, threat T5). Errors are ErrBadRequest *Errors.
+func ParseQuery(raw string) (Params, error) {
+	if raw == "" {
+		return nil, nil
+	}
+	n := strings.Count(raw, "&") + 1
+	ps := make(Params, 0, n)
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(part, "=")
+		dn, err := url.QueryUnescape(name)
+		if err != nil {
+			return nil, Errorf(ErrBadRequest, "malformed parameter name encoding")
+		}
+		dv, err := url.QueryUnescape(value)
+		if err != nil {
+			return nil, Errorf(ErrBadRequest, "malformed value encoding for parameter %q", SafeName(dn))
+		}
+		if !utf8.ValidString(dn) || !utf8.ValidString(dv) {
+			return nil, Errorf(ErrBadRequest, "parameter is not valid UTF-8")
+		}
+		if dn == "" {
+			return nil, Errorf(ErrBadRequest, "empty parameter name")
+		}
+		for _, p := range ps {
+			if p.Name == dn {
+				return nil, Errorf(ErrBadRequest, "duplicate parameter %q", SafeName(dn))
+			}
+		}
+		ps = append(ps, Param{dn, dv})
+	}
+	return ps, nil
+}
+
+// RemoveParams returns raw with every parameter whose decoded name is in
+// names removed, keeping the order and exact bytes of the rest.
+func RemoveParams(raw string, names ...string) string {
+	if raw == "" {
+		return raw
+	}
+	var b strings.Builder
+	b.Grow(len(raw))
+	for part := range strings.SplitSeq(raw, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if dn, err := url.QueryUnescape(name); err == nil {
+			drop := false
+			for _, n := range names {
+				if dn == n {
+					drop = true
+					break
+				}
+			}
+			if drop {
+				continue
+			}
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String()
+}
+
+// SafeName returns s cut to 64 bytes with control characters replaced, for
+// use in error messages that quote a caller-supplied name.
+func SafeName(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}
