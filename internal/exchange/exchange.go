@@ -230,7 +230,9 @@ type Signer interface {
 // against a keywarden client credential.
 type Verifier interface {
 	// ClientKey returns the public identifier of the credential r claims to
-	// be signed with, or an ErrAuth *Error.
+	// be signed with. It returns "" and a nil error when r carries no
+	// credential at all (a public call), and an ErrAuth *Error when the
+	// credential is present but malformed.
 	ClientKey(r *Request) (string, error)
 	// Verify checks r's signature, passphrase and time window against client
 	// and returns a copy of r with every piece of the bot's auth material
@@ -239,7 +241,9 @@ type Verifier interface {
 	Verify(r *Request, client *Credential, now time.Time) (*Request, error)
 }
 
-// Describer says what a verified (or public) request does.
+// Describer says what a request does. Describe ignores the bot's auth
+// material, so it gives the same Call for a request before and after Verify.
+// Errors are *Error (ErrBadRequest for malformed requests).
 type Describer interface {
 	Describe(r *Request) (Call, error)
 }
@@ -295,8 +299,27 @@ type Venue struct {
 	Errors    ErrorWriter
 	Inspector Inspector       // optional
 	Limits    RateLimitReader // optional
+	Keys      KeyManager      // optional
 	// KeyKinds are the exchange-key kinds the venue accepts, first preferred.
 	KeyKinds []KeyKind
 	// NeedsPassphrase says the venue's keys come with a passphrase.
 	NeedsPassphrase bool
+}
+
+// KeySpec describes an API key to create at a venue (automated rotation).
+type KeySpec struct {
+	Label       string
+	Permissions []string // the venue's own permission names
+	IPs         []string
+	SubAccount  string // venues that create keys only for sub-accounts
+	PublicKey   string // venues that register a public key (Binance Ed25519/RSA)
+}
+
+// KeyManager builds the venue's key-management requests and parses their
+// answers, for venues whose API can create and delete keys (spec §14.1). It is
+// optional.
+type KeyManager interface {
+	CreateKeyRequest(spec KeySpec) (*Request, error)
+	ParseCreatedKey(status int, body []byte) (*Credential, error)
+	DeleteKeyRequest(apiKey string, spec KeySpec) (*Request, error)
 }
