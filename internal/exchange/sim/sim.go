@@ -26,7 +26,7 @@ type Account struct {
 	// ("read", "trade", "withdraw", ... in the simulator's own terms).
 	Permissions map[string]bool
 	// IPs restricts the source address when non-empty.
-	IPs []string
+	IPs      []string
 	Balances map[string]float64
 	Created  time.Time
 }
