@@ -300,6 +300,7 @@ type Venue struct {
 	Inspector Inspector       // optional
 	Limits    RateLimitReader // optional
 	Keys      KeyManager      // optional
+	Prices    PriceReader     // optional
 	// KeyKinds are the exchange-key kinds the venue accepts, first preferred.
 	KeyKinds []KeyKind
 	// NeedsPassphrase says the venue's keys come with a passphrase.
@@ -322,4 +323,12 @@ type KeyManager interface {
 	CreateKeyRequest(spec KeySpec) (*Request, error)
 	ParseCreatedKey(status int, body []byte) (*Credential, error)
 	DeleteKeyRequest(apiKey string, spec KeySpec) (*Request, error)
+}
+
+// PriceReader builds the venue's public ticker request for a symbol and reads
+// the last traded price from its answer, so policies can value market orders
+// and check price bands. It is optional.
+type PriceReader interface {
+	TickerRequest(symbol string) *Request
+	ParsePrice(symbol string, status int, body []byte) (float64, error)
 }
