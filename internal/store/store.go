@@ -17,6 +17,12 @@ var ErrExists = errors.New("already exists")
 // Store is a key-value store of opaque records. Keys are slash-separated
 // paths such as "keys/binance/main". Implementations are safe for concurrent
 // use and make every successful write durable before returning.
+//
+// Get returns a copy of the value that the caller may keep or change. Put
+// replaces any existing value. Delete returns ErrNotFound when no record has
+// the key. List returns, in ascending byte order, every key that begins with
+// prefix (all descendants, not just one level), and an empty list when none
+// does.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error) // ErrNotFound
 	Put(ctx context.Context, key string, val []byte) error
