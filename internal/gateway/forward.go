@@ -1,0 +1,264 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+var randRead = rand.Read
+
+// TransportOptions tune the upstream transport.
+type TransportOptions struct {
+	// MaxIdlePerHost is the keep-alive pool per venue host (default 256:
+	// at least the peak concurrency, so steady state opens no connection).
+	MaxIdlePerHost int
+	// RootCAs overrides the system roots (tests).
+	TLS *tls.Config
+	// Dial overrides the dialer (tests log every address dialled).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// NewTransport returns the HTTP/1.1 keep-alive transport the gateway uses:
+// pooled connections sized for concurrency, timeouts on every phase, no
+// proxies from the environment, no transparent compression, TLS 1.2+.
+func NewTransport(o TransportOptions) *http.Transport {
+	if o.MaxIdlePerHost <= 0 {
+		o.MaxIdlePerHost = 256
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           4 * o.MaxIdlePerHost,
+		MaxIdleConnsPerHost:    o.MaxIdlePerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    5 * time.Second,
+		ResponseHeaderTimeout:  10 * time.Second,
+		ExpectContinueTimeout:  0,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      false,
+		MaxResponseHeaderBytes: 64 << 10,
+		WriteBufferSize:        16 << 10,
+		ReadBufferSize:         16 << 10,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+	}
+	if o.TLS != nil {
+		t.TLSClientConfig = o.TLS
+	}
+	if o.Dial != nil {
+		t.DialContext = o.Dial
+	}
+	return t
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// forward sends out to the route's fixed upstream and relays the answer.
+// key is the exchange key that signed out (nil for public calls); its API key
+// is scrubbed from the answer.
+func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Credential) {
+	rt := st.rt
+	u := &url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: joinPath(rt.base.Path, out.Path), RawQuery: out.RawQuery}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.r.Context()), g.timeout)
+	defer cancel()
+	var body io.Reader
+	if len(out.Body) > 0 {
+		body = bytes.NewReader(out.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, out.Method, u.String(), body)
+	if err != nil {
+		st.fail(exchange.Errorf(exchange.ErrBadRequest, "could not build the outbound request"))
+		return
+	}
+	req.Header = out.Header
+	req.Host = rt.base.Host
+	req.ContentLength = int64(len(out.Body))
+	if len(out.Body) == 0 {
+		req.Body = nil
+		req.ContentLength = 0
+	}
+	sent := g.now()
+	resp, err := g.rt.RoundTrip(req)
+	if err != nil {
+		st.upstream = g.now().Sub(sent)
+		msg := "the venue could not be reached"
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "the venue did not answer in time; the order's state is unknown, check before retrying"
+			st.recordIfSigned(http.StatusGatewayTimeout, "unknown: "+msg)
+			st.obs.Decision = "error"
+			st.writeErrorStatus(http.StatusGatewayTimeout, msg)
+			return
+		}
+		st.recordIfSigned(http.StatusBadGateway, msg)
+		st.obs.Decision = "error"
+		st.writeErrorStatus(http.StatusBadGateway, msg)
+		return
+	}
+	defer resp.Body.Close()
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+	}()
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, g.maxResp+1))
+	st.upstream = g.now().Sub(sent)
+	if err != nil || n > g.maxResp {
+		msg := "the venue's answer was cut off or too large; the order's state is unknown, check before retrying"
+		st.recordIfSigned(http.StatusBadGateway, msg)
+		st.obs.Decision = "error"
+		st.writeErrorStatus(http.StatusBadGateway, msg)
+		return
+	}
+	respBody := buf.Bytes()
+	if key != nil && key.APIKey != "" && st.entry != nil {
+		respBody = scrub(respBody, key.APIKey, st.entry.ID)
+	}
+	if key != nil {
+		g.noteLimits(st, resp)
+	}
+	if st.entry != nil {
+		orderID := ""
+		if resp.StatusCode < 300 && st.call.Scope == exchange.ScopeTrade {
+			orderID = findOrderID(respBody)
+		}
+		st.committed = resp.StatusCode < 300
+		st.recordOutcome(resp.StatusCode, orderID, "")
+	}
+	if st.obs.Decision == "" {
+		st.obs.Decision = "allow"
+	}
+	st.obs.Status = resp.StatusCode
+	h := st.w.Header()
+	for k, vs := range resp.Header {
+		if skipRespHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			if key != nil && key.APIKey != "" && st.entry != nil {
+				v = string(scrub([]byte(v), key.APIKey, st.entry.ID))
+			}
+			h.Add(k, v)
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(len(respBody)))
+	h.Set("X-Keywarden-Request-Id", st.reqID)
+	if c := rt.pubCache; c != nil && key == nil && out.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
+		c.put(out.Path+"?"+out.RawQuery, cachedResponse{status: resp.StatusCode, header: h.Clone(), body: bytes.Clone(respBody)}, st.start)
+	}
+	st.w.WriteHeader(resp.StatusCode)
+	_, _ = st.w.Write(respBody)
+}
+
+func (st *state) recordIfSigned(status int, msg string) {
+	if st.entry != nil && st.intentWritten {
+		st.recordOutcome(status, "", msg)
+	}
+}
+
+// writeErrorStatus answers a transport failure in the venue's shape.
+func (st *state) writeErrorStatus(status int, msg string) {
+	kind := exchange.ErrUpstream
+	if status == http.StatusGatewayTimeout {
+		kind = exchange.ErrUpstream
+	}
+	st.obs.Status = status
+	st.rt.Venue.Errors.WriteError(&statusOverride{ResponseWriter: st.w, status: status}, &exchange.Error{Kind: kind, Message: msg})
+}
+
+// statusOverride makes a venue ErrorWriter's body go out with our status.
+type statusOverride struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusOverride) WriteHeader(int) { s.ResponseWriter.WriteHeader(s.status) }
+
+func (st *state) writeCached(c cachedResponse) {
+	h := st.w.Header()
+	for k, vs := range c.header {
+		h[k] = vs
+	}
+	h.Set("X-Keywarden-Cache", "hit")
+	st.obs.Status, st.obs.Decision = c.status, "allow"
+	st.w.WriteHeader(c.status)
+	_, _ = st.w.Write(c.body)
+}
+
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	if base[len(base)-1] == '/' {
+		base = base[:len(base)-1]
+	}
+	return base + p
+}
+
+func skipRespHeader(k string) bool {
+	switch k {
+	case "Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Connection", "Te", "Trailer",
+		"Transfer-Encoding", "Upgrade", "Content-Length", "Set-Cookie", "Alt-Svc":
+		return true
+	}
+	return false
+}
+
+// scrub replaces every occurrence of the exchange API key in b with the
+// client's id (threat R4: echoed keys never reach the bot).
+func scrub(b []byte, apiKey, clientID string) []byte {
+	if len(apiKey) < 8 || !bytes.Contains(b, []byte(apiKey)) {
+		return b
+	}
+	return bytes.ReplaceAll(b, []byte(apiKey), []byte(clientID))
+}
+
+// orderIDFields are the JSON names venues use for an order id, most specific
+// first.
+var orderIDFields = [][]byte{
+	[]byte(`"orderId":`), []byte(`"ordId":`), []byte(`"order_id":`), []byte(`"orderID":`),
+	[]byte(`"order_id" :`), []byte(`"txid":`), []byte(`"id":`),
+}
+
+// findOrderID pulls the venue's order id out of an order answer for the
+// audit record, without decoding the whole body.
+func findOrderID(b []byte) string {
+	for _, f := range orderIDFields {
+		i := bytes.Index(b, f)
+		if i < 0 {
+			continue
+		}
+		v := bytes.TrimLeft(b[i+len(f):], " \t\r\n[")
+		if len(v) == 0 {
+			continue
+		}
+		if v[0] == '"' {
+			end := bytes.IndexByte(v[1:], '"')
+			if end < 0 || end > 128 {
+				continue
+			}
+			return string(v[1 : end+1])
+		}
+		end := 0
+		for end < len(v) && end < 64 && (v[end] >= '0' && v[end] <= '9') {
+			end++
+		}
+		if end > 0 {
+			return string(v[:end])
+		}
+	}
+	return ""
+}

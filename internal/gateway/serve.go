@@ -1,0 +1,430 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+// authHeaders are headers that carry a bot's or an exchange's credentials in
+// some venue's scheme. A request keeps none of them after Verify; the
+// outbound request gets only what the Signer sets.
+var dropHeaders = []string{
+	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Cookie",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip",
+	"Accept-Encoding", "Expect", "Http2-Settings",
+}
+
+// ServeHTTP runs one request through the whole path.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.now()
+	g.inflight.Add(1)
+	defer g.inflight.Done()
+
+	if r.URL.Path == "/healthz" {
+		g.healthz(w)
+		return
+	}
+	name, rest := splitVenue(r.URL.Path)
+	rt := g.routes[name]
+	if rt == nil {
+		writePlain(w, http.StatusNotFound, "keywarden: no venue named in the path; use /{venue}/...")
+		return
+	}
+	reqID := g.requestID()
+	st := &state{g: g, rt: rt, w: w, r: r, start: start, reqID: reqID}
+	st.obs.Venue = rt.Venue.Name
+	defer st.finish()
+
+	if err := g.Healthy(); err != nil {
+		st.fail(exchange.Errorf(exchange.ErrUnavailable, "keywarden is not accepting requests: %s", err.Error()))
+		return
+	}
+	if e := checkFraming(r, rest); e != nil {
+		st.fail(e)
+		return
+	}
+	body, berr := readBody(w, r, g.maxBody)
+	if berr != nil {
+		st.fail(berr)
+		return
+	}
+	in := &exchange.Request{Method: r.Method, Path: rest, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
+	ip, err := g.remoteAddr(r)
+	if err != nil {
+		st.fail(exchange.Errorf(exchange.ErrIP, "%s", err.Error()))
+		return
+	}
+	st.ip = ip
+	v := &rt.Venue
+
+	clientKey, err := v.Verifier.ClientKey(in)
+	if err != nil {
+		st.fail(exchange.AsError(err))
+		return
+	}
+	if clientKey == "" {
+		g.servePublic(st, in)
+		return
+	}
+	entry, err := g.clients.Lookup(v.Name, clientKey)
+	if err != nil {
+		// Unknown, revoked and expired answer alike so a prober learns nothing.
+		st.fail(exchange.Errorf(exchange.ErrAuth, "invalid API key or signature"))
+		return
+	}
+	st.entry = entry
+	st.obs.Client, st.obs.Key = entry.ID, entry.Key
+	if !entry.AllowsIP(ip) {
+		st.fail(exchange.Errorf(exchange.ErrIP, "source address %s is not allowed for this credential", ip))
+		return
+	}
+	out, err := v.Verifier.Verify(in, entry.Cred, start)
+	if err != nil {
+		st.fail(exchange.AsError(err))
+		return
+	}
+	if g.replay.seen(in, start) {
+		st.fail(exchange.Errorf(exchange.ErrTimestamp, "replayed request: this exact signed request was already received"))
+		return
+	}
+	call, err := v.Describer.Describe(out)
+	if err != nil {
+		st.fail(exchange.AsError(err))
+		return
+	}
+	call.Venue = v.Name
+	st.call = call
+	st.obs.Scope = call.Scope
+	st.body = out.Body
+
+	permit, err := g.policy.Check(r.Context(), Check{Call: call, Client: &entry.Client, Exchange: rt.Exchange, SourceIP: ip, Now: start})
+	if err != nil {
+		var d *Denial
+		if errors.As(err, &d) {
+			st.deny(d)
+			return
+		}
+		g.log.Error("policy check failed", "request_id", reqID, "err", err)
+		st.fail(exchange.Errorf(exchange.ErrUnavailable, "policy unavailable"))
+		return
+	}
+	defer func() {
+		if permit != nil {
+			if st.committed {
+				permit.Commit()
+			} else {
+				permit.Release()
+			}
+		}
+	}()
+	if until, ok := g.limits.blocked(rt.Venue.Name, entry.Key, start); ok {
+		st.deny(&Denial{Rule: "venue_rate_limit", RetryAfter: until.Sub(start),
+			Reason: "keywarden is holding calls for key " + entry.Key + ": the venue's rate limit is used up or the venue asked to back off"})
+		return
+	}
+	if err := g.audit.Intent(r.Context(), st.intent("allow", "", "")); err != nil {
+		g.log.Error("audit intent not durable; refusing", "request_id", reqID, "err", err)
+		st.fail(exchange.Errorf(exchange.ErrUnavailable, "audit log unavailable; request refused"))
+		return
+	}
+	st.intentWritten = true
+	key, err := g.keys.Credential(r.Context(), rt.Exchange, entry.Key)
+	if err != nil {
+		g.log.Warn("exchange key unavailable", "request_id", reqID, "key", entry.Key, "err", err)
+		st.fail(exchange.Errorf(exchange.ErrUnavailable, "exchange key %s is unavailable", entry.Key))
+		return
+	}
+	for _, h := range dropHeaders {
+		out.Header.Del(h)
+	}
+	if err := v.Signer.Sign(out, key, g.now()); err != nil {
+		g.log.Error("sign failed", "request_id", reqID, "err", err)
+		st.fail(exchange.Errorf(exchange.ErrUnavailable, "could not sign the request"))
+		return
+	}
+	// Re-check revocation and the panic switch just before dialling (T22).
+	if err := g.Healthy(); err != nil {
+		st.fail(exchange.Errorf(exchange.ErrUnavailable, "keywarden is not accepting requests: %s", err.Error()))
+		return
+	}
+	if _, err := g.clients.Lookup(v.Name, clientKey); err != nil {
+		st.fail(exchange.Errorf(exchange.ErrAuth, "invalid API key or signature"))
+		return
+	}
+	g.forward(st, out, key)
+}
+
+// servePublic forwards an unsigned request when it describes as public.
+func (g *Gateway) servePublic(st *state, in *exchange.Request) {
+	v := &st.rt.Venue
+	call, err := v.Describer.Describe(in)
+	if err != nil {
+		st.fail(exchange.AsError(err))
+		return
+	}
+	st.call = call
+	st.obs.Scope = call.Scope
+	if call.Scope != exchange.ScopePublic {
+		st.fail(exchange.Errorf(exchange.ErrAuth, "this endpoint needs an API key"))
+		return
+	}
+	out := in.Clone()
+	for _, h := range dropHeaders {
+		out.Header.Del(h)
+	}
+	out.Header.Del("Authorization")
+	if c := st.rt.pubCache; c != nil && in.Method == http.MethodGet {
+		if resp, ok := c.get(in.Path+"?"+in.RawQuery, st.start); ok {
+			st.writeCached(resp)
+			return
+		}
+	}
+	g.forward(st, out, nil)
+}
+
+func (g *Gateway) healthz(w http.ResponseWriter) {
+	if err := g.Healthy(); err != nil {
+		writePlain(w, http.StatusServiceUnavailable, "unavailable: "+err.Error())
+		return
+	}
+	writePlain(w, http.StatusOK, "ok")
+}
+
+func (g *Gateway) requestID() string {
+	return g.reqBase + strconv.FormatUint(g.reqSeq.Add(1), 36)
+}
+
+// splitVenue splits "/binance/api/v3/order" into "binance" and "/api/v3/order".
+func splitVenue(p string) (string, string) {
+	if len(p) < 2 || p[0] != '/' {
+		return "", ""
+	}
+	i := strings.IndexByte(p[1:], '/')
+	if i < 0 {
+		return p[1:], "/"
+	}
+	return p[1 : i+1], p[i+1:]
+}
+
+// checkFraming refuses what no venue API needs and what hides a different
+// request from the policy than the venue would see: odd methods, paths that
+// are not plain, control bytes, escaped slashes or dots.
+func checkFraming(r *http.Request, rest string) *exchange.Error {
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
+	default:
+		return &exchange.Error{Kind: exchange.ErrBadRequest, Message: "method " + exchange.SafeName(r.Method) + " is not allowed"}
+	}
+	if r.URL.IsAbs() || r.URL.Opaque != "" || r.URL.User != nil {
+		return exchange.Errorf(exchange.ErrBadRequest, "absolute-form request targets are not accepted")
+	}
+	if r.URL.RawPath != "" {
+		return exchange.Errorf(exchange.ErrBadRequest, "percent-encoded paths are not accepted")
+	}
+	if len(rest) > 1024 || len(r.URL.RawQuery) > 8192 {
+		return exchange.Errorf(exchange.ErrBadRequest, "request target too long")
+	}
+	if !cleanPath(rest) {
+		return exchange.Errorf(exchange.ErrBadRequest, "path is not a plain API path")
+	}
+	if !utf8.ValidString(r.URL.RawQuery) {
+		return exchange.Errorf(exchange.ErrBadRequest, "query is not valid UTF-8")
+	}
+	for i := 0; i < len(r.URL.RawQuery); i++ {
+		if c := r.URL.RawQuery[i]; c < 0x20 || c == 0x7f {
+			return exchange.Errorf(exchange.ErrBadRequest, "control character in query")
+		}
+	}
+	if q := r.URL.RawQuery; strings.Contains(q, "%00") || strings.Contains(q, "%0d") || strings.Contains(q, "%0D") ||
+		strings.Contains(q, "%0a") || strings.Contains(q, "%0A") {
+		return exchange.Errorf(exchange.ErrBadRequest, "encoded control character in query")
+	}
+	if len(r.TransferEncoding) > 0 && r.Header.Get("Content-Length") != "" {
+		return exchange.Errorf(exchange.ErrBadRequest, "both Content-Length and Transfer-Encoding")
+	}
+	if up := r.Header.Get("Upgrade"); up != "" {
+		return exchange.Errorf(exchange.ErrBadRequest, "protocol upgrades are not accepted")
+	}
+	return nil
+}
+
+// cleanPath accepts "/seg/seg" with segments of [A-Za-z0-9_.:~-], no empty,
+// "." or ".." segments.
+func cleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if p == "/" {
+		return true
+	}
+	seg := 0
+	for i := 1; i <= len(p); i++ {
+		if i == len(p) || p[i] == '/' {
+			s := p[i-seg : i]
+			if seg == 0 || s == "." || s == ".." {
+				return false
+			}
+			seg = 0
+			continue
+		}
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.', c == ':', c == '~':
+		default:
+			return false
+		}
+		seg++
+	}
+	return true
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *exchange.Error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > max {
+		return nil, &exchange.Error{Kind: exchange.ErrBadRequest, Message: "request body too large"}
+	}
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "compressed request bodies are not accepted")
+	}
+	lr := http.MaxBytesReader(w, r.Body, max)
+	b, err := io.ReadAll(lr)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, exchange.Errorf(exchange.ErrBadRequest, "request body too large")
+		}
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "could not read the request body")
+	}
+	if len(b) == 0 {
+		return nil, nil
+	}
+	return b, nil
+}
+
+// state carries one request through the path.
+type state struct {
+	g             *Gateway
+	rt            *route
+	w             http.ResponseWriter
+	r             *http.Request
+	start         time.Time
+	reqID         string
+	ip            netip.Addr
+	entry         *client.Entry
+	call          exchange.Call
+	body          []byte
+	intentWritten bool
+	committed     bool
+	obs           Observation
+	upstream      time.Duration
+}
+
+func (st *state) intent(decision, rule, reason string) Intent {
+	in := Intent{
+		RequestID: st.reqID, Time: st.start, Venue: st.rt.Venue.Name, Method: st.r.Method,
+		Path: st.r.URL.Path, Call: st.call, Decision: decision, Rule: rule, Reason: reason, Body: st.body,
+	}
+	if st.ip.IsValid() {
+		in.SourceIP = st.ip.String()
+	}
+	if st.entry != nil {
+		in.Client, in.Key = st.entry.ID, st.entry.Key
+	}
+	return in
+}
+
+// deny answers a policy refusal in the venue's shape and records it.
+func (st *state) deny(d *Denial) {
+	st.obs.Decision, st.obs.Rule = "deny", d.Rule
+	if err := st.g.audit.Intent(st.r.Context(), st.intent("deny", d.Rule, d.Reason)); err != nil {
+		st.g.log.Error("audit of a denial failed", "request_id", st.reqID, "err", err)
+	}
+	kind := exchange.ErrPermission
+	if d.Rule == "venue_rate_limit" {
+		kind = exchange.ErrRateLimit
+	}
+	e := &exchange.Error{Kind: kind, Message: "keywarden policy denied (rule " + d.Rule + "): " + d.Reason, RetryAfter: d.RetryAfter}
+	st.writeError(e)
+}
+
+// fail answers an error keywarden produced itself.
+func (st *state) fail(e *exchange.Error) {
+	if st.obs.Decision == "" {
+		st.obs.Decision = "error"
+	}
+	if st.intentWritten {
+		st.recordOutcome(statusOf(e.Kind), "", e.Message)
+	} else if st.entry != nil {
+		// A refused signed request leaves one record with its reason.
+		_ = st.g.audit.Intent(context.WithoutCancel(st.r.Context()), st.intent("deny", "gateway", e.Message))
+	}
+	st.writeError(e)
+}
+
+func (st *state) writeError(e *exchange.Error) {
+	st.obs.Status = statusOf(e.Kind)
+	st.rt.Venue.Errors.WriteError(st.w, e)
+}
+
+func (st *state) finish() {
+	if st.g.observe == nil {
+		return
+	}
+	total := st.g.now().Sub(st.start)
+	st.obs.Upstream = st.upstream
+	st.obs.Overhead = total - st.upstream
+	st.g.observe(st.obs)
+}
+
+func (st *state) recordOutcome(status int, orderID, errMsg string) {
+	err := st.g.audit.Outcome(context.WithoutCancel(st.r.Context()), Outcome{
+		RequestID: st.reqID, Status: status, VenueOrderID: orderID, Latency: st.upstream, Error: errMsg,
+	})
+	if err != nil {
+		// The bot still gets the venue's answer (a retry would duplicate
+		// the order), but nothing new goes out until the log is healthy.
+		msg := "audit outcome could not be recorded: " + err.Error()
+		st.g.failed.Store(&msg)
+		st.g.log.Error("audit outcome not recorded; refusing new requests", "request_id", st.reqID, "err", err)
+	}
+}
+
+// statusOf is the HTTP status keywarden uses for each error kind when a venue
+// has no opinion.
+func statusOf(k exchange.ErrorKind) int {
+	switch k {
+	case exchange.ErrAuth, exchange.ErrTimestamp, exchange.ErrPassphrase:
+		return http.StatusUnauthorized
+	case exchange.ErrIP, exchange.ErrPermission:
+		return http.StatusForbidden
+	case exchange.ErrRateLimit:
+		return http.StatusTooManyRequests
+	case exchange.ErrUnavailable:
+		return http.StatusServiceUnavailable
+	case exchange.ErrNotFound:
+		return http.StatusNotFound
+	case exchange.ErrUpstream:
+		return http.StatusBadGateway
+	}
+	return http.StatusBadRequest
+}
+
+func writePlain(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, msg+"\n")
+}
