@@ -1,0 +1,639 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+// ErrUnavailable is returned by Append while the log is in its failed state:
+// a write or flush failed, and nothing more is accepted until Reopen.
+var ErrUnavailable = errors.New("audit: log unavailable")
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("audit: log closed")
+
+// Defaults for Options.
+const (
+	DefaultSegmentSize        = 64 << 20
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = time.Minute
+	maxBatch                  = 1024
+	queueSize                 = 4096
+)
+
+// File is what the log writes segments through. Sync must make every byte
+// written so far durable.
+type File interface {
+	io.Writer
+	Sync() error
+}
+
+// Options configures Open.
+type Options struct {
+	Dir    string
+	Logger *slog.Logger
+	// Signer signs checkpoints and prune anchors. Without it the log writes
+	// no checkpoints, and truncation cannot be detected.
+	Signer             ed25519.PrivateKey
+	CheckpointEvery    int           // records between checkpoints; default 1000
+	CheckpointInterval time.Duration // longest time between checkpoints; default 1 min
+	SegmentSize        int64         // rotate after this many bytes; default 64 MiB
+	// HashKey keys the HMAC of the fields named in HashFields (FieldClient,
+	// FieldKey, FieldSourceIP, FieldAddress or event detail keys). Open
+	// fails when HashFields is set and HashKey is shorter than 16 bytes.
+	HashKey    []byte
+	HashFields []string
+	// NoSync skips the flush after each batch. Records then survive a
+	// process crash but not a power loss. Tests and benchmarks only.
+	NoSync bool
+	// WrapFile, if set, wraps each segment file the log writes to. It exists
+	// to inject write and flush faults in tests.
+	WrapFile func(File) File
+	// Now is the clock; default time.Now. Record times never go backwards
+	// even when it does.
+	Now func() time.Time
+}
+
+// Log is an open audit log. It is safe for concurrent use; one process owns a
+// log directory at a time (an advisory lock enforces it).
+type Log struct {
+	opts   Options
+	log    *slog.Logger
+	hash   *hasher
+	lock   *os.File
+	pubKey ed25519.PublicKey
+	keyID  string
+
+	life   sync.Mutex // serialises Close, Reopen and Prune
+	mu     sync.Mutex // guards gen, state, and the files against Prune
+	gen    *generation
+	failed atomic.Pointer[error]
+	closed atomic.Bool
+
+	head atomic.Pointer[Receipt] // last durable record
+	// notify is signalled (without blocking) after every durable batch.
+	notify chan struct{}
+
+	pool sync.Pool
+}
+
+// generation is one run of the writer goroutine; Reopen starts a new one.
+type generation struct {
+	queue chan *pending
+	stop  chan struct{} // closed to ask the writer to drain and exit
+	done  chan struct{} // closed when the writer has exited
+	st    *state
+}
+
+// state is the writer's view of the chain; only the writer goroutine touches
+// it while running.
+type state struct {
+	f         *os.File
+	w         File
+	segName   string
+	segSize   int64
+	nextSeq   uint64
+	prev      string
+	lastTime  time.Time
+	sinceCkpt int
+	lastCkpt  time.Time
+	buf       []byte
+}
+
+type pending struct {
+	body []byte
+	done chan struct{}
+	rec  Receipt
+	err  error
+}
+
+// Open opens (or creates) the log in opts.Dir, recovers from a crash that
+// left a torn final record, and starts the writer.
+func Open(opts Options) (*Log, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("audit: open: no directory")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if opts.SegmentSize <= 0 {
+		opts.SegmentSize = DefaultSegmentSize
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	l := &Log{opts: opts, log: opts.Logger, notify: make(chan struct{}, 1)}
+	if len(opts.HashFields) > 0 {
+		if len(opts.HashKey) < 16 {
+			return nil, errors.New("audit: open: hash fields configured without a hash key of at least 16 bytes")
+		}
+		l.hash = &hasher{key: append([]byte(nil), opts.HashKey...), fields: map[string]bool{}}
+		for _, f := range opts.HashFields {
+			l.hash.fields[f] = true
+		}
+	}
+	if opts.Signer != nil {
+		if len(opts.Signer) != ed25519.PrivateKeySize {
+			return nil, errors.New("audit: open: bad checkpoint key size")
+		}
+		l.pubKey = opts.Signer.Public().(ed25519.PublicKey)
+		l.keyID = KeyID(l.pubKey)
+	}
+	l.pool.New = func() any { return &pending{done: make(chan struct{}, 1)} }
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	if fi, err := os.Stat(opts.Dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(opts.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+		l.log.Warn("audit directory was accessible to others; restricted to 0700", "dir", opts.Dir)
+	}
+	lock, err := os.OpenFile(filepath.Join(opts.Dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("audit: open: directory in use by another process: %w", err)
+	}
+	l.lock = lock
+	if err := l.start(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// start recovers the directory and runs a new writer generation.
+func (l *Log) start() error {
+	st, err := l.recover()
+	if err != nil {
+		return err
+	}
+	g := &generation{
+		queue: make(chan *pending, queueSize),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		st:    st,
+	}
+	l.head.Store(&Receipt{Seq: st.nextSeq - 1, Hash: st.prev})
+	l.mu.Lock()
+	l.gen = g
+	l.mu.Unlock()
+	l.failed.Store(nil)
+	go l.run(g)
+	return nil
+}
+
+// recover scans the segments, truncates a torn tail and opens the last
+// segment for appending.
+func (l *Log) recover() (*state, error) {
+	rs, err := recoverDir(l.opts.Dir, l.log)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	st := &state{nextSeq: rs.lastSeq + 1, prev: rs.lastHash, lastTime: rs.lastTime, lastCkpt: l.opts.Now()}
+	st.sinceCkpt = int(rs.lastSeq - rs.lastCkptSeq)
+	name := rs.lastSegment
+	if name == "" {
+		name = segmentName(st.nextSeq)
+	}
+	if err := l.openSegment(st, name); err != nil {
+		return nil, fmt.Errorf("audit: open: %w", err)
+	}
+	return st, nil
+}
+
+func (l *Log) openSegment(st *state, name string) error {
+	f, err := os.OpenFile(filepath.Join(l.opts.Dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if err := syncDir(l.opts.Dir); err != nil {
+		f.Close()
+		return err
+	}
+	st.f, st.segName, st.segSize = f, name, fi.Size()
+	var w File = dataSyncFile{f}
+	if l.opts.WrapFile != nil {
+		w = l.opts.WrapFile(w)
+	}
+	st.w = w
+	return nil
+}
+
+// dataSyncFile flushes with fdatasync: the record bytes and the file size,
+// not the modification time.
+type dataSyncFile struct{ *os.File }
+
+func (f dataSyncFile) Sync() error {
+	for range 100 { // EINTR is retried a bounded number of times
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+	return unix.EINTR
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Append adds r to the log and returns once it is durable. r must carry
+// exactly one of Intent, Outcome or Event; Type may be left empty and is
+// then inferred (an Intent with Decision "deny" is TypeDenied). Seq, Time,
+// Prev and Hash are assigned by the log. Intent bodies pass through Redact,
+// and the fields named in Options.HashFields are stored as keyed HMACs.
+//
+// If ctx ends before the record is durable, Append returns ctx.Err(); the
+// record may still be written.
+func (l *Log) Append(ctx context.Context, r Record) (Receipt, error) {
+	if l.closed.Load() {
+		return Receipt{}, ErrClosed
+	}
+	if l.failed.Load() != nil {
+		return Receipt{}, ErrUnavailable
+	}
+	body, err := l.prepare(&r)
+	if err != nil {
+		return Receipt{}, fmt.Errorf("audit: append: %w", err)
+	}
+	l.mu.Lock()
+	g := l.gen
+	l.mu.Unlock()
+	p := l.pool.Get().(*pending)
+	p.body, p.err, p.rec = body, nil, Receipt{}
+	select {
+	case g.queue <- p:
+	case <-g.stop:
+		l.pool.Put(p)
+		if l.closed.Load() {
+			return Receipt{}, ErrClosed
+		}
+		return Receipt{}, ErrUnavailable
+	case <-ctx.Done():
+		l.pool.Put(p)
+		return Receipt{}, ctx.Err()
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return Receipt{}, ctx.Err() // p stays with the writer; not pooled
+	case <-g.done:
+		select {
+		case <-p.done:
+		default:
+			if l.closed.Load() {
+				return Receipt{}, ErrClosed
+			}
+			return Receipt{}, ErrUnavailable
+		}
+	}
+	rec, err := p.rec, p.err
+	p.body = nil
+	l.pool.Put(p)
+	return rec, err
+}
+
+// prepare validates r, applies redaction and hashing to copies of its
+// payload and encodes the record body.
+func (l *Log) prepare(r *Record) ([]byte, error) {
+	r.Checkpoint = nil
+	if r.Intent != nil {
+		in := *r.Intent
+		if r.RequestID == "" {
+			r.RequestID = in.RequestID
+		}
+		if in.Decision != DecisionAllow && in.Decision != DecisionDeny {
+			return nil, fmt.Errorf("intent decision %q, want %q or %q", in.Decision, DecisionAllow, DecisionDeny)
+		}
+		if r.Type == "" {
+			r.Type = TypeIntent
+			if in.Decision == DecisionDeny {
+				r.Type = TypeDenied
+			}
+		}
+		if in.Body != "" {
+			in.Body = string(Redact([]byte(in.Body)))
+		}
+		if t := in.Call.Transfer; t != nil {
+			tc := *t
+			in.Call.Transfer = &tc
+		}
+		in.Call.Orders = append([]exchange.Order(nil), in.Call.Orders...)
+		r.Intent = &in
+	}
+	if r.Outcome != nil {
+		o := *r.Outcome
+		if r.RequestID == "" {
+			r.RequestID = o.RequestID
+		}
+		if r.Type == "" {
+			r.Type = TypeOutcome
+		}
+		r.Outcome = &o
+	}
+	if r.Event != nil {
+		ev := *r.Event
+		if ev.Kind == "" {
+			return nil, errors.New("event without kind")
+		}
+		if r.Type == "" {
+			r.Type = TypeEvent
+		}
+		if ev.Detail != nil {
+			d := make(map[string]string, len(ev.Detail))
+			for k, v := range ev.Detail {
+				if isSecretName(k, nil) {
+					v = Redacted
+				}
+				d[k] = v
+			}
+			ev.Detail = d
+		}
+		r.Event = &ev
+	}
+	if r.Type == TypeCheckpoint {
+		return nil, errors.New("checkpoint records are written by the log itself")
+	}
+	l.hash.apply(r)
+	return encodeBody(r)
+}
+
+// Healthy returns nil while the log accepts records, and the error that put
+// it into its failed state otherwise.
+func (l *Log) Healthy() error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Head returns the receipt of the last durable record (Seq 0 for an empty
+// log).
+func (l *Log) Head() Receipt { return *l.head.Load() }
+
+// Dir returns the log's directory.
+func (l *Log) Dir() string { return l.opts.Dir }
+
+// Notify returns a channel that receives a value (coalesced) after records
+// become durable.
+func (l *Log) Notify() <-chan struct{} { return l.notify }
+
+// Close drains queued records, writes a final checkpoint when records were
+// added since the last one, flushes and closes the log.
+func (l *Log) Close() error {
+	l.life.Lock()
+	defer l.life.Unlock()
+	if l.closed.Swap(true) {
+		return nil
+	}
+	err := l.stopWriter()
+	l.lock.Close()
+	return err
+}
+
+func (l *Log) stopWriter() error {
+	l.mu.Lock()
+	g := l.gen
+	l.mu.Unlock()
+	select {
+	case <-g.stop: // already stopped by a failed Reopen
+	default:
+		close(g.stop)
+	}
+	<-g.done
+	if err := g.st.f.Close(); err != nil && l.failed.Load() == nil {
+		return fmt.Errorf("audit: close: %w", err)
+	}
+	if p := l.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Reopen leaves the failed state: it stops the writer, re-reads the
+// directory (truncating any torn record the failure left) and resumes. It
+// fails, and the log stays unavailable, while the cause persists.
+func (l *Log) Reopen() error {
+	l.life.Lock()
+	defer l.life.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	fail := errors.New("audit: reopening")
+	l.failed.Store(&fail)
+	_ = l.stopWriter()
+	if err := l.start(); err != nil {
+		l.failed.Store(&err)
+		// keep a stopped generation so Append fails fast
+		l.mu.Lock()
+		l.gen = stoppedGeneration(l.gen.st)
+		l.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func stoppedGeneration(st *state) *generation {
+	g := &generation{queue: make(chan *pending), stop: make(chan struct{}), done: make(chan struct{}), st: st}
+	close(g.stop)
+	close(g.done)
+	return g
+}
+
+// run is the writer: it collects whatever is queued, writes it with one
+// write and one flush, and wakes each waiter.
+func (l *Log) run(g *generation) {
+	defer close(g.done)
+	st := g.st
+	batch := make([]*pending, 0, maxBatch)
+	tick := time.NewTicker(l.opts.CheckpointInterval / 4)
+	defer tick.Stop()
+	for {
+		batch = batch[:0]
+		select {
+		case p := <-g.queue:
+			batch = append(batch, p)
+		case <-tick.C:
+			if st.sinceCkpt > 0 && l.opts.Now().Sub(st.lastCkpt) >= l.opts.CheckpointInterval {
+				l.commit(st, nil, true)
+			}
+			continue
+		case <-g.stop:
+			l.drain(g, st)
+			return
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-g.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		l.commit(st, batch, false)
+	}
+}
+
+// drain commits everything still queued, then a final checkpoint.
+func (l *Log) drain(g *generation, st *state) {
+	for range queueSize/maxBatch + 1 {
+		batch := make([]*pending, 0, maxBatch)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case p := <-g.queue:
+				batch = append(batch, p)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			break
+		}
+		l.commit(st, batch, false)
+	}
+	if st.sinceCkpt > 0 {
+		l.commit(st, nil, true)
+	}
+}
+
+// commit writes batch (and a checkpoint when one is due or forced) with one
+// write and one flush, then wakes the batch's waiters.
+func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
+	if p := l.failed.Load(); p != nil {
+		for _, pd := range batch {
+			pd.err = ErrUnavailable
+			pd.done <- struct{}{}
+		}
+		return
+	}
+	if st.segSize >= l.opts.SegmentSize && (len(batch) > 0 || forceCkpt) {
+		if err := l.rotate(st); err != nil {
+			l.fail(batch, fmt.Errorf("audit: rotate segment: %w: %w", ErrUnavailable, err))
+			return
+		}
+	}
+	now := l.opts.Now().UTC()
+	if now.Before(st.lastTime) {
+		now = st.lastTime // record times never go backwards
+	}
+	buf := st.buf[:0]
+	seq, prev := st.nextSeq, st.prev
+	for _, pd := range batch {
+		buf, prev = appendLine(buf, seq, now, pd.body, prev)
+		pd.rec = Receipt{Seq: seq, Hash: prev}
+		seq++
+	}
+	since := st.sinceCkpt + len(batch)
+	ckpt := l.opts.Signer != nil && since > 0 &&
+		(forceCkpt || since >= l.opts.CheckpointEvery)
+	if ckpt {
+		body := l.checkpointBody(seq-1, prev, now)
+		buf, prev = appendLine(buf, seq, now, body, prev)
+		seq++
+	}
+	st.buf = buf
+	if len(buf) == 0 {
+		return
+	}
+	if _, err := st.w.Write(buf); err != nil {
+		l.fail(batch, fmt.Errorf("audit: write: %w: %w", ErrUnavailable, err))
+		return
+	}
+	st.segSize += int64(len(buf))
+	if !l.opts.NoSync {
+		if err := st.w.Sync(); err != nil {
+			l.fail(batch, fmt.Errorf("audit: flush: %w: %w", ErrUnavailable, err))
+			return
+		}
+	}
+	st.nextSeq, st.prev, st.lastTime = seq, prev, now
+	if ckpt {
+		st.sinceCkpt = 0
+		st.lastCkpt = l.opts.Now()
+	} else {
+		st.sinceCkpt = since
+	}
+	l.head.Store(&Receipt{Seq: seq - 1, Hash: prev})
+	for _, pd := range batch {
+		pd.done <- struct{}{}
+	}
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+	if cap(st.buf) > 4<<20 {
+		st.buf = nil // do not keep a huge buffer after a burst
+	}
+}
+
+// fail puts the log into its failed state and answers the batch with err.
+func (l *Log) fail(batch []*pending, err error) {
+	l.failed.CompareAndSwap(nil, &err)
+	l.log.Error("audit log failed; refusing new records until reopened", "err", err)
+	for _, pd := range batch {
+		pd.rec = Receipt{}
+		pd.err = err
+		pd.done <- struct{}{}
+	}
+}
+
+// rotate starts a new segment whose first record is st.nextSeq.
+func (l *Log) rotate(st *state) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := st.f
+	if err := l.openSegment(st, segmentName(st.nextSeq)); err != nil {
+		return err
+	}
+	return old.Close()
+}
+
+func (l *Log) checkpointBody(count uint64, head string, t time.Time) []byte {
+	sig := ed25519.Sign(l.opts.Signer, checkpointNote(count, head, t))
+	r := Record{Type: TypeCheckpoint, Checkpoint: &Checkpoint{
+		Count: count, Head: head, KeyID: l.keyID, Signature: b64(sig),
+	}}
+	body, err := encodeBody(&r)
+	if err != nil {
+		panic("audit: encoding a checkpoint cannot fail: " + err.Error())
+	}
+	return body
+}
