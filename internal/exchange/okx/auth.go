@@ -1,0 +1,221 @@
+package okx
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+// Canonical header names (http.CanonicalHeaderKey of OK-ACCESS-*).
+const (
+	hdrKey        = "Ok-Access-Key"
+	hdrSign       = "Ok-Access-Sign"
+	hdrTimestamp  = "Ok-Access-Timestamp"
+	hdrPassphrase = "Ok-Access-Passphrase"
+)
+
+// authHeaders are every header carrying a bot's OKX auth material.
+var authHeaders = [...]string{hdrKey, hdrSign, hdrTimestamp, hdrPassphrase}
+
+// tsLayout is OKX's OK-ACCESS-TIMESTAMP format: ISO-8601, UTC, milliseconds.
+const tsLayout = "2006-01-02T15:04:05.000Z"
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendPrehash appends OKX's string to sign to dst: timestamp + METHOD +
+// requestPath, where requestPath carries "?" + the raw query when there is
+// one, + the body bytes exactly as sent.
+func appendPrehash(dst []byte, ts, method, path, rawQuery string, body []byte) []byte {
+	dst = append(dst, ts...)
+	dst = append(dst, method...)
+	dst = append(dst, path...)
+	if rawQuery != "" {
+		dst = append(dst, '?')
+		dst = append(dst, rawQuery...)
+	}
+	return append(dst, body...)
+}
+
+// signature returns base64(HMAC-SHA256(secret, prehash)) appended to dst.
+func signature(dst, secret []byte, ts, method, path, rawQuery string, body []byte) []byte {
+	bp := bufPool.Get().(*[]byte)
+	msg := appendPrehash((*bp)[:0], ts, method, path, rawQuery, body)
+	m := hmac.New(sha256.New, secret)
+	m.Write(msg)
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	clear(msg)
+	*bp = msg[:0]
+	bufPool.Put(bp)
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
+}
+
+// signer signs outbound requests with an OKX key. It keeps nothing of the
+// key and is safe for concurrent use.
+type signer struct {
+	demo bool
+}
+
+// Sign sets the OK-ACCESS-* headers on r for key at time now. It signs r's
+// path, raw query and body exactly as they will be sent.
+func (s signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time) error {
+	if key == nil || key.Kind != exchange.KeyHMAC || len(key.Secret) == 0 || key.APIKey == "" {
+		return exchange.Errorf(exchange.ErrAuth, "okx sign: need an hmac key with a secret")
+	}
+	if len(key.Passphrase) == 0 {
+		return exchange.Errorf(exchange.ErrPassphrase, "okx sign: key has no passphrase")
+	}
+	var tsb [len(tsLayout)]byte
+	ts := string(now.UTC().AppendFormat(tsb[:0], tsLayout))
+	var sigb [44]byte
+	sig := signature(sigb[:0], key.Secret, ts, r.Method, r.Path, r.RawQuery, r.Body)
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	h := r.Header
+	h[hdrKey] = []string{key.APIKey}
+	h[hdrSign] = []string{string(sig)}
+	h[hdrTimestamp] = []string{ts}
+	h[hdrPassphrase] = []string{string(key.Passphrase)}
+	if len(r.Body) > 0 {
+		h["Content-Type"] = []string{"application/json"}
+	}
+	if s.demo {
+		h[DemoHeader] = []string{"1"}
+	}
+	return nil
+}
+
+// verifier checks a bot's OKX-signed request against a keywarden client
+// credential. It is safe for concurrent use.
+type verifier struct{}
+
+// header returns the single value of header name; more than one value is an
+// auth error, as an ambiguous credential must not be guessed at.
+func header(h http.Header, name string) (string, bool, error) {
+	vs := h[name]
+	switch len(vs) {
+	case 0:
+		return "", false, nil
+	case 1:
+		return vs[0], true, nil
+	}
+	return "", true, exchange.Errorf(exchange.ErrAuth, "repeated %s header", name)
+}
+
+// validKey says whether k looks like an API key: printable ASCII, bounded.
+func validKey(k string) bool {
+	if k == "" || len(k) > 128 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] <= 0x20 || k[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// ClientKey returns the OK-ACCESS-KEY of r, or "" when r carries no auth.
+func (verifier) ClientKey(r *exchange.Request) (string, error) {
+	key, ok, err := header(r.Header, hdrKey)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		for _, name := range authHeaders[1:] {
+			if _, present := r.Header[name]; present {
+				return "", exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-KEY can not be empty")
+			}
+		}
+		return "", nil
+	}
+	if !validKey(key) {
+		return "", exchange.Errorf(exchange.ErrAuth, "invalid OK-ACCESS-KEY")
+	}
+	return key, nil
+}
+
+// Verify checks r's OKX signature, timestamp window and passphrase against
+// client and returns a copy of r without the OK-ACCESS-* headers.
+func (v verifier) Verify(r *exchange.Request, client *exchange.Credential, now time.Time) (*exchange.Request, error) {
+	key, err := v.ClientKey(r)
+	if err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-KEY can not be empty")
+	}
+	if client == nil || client.Kind != exchange.KeyHMAC || len(client.Secret) == 0 ||
+		subtle.ConstantTimeCompare([]byte(key), []byte(client.APIKey)) != 1 {
+		return nil, exchange.Errorf(exchange.ErrAuth, "invalid OK-ACCESS-KEY")
+	}
+	if err := check(r, client.Secret, client.Passphrase, now); err != nil {
+		return nil, err
+	}
+	out := r.Clone()
+	for _, name := range authHeaders {
+		delete(out.Header, name)
+	}
+	return out, nil
+}
+
+// check verifies r's signature with secret, its timestamp against now and
+// its passphrase, as OKX does. The simulator shares it with the verifier.
+func check(r *exchange.Request, secret, passphrase []byte, now time.Time) error {
+	sig, ok, err := header(r.Header, hdrSign)
+	if err != nil {
+		return err
+	}
+	if !ok || sig == "" {
+		return exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-SIGN can not be empty")
+	}
+	ts, ok, err := header(r.Header, hdrTimestamp)
+	if err != nil {
+		return err
+	}
+	if !ok || ts == "" {
+		return exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-TIMESTAMP can not be empty")
+	}
+	pass, ok, err := header(r.Header, hdrPassphrase)
+	if err != nil {
+		return err
+	}
+	if !ok || pass == "" {
+		return exchange.Errorf(exchange.ErrPassphrase, "request header OK-ACCESS-PASSPHRASE can not be empty")
+	}
+	t, err := parseTimestamp(ts)
+	if err != nil {
+		return err
+	}
+	if d := now.Sub(t); d > Window || d < -Window {
+		return exchange.Errorf(exchange.ErrTimestamp, "timestamp request expired")
+	}
+	var sigb [44]byte
+	want := signature(sigb[:0], secret, ts, r.Method, r.Path, r.RawQuery, r.Body)
+	if !hmac.Equal([]byte(sig), want) {
+		return exchange.Errorf(exchange.ErrAuth, "invalid signature")
+	}
+	if len(passphrase) == 0 || subtle.ConstantTimeCompare([]byte(pass), passphrase) != 1 {
+		return exchange.Errorf(exchange.ErrPassphrase, "request header OK-ACCESS-PASSPHRASE incorrect")
+	}
+	return nil
+}
+
+// parseTimestamp parses an OK-ACCESS-TIMESTAMP strictly.
+func parseTimestamp(ts string) (time.Time, error) {
+	if len(ts) != len(tsLayout) {
+		return time.Time{}, exchange.Errorf(exchange.ErrTimestamp, "invalid OK-ACCESS-TIMESTAMP")
+	}
+	t, err := time.Parse(tsLayout, ts)
+	if err != nil {
+		return time.Time{}, exchange.Errorf(exchange.ErrTimestamp, "invalid OK-ACCESS-TIMESTAMP")
+	}
+	return t, nil
+}
