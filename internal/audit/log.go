@@ -84,8 +84,9 @@ type Log struct {
 	closed atomic.Bool
 
 	head atomic.Pointer[Receipt] // last durable record
-	// notify is signalled (without blocking) after every durable batch.
-	notify chan struct{}
+	// notify is closed and replaced after every durable batch, waking
+	// every reader waiting for new records.
+	notify atomic.Pointer[chan struct{}]
 
 	pool sync.Pool
 }
@@ -141,7 +142,9 @@ func Open(opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l := &Log{opts: opts, log: opts.Logger, notify: make(chan struct{}, 1)}
+	l := &Log{opts: opts, log: opts.Logger}
+	nc := make(chan struct{})
+	l.notify.Store(&nc)
 	if len(opts.HashFields) > 0 {
 		if len(opts.HashKey) < 16 {
 			return nil, errors.New("audit: open: hash fields configured without a hash key of at least 16 bytes")
@@ -410,9 +413,9 @@ func (l *Log) Head() Receipt { return *l.head.Load() }
 // Dir returns the log's directory.
 func (l *Log) Dir() string { return l.opts.Dir }
 
-// Notify returns a channel that receives a value (coalesced) after records
-// become durable.
-func (l *Log) Notify() <-chan struct{} { return l.notify }
+// Notify returns a channel that is closed when more records become durable.
+// Call it again for the next change.
+func (l *Log) Notify() <-chan struct{} { return *l.notify.Load() }
 
 // Close drains queued records, writes a final checkpoint when records were
 // added since the last one, flushes and closes the log.
@@ -595,10 +598,8 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	for _, pd := range batch {
 		pd.done <- struct{}{}
 	}
-	select {
-	case l.notify <- struct{}{}:
-	default:
-	}
+	nc := make(chan struct{})
+	close(*l.notify.Swap(&nc))
 	if cap(st.buf) > 4<<20 {
 		st.buf = nil // do not keep a huge buffer after a burst
 	}
