@@ -1,0 +1,93 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestRunIsBoundedByCount(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Query().Get("fail") == "1" {
+			w.WriteHeader(500)
+			return
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Options{
+		Conns: 4, MaxRequests: 200, Duration: 10 * time.Second, Warmup: 2,
+		Build: func(c, i int) (*http.Request, error) {
+			q := ""
+			if i == 5 && c == 0 {
+				q = "?fail=1"
+			}
+			return http.NewRequest("GET", srv.URL+q, nil)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 200 {
+		t.Errorf("measured %d requests, want 200", res.Requests)
+	}
+	if got := hits.Load(); got != 200+4*2 {
+		t.Errorf("server saw %d requests, want 208 (200 + warm-up)", got)
+	}
+	if res.Non2xx != 1 || res.FirstError != "status 500" {
+		t.Errorf("non2xx = %d first error %q, want 1 and status 500", res.Non2xx, res.FirstError)
+	}
+	if res.P50 <= 0 || res.P99 < res.P50 || res.RPS <= 0 {
+		t.Errorf("bad stats %+v", res)
+	}
+}
+
+func TestRunIsBoundedByTime(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+	}))
+	defer srv.Close()
+	start := time.Now()
+	res, err := Run(context.Background(), Options{
+		Conns: 2, MaxRequests: 1 << 30, Duration: 200 * time.Millisecond,
+		Build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", srv.URL, nil) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("run took %v; the duration bound did not hold", el)
+	}
+	if res.Requests == 0 || res.Requests > 1000 {
+		t.Errorf("requests = %d, want a few dozen", res.Requests)
+	}
+}
+
+func TestReadProc(t *testing.T) {
+	s, err := ReadProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSS <= 0 {
+		t.Errorf("RSS = %d, want > 0", s.RSS)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}}
+	for _, tt := range tests {
+		if got := Median(tt.in); got != tt.want {
+			t.Errorf("Median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
