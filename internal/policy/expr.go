@@ -1,0 +1,159 @@
+package policy
+
+import "fmt"
+
+// Expressions are CEL (github.com/google/cel-go), compiled once by Compile
+// and evaluated with a cost limit. The variables visible to an expression:
+//
+//	call     map: venue, endpoint, method, path, scope (strings), orders (a
+//	         list of maps with action, symbol, side, type, qty, price,
+//	         quote_qty, notional, reduce_only) and transfer (a map with
+//	         asset, amount, address, network, memo, destination; empty when
+//	         the call moves no funds)
+//	client   the client credential's identifier
+//	key      the exchange key's name
+//	ip       the caller's address, or ""
+//	hour     the hour of day in UTC (int)
+//	weekday  the day of week in UTC, 0 = Sunday (int)
+//	now      the time of the check (timestamp)
+//
+// An order's notional is the one the notional caps use, or 0.0 when it is
+// unknown. An expression must return bool; anything but true denies,
+// including an evaluation error such as a missing map key.
+
+// exprCostLimit bounds the work one expression may do per call. It is far
+// above what a policy needs (a comprehension over a 20-order batch costs a
+// few hundred) and far below what would slow the gateway.
+const exprCostLimit = 10_000
+
+// exprProgram is one compiled expression.
+type exprProgram interface {
+	eval(v *exprVars) (bool, error)
+}
+
+type compiledExpr struct {
+	name string
+	prg  exprProgram
+}
+
+// exprVars resolves expression variables for one check, building the call
+// map once and only if an expression asks for it.
+type exprVars struct {
+	p    *Policy
+	c    *checkCtx
+	call map[string]any
+}
+
+func (v *exprVars) resolve(name string) (any, bool) {
+	in := v.c.in
+	switch name {
+	case "call":
+		if v.call == nil {
+			v.call = v.p.callMap(v.c)
+		}
+		return v.call, true
+	case "client":
+		return in.Client, true
+	case "key":
+		return in.Key, true
+	case "ip":
+		if !in.SourceIP.IsValid() {
+			return "", true
+		}
+		return in.SourceIP.Unmap().String(), true
+	case "hour":
+		return int64(in.Now.UTC().Hour()), true
+	case "weekday":
+		return int64(in.Now.UTC().Weekday()), true
+	case "now":
+		return in.Now.UTC(), true
+	}
+	return nil, false
+}
+
+func (p *Policy) callMap(c *checkCtx) map[string]any {
+	call := &c.in.Call
+	orders := make([]any, len(call.Orders))
+	for i := range call.Orders {
+		o := &call.Orders[i]
+		val := c.value(i)
+		notional := 0.0
+		if val.known {
+			notional = float64(val.notional) / unitScale
+		}
+		orders[i] = map[string]any{
+			"action":      string(o.Action),
+			"symbol":      o.Symbol,
+			"side":        string(o.Side),
+			"type":        o.Type,
+			"qty":         o.Quantity,
+			"price":       o.Price,
+			"quote_qty":   o.QuoteQuantity,
+			"notional":    notional,
+			"reduce_only": o.ReduceOnly,
+		}
+	}
+	transfer := map[string]any{}
+	if t := call.Transfer; t != nil {
+		transfer = map[string]any{
+			"asset":       t.Asset,
+			"amount":      t.Amount,
+			"address":     t.Address,
+			"network":     t.Network,
+			"memo":        t.Memo,
+			"destination": t.Destination,
+		}
+	}
+	return map[string]any{
+		"venue":    c.in.venue(),
+		"endpoint": call.Endpoint,
+		"method":   call.Method,
+		"path":     call.Path,
+		"scope":    string(call.Scope),
+		"orders":   orders,
+		"transfer": transfer,
+	}
+}
+
+// compileExprs validates names and compiles each expression.
+func compileExprs(defs []ExprDef) ([]compiledExpr, []error) {
+	if len(defs) == 0 {
+		return nil, nil
+	}
+	var out []compiledExpr
+	var errs []error
+	seen := map[string]bool{}
+	for i, d := range defs {
+		field := fmt.Sprintf("expressions[%d]", i)
+		if d.Name == "" || !validName(d.Name) {
+			errs = append(errs, fmt.Errorf("%s.name: invalid name %q", field, d.Name))
+			continue
+		}
+		field += fmt.Sprintf(" (%s)", d.Name)
+		if seen[d.Name] {
+			errs = append(errs, fmt.Errorf("%s.name: duplicate name", field))
+			continue
+		}
+		seen[d.Name] = true
+		prg, err := compileExpr(d.Expr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s.expr: %w", field, err))
+			continue
+		}
+		out = append(out, compiledExpr{name: d.Name, prg: prg})
+	}
+	return out, errs
+}
+
+// evalExpr runs one expression. Anything but a plain true denies.
+func (p *Policy) evalExpr(r *rule, c *checkCtx) *Denial {
+	e := &p.exprs[r.expr]
+	ok, err := e.prg.eval(&exprVars{p: p, c: c})
+	if err != nil {
+		return p.deny(r.name, "expression %s could not be evaluated: %v", e.name, err)
+	}
+	if !ok {
+		return p.deny(r.name, "expression %s is false", e.name)
+	}
+	return nil
+}
