@@ -1,0 +1,364 @@
+package binance
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+// Binance's own error texts (spec §16.7); errorWriter maps them to codes.
+const (
+	msgBadSignature  = "Signature for this request is not valid."
+	msgKeyFormat     = "API-key format invalid."
+	msgInvalidKey    = "Invalid API-key, IP, or permissions for action."
+	msgOutsideWindow = "Timestamp for this request is outside of the recvWindow."
+	msgAhead         = "Timestamp for this request was 1000ms ahead of the server's time."
+	msgRecvWindowMax = "recvWindow must be less than 60000"
+	msgMandatory     = "Mandatory parameter '%s' was not sent, was empty/null, or malformed."
+	msgIllegal       = "Illegal characters found in parameter '%s'; legal range is '%s'."
+	msgDuplicate     = "Duplicate values for parameter '%s'."
+	msgContentType   = "Unsupported Content-Type; send parameters as application/x-www-form-urlencoded."
+)
+
+// Time rules (spec §2.1 a): accept iff timestamp < now+1s and
+// now-timestamp <= recvWindow; recvWindow defaults to 5 s, at most 60 s.
+const (
+	defaultRecvWindow = 5000 * time.Millisecond
+	maxRecvWindow     = 60000 * time.Millisecond
+	maxAhead          = time.Second
+)
+
+// signedRequest is the auth material found in a request's raw bytes.
+type signedRequest struct {
+	apiKey string
+	// payloadQuery and payloadBody are the raw query and body without the
+	// trailing signature parameter: what the signature covers, concatenated.
+	payloadQuery string
+	payloadBody  []byte
+	signature    string // decoded value
+	timestamp    time.Time
+	recvWindow   time.Duration
+}
+
+// apiKeyOf returns the request's X-MBX-APIKEY, "" when absent.
+func apiKeyOf(h http.Header) (string, *exchange.Error) {
+	var vals []string
+	for k, v := range h {
+		if strings.EqualFold(k, headerAPIKey) {
+			vals = append(vals, v...)
+		}
+	}
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1 || !validAPIKey(vals[0]):
+		return "", exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
+	}
+	return vals[0], nil
+}
+
+// formBody says whether a body may be read as a form, judging by its
+// Content-Type: absent or application/x-www-form-urlencoded.
+func formBody(h http.Header, body []byte) *exchange.Error {
+	if len(body) == 0 {
+		return nil
+	}
+	ct := h.Get(headerContentTyp)
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != contentTypeForm {
+		return exchange.Errorf(exchange.ErrBadRequest, msgContentType)
+	}
+	return nil
+}
+
+// parseSigned reads the auth material from the raw query and body. Binance
+// REST requires signature to be the last parameter of the part that holds
+// it; timestamp, recvWindow and signature may each appear once in all.
+func parseSigned(r *exchange.Request) (*signedRequest, *exchange.Error) {
+	key, e := apiKeyOf(r.Header)
+	if e != nil {
+		return nil, e
+	}
+	if key == "" {
+		return nil, exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
+	}
+	if e := formBody(r.Header, r.Body); e != nil {
+		return nil, e
+	}
+	qp, err := exchange.ParseQuery(r.RawQuery)
+	if err != nil {
+		return nil, exchange.AsError(err)
+	}
+	bp, err := exchange.ParseQuery(string(r.Body))
+	if err != nil {
+		return nil, exchange.AsError(err)
+	}
+	s := &signedRequest{apiKey: key, payloadQuery: r.RawQuery, payloadBody: r.Body}
+	var ts, rw string
+	seen := 0
+	for _, ps := range []exchange.Params{qp, bp} {
+		for _, p := range ps {
+			switch p.Name {
+			case paramSignature, paramTimestamp, paramRecvWindow:
+				seen++
+			default:
+				continue
+			}
+			if qp.Has(p.Name) && bp.Has(p.Name) {
+				return nil, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, p.Name)
+			}
+			switch p.Name {
+			case paramSignature:
+				s.signature = p.Value
+			case paramTimestamp:
+				ts = p.Value
+			case paramRecvWindow:
+				rw = p.Value
+			}
+		}
+	}
+	if s.signature == "" {
+		return nil, exchange.Errorf(exchange.ErrAuth, msgMandatory, paramSignature)
+	}
+	switch {
+	case qp.Has(paramSignature):
+		q, ok := cutLastParam(r.RawQuery, paramSignature)
+		if !ok {
+			return nil, exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+		}
+		s.payloadQuery = q
+	default:
+		b, ok := cutLastParam(string(r.Body), paramSignature)
+		if !ok {
+			return nil, exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+		}
+		s.payloadBody = r.Body[:len(b)]
+	}
+	if ts == "" {
+		return nil, exchange.Errorf(exchange.ErrAuth, msgMandatory, paramTimestamp)
+	}
+	t, ok := parseTimestamp(ts)
+	if !ok {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, paramTimestamp, "^[0-9]{1,16}$")
+	}
+	s.timestamp = t
+	s.recvWindow = defaultRecvWindow
+	if rw != "" {
+		d, ok := parseRecvWindow(rw)
+		if !ok {
+			return nil, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, paramRecvWindow, "^[0-9]{1,5}(\\.[0-9]{1,3})?$")
+		}
+		if d > maxRecvWindow {
+			return nil, exchange.Errorf(exchange.ErrBadRequest, msgRecvWindowMax)
+		}
+		s.recvWindow = d
+	}
+	return s, nil
+}
+
+// cutLastParam returns raw without its last parameter, which must be called
+// name; ok is false otherwise.
+func cutLastParam(raw, name string) (string, bool) {
+	i := strings.LastIndexByte(raw, '&')
+	last := raw[i+1:]
+	n, _, _ := strings.Cut(last, "=")
+	if dn, err := url.QueryUnescape(n); err != nil || dn != name {
+		return "", false
+	}
+	if i < 0 {
+		return "", true
+	}
+	return raw[:i], true
+}
+
+// parseTimestamp reads milliseconds, or microseconds when the value has more
+// than 14 digits (spec §2.1 a).
+func parseTimestamp(s string) (time.Time, bool) {
+	if len(s) == 0 || len(s) > 16 || !allDigits(s) {
+		return time.Time{}, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	if n >= 1e14 {
+		return time.UnixMicro(n), true
+	}
+	return time.UnixMilli(n), true
+}
+
+// parseRecvWindow reads milliseconds with at most three decimals.
+func parseRecvWindow(s string) (time.Duration, bool) {
+	ip, fp, dot := strings.Cut(s, ".")
+	if ip == "" || len(ip) > 9 || !allDigits(ip) || (dot && (fp == "" || len(fp) > 3 || !allDigits(fp))) {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(ip, 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if dot {
+		frac, _ := strconv.ParseInt((fp + "00")[:3], 10, 64)
+		d += time.Duration(frac) * time.Microsecond
+	}
+	return d, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWindow applies Binance's timing rule at now.
+func (s *signedRequest) checkWindow(now time.Time) *exchange.Error {
+	if !s.timestamp.Before(now.Add(maxAhead)) {
+		return exchange.Errorf(exchange.ErrTimestamp, msgAhead)
+	}
+	if now.Sub(s.timestamp) > s.recvWindow {
+		return exchange.Errorf(exchange.ErrTimestamp, msgOutsideWindow)
+	}
+	return nil
+}
+
+// checkSignature verifies the signature with cred in constant time: HMAC
+// hex (case-insensitive), Ed25519 or RSA PKCS#1 v1.5 base64.
+func (s *signedRequest) checkSignature(cred *exchange.Credential, macs *macPool) *exchange.Error {
+	bad := exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+	if cred == nil {
+		return bad
+	}
+	switch cred.Kind {
+	case exchange.KeyHMAC:
+		if len(cred.Secret) == 0 || len(s.signature) != 2*sha256.Size {
+			return bad
+		}
+		var got [sha256.Size]byte
+		if _, err := hex.Decode(got[:], []byte(s.signature)); err != nil {
+			return bad
+		}
+		want := macs.sum(cred.Secret, s.payloadQuery, s.payloadBody)
+		if !hmac.Equal(got[:], want[:]) {
+			return bad
+		}
+		return nil
+	case exchange.KeyEd25519:
+		pub, ok := cred.PublicKey.(ed25519.PublicKey)
+		if !ok || len(pub) != ed25519.PublicKeySize {
+			return bad
+		}
+		sig, err := base64.StdEncoding.Strict().DecodeString(s.signature)
+		if err != nil || len(sig) != ed25519.SignatureSize {
+			return bad
+		}
+		if !ed25519.Verify(pub, s.payload(), sig) {
+			return bad
+		}
+		return nil
+	case exchange.KeyRSA:
+		pub, ok := cred.PublicKey.(*rsa.PublicKey)
+		if !ok {
+			return bad
+		}
+		sig, err := base64.StdEncoding.Strict().DecodeString(s.signature)
+		if err != nil {
+			return bad
+		}
+		h := sha256.New()
+		h.Write([]byte(s.payloadQuery))
+		h.Write(s.payloadBody)
+		if rsa.VerifyPKCS1v15(pub, crypto.SHA256, h.Sum(nil), sig) != nil {
+			return bad
+		}
+		return nil
+	}
+	return bad
+}
+
+func (s *signedRequest) payload() []byte {
+	b := make([]byte, 0, len(s.payloadQuery)+len(s.payloadBody))
+	return append(append(b, s.payloadQuery...), s.payloadBody...)
+}
+
+// verifier checks bots' requests with Binance's own scheme against a
+// keywarden client credential. It is safe for concurrent use.
+type verifier struct {
+	macs *macPool
+}
+
+// ClientKey returns the X-MBX-APIKEY the request claims. A request with no
+// key but a signature parameter is an auth error, not a public call.
+func (v *verifier) ClientKey(r *exchange.Request) (string, error) {
+	key, e := apiKeyOf(r.Header)
+	if e != nil {
+		return "", e
+	}
+	if key == "" {
+		if mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature) {
+			return "", exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
+		}
+		return "", nil
+	}
+	return key, nil
+}
+
+// mentionsParam says whether raw has a parameter whose decoded name is name.
+func mentionsParam(raw, name string) bool {
+	for part := range strings.SplitSeq(raw, "&") {
+		n, _, _ := strings.Cut(part, "=")
+		if dn, err := url.QueryUnescape(n); err == nil && dn == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks r's key, signature and time window against client and
+// returns a copy of r without X-MBX-APIKEY, signature, timestamp and
+// recvWindow; the rest of the query and body keep their exact bytes.
+func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now time.Time) (*exchange.Request, error) {
+	s, e := parseSigned(r)
+	if e != nil {
+		return nil, e
+	}
+	if client == nil || subtle.ConstantTimeCompare([]byte(s.apiKey), []byte(client.APIKey)) != 1 {
+		return nil, exchange.Errorf(exchange.ErrAuth, msgInvalidKey)
+	}
+	if e := s.checkSignature(client, v.macs); e != nil {
+		return nil, e
+	}
+	if e := s.checkWindow(now); e != nil {
+		return nil, e
+	}
+	out := r.Clone()
+	deleteHeader(out.Header, headerAPIKey)
+	out.RawQuery = exchange.RemoveParams(r.RawQuery, paramSignature, paramTimestamp, paramRecvWindow)
+	if len(r.Body) > 0 {
+		b := exchange.RemoveParams(string(r.Body), paramSignature, paramTimestamp, paramRecvWindow)
+		out.Body = nil
+		if b != "" {
+			out.Body = []byte(b)
+		}
+	}
+	return out, nil
+}
