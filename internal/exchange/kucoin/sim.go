@@ -1,0 +1,361 @@
+package kucoin
+
+import (
+	"crypto/hmac"
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
+)
+
+// maxSimBody is the largest request body the simulator reads.
+const maxSimBody = 64 << 10
+
+// simQuota is the simulated request budget per key and 30-second window.
+const simQuota = 4000
+
+// Simulator is an in-process KuCoin that verifies requests exactly as
+// KuCoin does (spec §16): from the raw received bytes, with the 5-second
+// window, the HMAC-encoded passphrase of key versions 2 and 3 (plain for
+// version 1), key permissions and IP whitelists. It serves the server time,
+// a ticker, balances, HF orders, the key self-inspection and withdrawals,
+// and logs every request into the kit. A Simulator is safe for concurrent
+// use.
+type Simulator struct {
+	kit     *sim.Kit
+	handler http.Handler
+
+	mu   sync.Mutex
+	used map[string]int // requests per key in the current window
+	win  time.Time
+
+	bal sync.Mutex // guards the Balances of the kit's accounts
+}
+
+// NewSimulator returns a KuCoin simulator over kit, behind kit's faults.
+func NewSimulator(kit *sim.Kit) *Simulator {
+	s := &Simulator{kit: kit, used: map[string]int{}}
+	s.handler = kit.Faults(http.HandlerFunc(s.serve))
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// simError is an error answer with KuCoin's code.
+type simError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *simError) Error() string { return e.code + " " + e.msg }
+
+func fail(status int, code, msg string) *simError { return &simError{status, code, msg} }
+
+var errParam = fail(http.StatusBadRequest, "400100", "Parameter Error")
+
+// handlerFunc serves one authenticated (or public) request.
+type handlerFunc func(s *Simulator, acc *sim.Account, req *exchange.Request, segs []string) (any, *simError)
+
+type simRoute struct {
+	perm string // "" for public
+	h    handlerFunc
+}
+
+// simRoute finds the handler for method and path (lookup keys as in
+// routes, without the version).
+func findSimRoute(method string, segs []string) (simRoute, bool) {
+	if len(segs) < 3 || segs[0] != "api" || !isVersion(segs[1]) {
+		return simRoute{}, false
+	}
+	rest := strings.Join(segs[2:], "/")
+	switch {
+	case method == "GET" && rest == "timestamp":
+		return simRoute{"", (*Simulator).timestamp}, true
+	case method == "GET" && rest == "market/orderbook/level1":
+		return simRoute{"", (*Simulator).ticker}, true
+	case method == "GET" && rest == "accounts":
+		return simRoute{"read", (*Simulator).accounts}, true
+	case method == "GET" && rest == "user/api-key":
+		return simRoute{"read", (*Simulator).apiKey}, true
+	case method == "GET" && rest == "hf/orders/active":
+		return simRoute{"read", (*Simulator).openOrders}, true
+	case method == "POST" && rest == "hf/orders":
+		return simRoute{"trade", (*Simulator).placeOrder}, true
+	case method == "DELETE" && len(segs) == 5 && strings.HasPrefix(rest, "hf/orders/"):
+		return simRoute{"trade", (*Simulator).cancelOrder}, true
+	case method == "DELETE" && len(segs) == 6 && strings.HasPrefix(rest, "hf/orders/client-order/"):
+		return simRoute{"trade", (*Simulator).cancelOrder}, true
+	case method == "POST" && rest == "withdrawals":
+		return simRoute{"withdraw", (*Simulator).withdraw}, true
+	}
+	return simRoute{}, false
+}
+
+func (s *Simulator) serve(w http.ResponseWriter, r *http.Request) {
+	logged := sim.Logged{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header.Clone()}
+	data, apiKey, err := s.handle(w, r, &logged)
+	logged.APIKey = apiKey
+	if err != nil {
+		logged.Error = err.Error()
+		s.kit.Record(logged)
+		writeJSON(w, err.status, map[string]string{"code": err.code, "msg": err.msg})
+		return
+	}
+	s.kit.Record(logged)
+	writeJSON(w, http.StatusOK, map[string]any{"code": "200000", "data": data})
+}
+
+// handle authenticates and runs one request. It returns the data of the
+// answer and the key that signed it.
+func (s *Simulator) handle(w http.ResponseWriter, r *http.Request, logged *sim.Logged) (any, string, *simError) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSimBody))
+	logged.Body = body
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, "", fail(http.StatusRequestEntityTooLarge, "400100", "Request Entity Too Large")
+		}
+		return nil, "", errParam
+	}
+	req := &exchange.Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
+	segs, err := splitPath(req.Path)
+	if err != nil {
+		return nil, "", fail(http.StatusNotFound, "404000", "Url Not Found")
+	}
+	if _, err := exchange.ParseQuery(req.RawQuery); err != nil {
+		return nil, "", errParam
+	}
+	if len(body) > 0 {
+		if err := checkJSON(body); err != nil {
+			return nil, "", errParam
+		}
+	}
+	rt, ok := findSimRoute(r.Method, segs)
+	if !ok {
+		return nil, "", fail(http.StatusNotFound, "404000", "Url Not Found")
+	}
+	var acc *sim.Account
+	if rt.perm != "" {
+		a, serr := s.authenticate(req, r.RemoteAddr)
+		if a != nil {
+			logged.APIKey = a.Key.APIKey
+		}
+		if serr != nil {
+			return nil, logged.APIKey, serr
+		}
+		acc = a
+		logged.Verified = true
+		if !acc.Allowed(rt.perm) {
+			return nil, acc.Key.APIKey, fail(http.StatusForbidden, "400007", "Access denied, require more permission.")
+		}
+		s.setRateHeaders(w, acc.Key.APIKey)
+	}
+	data, serr := rt.h(s, acc, req, segs)
+	key := ""
+	if acc != nil {
+		key = acc.Key.APIKey
+	}
+	return data, key, serr
+}
+
+// authenticate checks the KuCoin auth headers from the raw request.
+func (s *Simulator) authenticate(req *exchange.Request, remote string) (*sim.Account, *simError) {
+	h := req.Header
+	key, sig, ts, pass := h.Get(hdrKey), h.Get(hdrSign), h.Get(hdrTimestamp), h.Get(hdrPassphrase)
+	if key == "" || sig == "" || ts == "" || pass == "" {
+		return nil, fail(http.StatusUnauthorized, "400001", msgMissingHeader)
+	}
+	acc, ok := s.kit.Account(key)
+	if !ok {
+		return nil, fail(http.StatusUnauthorized, "400003", "KC-API-KEY not exists")
+	}
+	if err := checkTimestamp(ts, s.kit.Now()); err != nil {
+		return acc, fail(http.StatusUnauthorized, "400002", "KC-API-TIMESTAMP Invalid -- Time differs from server time by more than 5 seconds")
+	}
+	var want string
+	switch h.Get(hdrKeyVersion) {
+	case "2", "3":
+		want = encodePassphrase(acc.Key.Secret, acc.Key.Passphrase)
+	case "", "1":
+		want = string(acc.Key.Passphrase)
+	default:
+		return acc, fail(http.StatusUnauthorized, "400004", "Invalid KC-API-KEY-VERSION")
+	}
+	if !hmac.Equal([]byte(pass), []byte(want)) {
+		return acc, fail(http.StatusUnauthorized, "400004", "Invalid KC-API-PASSPHRASE")
+	}
+	if !checkSignature(req, acc.Key.Secret, ts, sig, false) {
+		return acc, fail(http.StatusUnauthorized, "400005", "Invalid KC-API-SIGN")
+	}
+	if !acc.IPAllowed(remote) {
+		return acc, fail(http.StatusForbidden, "400006", "The requested ip address is not in the api whitelist")
+	}
+	return acc, nil
+}
+
+// setRateHeaders writes gw-ratelimit-* for key's 30-second window.
+func (s *Simulator) setRateHeaders(w http.ResponseWriter, key string) {
+	now := s.kit.Now()
+	s.mu.Lock()
+	if now.Sub(s.win) >= 30*time.Second || now.Before(s.win) {
+		s.win = now
+		clear(s.used)
+	}
+	s.used[key]++
+	used := s.used[key]
+	reset := 30*time.Second - now.Sub(s.win)
+	s.mu.Unlock()
+	w.Header().Set("gw-ratelimit-limit", strconv.Itoa(simQuota))
+	w.Header().Set("gw-ratelimit-remaining", strconv.Itoa(max(simQuota-used, 0)))
+	w.Header().Set("gw-ratelimit-reset", strconv.FormatInt(reset.Milliseconds(), 10))
+}
+
+func (s *Simulator) timestamp(_ *sim.Account, _ *exchange.Request, _ []string) (any, *simError) {
+	return s.kit.Now().UnixMilli(), nil
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func (s *Simulator) ticker(_ *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	q, _ := exchange.ParseQuery(req.RawQuery)
+	sym := q.Get("symbol")
+	if sym == "" {
+		return nil, errParam
+	}
+	p := s.kit.Price(sym)
+	now := s.kit.Now().UnixMilli()
+	return map[string]any{
+		"time": now, "sequence": strconv.FormatInt(now, 10), "price": fmtNum(p), "size": "0.01",
+		"bestBid": fmtNum(p * 0.9999), "bestBidSize": "1", "bestAsk": fmtNum(p * 1.0001), "bestAskSize": "1",
+	}, nil
+}
+
+func (s *Simulator) accounts(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	q, _ := exchange.ParseQuery(req.RawQuery)
+	cur := q.Get("currency")
+	s.bal.Lock()
+	defer s.bal.Unlock()
+	names := make([]string, 0, len(acc.Balances))
+	for c := range acc.Balances {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	out := []map[string]string{}
+	for i, c := range names {
+		if cur != "" && c != cur {
+			continue
+		}
+		b := fmtNum(acc.Balances[c])
+		out = append(out, map[string]string{"id": strconv.Itoa(5000 + i), "currency": c, "type": "trade", "balance": b, "available": b, "holds": "0"})
+	}
+	return out, nil
+}
+
+func (s *Simulator) apiKey(acc *sim.Account, _ *exchange.Request, _ []string) (any, *simError) {
+	var perms []string
+	for _, p := range []struct{ sim, venue string }{{"read", "General"}, {"trade", "Spot"}, {"transfer", "InnerTransfer"}, {"withdraw", "Withdrawal"}} {
+		if acc.Allowed(p.sim) {
+			perms = append(perms, p.venue)
+		}
+	}
+	return map[string]any{
+		"remark": "simulated", "apiKey": acc.Key.APIKey, "apiVersion": 3, "permission": strings.Join(perms, ","),
+		"ipWhitelist": strings.Join(acc.IPs, ","), "createdAt": acc.Created.UnixMilli(), "uid": 1000001, "isMaster": true,
+	}, nil
+}
+
+func simOrder(o sim.Order) map[string]any {
+	return map[string]any{
+		"id": o.ID, "clientOid": o.ClientOrderID, "symbol": o.Symbol, "side": strings.ToLower(o.Side), "type": o.Type,
+		"price": fmtNum(o.Price), "size": fmtNum(o.Quantity), "active": o.Status == "NEW", "createdAt": o.Created.UnixMilli(),
+	}
+}
+
+func (s *Simulator) openOrders(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	q, _ := exchange.ParseQuery(req.RawQuery)
+	sym := q.Get("symbol")
+	if sym == "" {
+		return nil, errParam
+	}
+	out := []map[string]any{}
+	for _, o := range s.kit.Orders(acc.Key.APIKey) {
+		if o.Status == "NEW" && o.Symbol == sym {
+			out = append(out, simOrder(o))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i]["id"].(string) < out[j]["id"].(string) })
+	return out, nil
+}
+
+func (s *Simulator) placeOrder(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	call, err := (describer{}).Describe(req)
+	if err != nil || len(call.Orders) != 1 {
+		return nil, errParam
+	}
+	o := call.Orders[0]
+	if o.Symbol == "" || o.Side == "" || (o.Type != "limit" && o.Type != "market") {
+		return nil, errParam
+	}
+	if o.Type == "limit" && (o.Price <= 0 || o.Quantity <= 0) {
+		return nil, errParam
+	}
+	if o.Type == "market" && o.Quantity <= 0 && o.QuoteQuantity <= 0 {
+		return nil, errParam
+	}
+	st := sim.Order{APIKey: acc.Key.APIKey, ClientOrderID: o.ClientOrderID, Symbol: o.Symbol, Side: string(o.Side),
+		Type: o.Type, Quantity: o.Quantity, Price: o.Price}
+	if o.Type == "market" {
+		st.Status, st.Price = "FILLED", s.kit.Price(o.Symbol)
+		if st.Quantity == 0 {
+			st.Quantity = o.QuoteQuantity / st.Price
+		}
+	}
+	placed := s.kit.PlaceOrder(st)
+	return map[string]string{"orderId": placed.ID, "clientOid": placed.ClientOrderID}, nil
+}
+
+func (s *Simulator) cancelOrder(acc *sim.Account, req *exchange.Request, segs []string) (any, *simError) {
+	q, _ := exchange.ParseQuery(req.RawQuery)
+	if q.Get("symbol") == "" {
+		return nil, errParam
+	}
+	id, coid := segs[len(segs)-1], ""
+	if segs[len(segs)-2] == "client-order" {
+		id, coid = "", id
+	}
+	o, ok := s.kit.CancelOrder(acc.Key.APIKey, id, coid)
+	if !ok {
+		return nil, fail(http.StatusBadRequest, "400100", "order_not_exist_or_not_allow_to_cancel")
+	}
+	if coid != "" {
+		return map[string]string{"clientOid": o.ClientOrderID}, nil
+	}
+	return map[string]string{"orderId": o.ID}, nil
+}
+
+func (s *Simulator) withdraw(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	call, err := (describer{}).Describe(req)
+	if err != nil || call.Transfer == nil {
+		return nil, errParam
+	}
+	t := call.Transfer
+	if t.Asset == "" || t.Address == "" || t.Amount <= 0 {
+		return nil, errParam
+	}
+	s.bal.Lock()
+	defer s.bal.Unlock()
+	if acc.Balances[t.Asset] < t.Amount {
+		return nil, fail(http.StatusBadRequest, "260100", "account.noBalance")
+	}
+	acc.Balances[t.Asset] -= t.Amount
+	return map[string]string{"withdrawalId": "w" + strconv.FormatInt(s.kit.Now().UnixNano(), 36)}, nil
+}
