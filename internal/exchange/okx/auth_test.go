@@ -1,6 +1,9 @@
 package okx
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
 	"strings"
 	"testing"
@@ -226,5 +229,21 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 	in.Header.Set("Content-Type", "application/json")
 	if diff := cmp.Diff(in, out); diff != "" {
 		t.Errorf("Verify(Sign(r)) (-want +got):\n%s", diff)
+	}
+}
+
+// TestSignatureMatchesCryptoHMAC checks the allocation-free HMAC against
+// crypto/hmac for secrets shorter than, equal to and longer than a block.
+func TestSignatureMatchesCryptoHMAC(t *testing.T) {
+	for _, n := range []int{0, 1, 31, 63, 64, 65, 200} {
+		secret := []byte(strings.Repeat("k", n))
+		body := []byte(strings.Repeat("b", n*3))
+		got := string(signature(nil, secret, "ts", "POST", "/p", "q=1", body))
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte("tsPOST/p?q=1" + string(body)))
+		want := base64.StdEncoding.EncodeToString(m.Sum(nil))
+		if got != want {
+			t.Errorf("signature(secret of %d bytes) = %q, want %q", n, got, want)
+		}
 	}
 }

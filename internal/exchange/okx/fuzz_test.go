@@ -1,0 +1,94 @@
+package okx
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+func FuzzDescribe(f *testing.F) {
+	f.Add("POST", "/api/v5/trade/order", "", []byte(`{"instId":"BTC-USDT","side":"buy","ordType":"limit","sz":"1","px":"2"}`))
+	f.Add("POST", "/api/v5/trade/batch-orders", "", []byte(`[{"instId":"BTC-USDT","side":"buy","sz":"1"}]`))
+	f.Add("POST", "/api/v5/asset/withdrawal", "", []byte(`{"ccy":"USDT","amt":"1","dest":"4","toAddr":"x"}`))
+	f.Add("GET", "/api/v5/account/balance", "ccy=BTC&x=%ff", []byte(nil))
+	f.Add("POST", "/api/v5/../asset/withdrawal", "", []byte(`{"a":{"b":[1,2,{"c":null}]}}`))
+	f.Fuzz(func(t *testing.T, method, path, query string, body []byte) {
+		r := &exchange.Request{Method: method, Path: path, RawQuery: query, Body: body}
+		c, err := describer{}.Describe(r)
+		if err != nil {
+			if exchange.AsError(err).Kind != exchange.ErrBadRequest {
+				t.Fatalf("Describe error kind %v, want ErrBadRequest", exchange.AsError(err).Kind)
+			}
+			return
+		}
+		if c.Scope == "" {
+			t.Fatalf("Describe(%q) has no scope", path)
+		}
+		// A canonical path describes to itself.
+		r2 := r.Clone()
+		r2.Path = c.Path
+		c2, err := describer{}.Describe(r2)
+		if err != nil || c2.Scope != c.Scope {
+			t.Fatalf("Describe(canonical %q) = %v, %v; want scope %v", c.Path, c2.Scope, err, c.Scope)
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	f.Add("GET", "/api/v5/account/balance", "ccy=BTC", []byte(nil), "zoyYBAbbthbWS/lMxs58ldmr49iLIYLocgewx2gd6g8=", "2020-12-08T09:08:57.715Z", "okx-pass-1")
+	f.Add("POST", "/api/v5/trade/order", "", []byte(`{}`), "", "1607418537", "")
+	f.Fuzz(func(t *testing.T, method, path, query string, body []byte, sig, ts, pass string) {
+		r := &exchange.Request{Method: method, Path: path, RawQuery: query, Body: body, Header: http.Header{
+			hdrKey: {"okx-test-key"}, hdrSign: {sig}, hdrTimestamp: {ts}, hdrPassphrase: {pass},
+		}}
+		out, err := verifier{}.Verify(r, testKey(), vectorTime)
+		if err != nil {
+			if _, ok := err.(*exchange.Error); !ok {
+				t.Fatalf("Verify error %T, want *exchange.Error", err)
+			}
+			return
+		}
+		for _, h := range authHeaders {
+			if _, ok := out.Header[h]; ok {
+				t.Fatalf("Verify kept %s", h)
+			}
+		}
+	})
+}
+
+func BenchmarkSign(b *testing.B) {
+	key := testKey()
+	now := time.Unix(1_800_000_000, 0)
+	body := []byte(`{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.1","px":"30000"}`)
+	r := &exchange.Request{Method: "POST", Path: "/api/v5/trade/order", Header: http.Header{}, Body: body}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := (signer{}).Sign(r, key, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	r := signedVector(b, 1)
+	key := testKey()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (verifier{}).Verify(r, key, vectorTime); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDescribe(b *testing.B) {
+	r := &exchange.Request{Method: "POST", Path: "/api/v5/trade/order",
+		Body: []byte(`{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.1","px":"30000","clOrdId":"abc"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := (describer{}).Describe(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package okx
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
+)
+
+type simEnv struct {
+	kit *sim.Kit
+	srv *httptest.Server
+	now time.Time
+}
+
+func newSimEnv(t *testing.T) *simEnv {
+	t.Helper()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	kit := sim.NewKit()
+	kit.Now = func() time.Time { return now }
+	kit.SetPrice("BTC-USDT", 50000)
+	kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true, "trade": true}})
+	kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "withdrawer",
+		Secret: exchange.Secret("w-secret"), Passphrase: exchange.Secret("w-pass")},
+		Permissions: map[string]bool{"read": true, "withdraw": true}})
+	kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "ip-bound",
+		Secret: exchange.Secret("i-secret"), Passphrase: exchange.Secret("i-pass")},
+		Permissions: map[string]bool{"read": true}, IPs: []string{"192.0.2.1"}})
+	srv := httptest.NewServer(NewSimulator(kit))
+	t.Cleanup(srv.Close)
+	return &simEnv{kit: kit, srv: srv, now: now}
+}
+
+type okxAnswer struct {
+	Code string            `json:"code"`
+	Msg  string            `json:"msg"`
+	Data []json.RawMessage `json:"data"`
+}
+
+// send sends r to the simulator as a bot would, bytes unchanged.
+func (e *simEnv) send(t *testing.T, r *exchange.Request) (int, okxAnswer) {
+	t.Helper()
+	u := e.srv.URL + r.Path
+	if r.RawQuery != "" {
+		u += "?" + r.RawQuery
+	}
+	req, err := http.NewRequest(r.Method, u, bytes.NewReader(r.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range r.Header {
+		req.Header[k] = v
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var a okxAnswer
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatalf("%s %s: answer %q is not OKX json: %v", r.Method, r.Path, b, err)
+	}
+	return resp.StatusCode, a
+}
+
+func (e *simEnv) signed(t *testing.T, key *exchange.Credential, method, path, query, body string) *exchange.Request {
+	t.Helper()
+	r := &exchange.Request{Method: method, Path: path, RawQuery: query, Header: http.Header{}}
+	if body != "" {
+		r.Body = []byte(body)
+	}
+	if err := (signer{}).Sign(r, key, e.now); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func withdrawer() *exchange.Credential {
+	return &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "withdrawer", Secret: exchange.Secret("w-secret"), Passphrase: exchange.Secret("w-pass")}
+}
+
+func TestSimulatorAccepts(t *testing.T) {
+	e := newSimEnv(t)
+	const order = `{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.1","px":"40000","clOrdId":"kw1"}`
+	const withdrawal = `{"ccy":"USDT","amt":"10","dest":"4","toAddr":"TXabc","chain":"USDT-TRC20"}`
+	tests := []struct {
+		name   string
+		req    *exchange.Request
+		expect string // a substring of the first data entry
+	}{
+		{"server time", &exchange.Request{Method: "GET", Path: "/api/v5/public/time"}, `"ts":"`},
+		{"ticker", &exchange.Request{Method: "GET", Path: "/api/v5/market/ticker", RawQuery: "instId=BTC-USDT"}, `"last":"50000"`},
+		{"balance", e.signed(t, testKey(), "GET", "/api/v5/account/balance", "ccy=BTC", ""), `"ccy":"BTC"`},
+		{"config", e.signed(t, testKey(), "GET", "/api/v5/account/config", "", ""), `"perm":"read_only,trade"`},
+		{"place order", e.signed(t, testKey(), "POST", "/api/v5/trade/order", "", order), `"sCode":"0"`},
+		{"open orders", e.signed(t, testKey(), "GET", "/api/v5/trade/orders-pending", "", ""), `"clOrdId":"kw1"`},
+		{"cancel", e.signed(t, testKey(), "POST", "/api/v5/trade/cancel-order", "", `{"instId":"BTC-USDT","clOrdId":"kw1"}`), `"sCode":"0"`},
+		{"withdraw with permission", e.signed(t, withdrawer(), "POST", "/api/v5/asset/withdrawal", "", withdrawal), `"wdId"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, a := e.send(t, tt.req)
+			if status != http.StatusOK || a.Code != "0" || len(a.Data) == 0 {
+				t.Fatalf("%s = %d %+v, want 200 code 0 with data", tt.name, status, a)
+			}
+			if !strings.Contains(string(a.Data[0]), tt.expect) {
+				t.Errorf("%s data = %s, want it to contain %s", tt.name, a.Data[0], tt.expect)
+			}
+		})
+	}
+	var verified int
+	for _, l := range e.kit.Log() {
+		if l.Verified {
+			verified++
+			if l.APIKey == "" {
+				t.Errorf("logged %s %s verified without an API key", l.Method, l.Path)
+			}
+		}
+	}
+	if verified != 6 {
+		t.Errorf("simulator logged %d verified requests, want 6", verified)
+	}
+}
+
+func TestSimulatorRejects(t *testing.T) {
+	e := newSimEnv(t)
+	order := `{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.1","px":"40000"}`
+	tests := []struct {
+		name   string
+		req    func() *exchange.Request
+		status int
+		code   string
+	}{
+		{"tampered body", func() *exchange.Request {
+			r := e.signed(t, testKey(), "POST", "/api/v5/trade/order", "", order)
+			r.Body = bytes.Replace(r.Body, []byte(`"0.1"`), []byte(`"100"`), 1)
+			return r
+		}, 401, "50113"},
+		{"tampered query", func() *exchange.Request {
+			r := e.signed(t, testKey(), "GET", "/api/v5/account/balance", "ccy=BTC", "")
+			r.RawQuery = "ccy=ETH"
+			return r
+		}, 401, "50113"},
+		{"tampered signature", func() *exchange.Request {
+			r := e.signed(t, testKey(), "GET", "/api/v5/account/balance", "", "")
+			r.Header.Set(hdrSign, "A"+r.Header.Get(hdrSign)[1:])
+			return r
+		}, 401, "50113"},
+		{"stale timestamp", func() *exchange.Request {
+			r := &exchange.Request{Method: "GET", Path: "/api/v5/account/balance", Header: http.Header{}}
+			_ = (signer{}).Sign(r, testKey(), e.now.Add(-time.Minute))
+			return r
+		}, 401, "50102"},
+		{"wrong passphrase", func() *exchange.Request {
+			k := testKey()
+			k.Passphrase = exchange.Secret("guess")
+			return e.signed(t, k, "GET", "/api/v5/account/balance", "", "")
+		}, 401, "50105"},
+		{"missing signature header", func() *exchange.Request {
+			r := e.signed(t, testKey(), "GET", "/api/v5/account/balance", "", "")
+			r.Header.Del(hdrSign)
+			return r
+		}, 401, "50106"},
+		{"missing key header", func() *exchange.Request {
+			return &exchange.Request{Method: "GET", Path: "/api/v5/account/balance", Header: http.Header{}}
+		}, 401, "50103"},
+		{"unknown key", func() *exchange.Request {
+			k := testKey()
+			k.APIKey = "nobody"
+			return e.signed(t, k, "GET", "/api/v5/account/balance", "", "")
+		}, 401, "50111"},
+		{"duplicated parameter", func() *exchange.Request {
+			return e.signed(t, testKey(), "GET", "/api/v5/account/balance", "ccy=BTC&ccy=ETH", "")
+		}, 400, "51000"},
+		{"non-utf8 query", func() *exchange.Request {
+			return e.signed(t, testKey(), "GET", "/api/v5/account/balance", "ccy=%ff%fe", "")
+		}, 400, "51000"},
+		{"oversized body", func() *exchange.Request {
+			big := `{"instId":"BTC-USDT","pad":"` + strings.Repeat("x", maxSimBody) + `"}`
+			return e.signed(t, testKey(), "POST", "/api/v5/trade/order", "", big)
+		}, 400, "51000"},
+		{"duplicate json key", func() *exchange.Request {
+			return e.signed(t, testKey(), "POST", "/api/v5/trade/order", "", `{"sz":"1","sz":"2"}`)
+		}, 400, "51000"},
+		{"withdraw without permission", func() *exchange.Request {
+			return e.signed(t, testKey(), "POST", "/api/v5/asset/withdrawal", "", `{"ccy":"USDT","amt":"1","dest":"4","toAddr":"x"}`)
+		}, 401, "50120"},
+		{"ip not allowed", func() *exchange.Request {
+			k := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "ip-bound", Secret: exchange.Secret("i-secret"), Passphrase: exchange.Secret("i-pass")}
+			return e.signed(t, k, "GET", "/api/v5/account/balance", "", "")
+		}, 401, "50110"},
+		{"unknown path", func() *exchange.Request {
+			return e.signed(t, testKey(), "GET", "/api/v5/nothing", "", "")
+		}, 404, "50115"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e.kit.ResetLog()
+			status, a := e.send(t, tt.req())
+			if status != tt.status || a.Code != tt.code {
+				t.Errorf("%s = %d code %s (%s), want %d code %s", tt.name, status, a.Code, a.Msg, tt.status, tt.code)
+			}
+			for _, l := range e.kit.Log() {
+				if l.Verified {
+					t.Errorf("%s: simulator logged the request as verified", tt.name)
+				}
+			}
+			if len(e.kit.Log()) != 1 {
+				t.Errorf("%s: simulator logged %d requests, want 1", tt.name, len(e.kit.Log()))
+			}
+		})
+	}
+}
+
+// TestSimulatorFaults checks the simulator serves through the kit's faults.
+func TestSimulatorFaults(t *testing.T) {
+	e := newSimEnv(t)
+	e.kit.Inject(sim.Fault{Status: 429, RetryAfter: 2 * time.Second, Count: 1})
+	resp, err := e.srv.Client().Get(e.srv.URL + "/api/v5/public/time")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "2" {
+		t.Errorf("faulted GET = %d Retry-After %q, want 429 and 2", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
