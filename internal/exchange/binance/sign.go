@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -40,6 +41,7 @@ type macScratch struct {
 	pad   [sha256.BlockSize]byte
 	inner [sha256.Size]byte
 	out   [sha256.Size]byte
+	hk    [sha256.Size]byte
 	buf   []byte
 }
 
@@ -54,13 +56,11 @@ func newMACPool() *macPool {
 // and wiped before the scratch space goes back to the pool.
 func (p *macPool) sum(key []byte, a string, b []byte) [sha256.Size]byte {
 	m := p.p.Get().(*macScratch)
-	var hk [sha256.Size]byte
 	k := key
 	if len(k) > sha256.BlockSize {
 		m.h.Reset()
 		m.h.Write(k)
-		m.h.Sum(hk[:0])
-		k = hk[:]
+		k = m.h.Sum(m.hk[:0])
 	}
 	for i := range m.pad {
 		m.pad[i] = 0x36
@@ -88,7 +88,7 @@ func (p *macPool) sum(key []byte, a string, b []byte) [sha256.Size]byte {
 	clear(m.pad[:])
 	clear(m.inner[:])
 	clear(m.out[:])
-	clear(hk[:])
+	clear(m.hk[:])
 	m.h.Reset()
 	p.p.Put(m)
 	return out
@@ -121,20 +121,20 @@ func (s *signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 	}
 	query := stripAuthParams(r.RawQuery)
 	body := r.Body
-	if len(body) > 0 && hasAuthParam(string(body)) {
+	if len(body) > 0 && hasAuthParamBytes(body) {
 		body = []byte(stripAuthParams(string(body)))
 	}
 	inBody := len(body) > 0 || (query == "" && r.Method != http.MethodGet && r.Method != http.MethodDelete && r.Method != http.MethodHead)
-	rest := query
-	if inBody {
-		rest = string(body)
-	}
-	buf := make([]byte, 0, len(rest)+64+sigLen(key.Kind))
+	buf := make([]byte, 0, len(query)+len(body)+64+sigLen(key.Kind))
 	buf = append(buf, "timestamp="...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
-	if rest != "" {
+	switch {
+	case inBody && len(body) > 0:
 		buf = append(buf, '&')
-		buf = append(buf, rest...)
+		buf = append(buf, body...)
+	case !inBody && query != "":
+		buf = append(buf, '&')
+		buf = append(buf, query...)
 	}
 	if s.recvWindow > 0 {
 		buf = append(buf, "&recvWindow="...)
@@ -257,6 +257,11 @@ func appendEscapedBase64(dst, sig []byte) []byte {
 		}
 	}
 	return dst
+}
+
+func hasAuthParamBytes(b []byte) bool {
+	return bytes.Contains(b, []byte("ignature")) || bytes.Contains(b, []byte("imestamp")) ||
+		bytes.Contains(b, []byte("ecvWindow")) || bytes.IndexByte(b, '%') >= 0
 }
 
 // hasAuthParam says cheaply whether raw may hold a parameter the signer owns.
