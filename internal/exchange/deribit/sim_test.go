@@ -193,7 +193,9 @@ func TestSimulatorRejects(t *testing.T) {
 		code   float64
 	}{
 		{"replayed nonce", replayed, 401, codeUnauthorized},
-		{"tampered body", signed(func(r *exchange.Request) { r.Body = []byte(`{"instrument_name":"BTC-PERPETUAL","amount":99,"price":1}`) }), 401, codeUnauthorized},
+		{"tampered body", signed(func(r *exchange.Request) {
+			r.Body = []byte(`{"instrument_name":"BTC-PERPETUAL","amount":99,"price":1}`)
+		}), 401, codeUnauthorized},
 		{"tampered query", func() *exchange.Request {
 			r := &exchange.Request{Method: "GET", Path: "/api/v2/private/get_account_summary", RawQuery: "currency=BTC", Header: http.Header{}}
 			_ = (Signer{}).Sign(r, e.key, e.now)
