@@ -425,4 +425,3 @@ func priceOf(s string) float64 {
 	}
 	return exchange.ParseFloat(s)
 }
-

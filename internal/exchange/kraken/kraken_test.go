@@ -190,7 +190,11 @@ func TestVerifyRejects(t *testing.T) {
 		client *exchange.Credential
 		want   exchange.ErrorKind
 	}{
-		{"tampered body", func() *exchange.Request { r := sign(docBody); r.Body = []byte(strings.Replace(docBody, "1.25", "125", 1)); return r }, docKey(), exchange.ErrAuth},
+		{"tampered body", func() *exchange.Request {
+			r := sign(docBody)
+			r.Body = []byte(strings.Replace(docBody, "1.25", "125", 1))
+			return r
+		}, docKey(), exchange.ErrAuth},
 		{"tampered path", func() *exchange.Request { r := sign(docBody); r.Path = "/0/private/Withdraw"; return r }, docKey(), exchange.ErrAuth},
 		{"bad signature", func() *exchange.Request { r := sign(docBody); r.Header.Set("API-Sign", docJSONSign); return r }, docKey(), exchange.ErrAuth},
 		{"signature not base64", func() *exchange.Request { r := sign(docBody); r.Header.Set("API-Sign", "!!"); return r }, docKey(), exchange.ErrAuth},
