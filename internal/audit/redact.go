@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/url"
 	"strings"
@@ -139,6 +140,9 @@ func redactJSON(body []byte, extra []string) ([]byte, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if len(stack) == 0 && out.Len() > 0 {
+			return nil, errors.New("trailing data after JSON value")
 		}
 		if skip > 0 {
 			switch tok {
