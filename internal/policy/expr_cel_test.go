@@ -1,0 +1,103 @@
+//go:build cel
+
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+)
+
+func TestExpressions(t *testing.T) {
+	tests := []struct {
+		name       string
+		expr       string
+		in         Input
+		wantRule   string
+		wantReason string
+	}{
+		{"endpoint allow", `call.endpoint.startsWith("POST /api/v3/")`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"endpoint deny", `call.endpoint != "POST /api/v3/order"`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "expr:rule", "expression rule is false"},
+		{"every order small", `call.orders.all(o, o.notional <= 5000.0)`, trade(limit("BTCUSDT", exchange.Buy, 0.01, 100000), limit("ETHUSDT", exchange.Buy, 1, 4000)), "", ""},
+		{"one order too big", `call.orders.all(o, o.notional <= 5000.0)`, trade(limit("BTCUSDT", exchange.Buy, 0.01, 100000), limit("ETHUSDT", exchange.Buy, 2, 4000)), "expr:rule", "is false"},
+		{"sells only reduce", `call.orders.all(o, o.side == "buy" || o.reduce_only)`, trade(limit("BTCUSDT", exchange.Sell, 0.1, 100000)), "expr:rule", "is false"},
+		{"client and key", `client == "bot1" && key == "main" && scopeOK(call)`, trade(), "", ""},
+		{"hour", `hour >= 8 && hour < 20 && weekday == 3`, trade(), "", ""},
+		{"hour deny", `hour < 8`, trade(), "expr:rule", "is false"},
+		{"ip", `ip.startsWith("10.")`, trade(), "", ""},
+		{"now", `now > timestamp("2026-01-01T00:00:00Z")`, trade(), "", ""},
+		{"transfer empty for trades", `!has(call.transfer.address)`, trade(), "", ""},
+		{"transfer fields", `call.transfer.network == "ERC20" && call.transfer.amount < 1000.0`, withdrawal("USDT", "ERC20", evmAddr, "", 500), "", ""},
+		{"missing key denies", `call.transfer.address == "x"`, trade(), "expr:rule", "could not be evaluated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			expr := strings.ReplaceAll(tt.expr, "scopeOK(call)", `call.scope == "trade"`)
+			p := mustCompile(t, Definition{
+				Scopes:      []string{"read", "trade", "withdraw"},
+				Withdraw:    WithdrawDef{Addresses: []AddressDef{{Asset: "USDT", Network: "ERC20", Address: evmAddr}}},
+				Expressions: []ExprDef{{Name: "rule", Expr: expr}},
+			})
+			d := p.Check(tt.in)
+			if tt.wantRule == "" {
+				if d != nil {
+					t.Fatalf("Check() = %v, want allowed", d)
+				}
+				return
+			}
+			if d == nil || d.Rule != tt.wantRule || !strings.Contains(d.Reason, tt.wantReason) {
+				t.Errorf("Check() = %v, want {%s: ...%s...}", d, tt.wantRule, tt.wantReason)
+			}
+		})
+	}
+}
+
+func TestExpressionCompileErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		expr string
+		want []string
+	}{
+		{"syntax", `call.endpoint ==`, []string{"expressions[0] (rule).expr:", "<input>:1:17", "Syntax error"}},
+		{"undeclared", `foo == 1`, []string{"<input>:1:1", "undeclared reference to 'foo'"}},
+		{"wrong type", `hour == "ten"`, []string{"<input>:1:6", "no matching overload"}},
+		{"not bool", `hour + 1`, []string{"must return bool, not int"}},
+		{"empty", ``, []string{"empty expression"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Compile("bot", Definition{Expressions: []ExprDef{{Name: "rule", Expr: tt.expr}}})
+			if err == nil {
+				t.Fatalf("Compile(%q) = nil error", tt.expr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Compile(%q) = %q, want it to contain %q", tt.expr, err, w)
+				}
+			}
+		})
+	}
+	_, err := Compile("bot", Definition{Expressions: []ExprDef{{Name: "a", Expr: "true"}, {Name: "a", Expr: "true"}}})
+	if err == nil || !strings.Contains(err.Error(), "expressions[1] (a).name: duplicate name") {
+		t.Errorf("Compile(duplicate names) = %v, want a duplicate name error", err)
+	}
+}
+
+func TestExpressionCostLimit(t *testing.T) {
+	// Nested comprehensions over a big batch blow through the limit; the
+	// call is denied, not evaluated forever.
+	p := mustCompile(t, Definition{Scopes: []string{"trade"}, Expressions: []ExprDef{{Name: "heavy",
+		Expr: `call.orders.all(a, call.orders.all(b, call.orders.all(c, a.qty + b.qty + c.qty >= 0.0)))`}}})
+	orders := make([]exchange.Order, 100)
+	for i := range orders {
+		orders[i] = limit("BTCUSDT", exchange.Buy, 0.001, 100000)
+	}
+	d := p.Check(trade(orders...))
+	if d == nil || d.Rule != "expr:heavy" || !strings.Contains(d.Reason, "cost limit") {
+		t.Errorf("Check() = %v, want a cost-limit denial", d)
+	}
+	if d := p.Check(trade(orders[:2]...)); d != nil {
+		t.Errorf("Check(2 orders) = %v, want allowed under the limit", d)
+	}
+}
