@@ -50,23 +50,25 @@ func TestRunIsBoundedByCount(t *testing.T) {
 }
 
 func TestRunIsBoundedByTime(t *testing.T) {
+	// The server never answers: only the duration bound can end the run.
+	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
 	}))
 	defer srv.Close()
-	start := time.Now()
+	defer close(release)
 	res, err := Run(context.Background(), Options{
-		Conns: 2, MaxRequests: 1 << 30, Duration: 200 * time.Millisecond,
+		Conns: 2, MaxRequests: 1 << 30, Duration: 100 * time.Millisecond,
 		Build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", srv.URL, nil) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if el := time.Since(start); el > 5*time.Second {
-		t.Fatalf("run took %v; the duration bound did not hold", el)
-	}
-	if res.Requests == 0 || res.Requests > 1000 {
-		t.Errorf("requests = %d, want a few dozen", res.Requests)
+	if res.Requests != 0 || res.Errors != 0 {
+		t.Errorf("result = %+v, want no measured requests and no errors (cut by the deadline)", res)
 	}
 }
 
