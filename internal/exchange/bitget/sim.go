@@ -1,0 +1,314 @@
+package bitget
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
+)
+
+// maxSimBody is the largest request body the simulator reads.
+const maxSimBody = 64 << 10
+
+// Simulator is a Bitget v2 REST simulator for tests. It verifies the
+// ACCESS-* signature (HMAC, or RSA for accounts whose Key is RSA),
+// timestamp, passphrase, IP and key permissions from the raw bytes it
+// receives, logs every request in the kit, and answers in Bitget's shapes.
+// Permissions are "read", "trade", "withdraw" and "transfer". A Simulator is
+// safe for concurrent use.
+type Simulator struct {
+	kit     *sim.Kit
+	handler http.Handler
+	mu      sync.Mutex // guards account balances
+	errs    errorWriter
+}
+
+// NewSimulator returns a Simulator serving kit's accounts.
+func NewSimulator(kit *sim.Kit) *Simulator {
+	s := &Simulator{kit: kit}
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/v2/public/time", s.public(s.serverTime))
+	mux.Handle("GET /api/v2/spot/market/tickers", s.public(s.ticker))
+	mux.Handle("GET /api/v2/spot/account/assets", s.private("read", s.assets))
+	mux.Handle("GET /api/v2/spot/account/info", s.private("", s.info))
+	mux.Handle("GET /api/v2/spot/trade/unfilled-orders", s.private("read", s.openOrders))
+	mux.Handle("POST /api/v2/spot/trade/place-order", s.private("trade", s.placeOrder))
+	mux.Handle("POST /api/v2/spot/trade/cancel-order", s.private("trade", s.cancelOrder))
+	mux.Handle("POST /api/v2/spot/wallet/withdrawal", s.private("withdraw", s.withdraw))
+	mux.Handle("POST /api/v2/spot/wallet/transfer", s.private("transfer", s.transfer))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.reject(w, r, "", exchange.Errorf(exchange.ErrNotFound, "Request URL NOT FOUND"))
+	}))
+	s.handler = kit.Faults(mux)
+	return s
+}
+
+// ServeHTTP serves one request.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// simCall is an authenticated request as a handler sees it.
+type simCall struct {
+	acc   *sim.Account
+	query exchange.Params
+	body  any
+}
+
+func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, key string, e *exchange.Error) {
+	s.kit.Record(sim.Logged{
+		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
+		APIKey: key, Error: e.Message,
+	})
+	s.errs.WriteError(w, e)
+}
+
+// readRequest reads r into an exchange.Request with the raw path, query and
+// body bytes exactly as received.
+func readRequest(w http.ResponseWriter, r *http.Request) (*exchange.Request, *exchange.Error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSimBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, exchange.Errorf(exchange.ErrBadRequest, "request body too large")
+		}
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "cannot read body")
+	}
+	path, _, _ := strings.Cut(r.RequestURI, "?")
+	return &exchange.Request{Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}, nil
+}
+
+func (s *Simulator) public(h func(w http.ResponseWriter, c *simCall)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, e := readRequest(w, r)
+		if e != nil {
+			s.reject(w, r, "", e)
+			return
+		}
+		q, err := exchange.ParseQuery(req.RawQuery)
+		if err != nil {
+			s.reject(w, r, "", exchange.AsError(err))
+			return
+		}
+		s.kit.Record(sim.Logged{Method: r.Method, Path: req.Path, RawQuery: req.RawQuery, Header: r.Header.Clone(), Body: req.Body})
+		h(w, &simCall{query: q})
+	})
+}
+
+// private authenticates as Bitget does, then checks perm ("" for any key).
+func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCall)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, e := readRequest(w, r)
+		if e != nil {
+			s.reject(w, r, "", e)
+			return
+		}
+		key, err := verifier{}.ClientKey(req)
+		if err != nil {
+			s.reject(w, r, "", exchange.AsError(err))
+			return
+		}
+		if key == "" {
+			s.reject(w, r, "", exchange.Errorf(exchange.ErrAuth, "ACCESS_KEY cannot be empty"))
+			return
+		}
+		acc, ok := s.kit.Account(key)
+		if !ok {
+			s.reject(w, r, key, exchange.Errorf(exchange.ErrAuth, "Invalid ACCESS_KEY"))
+			return
+		}
+		cred := acc.Key
+		if cred.Kind == exchange.KeyRSA && cred.PublicKey == nil && cred.PrivateKey != nil {
+			cred.PublicKey = cred.PrivateKey.Public()
+		}
+		if err := check(req, &cred, s.kit.Now()); err != nil {
+			s.reject(w, r, key, exchange.AsError(err))
+			return
+		}
+		if !acc.IPAllowed(r.RemoteAddr) {
+			s.reject(w, r, key, exchange.Errorf(exchange.ErrIP, "Invalid IP"))
+			return
+		}
+		if perm != "" && !acc.Allowed(perm) {
+			s.reject(w, r, key, exchange.Errorf(exchange.ErrPermission, "Incorrect permissions"))
+			return
+		}
+		q, err := exchange.ParseQuery(req.RawQuery)
+		if err != nil {
+			s.reject(w, r, key, exchange.AsError(err))
+			return
+		}
+		var body any
+		if len(req.Body) > 0 {
+			if body, err = parseJSON(req.Body); err != nil {
+				s.reject(w, r, key, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+				return
+			}
+		}
+		s.kit.Record(sim.Logged{
+			Method: r.Method, Path: req.Path, RawQuery: req.RawQuery, Header: r.Header.Clone(), Body: req.Body,
+			APIKey: key, Verified: true,
+		})
+		h(w, &simCall{acc: acc, query: q, body: body})
+	})
+}
+
+func (s *Simulator) ok(w http.ResponseWriter, data any) {
+	writeJSON(w, http.StatusOK, reply{Code: "00000", Msg: "success", RequestTime: s.kit.Now().UnixMilli(), Data: data})
+}
+
+func fmtNum(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func (s *Simulator) serverTime(w http.ResponseWriter, _ *simCall) {
+	s.ok(w, map[string]string{"serverTime": unixMilli(s.kit.Now())})
+}
+
+func (s *Simulator) ticker(w http.ResponseWriter, c *simCall) {
+	sym := c.query.Get("symbol")
+	if sym == "" {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter symbol cannot be empty"))
+		return
+	}
+	p := s.kit.Price(sym)
+	s.ok(w, []map[string]string{{
+		"symbol": sym, "lastPr": fmtNum(p), "askPr": fmtNum(p * 1.0005), "bidPr": fmtNum(p * 0.9995), "ts": unixMilli(s.kit.Now()),
+	}})
+}
+
+func (s *Simulator) assets(w http.ResponseWriter, c *simCall) {
+	s.mu.Lock()
+	coins := make([]string, 0, len(c.acc.Balances))
+	for coin := range c.acc.Balances {
+		coins = append(coins, coin)
+	}
+	sort.Strings(coins)
+	want := c.query.Get("coin")
+	out := make([]map[string]string, 0, len(coins))
+	for _, coin := range coins {
+		if want != "" && coin != want {
+			continue
+		}
+		out = append(out, map[string]string{"coin": coin, "available": fmtNum(c.acc.Balances[coin]), "frozen": "0",
+			"locked": "0", "limitAvailable": "0", "uTime": unixMilli(s.kit.Now())})
+	}
+	s.mu.Unlock()
+	s.ok(w, out)
+}
+
+func (s *Simulator) info(w http.ResponseWriter, c *simCall) {
+	var auth []string
+	for _, p := range []struct{ sim, bitget string }{{"read", "readonly"}, {"trade", "trade"}, {"transfer", "transfer"}, {"withdraw", "withdraw"}} {
+		if c.acc.Allowed(p.sim) {
+			auth = append(auth, p.bitget)
+		}
+	}
+	s.ok(w, map[string]any{"userId": "8150150245", "inviterId": "", "ips": strings.Join(c.acc.IPs, ","),
+		"authorities": auth, "parentId": 0, "traderType": "", "regisTime": unixMilli(c.acc.Created)})
+}
+
+func (s *Simulator) openOrders(w http.ResponseWriter, c *simCall) {
+	sym := c.query.Get("symbol")
+	out := []map[string]string{}
+	for _, o := range s.kit.Orders(c.acc.Key.APIKey) {
+		if o.Status != "NEW" || sym != "" && o.Symbol != sym {
+			continue
+		}
+		out = append(out, map[string]string{"symbol": o.Symbol, "orderId": o.ID, "clientOid": o.ClientOrderID,
+			"side": o.Side, "orderType": o.Type, "size": fmtNum(o.Quantity), "priceAvg": fmtNum(o.Price),
+			"status": "live", "cTime": unixMilli(o.Created)})
+	}
+	s.ok(w, out)
+}
+
+func (s *Simulator) placeOrder(w http.ResponseWriter, c *simCall) {
+	var call exchange.Call
+	if err := one(spotOrder)(c.body, &call); err != nil {
+		s.errs.WriteError(w, exchange.AsError(err))
+		return
+	}
+	ord := call.Orders[0]
+	if ord.Symbol == "" || ord.Side == "" || ord.Type == "" || ord.Quantity+ord.QuoteQuantity <= 0 {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+		return
+	}
+	status := "NEW"
+	qty := ord.Quantity
+	if ord.Type == "market" {
+		status = "FILLED"
+		if qty == 0 {
+			qty = ord.QuoteQuantity / s.kit.Price(ord.Symbol)
+		}
+	}
+	placed := s.kit.PlaceOrder(sim.Order{ClientOrderID: ord.ClientOrderID, APIKey: c.acc.Key.APIKey, Symbol: ord.Symbol,
+		Side: string(ord.Side), Type: ord.Type, Quantity: qty, Price: ord.Price, Status: status})
+	s.ok(w, map[string]string{"orderId": placed.ID, "clientOid": placed.ClientOrderID})
+}
+
+func (s *Simulator) cancelOrder(w http.ResponseWriter, c *simCall) {
+	o, isObj := c.body.(map[string]any)
+	if !isObj {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+		return
+	}
+	vals, err := getStrings(objFields(o), "orderId", "clientOid")
+	if err != nil || vals[0] == "" && vals[1] == "" {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+		return
+	}
+	got, found := s.kit.CancelOrder(c.acc.Key.APIKey, vals[0], vals[1])
+	if !found {
+		writeJSON(w, http.StatusBadRequest, reply{Code: "43001", Msg: "The order does not exist", RequestTime: s.kit.Now().UnixMilli()})
+		return
+	}
+	s.ok(w, map[string]string{"orderId": got.ID, "clientOid": got.ClientOrderID})
+}
+
+func (s *Simulator) withdraw(w http.ResponseWriter, c *simCall) {
+	var call exchange.Call
+	if err := one(withdrawal)(c.body, &call); err != nil {
+		s.errs.WriteError(w, exchange.AsError(err))
+		return
+	}
+	t := call.Transfer
+	if t.Asset == "" || t.Amount <= 0 || t.Address == "" {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+		return
+	}
+	if !s.debit(c.acc, t.Asset, t.Amount) {
+		writeJSON(w, http.StatusBadRequest, reply{Code: "43012", Msg: "Insufficient balance", RequestTime: s.kit.Now().UnixMilli()})
+		return
+	}
+	clientOid, _ := objFields(c.body.(map[string]any)).str("clientOid")
+	s.ok(w, map[string]string{"orderId": strconv.FormatInt(s.kit.Now().UnixNano()%1e9, 10), "clientOid": clientOid})
+}
+
+func (s *Simulator) transfer(w http.ResponseWriter, c *simCall) {
+	var call exchange.Call
+	if err := one(transfer)(c.body, &call); err != nil {
+		s.errs.WriteError(w, exchange.AsError(err))
+		return
+	}
+	t := call.Transfer
+	if t.Asset == "" || t.Amount <= 0 {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+		return
+	}
+	s.ok(w, map[string]string{"transferId": strconv.FormatInt(s.kit.Now().UnixNano()%1e9, 10), "clientOid": ""})
+}
+
+// debit takes amount of asset from acc, reporting whether the balance held.
+func (s *Simulator) debit(acc *sim.Account, asset string, amount float64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if acc.Balances[asset] < amount {
+		return false
+	}
+	acc.Balances[asset] -= amount
+	return true
+}
