@@ -159,6 +159,15 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 	h := &harness{up: &upstream{}, audit: &fakeAudit{}, policy: &fakePolicy{}}
 	h.upSrv = httptest.NewServer(h.up)
 	t.Cleanup(h.upSrv.Close)
+	return h.build(t, h.upSrv.URL, mod)
+}
+
+// newHarnessFor builds a harness around h whose upstream is already running.
+func newHarnessFor(t testing.TB, upstreamURL string, h *harness) *harness {
+	return h.build(t, upstreamURL, nil)
+}
+
+func (h *harness) build(t testing.TB, upstreamURL string, mod func(*Options)) *harness {
 	h.clients = &fakeClients{m: map[string]*client.Entry{
 		"tv/" + clientID: {
 			Client: client.Client{ID: clientID, Venue: "tv", Key: "main", Policy: "p", Kind: exchange.KeyHMAC, Expires: time.Now().Add(time.Hour)},
@@ -166,7 +175,7 @@ func newHarness(t *testing.T, mod func(*Options)) *harness {
 		},
 	}}
 	o := Options{
-		Routes:  []Route{{Venue: newTestVenue(h.upSrv.URL)}},
+		Routes:  []Route{{Venue: newTestVenue(upstreamURL)}},
 		Clients: h.clients, Keys: fakeKeys{}, Policy: h.policy, Audit: h.audit,
 		UpstreamTimeout: 2 * time.Second,
 	}
