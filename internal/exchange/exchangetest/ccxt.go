@@ -78,3 +78,73 @@ func CCXT(t testing.TB, jobs []CCXTJob) []CCXTResult {
 	}
 	return res
 }
+
+// BotStep is one unified ccxt call for CCXTBot. Args starting with "$" are
+// replaced by a value saved by an earlier step (Save, SaveField).
+type BotStep struct {
+	Op        string `json:"op"`
+	Args      []any  `json:"args,omitempty"`
+	Save      string `json:"save,omitempty"`
+	SaveField string `json:"saveField,omitempty"`
+}
+
+// BotJob runs an unmodified ccxt exchange against rewritten base URLs.
+// HostMap maps URL prefixes ccxt knows ("https://api.binance.com") to
+// loopback ones ("http://127.0.0.1:PORT/binance"). Markets, when set, are
+// installed with setMarkets so no market-data endpoint is needed.
+type BotJob struct {
+	Exchange    string            `json:"exchange"`
+	Credentials map[string]string `json:"credentials"`
+	Options     map[string]any    `json:"options,omitempty"`
+	Sandbox     bool              `json:"sandbox,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	HostMap     map[string]string `json:"hostMap"`
+	Markets     []map[string]any  `json:"markets,omitempty"`
+	Currencies  map[string]any    `json:"currencies,omitempty"`
+	Steps       []BotStep         `json:"steps"`
+}
+
+// BotResult is what one step did.
+type BotResult struct {
+	Op     string          `json:"op"`
+	OK     bool            `json:"ok"`
+	Result json.RawMessage `json:"result"`
+	Error  *struct {
+		Name    string `json:"name"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// CCXTBot runs job through ccxt's bot.js and returns one result per step.
+// Like CCXT it skips when ccxt is missing unless KEYWARDEN_REQUIRE_CCXT=1.
+func CCXTBot(t testing.TB, job BotJob) []BotResult {
+	t.Helper()
+	dir := CCXTDir()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ccxt")); err != nil {
+		if os.Getenv("KEYWARDEN_REQUIRE_CCXT") == "1" {
+			t.Fatalf("ccxt is not installed in %s (run: npm ci --prefix %s)", dir, dir)
+		}
+		t.Skipf("ccxt is not installed in %s; the project's test command installs it", dir)
+	}
+	in, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", filepath.Join(dir, "bot.js"))
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ccxt bot.js: %v: %s", err, stderr.String())
+	}
+	var res []BotResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("ccxt bot.js output: %v: %s", err, out)
+	}
+	if len(res) != len(job.Steps) {
+		t.Fatalf("ccxt bot ran %d of %d steps", len(res), len(job.Steps))
+	}
+	return res
+}
