@@ -350,7 +350,7 @@ func (v *Verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 			return nil, err
 		}
 		if !v.replay.add(a.id, a.nonce, a.ts, now.UnixMilli()) {
-			return nil, exchange.Errorf(exchange.ErrTimestamp, "nonce already used")
+			return nil, exchange.Errorf(exchange.ErrTimestamp, "nonce already used or nonce memory full")
 		}
 	}
 	out := r.Clone()

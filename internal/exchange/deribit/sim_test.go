@@ -3,6 +3,7 @@ package deribit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -342,5 +343,38 @@ func TestPostureFromScope(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, p); diff != "" {
 		t.Errorf("postureFromScope mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestSimulatorConcurrent(t *testing.T) {
+	e := newSimEnv(t, "read")
+	const n = 16
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			r := &exchange.Request{Method: "GET", Path: "/api/v2/private/get_account_summary", RawQuery: "currency=BTC", Header: http.Header{}}
+			if err := (Signer{}).Sign(r, e.key, e.now); err != nil {
+				errs <- err.Error()
+				return
+			}
+			hr, _ := http.NewRequest(r.Method, e.srv.URL+r.Path+"?"+r.RawQuery, nil)
+			hr.Header = r.Header
+			resp, err := http.DefaultClient.Do(hr)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				errs <- fmt.Sprintf("status %d", resp.StatusCode)
+				return
+			}
+			errs <- ""
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if msg := <-errs; msg != "" {
+			t.Errorf("concurrent request: %s", msg)
+		}
 	}
 }
