@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -390,6 +392,7 @@ func (l *Log) prepare(r *Record) ([]byte, error) {
 	if r.Type == TypeCheckpoint {
 		return nil, errors.New("checkpoint records are written by the log itself")
 	}
+	sanitize(r)
 	l.hash.apply(r)
 	return encodeBody(r)
 }
@@ -637,4 +640,50 @@ func (l *Log) checkpointBody(count uint64, head string, t time.Time) []byte {
 		panic("audit: encoding a checkpoint cannot fail: " + err.Error())
 	}
 	return body
+}
+
+// sanitize replaces invalid UTF-8 in every string of r's (already copied)
+// payload, so that a stored line always decodes to exactly what it encodes.
+func sanitize(r *Record) {
+	v := func(s *string) {
+		if !utf8.ValidString(*s) {
+			*s = strings.ToValidUTF8(*s, "\uFFFD")
+		}
+	}
+	v(&r.RequestID)
+	if in := r.Intent; in != nil {
+		for _, s := range []*string{&in.Client, &in.Key, &in.Venue, &in.Method, &in.Path,
+			&in.SourceIP, &in.Rule, &in.Reason, &in.Body, &in.Call.Venue, &in.Call.Method,
+			&in.Call.Path, &in.Call.Endpoint, (*string)(&in.Call.Scope)} {
+			v(s)
+		}
+		for i := range in.Call.Orders {
+			o := &in.Call.Orders[i]
+			for _, s := range []*string{(*string)(&o.Action), &o.Symbol, (*string)(&o.Side), &o.Type, &o.ClientOrderID} {
+				v(s)
+			}
+		}
+		if t := in.Call.Transfer; t != nil {
+			for _, s := range []*string{&t.Asset, &t.Address, &t.Network, &t.Memo, &t.Destination} {
+				v(s)
+			}
+		}
+	}
+	if o := r.Outcome; o != nil {
+		v(&o.VenueOrderID)
+		v(&o.Error)
+	}
+	if ev := r.Event; ev != nil {
+		v(&ev.Kind)
+		v(&ev.Actor)
+		if len(ev.Detail) > 0 {
+			d := make(map[string]string, len(ev.Detail))
+			for k, val := range ev.Detail {
+				v(&k)
+				v(&val)
+				d[k] = val
+			}
+			ev.Detail = d
+		}
+	}
 }

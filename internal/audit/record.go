@@ -340,11 +340,15 @@ func parseLine(line []byte) (Record, error) {
 	if !bytes.Equal(h.Sum(nil), want[:]) {
 		return r, errors.New("record hash does not match its contents")
 	}
-	if err := checkNoDuplicateKeys(line); err != nil {
-		return r, err
-	}
 	if err := strictUnmarshal(line, &r); err != nil {
 		return r, fmt.Errorf("malformed record: %w", err)
+	}
+	// The line must be exactly the canonical encoding of what it says, so a
+	// reader can never see something other than what was hashed (duplicate
+	// members, odd escapes or spacing are all rejected here).
+	canon, err := json.Marshal(r)
+	if err != nil || !bytes.Equal(canon, line) {
+		return r, errors.New("record is not in canonical form (duplicate or non-canonical fields)")
 	}
 	if _, _, err := r.payload(); err != nil {
 		return r, err
@@ -371,49 +375,4 @@ func isLowerHex(b []byte) bool {
 		}
 	}
 	return true
-}
-
-// checkNoDuplicateKeys rejects JSON in which an object names a member twice:
-// a reader and the hash must never disagree about a field's value.
-func checkNoDuplicateKeys(b []byte) error {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	type frame struct {
-		obj  bool
-		seen map[string]bool
-		key  bool // next token is a key
-	}
-	var stack []frame
-	for i := 0; i < len(b)+1; i++ { // every token consumes at least one byte
-		tok, err := d.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("malformed record: %w", err)
-		}
-		if len(stack) > 0 && stack[len(stack)-1].obj && stack[len(stack)-1].key {
-			if s, ok := tok.(string); ok {
-				top := &stack[len(stack)-1]
-				if top.seen[s] {
-					return fmt.Errorf("duplicate field %q", exchange.SafeName(s))
-				}
-				top.seen[s] = true
-				top.key = false
-				continue
-			}
-		}
-		if len(stack) > 0 && stack[len(stack)-1].obj {
-			stack[len(stack)-1].key = true
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{obj: true, seen: map[string]bool{}, key: true})
-		case json.Delim('['):
-			stack = append(stack, frame{})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-	}
-	return errors.New("malformed record: too many tokens")
 }

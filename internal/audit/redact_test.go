@@ -61,7 +61,6 @@ func FuzzRedactJSON(f *testing.F) {
 	})
 }
 
-
 // TestSecretHygiene appends records whose inputs carry a marker secret in
 // every place a careless caller might put one, and checks that the marker
 // never reaches the log files.

@@ -133,7 +133,7 @@ func TestVerifyTamper(t *testing.T) {
 			line, _ := appendLine(nil, r.Seq, r.Time, body, r.Prev)
 			ls[6] = strings.TrimSuffix(string(line), "\n")
 			return ls
-		}, 7, 7, "duplicate field"},
+		}, 7, 7, "canonical"},
 		{"edit a checkpoint signature", func(t *testing.T, ls []string) []string {
 			ls[5] = strings.Replace(ls[5], `"signature":"`, `"signature":"AA`, 1)
 			return ls
