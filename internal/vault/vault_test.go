@@ -745,3 +745,31 @@ func TestNewNeedsTransactions(t *testing.T) {
 		t.Error("New() with a non-transactional store = nil, want an error")
 	}
 }
+
+func TestVerify(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	v := initPassphrase(t, e)
+	addHMAC(t, v, "binance", "a", "K1")
+	addHMAC(t, v, "binance", "b", "K2")
+	if p, err := v.Verify(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("Verify() = %v, %v, want no problems", p, err)
+	}
+	// Break the store three ways, as a partial write would.
+	e.store.Delete(ctx, keyFPKey("binance", v.Fingerprint([]byte("K2"))))
+	e.store.Put(ctx, secretKey(exchangeKind, "binance/orphan"), []byte("x"))
+	blob, _ := e.store.Get(ctx, secretKey(exchangeKind, "binance/a"))
+	e.store.Put(ctx, secretKey(exchangeKind, "binance/a"), flip(blob, len(blob)-1))
+	p, err := v.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range p {
+		got = append(got, x.Record)
+	}
+	want := []string{"binance/a", "binance/b", secretKey(exchangeKind, "binance/orphan")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Verify() records mismatch (-want +got):\n%s", diff)
+	}
+}
