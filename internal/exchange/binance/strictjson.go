@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"unicode/utf8"
 )
 
 const maxJSONDepth = 16
@@ -12,9 +13,10 @@ const maxJSONDepth = 16
 // checkStrictJSON reports an error unless data is exactly one valid JSON
 // value with no duplicate object keys (a duplicate key is how a parser
 // differential hides a second quantity from the policy, threat T5) and no
-// nesting deeper than maxJSONDepth.
+// nesting deeper than maxJSONDepth. Invalid UTF-8 is rejected rather than
+// replaced, as encoding/json would.
 func checkStrictJSON(data []byte) error {
-	if !json.Valid(data) {
+	if !utf8.Valid(data) || !json.Valid(data) {
 		return errors.New("invalid JSON")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
