@@ -225,9 +225,9 @@ func compile(name string, d Definition) (*Policy, []error) {
 		bad("unknown_price: %q (want deny or allow)", d.UnknownPrice)
 	}
 
-	exprs, exprErrs := compileExprs(d.Expressions)
+	exprs, all, exprErrs := compileExprs(d.Expressions)
 	errs = append(errs, exprErrs...)
-	p.exprs = exprs
+	p.exprs, p.allExprs = exprs, all
 
 	if len(errs) > 0 {
 		return nil, errs

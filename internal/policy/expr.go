@@ -1,6 +1,9 @@
 package policy
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Expressions are CEL (github.com/google/cel-go), compiled once by Compile
 // and evaluated with a cost limit. The variables visible to an expression:
@@ -37,11 +40,25 @@ type compiledExpr struct {
 }
 
 // exprVars resolves expression variables for one check, building the call
-// map once and only if an expression asks for it.
+// map once and only if an expression asks for it. It works on its own heap
+// copy of the check's state, so that checks of policies without
+// expressions keep theirs on the stack.
 type exprVars struct {
 	p    *Policy
 	c    *checkCtx
 	call map[string]any
+}
+
+func (c *checkCtx) exprVars(p *Policy) *exprVars {
+	if c.vars == nil {
+		in := *c.in
+		hc := &checkCtx{in: &in, buf: c.buf, spill: append([]orderValue(nil), c.spill...)}
+		if c.spill == nil {
+			hc.spill = nil
+		}
+		c.vars = &exprVars{p: p, c: hc}
+	}
+	return c.vars
 }
 
 func (v *exprVars) resolve(name string) (any, bool) {
@@ -115,10 +132,11 @@ func (p *Policy) callMap(c *checkCtx) map[string]any {
 	}
 }
 
-// compileExprs validates names and compiles each expression.
-func compileExprs(defs []ExprDef) ([]compiledExpr, []error) {
+// compileExprs validates names and compiles each expression, and their
+// conjunction when there are several.
+func compileExprs(defs []ExprDef) ([]compiledExpr, exprProgram, []error) {
 	if len(defs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var out []compiledExpr
 	var errs []error
@@ -142,13 +160,42 @@ func compileExprs(defs []ExprDef) ([]compiledExpr, []error) {
 		}
 		out = append(out, compiledExpr{name: d.Name, prg: prg})
 	}
-	return out, errs
+	if len(errs) > 0 || len(out) < 2 {
+		return out, nil, errs
+	}
+	parts := make([]string, len(defs))
+	for i, d := range defs {
+		parts[i] = "(" + d.Expr + ")"
+	}
+	all, err := compileExprLimit(strings.Join(parts, " && "), uint64(len(defs))*exprCostLimit)
+	if err != nil {
+		// Cannot happen for expressions that compiled on their own; check
+		// them one by one if it does.
+		return out, nil, nil
+	}
+	return out, all, nil
 }
 
 // evalExpr runs one expression. Anything but a plain true denies.
+//
+// When a policy has several expressions, the first one evaluated runs
+// their conjunction once: CEL's && is true only when every operand is
+// true (an error or false anywhere makes it false or an error), so a true
+// conjunction allows them all at the cost of one evaluation. Otherwise
+// each runs on its own to name the one that denies.
 func (p *Policy) evalExpr(r *rule, c *checkCtx) *Denial {
+	vars := c.exprVars(p)
+	if p.allExprs != nil && !c.exprsChecked {
+		c.exprsChecked = true
+		if ok, err := p.allExprs.eval(vars); err == nil && ok {
+			c.exprsPassed = true
+		}
+	}
+	if c.exprsPassed {
+		return nil
+	}
 	e := &p.exprs[r.expr]
-	ok, err := e.prg.eval(&exprVars{p: p, c: c})
+	ok, err := e.prg.eval(vars)
 	if err != nil {
 		return p.deny(r.name, "expression %s could not be evaluated: %v", e.name, err)
 	}

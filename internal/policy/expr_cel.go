@@ -28,7 +28,9 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 
 type celProgram struct{ prg cel.Program }
 
-func compileExpr(src string) (exprProgram, error) {
+func compileExpr(src string) (exprProgram, error) { return compileExprLimit(src, exprCostLimit) }
+
+func compileExprLimit(src string, limit uint64) (exprProgram, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, err
@@ -43,7 +45,7 @@ func compileExpr(src string) (exprProgram, error) {
 	if !ast.OutputType().IsExactType(cel.BoolType) {
 		return nil, fmt.Errorf("must return bool, not %s", ast.OutputType())
 	}
-	prg, err := env.Program(ast, cel.CostLimit(exprCostLimit), cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(ast, cel.CostLimit(limit), cel.EvalOptions(cel.OptOptimize))
 	if err != nil {
 		return nil, err
 	}

@@ -169,6 +169,7 @@ type Policy struct {
 	addresses   []address
 	cooldown    time.Duration
 	exprs       []compiledExpr
+	allExprs    exprProgram // conjunction of exprs; nil for fewer than two
 	allowNoRef  bool
 	// needsNotional is set when a cap needs every order's notional.
 	needsNotional bool
@@ -194,17 +195,22 @@ type orderValue struct {
 
 // checkCtx is the scratch state of one check.
 type checkCtx struct {
-	in   *Input
-	vals []orderValue
-	buf  [stackOrders]orderValue
+	in *Input
+	// Order values live in buf for small calls and in spill for big
+	// batches. (A slice of buf kept in the struct would force the whole
+	// context onto the heap.)
+	buf   [stackOrders]orderValue
+	spill []orderValue
+
+	vars         *exprVars // built by the first expression
+	exprsChecked bool      // the conjunction of all expressions ran
+	exprsPassed  bool      // and was true
 }
 
 func (p *Policy) newCtx(c *checkCtx, in *Input) {
 	c.in = in
-	if n := len(in.Call.Orders); n <= stackOrders {
-		c.vals = c.buf[:n]
-	} else {
-		c.vals = make([]orderValue, n)
+	if n := len(in.Call.Orders); n > stackOrders {
+		c.spill = make([]orderValue, n)
 	}
 }
 
@@ -214,7 +220,12 @@ func (p *Policy) newCtx(c *checkCtx, in *Input) {
 // the market fills at the market). A market order sized in the quote
 // currency is that amount; one sized in base needs the reference price.
 func (c *checkCtx) value(i int) *orderValue {
-	v := &c.vals[i]
+	var v *orderValue
+	if c.spill != nil {
+		v = &c.spill[i]
+	} else {
+		v = &c.buf[i]
+	}
 	if v.done {
 		return v
 	}
