@@ -19,80 +19,83 @@ const maxJSONDepth = 32
 // object keys at any depth and no trailing data. A duplicated key is how a
 // parser differential hides a second quantity from the policy (threat T5).
 func checkJSON(body []byte) error {
+	_, err := decodeJSON(body)
+	return err
+}
+
+// decodeJSON checks body strictly (see checkJSON) and decodes it in the same
+// pass, with numbers kept as json.Number.
+func decodeJSON(body []byte) (any, error) {
 	if !utf8.Valid(body) {
-		return exchange.Errorf(exchange.ErrBadRequest, "body is not valid UTF-8")
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	if err := checkValue(dec, 0); err != nil {
-		return err
+	v, err := buildValue(dec, 0)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body: trailing data")
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body: trailing data")
 	}
-	return nil
+	return v, nil
 }
 
-func checkValue(dec *json.Decoder, depth int) error {
+func errJSON() error { return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body") }
+
+// buildValue reads one value from dec, rejecting duplicate keys.
+func buildValue(dec *json.Decoder, depth int) (any, error) {
 	if depth > maxJSONDepth {
-		return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body: nested too deeply")
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body: nested too deeply")
 	}
 	tok, err := dec.Token()
 	if err != nil {
-		return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
+		return nil, errJSON()
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
-		return nil
+		return tok, nil
 	}
 	switch d {
 	case '{':
-		seen := map[string]bool{}
+		obj := map[string]any{}
 		for dec.More() {
 			kt, err := dec.Token()
 			if err != nil {
-				return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
+				return nil, errJSON()
 			}
 			k, ok := kt.(string)
 			if !ok {
-				return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
+				return nil, errJSON()
 			}
-			if seen[k] {
-				return exchange.Errorf(exchange.ErrBadRequest, "duplicate JSON key %q", exchange.SafeName(k))
+			if _, dup := obj[k]; dup {
+				return nil, exchange.Errorf(exchange.ErrBadRequest, "duplicate JSON key %q", exchange.SafeName(k))
 			}
-			seen[k] = true
-			if err := checkValue(dec, depth+1); err != nil {
-				return err
+			v, err := buildValue(dec, depth+1)
+			if err != nil {
+				return nil, err
 			}
+			obj[k] = v
 		}
+		if _, err := dec.Token(); err != nil {
+			return nil, errJSON()
+		}
+		return obj, nil
 	case '[':
+		list := []any{}
 		for dec.More() {
-			if err := checkValue(dec, depth+1); err != nil {
-				return err
+			v, err := buildValue(dec, depth+1)
+			if err != nil {
+				return nil, err
 			}
+			list = append(list, v)
 		}
-	default:
-		return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
+		if _, err := dec.Token(); err != nil {
+			return nil, errJSON()
+		}
+		return list, nil
 	}
-	if _, err := dec.Token(); err != nil {
-		return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
-	}
-	return nil
-}
-
-// decodeJSON checks body strictly and decodes it with numbers kept as
-// json.Number.
-func decodeJSON(body []byte) (any, error) {
-	if err := checkJSON(body); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
-	}
-	return v, nil
+	return nil, errJSON()
 }
 
 // fields looks a request field up in the JSON object of the body and in the

@@ -228,3 +228,24 @@ func TestGatewayRoundTrip(t *testing.T) {
 		t.Errorf("orders = %d, want 1", n)
 	}
 }
+
+// TestSimulatorVectors checks the simulator's own verification against
+// vectors GT1-GT3 (spec §10b).
+func TestSimulatorVectors(t *testing.T) {
+	kit := sim.NewKit()
+	kit.Now = func() time.Time { return vecTime }
+	kit.AddAccount(sim.Account{Key: *vecKey, Permissions: map[string]bool{"read": true}})
+	s := NewSimulator(kit)
+	for _, tt := range vectors {
+		t.Run(tt.name, func(t *testing.T) {
+			acc, err := s.authenticate(signedVector(tt.req, tt.sign, "1541993715"), "127.0.0.1:9")
+			if err != nil || acc == nil || acc.Key.APIKey != "key" {
+				t.Errorf("authenticate(%s) = %v, %v, want the vector key", tt.name, acc, err)
+			}
+			bad := signedVector(tt.req, tt.sign, "1541993716")
+			if _, err := s.authenticate(bad, "127.0.0.1:9"); err == nil || err.label != "INVALID_SIGNATURE" {
+				t.Errorf("authenticate(%s, other timestamp) = %v, want INVALID_SIGNATURE", tt.name, err)
+			}
+		})
+	}
+}

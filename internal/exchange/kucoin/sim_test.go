@@ -268,3 +268,25 @@ func TestGatewayRoundTrip(t *testing.T) {
 		t.Errorf("New upstream host = %q", New(u).Upstream.Host)
 	}
 }
+
+// TestSimulatorVectors checks the simulator's own verification against
+// vectors K1-K3 (spec §8b).
+func TestSimulatorVectors(t *testing.T) {
+	kit := sim.NewKit()
+	kit.Now = func() time.Time { return vecTime }
+	kit.AddAccount(sim.Account{Key: *vecKey, Permissions: map[string]bool{"read": true}})
+	s := NewSimulator(kit)
+	for _, tt := range vectors {
+		t.Run(tt.name, func(t *testing.T) {
+			acc, err := s.authenticate(signedVector(tt.req, tt.sign), "127.0.0.1:9")
+			if err != nil || acc == nil || acc.Key.APIKey != "kc-test-key" {
+				t.Errorf("authenticate(%s) = %v, %v, want the vector key", tt.name, acc, err)
+			}
+			bad := signedVector(tt.req, tt.sign)
+			bad.Header.Set("KC-API-PASSPHRASE", "4vLi5ZyAZK89HGxtp452p/eH4VWJoGGaUXkbEvin9vA=")
+			if _, err := s.authenticate(bad, "127.0.0.1:9"); err == nil || err.code != "400004" {
+				t.Errorf("authenticate(%s, wrong passphrase) = %v, want 400004", tt.name, err)
+			}
+		})
+	}
+}
