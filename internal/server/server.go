@@ -1,0 +1,169 @@
+// Package server assembles a running keywarden from its parts: the vault,
+// the client registry, the policy engine, the audit log and the gateway with
+// one route per configured venue. `keywarden serve`, `keywarden demo`, the
+// benchmark and the end-to-end tests all build keywarden through New, so they
+// run the same wiring.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/audit"
+	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/gateway"
+	"github.com/keywarden/keywarden/internal/policy"
+	"github.com/keywarden/keywarden/internal/store"
+	"github.com/keywarden/keywarden/internal/vault"
+	"github.com/keywarden/keywarden/internal/venues"
+)
+
+// Route is one venue to serve and where its upstream is.
+type Route struct {
+	Def            venues.Def
+	Upstream       *url.URL // nil: the venue's real host
+	PublicCacheTTL time.Duration
+}
+
+// Options configure New.
+type Options struct {
+	Store    store.Store
+	Vault    *vault.Vault // unsealed
+	Policies map[string]*policy.Policy
+	Routes   []Route
+	AuditDir string
+	// AuditNoSync skips audit flushes (benchmarks of the non-durable path
+	// only; never in production).
+	AuditNoSync     bool
+	AuditHashFields []string
+	TrustedProxies  []netip.Prefix
+	UpstreamTimeout time.Duration
+	Transport       gateway.TransportOptions
+	Logger          *slog.Logger
+	Observe         func(gateway.Observation)
+}
+
+// Server is an assembled keywarden.
+type Server struct {
+	Vault   *vault.Vault
+	Clients *client.Registry
+	Engine  *policy.Engine
+	Audit   *audit.Log
+	Gateway *gateway.Gateway
+}
+
+// Vault record ids of keywarden's own keys.
+const (
+	auditKind     = "audit"
+	auditSignerID = "checkpoint-ed25519"
+	auditHashID   = "field-hmac"
+)
+
+// New builds a Server. The vault must be unsealed: New opens the client
+// credentials and the audit signing key.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Store == nil || o.Vault == nil {
+		return nil, errors.New("server: a store and a vault are required")
+	}
+	if o.Vault.Sealed() {
+		return nil, vault.ErrSealed
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Vault: o.Vault}
+	s.Clients = client.New(client.Options{Store: o.Store, Secrets: o.Vault, Logger: o.Logger.With("component", "clients")})
+	if err := s.Clients.Load(ctx); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	signer, err := vaultKey(ctx, o.Vault, auditSignerID, func() ([]byte, error) {
+		_, priv, err := ed25519.GenerateKey(nil)
+		return priv.Seed(), err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: audit signing key: %w", err)
+	}
+	hashKey, err := vaultKey(ctx, o.Vault, auditHashID, func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := randRead(b)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: audit hash key: %w", err)
+	}
+	priv := ed25519.NewKeyFromSeed(signer)
+	clear(signer)
+	s.Audit, err = audit.Open(audit.Options{
+		Dir: o.AuditDir, Logger: o.Logger.With("component", "audit"), Signer: priv,
+		HashKey: hashKey, HashFields: o.AuditHashFields, NoSync: o.AuditNoSync,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	pa := &policyAdapter{}
+	s.Engine = policy.NewEngine(policy.Options{Policies: o.Policies})
+	pa.engine = s.Engine
+	var routes []gateway.Route
+	for _, r := range o.Routes {
+		u := r.Upstream
+		if u == nil {
+			if u, err = url.Parse(r.Def.Upstream); err != nil {
+				return nil, err
+			}
+		}
+		routes = append(routes, gateway.Route{Venue: r.Def.Build(u), Exchange: r.Def.Exchange, PublicCacheTTL: r.PublicCacheTTL})
+	}
+	s.Gateway, err = gateway.New(gateway.Options{
+		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
+		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
+		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: o.Observe,
+	})
+	if err != nil {
+		s.Audit.Close()
+		return nil, err
+	}
+	pa.prices = s.Gateway
+	return s, nil
+}
+
+// AuditPublicKey returns the key that verifies the audit log's checkpoints.
+func AuditPublicKey(ctx context.Context, v *vault.Vault) (ed25519.PublicKey, error) {
+	seed, err := v.Secret(ctx, auditKind, auditSignerID)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(seed)
+	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
+}
+
+// Close waits for in-flight requests and closes the audit log.
+func (s *Server) Close() error {
+	s.Gateway.Wait()
+	return s.Audit.Close()
+}
+
+// vaultKey returns the vault secret auditKind/id, creating it with gen the
+// first time.
+func vaultKey(ctx context.Context, v *vault.Vault, id string, gen func() ([]byte, error)) ([]byte, error) {
+	b, err := v.Secret(ctx, auditKind, id)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, vault.ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	b, err = gen()
+	if err != nil {
+		return nil, err
+	}
+	if err := v.PutSecret(ctx, auditKind, id, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
