@@ -306,18 +306,23 @@ type verifier struct {
 	macs *macPool
 }
 
-// ClientKey returns the X-MBX-APIKEY the request claims. A request with no
-// key but a signature parameter is an auth error, not a public call.
+// ClientKey returns the X-MBX-APIKEY of a signed request. A request with
+// no signature parameter is a public call ("" and nil) even when it carries
+// the header: python-binance and Binance's own connectors send their key on
+// every request, public ones included, and keywarden cannot authenticate a
+// key-only (USER_STREAM) call, so such calls get only public scope. A
+// signature without a key, or a malformed key, is an auth error.
 func (v *verifier) ClientKey(r *exchange.Request) (string, error) {
 	key, e := apiKeyOf(r.Header)
 	if e != nil {
 		return "", e
 	}
-	if key == "" {
-		if mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature) {
-			return "", exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
-		}
+	signed := mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature)
+	switch {
+	case !signed:
 		return "", nil
+	case key == "":
+		return "", exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
 	}
 	return key, nil
 }

@@ -182,8 +182,10 @@ func TestClientKey(t *testing.T) {
 		wantErr bool
 	}{
 		{"public", exchange.Request{Method: "GET", RawQuery: "symbol=BTCUSDT"}, "", false},
-		{"key", exchange.Request{Method: "GET", Header: http.Header{"X-Mbx-Apikey": {"abc"}}}, "abc", false},
-		{"non-canonical header name", exchange.Request{Method: "GET", Header: http.Header{"X-MBX-APIKEY": {"abc"}}}, "abc", false},
+		{"key", exchange.Request{Method: "GET", Header: http.Header{"X-Mbx-Apikey": {"abc"}}, RawQuery: "timestamp=1&signature=ab"}, "abc", false},
+		{"key, signature in body", exchange.Request{Method: "POST", Header: http.Header{"X-Mbx-Apikey": {"abc"}}, Body: []byte("timestamp=1&signature=ab")}, "abc", false},
+		{"non-canonical header name", exchange.Request{Method: "GET", Header: http.Header{"X-MBX-APIKEY": {"abc"}}, RawQuery: "signature=ab"}, "abc", false},
+		{"key-only call is public", exchange.Request{Method: "GET", Header: http.Header{"X-Mbx-Apikey": {"abc"}}, RawQuery: "symbol=BTCUSDT"}, "", false},
 		{"signature without key", exchange.Request{Method: "GET", RawQuery: "timestamp=1&signature=ab"}, "", true},
 		{"encoded signature name without key", exchange.Request{Method: "POST", Body: []byte("sig%6Eature=ab")}, "", true},
 		{"key with space", exchange.Request{Method: "GET", Header: http.Header{"X-Mbx-Apikey": {"a b"}}}, "", true},
