@@ -127,6 +127,7 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	if key != nil && key.APIKey != "" && st.entry != nil {
 		respBody = scrub(respBody, key.APIKey, st.entry.ID)
 	}
+	respBody = scrubSensitive(respBody)
 	if key != nil {
 		g.noteLimits(st, resp)
 	}

@@ -536,3 +536,29 @@ func TestCleanPath(t *testing.T) {
 }
 
 func urlParse(s string) (*url.URL, error) { return url.Parse(s) }
+
+func TestScrubSensitive(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{`{"orderId":1}`, `{"orderId":1}`},
+		{`{"result":{"access_token":"tok","refresh_token":"r","expires_in":900}}`, `{"result":{"access_token":"[withheld by keywarden]","expires_in":900,"refresh_token":"[withheld by keywarden]"}}`},
+		{`[{"id":"k1","secret":"s"},{"id":"k2","secret":""}]`, `[{"id":"k1","secret":"[withheld by keywarden]"},{"id":"k2","secret":""}]`},
+		{`not json "secret"`, `not json "secret"`},
+		{`{"price":"1.10","apiSecret":"x"}`, `{"apiSecret":"[withheld by keywarden]","price":"1.10"}`},
+	}
+	for _, tt := range tests {
+		if got := string(scrubSensitive([]byte(tt.in))); got != tt.want {
+			t.Errorf("scrubSensitive(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestVenueSecretsNeverReachTheBot(t *testing.T) {
+	h := newHarness(t, nil)
+	h.up.handler = func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"result":{"access_token":"SESSION-TOKEN-1","client_secret":"NEW-SECRET-2"}}`)
+	}
+	w := h.do(signed("GET", "/tv/balance", "", clientSecret, time.Now()))
+	if strings.Contains(w.Body.String(), "SESSION-TOKEN-1") || strings.Contains(w.Body.String(), "NEW-SECRET-2") {
+		t.Fatalf("venue secret reached the bot: %s", w.Body)
+	}
+}
