@@ -161,8 +161,8 @@ type Credential struct {
 	Passphrase Secret
 	PrivateKey crypto.Signer
 	PublicKey  crypto.PublicKey
-	// Account is a venue-specific extra identifier (Coinbase key name
-	// organization, Deribit client id, ...), never secret.
+	// Account is a venue-specific extra identifier (Coinbase key name,
+	// Deribit numeric key id, ...), never secret.
 	Account string
 }
 
@@ -314,6 +314,9 @@ type KeySpec struct {
 	IPs         []string
 	SubAccount  string // venues that create keys only for sub-accounts
 	PublicKey   string // venues that register a public key (Binance Ed25519/RSA)
+	// Passphrase is the key's passphrase where the venue needs it to manage
+	// the key (KuCoin asks for it to delete one).
+	Passphrase Secret
 }
 
 // KeyManager builds the venue's key-management requests and parses their

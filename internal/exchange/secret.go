@@ -43,7 +43,8 @@ type MACPool struct {
 }
 
 // NewMACPool returns a pool of HMAC states over h keyed with key. The pool
-// keeps key's derived state, not key itself.
+// keeps a private copy of key to build new states when the pool runs dry;
+// drop the pool to drop the copy.
 func NewMACPool(h func() hash.Hash, key []byte) *MACPool {
 	k := append([]byte(nil), key...)
 	p := &MACPool{}
