@@ -113,13 +113,9 @@ func requestParams(r *exchange.Request) (exchange.Params, *exchange.Error) {
 	if e := formBody(r.Header, r.Body); e != nil {
 		return nil, e
 	}
-	qp, err := exchange.ParseQuery(r.RawQuery)
-	if err != nil {
-		return nil, exchange.AsError(err)
-	}
-	bp, err := exchange.ParseQuery(string(r.Body))
-	if err != nil {
-		return nil, exchange.AsError(err)
+	qp, bp, e := parseParams(r)
+	if e != nil {
+		return nil, e
 	}
 	all := make(exchange.Params, 0, len(qp)+len(bp))
 	for _, ps := range []exchange.Params{qp, bp} {

@@ -2,6 +2,7 @@ package binance
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -200,6 +201,7 @@ func TestDescribeRejects(t *testing.T) {
 			Body: []byte(`batchOrders=[` + strings.Repeat(`{"symbol":"A","side":"BUY","type":"MARKET","quantity":"1"},`, 5) + `{"symbol":"A","side":"BUY","type":"MARKET","quantity":"1"}]`)}},
 		{"batch nested value", usdm, exchange.Request{Method: "POST", Path: "/fapi/v1/batchOrders",
 			Body: []byte(`batchOrders=[{"symbol":"BTCUSDT","side":"BUY","type":"MARKET","quantity":{"a":1}}]`)}},
+		{"too many parameters", spot, exchange.Request{Method: "GET", Path: "/api/v3/account", RawQuery: manyParams(200)}},
 		{"batch missing", usdm, exchange.Request{Method: "POST", Path: "/fapi/v1/batchOrders"}},
 		{"batch cancel bad list", usdm, exchange.Request{Method: "DELETE", Path: "/fapi/v1/batchOrders", RawQuery: "symbol=BTCUSDT&orderIdList=%5B%7B%7D%5D"}},
 	}
@@ -214,6 +216,14 @@ func TestDescribeRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyParams(n int) string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = "p" + strconv.Itoa(i) + "=1"
+	}
+	return strings.Join(ps, "&")
 }
 
 // TestRouteTable checks the table has no duplicate keys and that every

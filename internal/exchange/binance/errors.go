@@ -34,6 +34,8 @@ func errorCode(e *exchange.Error) (status, code int) {
 		return http.StatusBadRequest, -1131
 	case msgContentType:
 		return http.StatusBadRequest, -1100
+	case msgTooMany:
+		return http.StatusBadRequest, -1101
 	}
 	switch {
 	case strings.HasPrefix(e.Message, "Mandatory parameter"):

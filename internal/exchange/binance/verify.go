@@ -1,6 +1,7 @@
 package binance
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/hmac"
@@ -31,7 +32,29 @@ const (
 	msgIllegal       = "Illegal characters found in parameter '%s'; legal range is '%s'."
 	msgDuplicate     = "Duplicate values for parameter '%s'."
 	msgContentType   = "Unsupported Content-Type; send parameters as application/x-www-form-urlencoded."
+	msgTooMany       = "Too many parameters sent for this endpoint."
 )
+
+// maxParams bounds the parameters of one request (query and body together)
+// before anything parses them; no Binance endpoint takes nearly as many.
+const maxParams = 128
+
+// parseParams parses the raw query and form body strictly, after checking
+// the parameter count so that hostile input cannot make parsing quadratic.
+func parseParams(r *exchange.Request) (qp, bp exchange.Params, e *exchange.Error) {
+	if strings.Count(r.RawQuery, "&")+bytes.Count(r.Body, []byte("&")) >= maxParams {
+		return nil, nil, exchange.Errorf(exchange.ErrBadRequest, msgTooMany)
+	}
+	qp, err := exchange.ParseQuery(r.RawQuery)
+	if err != nil {
+		return nil, nil, exchange.AsError(err)
+	}
+	bp, err = exchange.ParseQuery(string(r.Body))
+	if err != nil {
+		return nil, nil, exchange.AsError(err)
+	}
+	return qp, bp, nil
+}
 
 // Time rules (spec §2.1 a): accept iff timestamp < now+1s and
 // now-timestamp <= recvWindow; recvWindow defaults to 5 s, at most 60 s.
@@ -101,13 +124,9 @@ func parseSigned(r *exchange.Request) (*signedRequest, *exchange.Error) {
 	if e := formBody(r.Header, r.Body); e != nil {
 		return nil, e
 	}
-	qp, err := exchange.ParseQuery(r.RawQuery)
-	if err != nil {
-		return nil, exchange.AsError(err)
-	}
-	bp, err := exchange.ParseQuery(string(r.Body))
-	if err != nil {
-		return nil, exchange.AsError(err)
+	qp, bp, e := parseParams(r)
+	if e != nil {
+		return nil, e
 	}
 	s := &signedRequest{apiKey: key, payloadQuery: r.RawQuery, payloadBody: r.Body}
 	var ts, rw string
