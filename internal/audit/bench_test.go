@@ -63,8 +63,13 @@ func TestLoadReport(t *testing.T) {
 	if os.Getenv("KEYWARDEN_AUDIT_LOAD") == "" {
 		t.Skip("set KEYWARDEN_AUDIT_LOAD=1 to run the load report")
 	}
-	for _, writers := range []int{1, 16, 64, 256} {
-		l, err := Open(Options{Dir: t.TempDir(), Signer: testKey()})
+	type cfg struct {
+		writers int
+		noSync  bool
+	}
+	for _, c := range []cfg{{1, false}, {16, false}, {64, false}, {256, false}, {64, true}} {
+		writers := c.writers
+		l, err := Open(Options{Dir: t.TempDir(), Signer: testKey(), NoSync: c.noSync})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,8 +98,8 @@ func TestLoadReport(t *testing.T) {
 		all := slices.Concat(lat...)
 		slices.Sort(all)
 		pct := func(p float64) time.Duration { return all[int(p*float64(len(all)-1))] }
-		t.Logf("writers=%d records=%d elapsed=%v records/s=%.0f p50=%v p99=%v p99.9=%v",
-			writers, len(all), elapsed.Round(time.Millisecond), float64(len(all))/elapsed.Seconds(),
+		t.Logf("sync=%v writers=%d records=%d elapsed=%v records/s=%.0f p50=%v p99=%v p99.9=%v",
+			!c.noSync, writers, len(all), elapsed.Round(time.Millisecond), float64(len(all))/elapsed.Seconds(),
 			pct(0.50), pct(0.99), pct(0.999))
 	}
 }

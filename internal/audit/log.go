@@ -488,7 +488,7 @@ func (l *Log) run(g *generation) {
 	defer close(g.done)
 	st := g.st
 	batch := make([]*pending, 0, maxBatch)
-	tick := time.NewTicker(l.opts.CheckpointInterval / 4)
+	tick := time.NewTicker(max(l.opts.CheckpointInterval/4, time.Millisecond))
 	defer tick.Stop()
 	for {
 		batch = batch[:0]

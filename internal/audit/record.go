@@ -152,6 +152,11 @@ type intentJSON struct {
 
 // MarshalJSON encodes the intent with its call in the stored spelling.
 func (in Intent) MarshalJSON() ([]byte, error) {
+	return json.Marshal(in.stored())
+}
+
+// stored returns the intent in its stored spelling.
+func (in *Intent) stored() intentJSON {
 	j := intentJSON{
 		Client: in.Client, Key: in.Key, Venue: in.Venue, Method: in.Method,
 		Path: in.Path, SourceIP: in.SourceIP, Decision: in.Decision,
@@ -171,7 +176,7 @@ func (in Intent) MarshalJSON() ([]byte, error) {
 		}
 		j.Call = &c
 	}
-	return json.Marshal(j)
+	return j
 }
 
 // UnmarshalJSON decodes an intent written by MarshalJSON, rejecting unknown
@@ -259,6 +264,11 @@ func encodeBody(r *Record) ([]byte, error) {
 	name, v, err := r.payload()
 	if err != nil {
 		return nil, err
+	}
+	if r.Intent != nil {
+		// marshal the stored form directly: going through MarshalJSON
+		// would make encoding/json re-scan and compact the output
+		v = r.Intent.stored()
 	}
 	p, err := json.Marshal(v)
 	if err != nil {
