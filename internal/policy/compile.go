@@ -54,6 +54,10 @@ func compile(name string, d Definition) (*Policy, []error) {
 		bad("name %q: want letters, digits, '-' and '_'", name)
 	}
 	p := &Policy{name: name}
+	if len(exchange.Scopes) > len(p.scopes) {
+		bad("internal: %d scopes known, policy holds %d", len(exchange.Scopes), len(p.scopes))
+		return nil, errs
+	}
 
 	// Scopes: public is always allowed; nothing listed means read only.
 	p.scopes[0] = true

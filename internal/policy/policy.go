@@ -442,11 +442,11 @@ func (p *Policy) eval(r *rule, c *checkCtx) (applies bool, d *Denial) {
 		applies := false
 		for i := range call.Orders {
 			o := &call.Orders[i]
-			if !places(o) || o.Quantity <= 0 {
+			if !places(o) || o.Quantity == 0 {
 				continue
 			}
 			applies = true
-			if o.Quantity > p.maxQty {
+			if !(o.Quantity <= p.maxQty) { // NaN never passes
 				return true, p.deny(r.name, "order quantity %s %s exceeds max_order_qty %s", fmtNum(o.Quantity), exchange.SafeName(o.Symbol), fmtNum(p.maxQty))
 			}
 		}
@@ -463,7 +463,7 @@ func (p *Policy) eval(r *rule, c *checkCtx) (applies bool, d *Denial) {
 				continue
 			}
 			v := c.value(i)
-			need := (p.needsNotional && !v.known) || (p.band > 0 && o.Price > 0)
+			need := (p.needsNotional && !v.known) || (p.band > 0 && o.Price != 0)
 			if !need {
 				continue
 			}
@@ -499,7 +499,7 @@ func (p *Policy) eval(r *rule, c *checkCtx) (applies bool, d *Denial) {
 		applies := false
 		for i := range call.Orders {
 			o := &call.Orders[i]
-			if !places(o) || o.Price <= 0 {
+			if !places(o) || o.Price == 0 {
 				continue
 			}
 			v := c.value(i)
@@ -508,7 +508,7 @@ func (p *Policy) eval(r *rule, c *checkCtx) (applies bool, d *Denial) {
 			}
 			applies = true
 			dev := (o.Price - v.ref) / v.ref * 100
-			if dev > p.band || -dev > p.band {
+			if !(dev <= p.band && -dev <= p.band) { // NaN never passes
 				dir := "above"
 				if dev < 0 {
 					dir, dev = "below", -dev
@@ -592,7 +592,7 @@ func (p *Policy) checkWithdraw(rule string, in *Input) *Denial {
 			if !(t.Amount > 0) {
 				return p.deny(rule, "withdrawal %s: amount unknown; cannot check max_amount", dest)
 			}
-			if t.Amount > a.maxAmount {
+			if !(t.Amount <= a.maxAmount) {
 				return p.deny(rule, "withdrawal amount %s %s exceeds max_amount %s for this address", fmtNum(t.Amount), exchange.SafeName(t.Asset), fmtNum(a.maxAmount))
 			}
 		}

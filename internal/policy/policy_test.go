@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -252,5 +253,33 @@ func TestExplain(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Explain() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestNonFiniteNumbersDeny feeds numbers the describer should never let
+// through; the rules must still fail closed on them.
+func TestNonFiniteNumbersDeny(t *testing.T) {
+	nan := math.NaN()
+	tests := []struct {
+		name     string
+		def      Definition
+		in       Input
+		wantRule string
+	}{
+		{"NaN quantity vs max_order_qty", Definition{Scopes: []string{"trade"}, MaxOrderQty: 1}, trade(limit("BTCUSDT", exchange.Buy, nan, 100000)), "max_order_qty"},
+		{"NaN quantity vs notional", Definition{Scopes: []string{"trade"}, MaxOrderNotional: 1000}, trade(limit("BTCUSDT", exchange.Buy, nan, 100000)), "max_order_notional"},
+		{"Inf quantity vs notional", Definition{Scopes: []string{"trade"}, MaxOrderNotional: 1000}, trade(limit("BTCUSDT", exchange.Buy, math.Inf(1), 100000)), "max_order_notional"},
+		{"NaN price vs band", Definition{Scopes: []string{"trade"}, PriceBandPct: 5}, trade(limit("BTCUSDT", exchange.Buy, 0.1, nan)), "price_band"},
+		{"NaN price without reference", Definition{Scopes: []string{"trade"}, PriceBandPct: 5}, trade(limit("VIABTC", exchange.Buy, 0.1, nan)), "reference_price"},
+		{"NaN withdrawal amount", Definition{Scopes: []string{"withdraw"}, Withdraw: WithdrawDef{Addresses: []AddressDef{{Asset: "USDT", Network: "ERC20", Address: evmAddr, MaxAmount: 10}}}},
+			withdrawal("USDT", "ERC20", evmAddr, "", nan), "withdraw_address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := mustCompile(t, tt.def).Check(tt.in)
+			if d == nil || d.Rule != tt.wantRule {
+				t.Errorf("Check() = %v, want a %s denial", d, tt.wantRule)
+			}
+		})
 	}
 }
