@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keywarden/keywarden/internal/policy"
+	"github.com/keywarden/keywarden/internal/server"
+	"github.com/keywarden/keywarden/internal/store"
+	"github.com/keywarden/keywarden/internal/tlsca"
+)
+
+func newServeCmd(a *app) *cobra.Command {
+	var plaintext, insecure bool
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the signing gateway",
+		Long: `serve unseals the vault (passphrase file, terminal prompt, or Shamir shares
+typed one per line), then runs the gateway: bots call /{venue}/... with their
+keywarden client credential and keywarden signs for them.
+
+Operators manage client credentials of a running gateway with the keywarden
+client commands, which talk to it over a socket in the data directory.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("listen") {
+				a.cfg.Gateway.Listen = listen
+			}
+			if plaintext {
+				a.cfg.Gateway.Plaintext = true
+			}
+			if insecure {
+				a.cfg.Gateway.Plaintext, a.cfg.Gateway.InsecurePlaintext = true, true
+			}
+			if err := validateGateway(&a.cfg); err != nil {
+				return fmt.Errorf("config: %w", err)
+			}
+			return a.serve(cmd.Context(), nil)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "gateway address (default 127.0.0.1:8443)")
+	cmd.Flags().BoolVar(&plaintext, "plaintext", false, "serve plain HTTP (loopback addresses only)")
+	cmd.Flags().BoolVar(&insecure, "insecure-plaintext", false, "serve plain HTTP on any address (only behind a TLS-terminating proxy)")
+	return cmd
+}
+
+// serve runs the gateway until ctx ends. ready, if not nil, receives the
+// gateway's base URL once it is listening.
+func (a *app) serve(ctx context.Context, ready func(base string)) error {
+	v, db, err := openVault(ctx, &a.cfg, a.log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := unsealFromConfig(ctx, v, &a.cfg, a.prompt); err != nil {
+		return err
+	}
+	defer v.Seal()
+	g := a.cfg.Gateway.withDefaults(a.cfg.DataDir)
+	pols, err := policy.CompileAll(a.cfg.Policies)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	rs, err := routes(a.cfg.Venues)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	trusted, _ := parsePrefixes(g.TrustedProxies)
+	timeout, _ := time.ParseDuration(g.UpstreamTimeout)
+	srv, err := server.New(ctx, server.Options{
+		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
+		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", g.Listen)
+	if err != nil {
+		return fmt.Errorf("gateway listen: %w", err)
+	}
+	scheme := "https"
+	if g.Plaintext {
+		scheme = "http"
+	} else {
+		tc, err := a.tlsConfig(ctx, db, v, g)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	hs := &http.Server{
+		Handler:           srv.Gateway,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          nil,
+	}
+	ctl, err := a.startControl(ctx, srv)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer ctl.Close()
+
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	base := scheme + "://" + ln.Addr().String()
+	a.log.Info("gateway listening", "url", base, "venues", len(rs), "policies", len(pols), "audit_dir", g.AuditDir)
+	if ready != nil {
+		ready(base)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("gateway shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("gateway shutdown: %w", err)
+	}
+	return nil
+}
+
+// tlsConfig loads the configured certificate, or issues one from the local
+// CA sealed in the vault.
+func (a *app) tlsConfig(ctx context.Context, db store.Store, v tlsca.Secrets, g GatewayConfig) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	if g.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(g.TLSCert, g.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("gateway tls: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+		return tc, nil
+	}
+	ca, err := tlsca.LoadOrCreate(ctx, db, v, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	cert, err := ca.ServerCertificate(g.Hosts, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("gateway tls: %w", err)
+	}
+	tc.Certificates = []tls.Certificate{cert}
+	return tc, nil
+}
