@@ -702,7 +702,9 @@ func TestSimulatorEndToEnd(t *testing.T) {
 		{"accounts ed25519", func() *exchange.Request { return signed(&edSigning, "GET", accounts, "limit=5", "") }, 200, `"currency":"BTC"`},
 		{"accounts es256", func() *exchange.Request { return signed(&ecSigning, "GET", accounts, "", "") }, 200, `"currency":"BTC"`},
 		{"accounts legacy", func() *exchange.Request { return signed(&legacy, "GET", accounts, "", "") }, 200, `"currency":"BTC"`},
-		{"key permissions", func() *exchange.Request { return signed(&edSigning, "GET", "/api/v3/brokerage/key_permissions", "", "") }, 200, `"can_trade":true`},
+		{"key permissions", func() *exchange.Request {
+			return signed(&edSigning, "GET", "/api/v3/brokerage/key_permissions", "", "")
+		}, 200, `"can_trade":true`},
 		{"order", func() *exchange.Request { return signed(&edSigning, "POST", "/api/v3/brokerage/orders", "", order) }, 200, `"success":true`},
 		{"open orders", func() *exchange.Request {
 			return signed(&edSigning, "GET", "/api/v3/brokerage/orders/historical/batch", "order_status=OPEN", "")
@@ -717,7 +719,9 @@ func TestSimulatorEndToEnd(t *testing.T) {
 		{"public ticker", func() *exchange.Request {
 			return &exchange.Request{Method: "GET", Path: "/api/v3/brokerage/market/products/BTC-USD/ticker", Header: http.Header{}}
 		}, 200, `"price":"50000"`},
-		{"server time", func() *exchange.Request { return &exchange.Request{Method: "GET", Path: "/api/v3/brokerage/time", Header: http.Header{}} }, 200, `"epochSeconds"`},
+		{"server time", func() *exchange.Request {
+			return &exchange.Request{Method: "GET", Path: "/api/v3/brokerage/time", Header: http.Header{}}
+		}, 200, `"epochSeconds"`},
 		{"jwt for another path", func() *exchange.Request {
 			r := signed(&edSigning, "GET", accounts, "", "")
 			r.Path = "/api/v3/brokerage/key_permissions"

@@ -339,4 +339,3 @@ func (f fields) obj(name string) fields {
 	m, _ := f[name].(map[string]any)
 	return fields(m)
 }
-

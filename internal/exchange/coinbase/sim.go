@@ -268,7 +268,7 @@ func (s *Simulator) handleV2Accounts(w http.ResponseWriter, _ *http.Request, acc
 func (s *Simulator) handleKeyPermissions(w http.ResponseWriter, _ *http.Request, acc *sim.Account, _ string, _ []byte) string {
 	writeJSON(w, 200, keyPermissions{
 		CanView: acc.Allowed("read"), CanTrade: acc.Allowed("trade"),
-		CanTransfer: acc.Allowed("transfer") || acc.Allowed("withdraw"),
+		CanTransfer:   acc.Allowed("transfer") || acc.Allowed("withdraw"),
 		PortfolioUUID: "00000000-0000-0000-0000-000000000000", PortfolioType: "DEFAULT",
 	})
 	return ""
@@ -292,8 +292,8 @@ func (s *Simulator) handleCreateOrder(w http.ResponseWriter, _ *http.Request, _ 
 	}
 	placed := s.kit.PlaceOrder(sim.Order{ClientOrderID: o.ClientOrderID, APIKey: key, Symbol: o.Symbol, Side: strings.ToUpper(string(o.Side)), Type: o.Type, Quantity: qty, Price: o.Price, Status: status})
 	writeJSON(w, 200, map[string]any{
-		"success": true,
-		"success_response": map[string]any{"order_id": placed.ID, "product_id": o.Symbol, "side": strings.ToUpper(string(o.Side)), "client_order_id": o.ClientOrderID},
+		"success":             true,
+		"success_response":    map[string]any{"order_id": placed.ID, "product_id": o.Symbol, "side": strings.ToUpper(string(o.Side)), "client_order_id": o.ClientOrderID},
 		"order_configuration": b["order_configuration"],
 	})
 	return ""

@@ -117,7 +117,7 @@ func (v *Verifier) verifyJWT(r *exchange.Request, client *exchange.Credential, n
 	if !t.verifySignature(client.PublicKey) {
 		return exchange.Errorf(exchange.ErrAuth, "invalid JWT signature")
 	}
-	if t.sub != t.kid {
+	if subtle.ConstantTimeCompare([]byte(t.kid), []byte(client.APIKey)) != 1 || t.sub != t.kid {
 		return exchange.Errorf(exchange.ErrAuth, "JWT sub does not match kid")
 	}
 	if !t.hasNBF || t.exp-t.nbf > jwtLifetime || t.exp <= t.nbf {
