@@ -113,4 +113,3 @@ func BenchmarkDescribe(b *testing.B) {
 		}
 	}
 }
-
