@@ -247,8 +247,9 @@ type createdKey struct {
 }
 
 // ParseCreatedKey reads the created key. An answer with a secret is an HMAC
-// key; one without is the registered Ed25519 or RSA key, whose private half
-// the caller already holds, so the returned Credential carries only APIKey.
+// key. An answer without one is for a registered Ed25519 or RSA public key:
+// the returned Credential then carries only APIKey and no Kind, and the
+// caller, who holds the private half and knows its kind, completes it.
 func (keyManager) ParseCreatedKey(status int, body []byte) (*exchange.Credential, error) {
 	if status != http.StatusOK {
 		return nil, apiErrorOf("binance: create key", status, body)
@@ -257,11 +258,10 @@ func (keyManager) ParseCreatedKey(status int, body []byte) (*exchange.Credential
 	if err := json.Unmarshal(body, &k); err != nil || k.APIKey == "" || !validAPIKey(k.APIKey) {
 		return nil, errors.New("binance: create key: malformed answer")
 	}
-	c := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: k.APIKey}
+	c := &exchange.Credential{APIKey: k.APIKey}
 	if k.SecretKey != "" {
+		c.Kind = exchange.KeyHMAC
 		c.Secret = exchange.Secret(k.SecretKey)
-	} else {
-		c.Kind = exchange.KeyEd25519
 	}
 	return c, nil
 }

@@ -149,6 +149,9 @@ func TestKeyManager(t *testing.T) {
 	if err != nil || c.APIKey != "newkey" || string(c.Secret) != "newsecret" || c.Kind != exchange.KeyHMAC {
 		t.Errorf("ParseCreatedKey() = %v, %v, want newkey with its secret", c, err)
 	}
+	if c, err := km.ParseCreatedKey(200, []byte(`{"apiKey":"asym"}`)); err != nil || c.APIKey != "asym" || c.Kind != "" || c.Secret != nil {
+		t.Errorf("ParseCreatedKey(public-key answer) = %v, %v, want only the api key", c, err)
+	}
 	if _, err := km.ParseCreatedKey(400, []byte(`{"code":-1102,"msg":"Mandatory parameter"}`)); err == nil || !strings.Contains(err.Error(), "-1102") {
 		t.Errorf("ParseCreatedKey(400) = %v, want the Binance code", err)
 	}
