@@ -285,3 +285,53 @@ func TestConcurrentNoOvershoot(t *testing.T) {
 		t.Errorf("committed %d after filling up, want exactly the cap %d", committed, capNotional)
 	}
 }
+
+func TestLimiterReserveDirect(t *testing.T) {
+	p := mustCompile(t, Definition{Scopes: []string{"trade"}, Windows: []WindowDef{{Duration: "1h", MaxOrders: 1}}})
+	l := NewLimiter()
+	in := trade(limit("BTCUSDT", exchange.Buy, 0.01, 100000))
+	r, d := l.Reserve(p, in)
+	if d != nil || r == nil {
+		t.Fatalf("Reserve() = %v, %v, want a reservation", r, d)
+	}
+	if _, d := l.Reserve(p, in); d == nil || d.Rule != "window_orders" {
+		t.Errorf("second Reserve() = %v, want window_orders", d)
+	}
+	// A policy without stateful rules reserves nothing.
+	if r, d := l.Reserve(mustCompile(t, Definition{Scopes: []string{"trade"}}), in); r != nil || d != nil {
+		t.Errorf("Reserve(stateless) = %v, %v, want nil, nil", r, d)
+	}
+	var nilRes *Reservation
+	nilRes.Commit()
+	nilRes.Release()
+}
+
+// TestParallelTenthsOfCap is spec case L4: 100 parallel orders, each 10% of
+// the daily cap, and exactly 10 are accepted.
+func TestParallelTenthsOfCap(t *testing.T) {
+	e, _ := newEngine(t, Definition{Scopes: []string{"trade"}, Windows: []WindowDef{{Duration: "24h", MaxNotional: 10000}}})
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		accepted int
+	)
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// 0.01 BTC at 100000: 1000 USDT, 10% of the cap.
+			r, err := e.Check("test", order1k())
+			if err != nil {
+				return
+			}
+			r.Commit()
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if accepted != 10 {
+		t.Errorf("accepted %d orders, want exactly 10", accepted)
+	}
+}

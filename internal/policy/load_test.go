@@ -107,3 +107,17 @@ func TestLoadFileMissing(t *testing.T) {
 		t.Errorf("LoadFile(missing) = %v, want a load policies error", err)
 	}
 }
+
+// FuzzLoad feeds arbitrary text to the loader: it must return policies or
+// an error, never panic.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(goodFile))
+	f.Add([]byte("[policy.a]\nscopes = [\"read\"]\nmax_notionl = 5\n"))
+	f.Add([]byte("[policy.\"x.y\"]\nwithdraw.cooldown = \"1h\"\n[[policy.\"x.y\".windows]]\nduration = \"1d\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ps, err := Load(data)
+		if err == nil && len(ps) == 0 {
+			t.Errorf("Load() = no policies and no error")
+		}
+	})
+}
