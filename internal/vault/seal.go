@@ -30,7 +30,7 @@ type KDFParams struct {
 
 // DefaultKDF returns the Argon2id cost Init and Rekey use unless told
 // otherwise.
-func DefaultKDF() KDFParams { return KDFParams{Time: 3, MemoryKiB: 64 * 1024, Threads: 2} }
+func DefaultKDF() KDFParams { return KDFParams{Time: 2, MemoryKiB: 64 * 1024, Threads: 2} }
 
 // MinKDF returns the weakest Argon2id cost the vault accepts, at Init and
 // when it reads a stored seal (OWASP's floor: 19 MiB, two passes). A seal
