@@ -197,6 +197,15 @@ var routes = map[string]route{
 	"DELETE withdrawals/{}": {exchange.ScopeWithdraw, plain},
 }
 
+// uaRoutes maps "METHOD rest" to a route for the unified trading account
+// API under /api/ua/vN/, keyed like routes. Only reads that ccxt makes
+// before any classic call are listed; UTA orders, transfers and everything
+// else stay account-admin (default deny) until they are described.
+var uaRoutes = map[string]route{
+	"GET account/mode":    {exchange.ScopeRead, plain},
+	"GET account/balance": {exchange.ScopeRead, plain},
+}
+
 // describer classifies KuCoin spot and futures requests.
 type describer struct{}
 
@@ -262,21 +271,27 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	return call, nil
 }
 
-// lookup finds the route of method and /api/vN/rest (rest compared in lower
-// case: the case of a path must not change its scope). It returns the
+// lookup finds the route of method and /api/vN/rest or /api/ua/vN/rest
+// (rest compared in lower case: the case of a path must not change its
+// scope). It returns the
 // endpoint pattern for the Call, the lookup key and whether it is listed.
 func lookup(method string, segs []string) (endpoint, key string, rt route, ok bool) {
 	path := "/" + strings.Join(segs, "/")
-	if len(segs) < 3 || segs[0] != "api" || !isVersion(segs[1]) {
+	table, prefix := routes, 2
+	switch {
+	case len(segs) >= 4 && segs[0] == "api" && segs[1] == "ua" && isVersion(segs[2]):
+		table, prefix = uaRoutes, 3
+	case len(segs) >= 3 && segs[0] == "api" && isVersion(segs[1]):
+	default:
 		return method + " " + path, "", route{}, false
 	}
-	tail := make([]string, len(segs)-2)
-	for i, s := range segs[2:] {
+	tail := make([]string, len(segs)-prefix)
+	for i, s := range segs[prefix:] {
 		tail[i] = strings.ToLower(s)
 	}
 	for _, cand := range paramCandidates(tail) {
-		if rt, ok := routes[method+" "+cand]; ok {
-			return method + " /api/" + segs[1] + "/" + cand, cand, rt, true
+		if rt, ok := table[method+" "+cand]; ok {
+			return method + " /" + strings.Join(segs[:prefix], "/") + "/" + cand, cand, rt, true
 		}
 	}
 	return method + " " + path, "", route{}, false

@@ -163,8 +163,30 @@ func TestDescribe(t *testing.T) {
 			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "GET /api/v1/sub/api-key"},
 		},
 		{
-			name: "unknown prefix is admin", method: "GET", path: "/api/ua/v1/account/balance",
-			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "GET /api/ua/v1/account/balance"},
+			name: "unknown prefix is admin", method: "GET", path: "/api/xx/v1/account/balance",
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "GET /api/xx/v1/account/balance"},
+		},
+		{
+			name: "unified account mode is read", method: "GET", path: "/api/ua/v1/account/mode",
+			want: exchange.Call{Scope: exchange.ScopeRead, Endpoint: "GET /api/ua/v1/account/mode"},
+		},
+		{
+			name: "unified order is admin until described", method: "POST", path: "/api/ua/v1/unified/order/place",
+			body: `{"symbol":"BTC-USDT","side":"buy","type":"limit","size":"1","price":"1"}`,
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "POST /api/ua/v1/unified/order/place"},
+		},
+		{
+			name: "unified path needs a version", method: "GET", path: "/api/ua/account/mode",
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "GET /api/ua/account/mode"},
+		},
+		{
+			name: "unified prefix is case-sensitive", method: "GET", path: "/api/UA/v1/account/mode",
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "GET /api/UA/v1/account/mode"},
+		},
+		{
+			name: "classic table is not reached through the unified prefix", method: "POST", path: "/api/ua/v1/hf/orders",
+			body: `{"symbol":"BTC-USDT","side":"buy","type":"limit","size":"1","price":"1"}`,
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "POST /api/ua/v1/hf/orders"},
 		},
 		{
 			name: "upper case cannot lower the scope", method: "POST", path: "/API/V3/WITHDRAWALS",

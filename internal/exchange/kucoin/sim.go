@@ -25,9 +25,9 @@ const simQuota = 4000
 // KuCoin does (spec §16): from the raw received bytes, with the 5-second
 // window, the HMAC-encoded passphrase of key versions 2 and 3 (plain for
 // version 1), key permissions and IP whitelists. It serves the server time,
-// a ticker, balances, HF orders, the key self-inspection and withdrawals,
-// and logs every request into the kit. A Simulator is safe for concurrent
-// use.
+// a ticker, balances, the account-mode probes ccxt makes, classic and HF
+// orders, the key self-inspection and withdrawals, and logs every request
+// into the kit. A Simulator is safe for concurrent use.
 type Simulator struct {
 	kit     *sim.Kit
 	handler http.Handler
@@ -73,11 +73,23 @@ type simRoute struct {
 // simRoute finds the handler for method and path (lookup keys as in
 // routes, without the version).
 func findSimRoute(method string, segs []string) (simRoute, bool) {
+	if len(segs) >= 4 && segs[0] == "api" && segs[1] == "ua" && isVersion(segs[2]) {
+		if method == "GET" && strings.Join(segs[3:], "/") == "account/mode" {
+			return simRoute{"read", (*Simulator).accountMode}, true
+		}
+		return simRoute{}, false
+	}
 	if len(segs) < 3 || segs[0] != "api" || !isVersion(segs[1]) {
 		return simRoute{}, false
 	}
 	rest := strings.Join(segs[2:], "/")
 	switch {
+	case method == "GET" && rest == "hf/accounts/opened":
+		return simRoute{"read", (*Simulator).hfOpened}, true
+	case method == "POST" && rest == "orders":
+		return simRoute{"trade", (*Simulator).placeOrder}, true
+	case method == "DELETE" && len(segs) == 4 && segs[2] == "orders":
+		return simRoute{"trade", (*Simulator).cancelClassicOrder}, true
 	case method == "GET" && rest == "timestamp":
 		return simRoute{"", (*Simulator).timestamp}, true
 	case method == "GET" && rest == "market/orderbook/level1":
@@ -239,9 +251,34 @@ func (s *Simulator) ticker(_ *sim.Account, req *exchange.Request, _ []string) (a
 	}, nil
 }
 
+// accountMode answers the unified-account probe ccxt makes before its
+// first private call: the simulated account is a classic one.
+func (s *Simulator) accountMode(_ *sim.Account, _ *exchange.Request, _ []string) (any, *simError) {
+	return map[string]any{"selfAccountMode": "CLASSIC"}, nil
+}
+
+// hfOpened says whether the account trades through the HF endpoints; ccxt
+// asks while loading markets. The simulator serves both, and says yes.
+func (s *Simulator) hfOpened(_ *sim.Account, _ *exchange.Request, _ []string) (any, *simError) {
+	return true, nil
+}
+
+// accounts lists the balances, all held in one trading account that is
+// reported under the requested type (trade, or trade_hf for an account
+// migrated to HF trading); other account types are empty.
 func (s *Simulator) accounts(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
 	q, _ := exchange.ParseQuery(req.RawQuery)
 	cur := q.Get("currency")
+	typ := q.Get("type")
+	switch typ {
+	case "":
+		typ = "trade"
+	case "trade", "trade_hf":
+	case "main", "margin", "isolated", "margin_v2", "isolated_v2":
+		return []map[string]string{}, nil
+	default:
+		return nil, errParam
+	}
 	s.bal.Lock()
 	defer s.bal.Unlock()
 	names := make([]string, 0, len(acc.Balances))
@@ -255,7 +292,7 @@ func (s *Simulator) accounts(acc *sim.Account, req *exchange.Request, _ []string
 			continue
 		}
 		b := fmtNum(acc.Balances[c])
-		out = append(out, map[string]string{"id": strconv.Itoa(5000 + i), "currency": c, "type": "trade", "balance": b, "available": b, "holds": "0"})
+		out = append(out, map[string]string{"id": strconv.Itoa(5000 + i), "currency": c, "type": typ, "balance": b, "available": b, "holds": "0"})
 	}
 	return out, nil
 }
@@ -340,6 +377,16 @@ func (s *Simulator) cancelOrder(acc *sim.Account, req *exchange.Request, segs []
 		return map[string]string{"clientOid": o.ClientOrderID}, nil
 	}
 	return map[string]string{"orderId": o.ID}, nil
+}
+
+// cancelClassicOrder serves DELETE /api/v1/orders/{orderId}, which needs
+// no symbol and answers with the canceled ids.
+func (s *Simulator) cancelClassicOrder(acc *sim.Account, _ *exchange.Request, segs []string) (any, *simError) {
+	o, ok := s.kit.CancelOrder(acc.Key.APIKey, segs[len(segs)-1], "")
+	if !ok {
+		return nil, fail(http.StatusBadRequest, "400100", "order_not_exist_or_not_allow_to_cancel")
+	}
+	return map[string][]string{"cancelledOrderIds": {o.ID}}, nil
 }
 
 func (s *Simulator) withdraw(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
