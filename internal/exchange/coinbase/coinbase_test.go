@@ -258,6 +258,34 @@ func TestVerifyRejects(t *testing.T) {
 	}
 }
 
+// TestVerifyMalleatedES256 replays C3 with its twin signature (r, n-s),
+// which verifies too; it must still count as the same token.
+func TestVerifyMalleatedES256(t *testing.T) {
+	_, ec := mustKey(t, sdkECKey)
+	head, sig, _ := strings.Cut(jwtC3[strings.Index(jwtC3, ".")+1:], ".")
+	raw, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := new(big.Int).SetBytes(raw[32:])
+	s.Sub(elliptic.P256().Params().N, s)
+	twin := make([]byte, 64)
+	copy(twin, raw[:32])
+	s.FillBytes(twin[32:])
+	malleated := jwtC3[:strings.Index(jwtC3, ".")+1] + head + "." + base64.RawURLEncoding.EncodeToString(twin)
+	v := NewVerifier()
+	if _, err := v.Verify(bearerRequest(jwtC3, "GET", accounts, ""), &ec, time.Unix(vectorTime, 0)); err != nil {
+		t.Fatalf("Verify(C3) = %v, want nil", err)
+	}
+	_, err = v.Verify(bearerRequest(malleated, "GET", accounts, ""), &ec, time.Unix(vectorTime, 0))
+	if exchange.AsError(err).Kind != exchange.ErrTimestamp {
+		t.Errorf("Verify(C3 with twin signature) = %v, want ErrTimestamp (replay)", err)
+	}
+	if _, err := NewVerifier().Verify(bearerRequest(malleated, "GET", accounts, ""), &ec, time.Unix(vectorTime, 0)); err != nil {
+		t.Errorf("Verify(twin alone) = %v, want nil (it is a valid signature)", err)
+	}
+}
+
 func TestVerifyLongLivedJWT(t *testing.T) {
 	signing, client := mustKey(t, sdkEdKey)
 	input := []byte(base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"EdDSA","kid":"`+sdkKeyName+`","typ":"JWT"}`)) + "." +

@@ -2,6 +2,7 @@ package coinbase
 
 import (
 	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"strconv"
@@ -33,11 +34,11 @@ const (
 // safe for concurrent use.
 type Verifier struct {
 	mu   sync.Mutex
-	seen map[string]int64 // JWT signature -> exp
+	seen map[[sha256.Size]byte]int64 // SHA-256 of the JWT's signed part -> exp
 }
 
 // NewVerifier returns a Verifier with no token history.
-func NewVerifier() *Verifier { return &Verifier{seen: map[string]int64{}} }
+func NewVerifier() *Verifier { return &Verifier{seen: map[[sha256.Size]byte]int64{}} }
 
 // ClientKey returns the JWT's kid or the CB-ACCESS-KEY header, "" when the
 // request has neither.
@@ -130,7 +131,9 @@ func (v *Verifier) verifyJWT(r *exchange.Request, client *exchange.Credential, n
 	if !uriMatches(t.uris, r.Method, r.Path) {
 		return exchange.Errorf(exchange.ErrAuth, "JWT uri does not match the request")
 	}
-	if !v.firstUse(string(t.sig), t.exp, sec) {
+	// Tokens are told apart by what was signed, not by the signature: an
+	// ECDSA signature (r, s) has a twin (r, n-s) that verifies too.
+	if !v.firstUse(sha256.Sum256([]byte(t.input)), t.exp, sec) {
 		return exchange.Errorf(exchange.ErrTimestamp, "JWT already used")
 	}
 	return nil
@@ -139,7 +142,7 @@ func (v *Verifier) verifyJWT(r *exchange.Request, client *exchange.Credential, n
 // firstUse records a token until it expires and says whether it is new.
 // When the table is full even after dropping expired tokens, it fails
 // closed.
-func (v *Verifier) firstUse(id string, exp, now int64) bool {
+func (v *Verifier) firstUse(id [sha256.Size]byte, exp, now int64) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, dup := v.seen[id]; dup {
