@@ -80,8 +80,8 @@ type Log struct {
 	keyID  string
 
 	life   sync.Mutex // serialises Close, Reopen and Prune
-	mu     sync.Mutex // guards gen, state, and the files against Prune
-	gen    *generation
+	mu     sync.Mutex // guards the writer's segment switch against Prune
+	gen    atomic.Pointer[generation]
 	failed atomic.Pointer[error]
 	closed atomic.Bool
 
@@ -202,9 +202,7 @@ func (l *Log) start() error {
 		st:    st,
 	}
 	l.head.Store(&Receipt{Seq: st.nextSeq - 1, Hash: st.prev})
-	l.mu.Lock()
-	l.gen = g
-	l.mu.Unlock()
+	l.gen.Store(g)
 	l.failed.Store(nil)
 	go l.run(g)
 	return nil
@@ -294,9 +292,7 @@ func (l *Log) Append(ctx context.Context, r Record) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("audit: append: %w", err)
 	}
-	l.mu.Lock()
-	g := l.gen
-	l.mu.Unlock()
+	g := l.gen.Load()
 	p := l.pool.Get().(*pending)
 	p.body, p.err, p.rec = body, nil, Receipt{}
 	select {
@@ -434,9 +430,7 @@ func (l *Log) Close() error {
 }
 
 func (l *Log) stopWriter() error {
-	l.mu.Lock()
-	g := l.gen
-	l.mu.Unlock()
+	g := l.gen.Load()
 	select {
 	case <-g.stop: // already stopped by a failed Reopen
 	default:
@@ -467,9 +461,7 @@ func (l *Log) Reopen() error {
 	if err := l.start(); err != nil {
 		l.failed.Store(&err)
 		// keep a stopped generation so Append fails fast
-		l.mu.Lock()
-		l.gen = stoppedGeneration(l.gen.st)
-		l.mu.Unlock()
+		l.gen.Store(stoppedGeneration(l.gen.Load().st))
 		return err
 	}
 	return nil

@@ -161,7 +161,7 @@ func (l *Log) Prune(before time.Time) (int, error) {
 		return 0, errors.New("audit: prune: no signing key for the anchor")
 	}
 	l.mu.Lock()
-	active := l.gen.st.segName
+	active := l.gen.Load().st.segName
 	l.mu.Unlock()
 	segs, err := listSegments(l.opts.Dir)
 	if err != nil {
