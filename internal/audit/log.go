@@ -69,6 +69,26 @@ type Options struct {
 	Now func() time.Time
 }
 
+// String describes o without its keys.
+func (o Options) String() string {
+	return fmt.Sprintf("audit.Options{Dir:%q Signer:%s HashKey:%s HashFields:%v CheckpointEvery:%d CheckpointInterval:%v SegmentSize:%d NoSync:%v}",
+		o.Dir, redactedIf(len(o.Signer) > 0), redactedIf(len(o.HashKey) > 0), o.HashFields,
+		o.CheckpointEvery, o.CheckpointInterval, o.SegmentSize, o.NoSync)
+}
+
+// GoString describes o without its keys.
+func (o Options) GoString() string { return o.String() }
+
+// LogValue describes o without its keys.
+func (o Options) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
+func redactedIf(set bool) string {
+	if set {
+		return Redacted
+	}
+	return "none"
+}
+
 // Log is an open audit log. It is safe for concurrent use; one process owns a
 // log directory at a time (an advisory lock enforces it).
 type Log struct {

@@ -3,6 +3,8 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,5 +127,25 @@ func TestAppendRedactsBody(t *testing.T) {
 	recs := readAll(t, l.Dir())
 	if got, want := recs[0].Intent.Body, "a=1&signature=%5BREDACTED%5D"; got != want {
 		t.Errorf("stored body = %q, want %q", got, want)
+	}
+}
+
+func TestOptionsNeverPrintKeys(t *testing.T) {
+	const marker = "KEYMARKER"
+	o := Options{Dir: "/x", Signer: testKey(), HashKey: []byte(marker + marker)}
+	f := Filter{HashKey: []byte(marker)}
+	for _, s := range []string{
+		fmt.Sprintf("%v %+v %#v %s", o, o, o, o),
+		fmt.Sprintf("%v %+v %#v %s", f, f, f, f),
+		fmt.Sprintf("%x", []byte(fmt.Sprint(o))),
+	} {
+		if strings.Contains(s, marker) || strings.Contains(s, fmt.Sprint([]byte(testKey()))) {
+			t.Errorf("formatted options leak a key: %s", s)
+		}
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("open", "opts", o)
+	if strings.Contains(buf.String(), marker) || !strings.Contains(buf.String(), Redacted) {
+		t.Errorf("logged options = %s, want the keys redacted", buf.String())
 	}
 }

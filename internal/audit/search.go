@@ -30,6 +30,15 @@ type Filter struct {
 	HashKey []byte
 }
 
+// String describes f without its hash key.
+func (f Filter) String() string {
+	return fmt.Sprintf("audit.Filter{From:%v To:%v Client:%q Key:%q Venue:%q Scope:%q Decision:%q RequestID:%q Types:%v HashKey:%s}",
+		f.From, f.To, f.Client, f.Key, f.Venue, f.Scope, f.Decision, f.RequestID, f.Types, redactedIf(len(f.HashKey) > 0))
+}
+
+// GoString describes f without its hash key.
+func (f Filter) GoString() string { return f.String() }
+
 func (f *Filter) intentOnly() bool {
 	return f.Client != "" || f.Key != "" || f.Venue != "" || f.Scope != "" || f.Decision != ""
 }
