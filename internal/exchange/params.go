@@ -54,6 +54,10 @@ func ParseFloat(s string) float64 {
 	return f
 }
 
+// MaxParams bounds the parameters one query or form body may carry; no venue
+// API needs more, and the bound keeps duplicate detection cheap.
+const MaxParams = 256
+
 // ParseQuery decodes a query string or form body strictly: every name and
 // value must be valid percent-encoding of UTF-8, and a name may appear only
 // once (a duplicated parameter is how a parser differential hides a second
@@ -63,6 +67,9 @@ func ParseQuery(raw string) (Params, error) {
 		return nil, nil
 	}
 	n := strings.Count(raw, "&") + 1
+	if n > MaxParams {
+		return nil, Errorf(ErrBadRequest, "too many parameters (more than %d)", MaxParams)
+	}
 	ps := make(Params, 0, n)
 	for part := range strings.SplitSeq(raw, "&") {
 		if part == "" {

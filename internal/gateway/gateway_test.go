@@ -562,3 +562,19 @@ func TestVenueSecretsNeverReachTheBot(t *testing.T) {
 		t.Fatalf("venue secret reached the bot: %s", w.Body)
 	}
 }
+
+func TestPublicCallsCarryNoCredential(t *testing.T) {
+	h := newHarness(t, nil)
+	r := httptest.NewRequest("GET", "/tv/public/ticker", nil)
+	r.RemoteAddr = "127.0.0.1:1"
+	r.Header.Set("X-MBX-APIKEY", clientID)
+	r.Header.Set("Authorization", "Bearer x")
+	// The test venue reads X-Key; without it the call is public.
+	if w := h.do(r); w.Code != 200 {
+		t.Fatalf("status = %d, want 200", w.Code)
+	}
+	got := h.up.received[0].Header
+	if got.Get("X-Mbx-Apikey") != "" || got.Get("Authorization") != "" {
+		t.Errorf("public call forwarded credential headers: %v", got)
+	}
+}

@@ -25,6 +25,15 @@ var dropHeaders = []string{
 	"Accept-Encoding", "Expect", "Http2-Settings",
 }
 
+// authHeaders are the headers any supported venue reads credentials from.
+var authHeaders = []string{
+	"Authorization", "X-Mbx-Apikey", "Ok-Access-Key", "Ok-Access-Sign", "Ok-Access-Timestamp", "Ok-Access-Passphrase",
+	"X-Bapi-Api-Key", "X-Bapi-Sign", "X-Bapi-Timestamp", "X-Bapi-Recv-Window", "Kc-Api-Key", "Kc-Api-Sign",
+	"Kc-Api-Timestamp", "Kc-Api-Passphrase", "Kc-Api-Key-Version", "Access-Key", "Access-Sign", "Access-Timestamp",
+	"Access-Passphrase", "Key", "Sign", "Timestamp", "Api-Key", "Api-Sign", "Apikey", "Authent", "Nonce",
+	"Api-Expires", "Api-Signature", "Api-Nonce", "Cb-Access-Key", "Cb-Access-Sign", "Cb-Access-Timestamp",
+}
+
 // ServeHTTP runs one request through the whole path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := g.now()
@@ -183,7 +192,11 @@ func (g *Gateway) servePublic(st *state, in *exchange.Request) {
 	for _, h := range dropHeaders {
 		out.Header.Del(h)
 	}
-	out.Header.Del("Authorization")
+	// A public call carries no credential upstream, not even the client's
+	// key id that some clients send on every call.
+	for _, h := range authHeaders {
+		out.Header.Del(h)
+	}
 	if c := st.rt.pubCache; c != nil && in.Method == http.MethodGet {
 		if resp, ok := c.get(in.Path+"?"+in.RawQuery, st.start); ok {
 			st.writeCached(resp)
