@@ -1,9 +1,11 @@
 package vault
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/awnumar/memguard"
@@ -14,81 +16,94 @@ import (
 //
 //	version(1) | fingerprint key(32) | count(4) | count × (term(4) | created unix(8) | key(32))
 //
-// and it is stored encrypted under the root key. A keyring is immutable once
-// installed; Rotate builds a new one that shares the old term buffers.
+// and it is stored encrypted under the root key.
+//
+// In memory all keys share one memguard buffer (fingerprint key first,
+// then one 32-byte slot per term), so the locked memory stays a page or
+// two however often the keyring rotates. A keyring is immutable once
+// installed; Rotate builds a new one and destroys the old buffer.
 type keyring struct {
-	current     uint32
-	terms       map[uint32]*memguard.LockedBuffer
-	created     map[uint32]time.Time
-	fingerprint *memguard.LockedBuffer
+	current uint32
+	buf     *memguard.LockedBuffer
+	slot    map[uint32]int // term → offset of its key in buf
+	created map[uint32]time.Time
 }
 
 const (
 	keyringVersion = 1
 	termKeySize    = 32
+	fpKeySize      = 32
 	termEntrySize  = 4 + 8 + termKeySize
 )
 
 func newKeyring(now time.Time) (*keyring, error) {
-	r := &keyring{
-		current:     1,
-		terms:       map[uint32]*memguard.LockedBuffer{1: memguard.NewBufferRandom(termKeySize)},
-		created:     map[uint32]time.Time{1: now.UTC()},
-		fingerprint: memguard.NewBufferRandom(32),
-	}
-	return r, nil
+	return &keyring{
+		current: 1,
+		buf:     memguard.NewBufferRandom(fpKeySize + termKeySize),
+		slot:    map[uint32]int{1: fpKeySize},
+		created: map[uint32]time.Time{1: now.UTC()},
+	}, nil
 }
 
-// withNewTerm returns a keyring with one more term; the old one is
+// key returns term's key, or nil.
+func (r *keyring) key(term uint32) []byte {
+	off, ok := r.slot[term]
+	if !ok {
+		return nil
+	}
+	return r.buf.Bytes()[off : off+termKeySize]
+}
+
+func (r *keyring) fingerprintKey() []byte { return r.buf.Bytes()[:fpKeySize] }
+
+// withNewTerm returns a keyring with one more term, in a new buffer; r is
 // unchanged.
 func (r *keyring) withNewTerm(now time.Time) (*keyring, error) {
 	if r.current == ^uint32(0) {
 		return nil, errors.New("keyring has no terms left")
 	}
+	old := r.buf.Bytes()
 	next := &keyring{
-		current:     r.current + 1,
-		terms:       make(map[uint32]*memguard.LockedBuffer, len(r.terms)+1),
-		created:     make(map[uint32]time.Time, len(r.terms)+1),
-		fingerprint: r.fingerprint,
+		current: r.current + 1,
+		buf:     memguard.NewBuffer(len(old) + termKeySize),
+		slot:    make(map[uint32]int, len(r.slot)+1),
+		created: make(map[uint32]time.Time, len(r.slot)+1),
 	}
-	for t, k := range r.terms {
-		next.terms[t] = k
+	b := next.buf.Bytes()
+	copy(b, old)
+	if _, err := rand.Read(b[len(old):]); err != nil {
+		next.destroy()
+		return nil, err
+	}
+	for t, off := range r.slot {
+		next.slot[t] = off
 		next.created[t] = r.created[t]
 	}
-	next.terms[next.current] = memguard.NewBufferRandom(termKeySize)
+	next.slot[next.current] = len(old)
 	next.created[next.current] = now.UTC()
 	return next, nil
 }
 
-// destroyNewest frees the term a failed rotation added.
-func (r *keyring) destroyNewest() {
-	r.terms[r.current].Destroy()
-}
-
-func (r *keyring) destroy() {
-	for _, k := range r.terms {
-		k.Destroy()
-	}
-	r.fingerprint.Destroy()
-}
+func (r *keyring) destroy() { r.buf.Destroy() }
 
 // seal encodes the keyring and encrypts it under root.
 func (r *keyring) seal(root []byte) ([]byte, error) {
-	buf := memguard.NewBuffer(1 + 32 + 4 + len(r.terms)*termEntrySize)
-	defer buf.Destroy()
-	b := buf.Bytes()
+	terms := make([]uint32, 0, len(r.slot))
+	for t := range r.slot {
+		terms = append(terms, t)
+	}
+	sort.Slice(terms, func(i, j int) bool { return terms[i] < terms[j] })
+	plain := memguard.NewBuffer(1 + fpKeySize + 4 + len(terms)*termEntrySize)
+	defer plain.Destroy()
+	b := plain.Bytes()
 	b[0] = keyringVersion
-	copy(b[1:], r.fingerprint.Bytes())
-	binary.BigEndian.PutUint32(b[33:], uint32(len(r.terms)))
-	off := 37
-	for t := uint32(1); t <= r.current; t++ {
-		k, ok := r.terms[t]
-		if !ok {
-			continue
-		}
+	copy(b[1:], r.fingerprintKey())
+	binary.BigEndian.PutUint32(b[1+fpKeySize:], uint32(len(terms)))
+	off := 1 + fpKeySize + 4
+	for _, t := range terms {
 		binary.BigEndian.PutUint32(b[off:], t)
 		binary.BigEndian.PutUint64(b[off+4:], uint64(r.created[t].Unix()))
-		copy(b[off+12:], k.Bytes())
+		copy(b[off+12:], r.key(t))
 		off += termEntrySize
 	}
 	return sealAEAD(root, b, []byte(keyringAAD))
@@ -101,26 +116,31 @@ func openKeyring(root, sealed []byte) (*keyring, error) {
 		return nil, err
 	}
 	defer clear(b)
-	if len(b) < 37 || b[0] != keyringVersion {
+	const head = 1 + fpKeySize + 4
+	if len(b) < head || b[0] != keyringVersion {
 		return nil, fmt.Errorf("keyring: bad encoding: %w", ErrTampered)
 	}
-	n := int(binary.BigEndian.Uint32(b[33:]))
-	if n < 1 || len(b) != 37+n*termEntrySize {
+	n := int(binary.BigEndian.Uint32(b[1+fpKeySize:]))
+	if n < 1 || len(b) != head+n*termEntrySize {
 		return nil, fmt.Errorf("keyring: bad encoding: %w", ErrTampered)
 	}
 	r := &keyring{
-		terms:       make(map[uint32]*memguard.LockedBuffer, n),
-		created:     make(map[uint32]time.Time, n),
-		fingerprint: memguard.NewBufferFromBytes(append([]byte(nil), b[1:33]...)),
+		buf:     memguard.NewBuffer(fpKeySize + n*termKeySize),
+		slot:    make(map[uint32]int, n),
+		created: make(map[uint32]time.Time, n),
 	}
+	keys := r.buf.Bytes()
+	copy(keys, b[1:1+fpKeySize])
 	for i := range n {
-		e := b[37+i*termEntrySize:]
+		e := b[head+i*termEntrySize:]
 		t := binary.BigEndian.Uint32(e)
-		if _, dup := r.terms[t]; dup || t == 0 {
+		if _, dup := r.slot[t]; dup || t == 0 {
 			r.destroy()
 			return nil, fmt.Errorf("keyring: bad term: %w", ErrTampered)
 		}
-		r.terms[t] = memguard.NewBufferFromBytes(append([]byte(nil), e[12:12+termKeySize]...))
+		off := fpKeySize + i*termKeySize
+		copy(keys[off:off+termKeySize], e[12:12+termKeySize])
+		r.slot[t] = off
 		r.created[t] = time.Unix(int64(binary.BigEndian.Uint64(e[4:])), 0).UTC()
 		r.current = max(r.current, t)
 	}

@@ -409,7 +409,7 @@ func (v *Vault) Fingerprint(data []byte) string {
 }
 
 func (v *Vault) fingerprintLocked(data []byte) string {
-	m := hmac.New(sha256.New, v.ring.fingerprint.Bytes())
+	m := hmac.New(sha256.New, v.ring.fingerprintKey())
 	m.Write(data)
 	return "kwfp_" + hex.EncodeToString(m.Sum(nil)[:8])
 }

@@ -45,7 +45,7 @@ func sealRecord(r *keyring, kind, id string, version uint64, plaintext []byte) (
 		return nil, err
 	}
 	defer clear(dk)
-	wrapped, err := sealAEAD(r.terms[term].Bytes(), dk, recordAAD("keywarden data key v1", kind, id, version, term))
+	wrapped, err := sealAEAD(r.key(term), dk, recordAAD("keywarden data key v1", kind, id, version, term))
 	if err != nil {
 		return nil, err
 	}
@@ -77,11 +77,11 @@ func openRecord(r *keyring, kind, id string, blob []byte) ([]byte, uint64, error
 		return nil, 0, ErrTampered
 	}
 	term := binary.BigEndian.Uint32(blob[4:])
-	key, ok := r.terms[term]
-	if !ok {
+	key := r.key(term)
+	if key == nil {
 		return nil, 0, ErrTampered
 	}
-	dk, err := openAEAD(key.Bytes(), blob[recordHeader:recordHeader+wrappedDKSize], recordAAD("keywarden data key v1", kind, id, version, term))
+	dk, err := openAEAD(key, blob[recordHeader:recordHeader+wrappedDKSize], recordAAD("keywarden data key v1", kind, id, version, term))
 	if err != nil {
 		return nil, 0, ErrTampered
 	}

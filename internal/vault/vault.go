@@ -448,7 +448,7 @@ func (v *Vault) Status(ctx context.Context) (Status, error) {
 	}
 	if v.ring != nil {
 		st.Term = v.ring.current
-		st.Terms = len(v.ring.terms)
+		st.Terms = len(v.ring.slot)
 	}
 	return st, nil
 }
@@ -467,13 +467,14 @@ func (v *Vault) Rotate(ctx context.Context) error {
 	}
 	blob, err := next.seal(v.root.Bytes())
 	if err != nil {
-		next.destroyNewest()
+		next.destroy()
 		return fmt.Errorf("vault rotate: %w", err)
 	}
 	if err := v.store.Put(ctx, keyringKey, blob); err != nil {
-		next.destroyNewest()
+		next.destroy()
 		return fmt.Errorf("vault rotate: %w", err)
 	}
+	v.ring.destroy()
 	v.ring = next
 	v.log.Info("keyring rotated", "keyring_term", next.current)
 	return nil

@@ -640,9 +640,13 @@ func TestSealZeroesCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := c.Secret
+	ring, root := v.ring.buf, v.root
 	v.Seal()
 	if !bytes.Equal(secret, make([]byte, len(secret))) {
 		t.Error("cached secret not zeroed by Seal")
+	}
+	if ring.IsAlive() || root.IsAlive() {
+		t.Error("memguard buffers still alive after Seal, want destroyed")
 	}
 	if v.root != nil || v.ring != nil || len(v.creds) != 0 {
 		t.Error("Seal left key material referenced")
@@ -771,5 +775,37 @@ func TestVerify(t *testing.T) {
 	want := []string{"binance/a", "binance/b", secretKey(exchangeKind, "binance/orphan")}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Verify() records mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRotateMany rotates far more often than a memlock-limited process
+// could afford one locked buffer per term, and checks every term still
+// opens after a restart.
+func TestRotateMany(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	v := initPassphrase(t, e)
+	const rotations = 60
+	for i := range rotations {
+		if err := v.PutSecret(ctx, "s", fmt.Sprint(i), []byte(fmt.Sprint("v", i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Rotate(ctx); err != nil {
+			t.Fatalf("Rotate() #%d = %v", i+1, err)
+		}
+	}
+	v.Seal()
+	v2 := e.vault(t)
+	if err := v2.Unseal(ctx, passphrase); err != nil {
+		t.Fatal(err)
+	}
+	for i := range rotations {
+		got, err := v2.Secret(ctx, "s", fmt.Sprint(i))
+		if err != nil || string(got) != fmt.Sprint("v", i) {
+			t.Fatalf("Secret(%d) = %q, %v", i, got, err)
+		}
+	}
+	if st, _ := v2.Status(ctx); st.Term != rotations+1 || st.Terms != rotations+1 {
+		t.Errorf("Status() = term %d of %d, want %d", st.Term, st.Terms, rotations+1)
 	}
 }
