@@ -29,6 +29,13 @@ import (
 // few hundred) and far below what would slow the gateway.
 const exprCostLimit = 10_000
 
+// exprSizeHint is the size (string length, list length, map entries) up to
+// which an expression's static cost estimate is trusted: an expression
+// whose worst case over inputs of that size is within the cost limit runs
+// without per-step cost tracking on such inputs, and with it on anything
+// bigger.
+const exprSizeHint = 256
+
 // exprProgram is one compiled expression.
 type exprProgram interface {
 	eval(v *exprVars) (bool, error)
@@ -47,6 +54,40 @@ type exprVars struct {
 	p    *Policy
 	c    *checkCtx
 	call map[string]any
+	fits int8 // 0 unknown, 1 within exprSizeHint, -1 not
+}
+
+// fitsSizeHint reports whether every string and list an expression can
+// see is within exprSizeHint.
+func (v *exprVars) fitsSizeHint() bool {
+	if v.fits == 0 {
+		v.fits = -1
+		if v.c.in.fitsSizeHint() {
+			v.fits = 1
+		}
+	}
+	return v.fits > 0
+}
+
+func (in *Input) fitsSizeHint() bool {
+	const n = exprSizeHint
+	call := &in.Call
+	if len(call.Orders) > n || len(in.venue()) > n || len(call.Endpoint) > n || len(call.Method) > n ||
+		len(call.Path) > n || len(call.Scope) > n || len(in.Client) > n || len(in.Key) > n {
+		return false
+	}
+	for i := range call.Orders {
+		o := &call.Orders[i]
+		if len(o.Action) > n || len(o.Symbol) > n || len(o.Side) > n || len(o.Type) > n {
+			return false
+		}
+	}
+	if t := call.Transfer; t != nil {
+		if len(t.Asset) > n || len(t.Address) > n || len(t.Network) > n || len(t.Memo) > n || len(t.Destination) > n {
+			return false
+		}
+	}
+	return true // ip is at most 39 characters
 }
 
 func (c *checkCtx) exprVars(p *Policy) *exprVars {

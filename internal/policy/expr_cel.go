@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/interpreter"
 )
@@ -26,7 +27,25 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 	)
 })
 
-type celProgram struct{ prg cel.Program }
+// celProgram holds an expression compiled twice: tracked counts the cost
+// of every step and stops at the limit; fast, when set, skips that
+// bookkeeping because the expression's static worst-case cost is within
+// the limit for any input within the size hints (see exprSizeHint). fast
+// runs only on inputs that fit the hints.
+type celProgram struct{ tracked, fast cel.Program }
+
+// sizeHints bounds the size of every value whose size CEL cannot know
+// (strings, the orders list, maps) by exprSizeHint, for static cost
+// estimation.
+type sizeHints struct{}
+
+func (sizeHints) EstimateSize(checker.AstNode) *checker.SizeEstimate {
+	return &checker.SizeEstimate{Min: 0, Max: exprSizeHint}
+}
+
+func (sizeHints) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
 
 func compileExpr(src string) (exprProgram, error) { return compileExprLimit(src, exprCostLimit) }
 
@@ -49,11 +68,21 @@ func compileExprLimit(src string, limit uint64) (exprProgram, error) {
 	if err != nil {
 		return nil, err
 	}
-	return celProgram{prg}, nil
+	out := celProgram{tracked: prg}
+	if est, err := env.EstimateCost(ast, sizeHints{}); err == nil && est.Max <= limit {
+		if out.fast, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (c celProgram) eval(v *exprVars) (bool, error) {
-	out, _, err := c.prg.Eval(celVars{v})
+	prg := c.tracked
+	if c.fast != nil && v.fitsSizeHint() {
+		prg = c.fast
+	}
+	out, _, err := prg.Eval(celVars{v})
 	if err != nil {
 		return false, err
 	}

@@ -101,3 +101,26 @@ func TestExpressionCostLimit(t *testing.T) {
 		t.Errorf("Check(2 orders) = %v, want allowed under the limit", d)
 	}
 }
+
+// TestExpressionFastPathBounds checks that an expression cheap enough to
+// run untracked on inputs within the size hint still meets the cost limit
+// on inputs beyond it.
+func TestExpressionFastPathBounds(t *testing.T) {
+	p := mustCompile(t, Definition{Scopes: []string{"trade"}, Expressions: []ExprDef{{Name: "all_small",
+		Expr: `call.orders.all(o, o.qty >= 0.0 && o.symbol.startsWith("BTC"))`}}})
+	if p.exprs[0].prg.(celProgram).fast == nil {
+		t.Fatal("single comprehension: no untracked program, want one (its static cost fits the limit)")
+	}
+	few := make([]exchange.Order, 10)
+	many := make([]exchange.Order, 2000)
+	for i := range many {
+		many[i] = limit("BTCUSDT", exchange.Buy, 0.001, 100000)
+	}
+	copy(few, many)
+	if d := p.Check(trade(few...)); d != nil {
+		t.Errorf("Check(10 orders) = %v, want allowed", d)
+	}
+	if d := p.Check(trade(many...)); d == nil || !strings.Contains(d.Reason, "cost limit") {
+		t.Errorf("Check(2000 orders) = %v, want the tracked program's cost-limit denial", d)
+	}
+}
