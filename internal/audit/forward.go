@@ -201,6 +201,9 @@ func (f *Forwarder) step(ctx context.Context) (int, error) {
 	}
 	batch, next, err := f.read(after, head)
 	if err != nil {
+		f.mu.Lock()
+		f.pos = readPos{} // find the position afresh next time
+		f.mu.Unlock()
 		return 0, err
 	}
 	if len(batch) == 0 {
@@ -298,6 +301,34 @@ func (f *Forwarder) read(after, head uint64) ([]Entry, readPos, error) {
 		pos = readPos{seg: nextName, seq: pos.seq}
 	}
 	return out, pos, nil
+}
+
+// minCursor returns the smallest seq recorded in the cursor files in dir,
+// and false when there are none.
+func minCursor(dir string) (uint64, bool, error) {
+	names, err := filepath.Glob(filepath.Join(dir, "cursor-*"))
+	if err != nil {
+		return 0, false, err
+	}
+	var lowest uint64
+	found := false
+	for _, name := range names {
+		if strings.HasSuffix(name, ".tmp") {
+			continue
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return 0, false, err
+		}
+		n, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("malformed cursor file %s", filepath.Base(name))
+		}
+		if !found || n < lowest {
+			lowest, found = n, true
+		}
+	}
+	return lowest, found, nil
 }
 
 func writeCursor(path string, seq uint64) error {

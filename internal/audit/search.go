@@ -160,9 +160,11 @@ func ExportJSONL(w io.Writer, dir string, f Filter) error {
 }
 
 // Prune removes whole segments whose records are all older than before,
-// never the segment being written. It first writes a signed anchor holding
-// the seq and hash of the last removed record, so the remaining log still
-// verifies from there. It returns the number of segments removed.
+// never the segment being written and never one holding records a
+// Forwarder has not delivered yet (per the cursor files in the directory).
+// It first writes a signed anchor holding the seq and hash of the last
+// removed record, so the remaining log still verifies from there. It returns
+// the number of segments removed.
 func (l *Log) Prune(before time.Time) (int, error) {
 	l.life.Lock()
 	defer l.life.Unlock()
@@ -173,6 +175,10 @@ func (l *Log) Prune(before time.Time) (int, error) {
 	active := l.gen.Load().st.segName
 	l.mu.Unlock()
 	segs, err := listSegments(l.opts.Dir)
+	if err != nil {
+		return 0, fmt.Errorf("audit: prune: %w", err)
+	}
+	forwarded, haveCursor, err := minCursor(l.opts.Dir)
 	if err != nil {
 		return 0, fmt.Errorf("audit: prune: %w", err)
 	}
@@ -196,7 +202,7 @@ func (l *Log) Prune(before time.Time) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("audit: prune: %w", err)
 		}
-		if last.Seq == 0 || !last.Time.Before(before) {
+		if last.Seq == 0 || !last.Time.Before(before) || (haveCursor && last.Seq > forwarded) {
 			break
 		}
 		drop = append(drop, name)

@@ -200,3 +200,24 @@ func TestPruneCrashBeforeRemoval(t *testing.T) {
 func ed25519Sign(a *Anchor) []byte {
 	return ed25519.Sign(testKey(), anchorNote(a.Seq, a.Hash, a.Time))
 }
+
+func TestPruneKeepsUnforwarded(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, Options{Dir: dir, SegmentSize: 3000})
+	for i := range 30 {
+		mustAppend(t, l, intentRecord(i))
+	}
+	segs, _ := listSegments(dir)
+	second, _ := segmentSeq(segs[1])
+	// A sink has delivered only the first segment.
+	if err := writeCursor(filepath.Join(dir, "cursor-siem"), second-1); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.Prune(time.Now().Add(time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("Prune = %d, %v, want 1 segment (the forwarded one)", n, err)
+	}
+	if _, err := Verify(dir, testPub()); err != nil {
+		t.Errorf("Verify after Prune = %v", err)
+	}
+}
