@@ -223,6 +223,14 @@ func (v verifier) Verify(r *exchange.Request, client *exchange.Credential, now t
 	if client == nil || subtle.ConstantTimeCompare([]byte(key), []byte(client.APIKey)) != 1 {
 		return nil, exchange.Errorf(exchange.ErrAuth, "API key is invalid.")
 	}
+	// Bybit signs the query of a GET and the body of anything else; the
+	// other part would travel unsigned, so it must be empty.
+	if r.Method == http.MethodGet && len(r.Body) > 0 {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "GET request with a body")
+	}
+	if r.Method != http.MethodGet && r.RawQuery != "" {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "query parameters on a %s request are not signed", exchange.SafeName(r.Method))
+	}
 	if err := check(r, client, now); err != nil {
 		return nil, err
 	}

@@ -115,6 +115,8 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "seconds timestamp", mutate: func(r *exchange.Request) { r.Header.Set(hdrTimestamp, "1658384314") }, kind: exchange.ErrTimestamp},
 		{name: "older than recv window", now: ts.Add(5001 * time.Millisecond), kind: exchange.ErrTimestamp},
 		{name: "a second ahead", now: ts.Add(-time.Second), kind: exchange.ErrTimestamp},
+		{name: "unsigned query on POST", i: 1, mutate: func(r *exchange.Request) { r.RawQuery = "qty=100" }, kind: exchange.ErrBadRequest},
+		{name: "unsigned body on GET", mutate: func(r *exchange.Request) { r.Body = []byte(`{"qty":"100"}`) }, kind: exchange.ErrBadRequest},
 		{name: "wrong client secret", client: func(c *exchange.Credential) { c.Secret = exchange.Secret("x") }, kind: exchange.ErrAuth},
 		{name: "rsa client for hmac signature", client: func(c *exchange.Credential) { c.Kind = exchange.KeyRSA }, kind: exchange.ErrAuth},
 	}
