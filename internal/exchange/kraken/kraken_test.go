@@ -624,8 +624,13 @@ func TestSimulatorEndToEnd(t *testing.T) {
 		t.Errorf("first logged request = %+v, want verified for sim-key", log[0])
 	}
 	for _, l := range log {
-		if l.Verified && l.Error != "" {
-			t.Errorf("logged request both verified and failed: %+v", l)
+		// Verified means the signature held; a refusal after that (no
+		// permission) keeps the key and says why.
+		if l.Verified != (l.APIKey != "") {
+			t.Errorf("logged request has Verified %v with key %q: %+v", l.Verified, l.APIKey, l)
+		}
+		if strings.Contains(string(l.Body), "key=cold") && (!l.Verified || l.Error != errPermission) {
+			t.Errorf("withdrawal without permission logged as %+v, want verified and refused", l)
 		}
 	}
 }

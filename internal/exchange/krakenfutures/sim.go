@@ -58,7 +58,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handle
 func (s *Simulator) record(r *http.Request, body []byte, key, errMsg string) {
 	s.kit.Record(sim.Logged{
 		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
-		Body: body, APIKey: key, Verified: key != "" && errMsg == "", Error: errMsg,
+		Body: body, APIKey: key, Verified: key != "", Error: errMsg,
 	})
 }
 
