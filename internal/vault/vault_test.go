@@ -809,3 +809,49 @@ func TestRotateMany(t *testing.T) {
 		t.Errorf("Status() = term %d of %d, want %d", st.Term, st.Terms, rotations+1)
 	}
 }
+
+// TestConcurrentUseAndSeal races the hot path against sealing and
+// unsealing; run with -race. Every Credential call either succeeds with the
+// right key or reports ErrSealed.
+func TestConcurrentUseAndSeal(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	v := initPassphrase(t, e)
+	addHMAC(t, v, "binance", "main", "K")
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				c, err := v.Credential(ctx, "binance", "main")
+				if err != nil && !errors.Is(err, ErrSealed) {
+					errs <- err
+					return
+				}
+				if err == nil && c.APIKey != "K" {
+					errs <- fmt.Errorf("Credential().APIKey = %q, want K", c.APIKey)
+					return
+				}
+				_ = v.Fingerprint([]byte("x"))
+			}
+		}()
+	}
+	for range 2 {
+		v.Seal()
+		if err := v.Unseal(ctx, passphrase); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
