@@ -321,7 +321,7 @@ func describeRPC(r *exchange.Request, c rpcCall) (exchange.Call, error) {
 			so := s.order(exchange.ActionNew, parseSide(s.str("direction")))
 			if so.Symbol == "" {
 				so.Symbol = o.Symbol
-				so.Notional = notional(so)
+				so = sized(so)
 			}
 			call.Orders = append(call.Orders, so)
 		}
@@ -365,8 +365,7 @@ func describeRPC(r *exchange.Request, c rpcCall) (exchange.Call, error) {
 					Type: "limit", Quantity: lp.num("amount"), Price: lp.num("price"),
 					ClientOrderID: p.str("quote_id"),
 				}
-				o.Notional = notional(o)
-				call.Orders = append(call.Orders, o)
+				call.Orders = append(call.Orders, sized(o))
 			}
 		}
 	case kBlockTrade:
@@ -385,8 +384,7 @@ func describeRPC(r *exchange.Request, c rpcCall) (exchange.Call, error) {
 				Action: exchange.ActionNew, Symbol: tp.str("instrument_name"), Side: side,
 				Type: "limit", Quantity: tp.num("amount"), Price: tp.num("price"),
 			}
-			o.Notional = notional(o)
-			call.Orders = append(call.Orders, o)
+			call.Orders = append(call.Orders, sized(o))
 		}
 	case kWithdraw:
 		call.Transfer = &exchange.Transfer{
@@ -471,29 +469,30 @@ func (p params) order(a exchange.Action, side exchange.Side) exchange.Order {
 		o.Type = "limit"
 	}
 	if p.str("amount") != "" {
-		o.Notional = notional(o)
-		if inverse(o.Symbol) {
-			o.QuoteQuantity = o.Quantity
-		}
+		o = sized(o)
 	}
 	return o
 }
 
-// notional is the order value in the quote currency when the request alone
-// says it: inverse futures are sized in USD already; linear (USDC/USDT
-// margined) instruments are sized in the base currency, so value is
+// sized fills in the size fields of o, whose Quantity is Deribit's amount.
+// Inverse futures (BTC-PERPETUAL) are sized in USD, so the amount is the
+// notional itself: it becomes QuoteQuantity and Notional, and Quantity (in
+// the base coin, which depends on the fill price) is left at zero, so that
+// quantity*price is never mistaken for the order's value. Linear (USDC/USDT
+// margined) instruments are sized in the base coin, so their value is
 // amount*price for priced orders. Options and contract counts need the
-// instrument's contract size and are left at zero.
-func notional(o exchange.Order) float64 {
+// instrument's contract size and have no notional here.
+func sized(o exchange.Order) exchange.Order {
 	switch {
 	case o.Symbol == "" || option(o.Symbol):
-		return 0
 	case inverse(o.Symbol):
-		return o.Quantity
+		if o.Quantity > 0 {
+			o.QuoteQuantity, o.Notional, o.Quantity = o.Quantity, o.Quantity, 0
+		}
 	case o.Price > 0 && o.Type != "market":
-		return o.Quantity * o.Price
+		o.Notional = o.Quantity * o.Price
 	}
-	return 0
+	return o
 }
 
 // option says whether name is an option (BTC-27DEC24-100000-C).

@@ -36,7 +36,7 @@ func TestDescribe(t *testing.T) {
 		{"buy inverse", get("/api/v2/private/buy", "instrument_name=BTC-PERPETUAL&amount=100&type=limit&price=50000&label=l1"),
 			exchange.Call{Endpoint: "private/buy", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
 				Action: exchange.ActionNew, Symbol: "BTC-PERPETUAL", Side: exchange.Buy, Type: "limit",
-				Quantity: 100, Price: 50000, QuoteQuantity: 100, Notional: 100, ClientOrderID: "l1",
+				Price: 50000, QuoteQuantity: 100, Notional: 100, ClientOrderID: "l1",
 			}}}},
 		{"sell linear default type", get("/api/v2/private/sell", "instrument_name=ETH_USDC-PERPETUAL&amount=2&price=3000&reduce_only=true"),
 			exchange.Call{Endpoint: "private/sell", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
@@ -50,7 +50,7 @@ func TestDescribe(t *testing.T) {
 		{"json-rpc body on bare endpoint", post("/api/v2", `{"jsonrpc":"2.0","id":7,"method":"private/sell","params":{"instrument_name":"BTC-PERPETUAL","amount":40,"price":60000}}`),
 			exchange.Call{Endpoint: "private/sell", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
 				Action: exchange.ActionNew, Symbol: "BTC-PERPETUAL", Side: exchange.Sell, Type: "limit",
-				Quantity: 40, Price: 60000, QuoteQuantity: 40, Notional: 40,
+				Price: 60000, QuoteQuantity: 40, Notional: 40,
 			}}}},
 		{"params object on method path", post("/api/v2/private/buy", `{"instrument_name":"BTC_USDC","amount":"0.1","price":"50000"}`),
 			exchange.Call{Endpoint: "private/buy", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
@@ -61,6 +61,15 @@ func TestDescribe(t *testing.T) {
 			exchange.Call{Endpoint: "private/buy", Scope: exchange.ScopeTrade, Orders: []exchange.Order{
 				{Action: exchange.ActionNew, Symbol: "BTC_USDC-PERPETUAL", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 100, Notional: 100},
 				{Action: exchange.ActionNew, Symbol: "BTC_USDC-PERPETUAL", Side: exchange.Sell, Type: "limit", Quantity: 1, Price: 120, Notional: 120},
+			}}},
+		{"inverse market order is sized in USD", get("/api/v2/private/sell", "instrument_name=ETH-PERPETUAL&amount=50&type=market"),
+			exchange.Call{Endpoint: "private/sell", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
+				Action: exchange.ActionNew, Symbol: "ETH-PERPETUAL", Side: exchange.Sell, Type: "market", QuoteQuantity: 50, Notional: 50,
+			}}}},
+		{"otoco secondary order on an inverse perpetual", post("/api/v2/private/buy", `{"instrument_name":"BTC-PERPETUAL","amount":100,"price":50000,"otoco_config":[{"direction":"sell","amount":100,"type":"limit","price":55000}]}`),
+			exchange.Call{Endpoint: "private/buy", Scope: exchange.ScopeTrade, Orders: []exchange.Order{
+				{Action: exchange.ActionNew, Symbol: "BTC-PERPETUAL", Side: exchange.Buy, Type: "limit", Price: 50000, QuoteQuantity: 100, Notional: 100},
+				{Action: exchange.ActionNew, Symbol: "BTC-PERPETUAL", Side: exchange.Sell, Type: "limit", Price: 55000, QuoteQuantity: 100, Notional: 100},
 			}}},
 		{"edit is amend", get("/api/v2/private/edit", "order_id=123&amount=500&price=51000"),
 			exchange.Call{Endpoint: "private/edit", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{

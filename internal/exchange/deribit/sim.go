@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,10 +249,23 @@ func (s *Simulator) execute(c rpcCall, acc *sim.Account, remote string) (any, *s
 		s.mu.Lock()
 		bal := acc.Balances[cur]
 		s.mu.Unlock()
+		return summary(cur, bal), nil
+	case "private/get_account_summaries":
+		// One summary per currency the account holds, BTC and ETH always.
+		s.mu.Lock()
+		bals := map[string]float64{"BTC": 0, "ETH": 0}
+		for cur, v := range acc.Balances {
+			bals[strings.ToUpper(cur)] = v
+		}
+		s.mu.Unlock()
+		curs := slices.Sorted(maps.Keys(bals))
+		out := make([]any, 0, len(curs))
+		for _, cur := range curs {
+			out = append(out, summary(cur, bals[cur]))
+		}
 		return map[string]any{
-			"currency": cur, "balance": bal, "equity": bal, "available_funds": bal,
-			"available_withdrawal_funds": bal, "margin_balance": bal,
-			"initial_margin": 0.0, "maintenance_margin": 0.0, "session_upl": 0.0, "session_rpl": 0.0,
+			"id": 1, "username": "sim", "email": "sim@example.invalid", "system_name": "sim", "type": "main",
+			"creation_timestamp": acc.Created.UnixMilli(), "summaries": out,
 		}, nil
 	case "private/buy", "private/sell":
 		return s.placeOrder(c, acc)
@@ -306,6 +321,16 @@ func (s *Simulator) execute(c rpcCall, acc *sim.Account, remote string) (any, *s
 	return nil, rpcErr(http.StatusBadRequest, codeMethodNotFound, "Method not found", "")
 }
 
+// summary is one currency's account summary, as get_account_summary
+// returns it and get_account_summaries lists it.
+func summary(cur string, bal float64) map[string]any {
+	return map[string]any{
+		"currency": cur, "balance": bal, "equity": bal, "available_funds": bal,
+		"available_withdrawal_funds": bal, "margin_balance": bal,
+		"initial_margin": 0.0, "maintenance_margin": 0.0, "session_upl": 0.0, "session_rpl": 0.0,
+	}
+}
+
 func (s *Simulator) placeOrder(c rpcCall, acc *sim.Account) (any, *simError) {
 	p := params(c.params)
 	side := "buy"
@@ -346,13 +371,13 @@ func (s *Simulator) placeOrder(c rpcCall, acc *sim.Account) (any, *simError) {
 
 func orderJSON(o sim.Order) map[string]any {
 	state := map[string]string{"NEW": "open", "FILLED": "filled", "CANCELED": "cancelled"}[o.Status]
-	filled := 0.0
+	filled, avg := 0.0, 0.0 // Deribit reports average_price 0 until a fill
 	if o.Status == "FILLED" {
-		filled = o.Quantity
+		filled, avg = o.Quantity, o.Price
 	}
 	return map[string]any{
 		"order_id": o.ID, "order_state": state, "instrument_name": o.Symbol, "direction": o.Side,
-		"amount": o.Quantity, "filled_amount": filled, "price": o.Price, "average_price": o.Price,
+		"amount": o.Quantity, "filled_amount": filled, "price": o.Price, "average_price": avg,
 		"order_type": o.Type, "label": o.ClientOrderID, "time_in_force": "good_til_cancelled",
 		"post_only": false, "reduce_only": false, "api": true,
 		"creation_timestamp": o.Created.UnixMilli(), "last_update_timestamp": o.Created.UnixMilli(),
