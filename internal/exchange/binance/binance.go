@@ -57,6 +57,7 @@ func Spot(upstream *url.URL) exchange.Venue {
 		Inspector: inspector{},
 		Limits:    rateLimits{limit: spotWeightLimit},
 		Keys:      keyManager{},
+		Prices:    prices{path: "/api/v3/ticker/price"},
 		KeyKinds:  []exchange.KeyKind{exchange.KeyEd25519, exchange.KeyHMAC, exchange.KeyRSA},
 	}
 }
@@ -78,6 +79,7 @@ func USDM(upstream *url.URL) exchange.Venue {
 		Describer: newDescriber(USDMName, usdmPrefixes),
 		Errors:    errorWriter{},
 		Limits:    rateLimits{limit: usdmWeightLimit},
+		Prices:    prices{path: "/fapi/v1/ticker/price"},
 		KeyKinds:  []exchange.KeyKind{exchange.KeyHMAC, exchange.KeyEd25519, exchange.KeyRSA},
 	}
 }
