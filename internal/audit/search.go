@@ -24,6 +24,7 @@ type Filter struct {
 	Scope     string
 	Decision  string
 	RequestID string
+	AfterSeq  uint64 // only records with a larger seq (for tailing)
 	Types     []Type // empty: every type
 	// HashKey, when set, lets Client and Key match values stored as keyed
 	// HMACs too.
@@ -32,8 +33,8 @@ type Filter struct {
 
 // String describes f without its hash key.
 func (f Filter) String() string {
-	return fmt.Sprintf("audit.Filter{From:%v To:%v Client:%q Key:%q Venue:%q Scope:%q Decision:%q RequestID:%q Types:%v HashKey:%s}",
-		f.From, f.To, f.Client, f.Key, f.Venue, f.Scope, f.Decision, f.RequestID, f.Types, redactedIf(len(f.HashKey) > 0))
+	return fmt.Sprintf("audit.Filter{From:%v To:%v Client:%q Key:%q Venue:%q Scope:%q Decision:%q RequestID:%q AfterSeq:%d Types:%v HashKey:%s}",
+		f.From, f.To, f.Client, f.Key, f.Venue, f.Scope, f.Decision, f.RequestID, f.AfterSeq, f.Types, redactedIf(len(f.HashKey) > 0))
 }
 
 // GoString describes f without its hash key.
@@ -56,6 +57,9 @@ func (f *Filter) Match(r *Record) bool {
 		return false
 	}
 	if !f.To.IsZero() && !r.Time.Before(f.To) {
+		return false
+	}
+	if r.Seq <= f.AfterSeq {
 		return false
 	}
 	if len(f.Types) > 0 && !slices.Contains(f.Types, r.Type) {

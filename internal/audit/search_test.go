@@ -47,6 +47,7 @@ func TestSearch(t *testing.T) {
 		{"from", Filter{From: mid}, []uint64{3, 4, 5, 6, 7}},
 		{"to", Filter{To: mid}, []uint64{1, 2}},
 		{"nothing", Filter{Client: "nobody"}, nil},
+		{"after seq", Filter{AfterSeq: 5}, []uint64{6, 7}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -281,8 +281,15 @@ func (l *Log) ExportCheckpoints(w io.Writer) error {
 // ExportCheckpoints writes every checkpoint in the log in dir to w, one
 // witness line each.
 func ExportCheckpoints(dir string, w io.Writer) error {
+	return ExportCheckpointsAfter(dir, w, 0)
+}
+
+// ExportCheckpointsAfter writes the checkpoints recorded after seq to w, so
+// a witness can append only what is new since its last line (pass that
+// line's count + 1, the seq of the checkpoint record itself).
+func ExportCheckpointsAfter(dir string, w io.Writer, seq uint64) error {
 	bw := bufio.NewWriter(w)
-	for r, err := range Search(dir, Filter{Types: []Type{TypeCheckpoint}}) {
+	for r, err := range Search(dir, Filter{Types: []Type{TypeCheckpoint}, AfterSeq: seq}) {
 		if err != nil {
 			return fmt.Errorf("audit: export checkpoints: %w", err)
 		}

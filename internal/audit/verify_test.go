@@ -282,3 +282,15 @@ func TestVerifyTornTail(t *testing.T) {
 		t.Errorf("Verify(torn tail) = %+v, %v; want TornTail and no error", rep, err)
 	}
 }
+
+func TestExportCheckpointsAfter(t *testing.T) {
+	dir := buildLog(t, 20, 0)
+	var all, tail bytes.Buffer
+	ExportCheckpoints(dir, &all)
+	// The witness has the first two checkpoints (records 6 and 12).
+	ExportCheckpointsAfter(dir, &tail, 12)
+	lines := strings.Split(strings.TrimSpace(all.String()), "\n")
+	if got, want := tail.String(), strings.Join(lines[2:], "\n")+"\n"; got != want {
+		t.Errorf("ExportCheckpointsAfter(12) = %q, want %q", got, want)
+	}
+}
