@@ -51,9 +51,22 @@ func benchCheck(b *testing.B, d Definition) {
 		b.Fatalf("Check() = %v, want allowed", dn)
 	}
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if p.Check(in) != nil {
 			b.Fatal("denied")
+		}
+	}
+}
+
+// reportCPU starts measuring process CPU time; the returned func reports
+// it as cpu-ns/op.
+func reportCPU(b *testing.B) func() {
+	start, ok := processCPU()
+	return func() {
+		end, ok2 := processCPU()
+		if ok && ok2 && b.N > 0 {
+			b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 		}
 	}
 }
@@ -62,6 +75,7 @@ func benchEngine(b *testing.B, d Definition) {
 	e, _ := newEngine(b, d)
 	in := benchInput()
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		r, err := e.Check("test", in)
 		if err != nil {
