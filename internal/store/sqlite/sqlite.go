@@ -33,10 +33,13 @@ import (
 	"github.com/keywarden/keywarden/internal/store"
 )
 
-// File names inside the data directory.
+// File names inside the data directory. CreatedFile records that the
+// directory has held a database, so that a database file later found empty
+// (truncated to zero) is reported as damage rather than taken for a new one.
 const (
-	DBFile   = "keywarden.db"
-	LockFile = "keywarden.lock"
+	DBFile      = "keywarden.db"
+	LockFile    = "keywarden.lock"
+	CreatedFile = "keywarden.created"
 )
 
 // ErrInUse is returned by Open when another process holds the data directory.
@@ -158,6 +161,12 @@ func lockDir(dir string) (*os.File, error) {
 
 func (d *DB) open(ctx context.Context, busy time.Duration) error {
 	path := filepath.Join(d.dir, DBFile)
+	marker := filepath.Join(d.dir, CreatedFile)
+	if isEmpty(path) && isEmpty(path+"-wal") {
+		if _, err := os.Stat(marker); err == nil {
+			return fmt.Errorf("sqlite open: database %s is missing or empty, but this data directory held one (%s exists); restore the data directory from a backup: %w", path, CreatedFile, ErrCorrupt)
+		}
+	}
 	if err := prepareFile(path); err != nil {
 		return err
 	}
@@ -180,6 +189,47 @@ func (d *DB) open(ctx context.Context, busy time.Duration) error {
 	if err := d.Migrate(ctx, "store", coreMigrations); err != nil {
 		db.Close()
 		return err
+	}
+	if err := writeMarker(marker); err != nil {
+		db.Close()
+		return err
+	}
+	return nil
+}
+
+// isEmpty reports whether path is missing or has no bytes.
+func isEmpty(path string) bool {
+	fi, err := os.Stat(path)
+	return err != nil || fi.Size() == 0
+}
+
+// writeMarker creates the CreatedFile once the database holds its schema,
+// and syncs it and the directory.
+func writeMarker(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite open: %w", err)
+	}
+	_, err = f.WriteString("This data directory holds a keywarden database.\n")
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite open: %s: %w", path, err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("sqlite open: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("sqlite open: sync data directory: %w", err)
 	}
 	return nil
 }

@@ -144,6 +144,8 @@ func TestOpenDetectsCorruption(t *testing.T) {
 			_, err = f.WriteAt(junk, 4096)
 			return err
 		}},
+		{"truncated to zero", func(path string) error { return os.Truncate(path, 0) }},
+		{"deleted", func(path string) error { return os.Remove(path) }},
 		{"not a database", func(path string) error {
 			return os.WriteFile(path, []byte(strings.Repeat("this is not sqlite ", 400)), 0o600)
 		}},
