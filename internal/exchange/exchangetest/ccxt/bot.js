@@ -39,7 +39,10 @@ async function main() {
   let input = '';
   for await (const chunk of process.stdin) input += chunk;
   const job = JSON.parse(input);
-  const Cls = ccxt[job.exchange];
+  // job.module optionally names another installed ccxt release (an npm
+  // alias such as ccxt-bitmex) for exchanges the current one has dropped.
+  if (job.module !== undefined && !/^ccxt(-[a-z0-9]+)?$/.test(job.module)) throw new Error('bad ccxt module ' + job.module);
+  const Cls = (job.module ? require(job.module) : ccxt)[job.exchange];
   if (!Cls) throw new Error('no such ccxt exchange ' + job.exchange);
   const ex = new Cls(Object.assign({ enableRateLimit: false, timeout: 15000 }, job.credentials || {}, { options: job.options || {} }));
   if (job.sandbox) ex.setSandboxMode(true);
