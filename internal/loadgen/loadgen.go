@@ -34,6 +34,15 @@ type Options struct {
 	Build       Builder
 	// Transport defaults to one keep-alive connection per worker.
 	Transport http.RoundTripper
+	// Rate, when positive, paces the measured phase to at most this many
+	// requests per second across all connections (the n-th request starts
+	// no earlier than n/Rate seconds in). Zero runs closed-loop flat out.
+	// Latency is timed from each request's actual start.
+	Rate float64
+	// OnStart, when set, is called once after the warm-up, just before the
+	// measured phase, so a caller can sample counters (CPU, connections)
+	// over exactly the measured requests.
+	OnStart func()
 }
 
 // Result summarizes one run.
@@ -102,14 +111,21 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var issued atomic.Int64
 	lat := make([][]time.Duration, o.Conns)
 	var errs, non2xx atomic.Int64
+	if o.OnStart != nil {
+		o.OnStart()
+	}
 	start := time.Now()
 	for c := 0; c < o.Conns; c++ {
 		wg.Add(1)
 		go func(c int) {
 			defer wg.Done()
-			mine := make([]time.Duration, 0, o.MaxRequests/o.Conns+1)
+			mine := make([]time.Duration, 0, min(o.MaxRequests/o.Conns+1, 1<<16))
 			for i := 0; ; i++ {
-				if runCtx.Err() != nil || issued.Add(1) > int64(o.MaxRequests) {
+				n := issued.Add(1)
+				if runCtx.Err() != nil || n > int64(o.MaxRequests) {
+					break
+				}
+				if o.Rate > 0 && !pace(runCtx, start, n-1, o.Rate) {
 					break
 				}
 				req, err := o.Build(c, i)
@@ -158,6 +174,23 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		r.FirstError = *p
 	}
 	return r, nil
+}
+
+// pace waits until the n-th request (from 0) is due at rate per second
+// after start. It returns false when ctx ends first.
+func pace(ctx context.Context, start time.Time, n int64, rate float64) bool {
+	d := time.Until(start.Add(time.Duration(float64(n) / rate * float64(time.Second))))
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // ProcStat is a process's CPU time and resident memory.

@@ -93,3 +93,46 @@ func TestMedian(t *testing.T) {
 		}
 	}
 }
+
+func TestOnStartSeesOnlyWarmup(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+	}))
+	defer srv.Close()
+	var atStart int64 = -1
+	res, err := Run(context.Background(), Options{
+		Conns: 3, MaxRequests: 30, Duration: 10 * time.Second, Warmup: 5,
+		Build:   func(c, i int) (*http.Request, error) { return http.NewRequest("GET", srv.URL, nil) },
+		OnStart: func() { atStart = hits.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if atStart != 15 {
+		t.Errorf("OnStart saw %d requests, want 15 (the warm-up only)", atStart)
+	}
+	if res.Requests != 30 {
+		t.Errorf("measured %d requests, want 30", res.Requests)
+	}
+}
+
+func TestRateSpacesRequests(t *testing.T) {
+	// 20 requests at 200/s cannot finish before 19/200 s = 95 ms: the last
+	// one is not due earlier. The bound is on the pacing, not on speed.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Options{
+		Conns: 4, MaxRequests: 20, Duration: 10 * time.Second, Rate: 200,
+		Build: func(c, i int) (*http.Request, error) { return http.NewRequest("GET", srv.URL, nil) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 20 {
+		t.Errorf("measured %d requests, want 20", res.Requests)
+	}
+	if min := 95 * time.Millisecond; res.Elapsed < min {
+		t.Errorf("Elapsed = %v with Rate 200 for 20 requests, want >= %v", res.Elapsed, min)
+	}
+}
