@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestServeIssueRevoke runs `keywarden serve` against a Binance simulator,
+// issues a client credential through the running server's control socket,
+// trades with it, revokes it from the CLI and sees the next request refused.
+func TestServeIssueRevoke(t *testing.T) {
+	c := newCLI(t)
+	kit := sim.NewKit()
+	exKey := "EXKEY0123456789abcdef"
+	exSecret := marker + "0123456789abcdef0123456789"
+	kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: exKey, Secret: exchange.Secret(exSecret)},
+		Permissions: map[string]bool{"read": true, "trade": true}})
+	up := httptest.NewServer(binance.NewSimulator(kit))
+	defer up.Close()
+	addr := freePort(t)
+	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`
+[gateway]
+listen = "` + addr + `"
+plaintext = true
+
+[[venue]]
+name = "binance"
+upstream = "` + up.URL + `"
+
+[policy.trader]
+scopes = ["read", "trade"]
+`)
+	f.Close()
+	c.ok("", "operator", "init")
+	c.ok("api_key="+exKey+"\nsecret="+exSecret+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var serveOut, serveErr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		getenv := func(k string) string {
+			if k == "KEYWARDEN_CONFIG" {
+				return c.config
+			}
+			return ""
+		}
+		done <- runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), &serveOut, &serveErr)
+	}()
+	base := "http://" + addr
+	waitHealthy(t, base, done)
+
+	out := c.ok("", "client", "issue", "--key", "binance/main", "--policy", "trader", "--ttl", "1h", "--json")
+	var iss issuedCredential
+	if err := json.Unmarshal([]byte(out), &iss); err != nil {
+		t.Fatalf("client issue output: %v\n%s", err, out)
+	}
+	if iss.ID == "" || iss.SecretText == "" {
+		t.Fatalf("issued credential lacks id or secret: %s", out)
+	}
+	cred := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss.ID, Secret: exchange.Secret(iss.SecretText)}
+	if code, body := botCall(t, base, cred); code != 200 {
+		t.Fatalf("account call = %d %s, want 200", code, body)
+	}
+	list := c.ok("", "client", "list")
+	if !strings.Contains(list, iss.ID) || !strings.Contains(list, "active") || strings.Contains(list, iss.SecretText) {
+		t.Errorf("client list:\n%s", list)
+	}
+	c.ok("", "client", "revoke", iss.ID)
+	if code, body := botCall(t, base, cred); code != 401 {
+		t.Fatalf("call after revoke = %d %s, want 401", code, body)
+	}
+	signed := 0
+	for _, l := range kit.Log() {
+		if l.APIKey == exKey && l.Verified {
+			signed++
+		}
+		if strings.Contains(l.RawQuery+string(l.Body), iss.SecretText) {
+			t.Error("simulator saw the client secret")
+		}
+	}
+	if signed != 1 {
+		t.Errorf("simulator saw %d requests signed with the exchange key, want 1", signed)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, serveErr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after cancel")
+	}
+	c.outputs = append(c.outputs, serveOut.String(), serveErr.String())
+	if !strings.Contains(serveErr.String(), "gateway listening") {
+		t.Errorf("serve log lacks the listening line:\n%s", serveErr.String())
+	}
+	if _, err := os.Stat(filepath.Join(c.dir, "data", controlSocket)); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
+}
+
+func waitHealthy(t *testing.T, base string, done chan error) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v", err)
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("gateway never became healthy")
+}
+
+// botCall signs GET /api/v3/account as a Binance client would.
+func botCall(t *testing.T, base string, cred *exchange.Credential) (int, string) {
+	t.Helper()
+	v := binance.Spot(mustURL(base))
+	r := &exchange.Request{Method: "GET", Path: "/api/v3/account", Header: http.Header{}}
+	if err := v.Signer.Sign(r, cred, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(r.Method, base+"/binance"+r.Path+"?"+r.RawQuery, nil)
+	req.Header = r.Header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
