@@ -14,6 +14,10 @@ var ErrNotFound = errors.New("not found")
 // ErrExists is returned by Create when a record already has the key.
 var ErrExists = errors.New("already exists")
 
+// ErrFull is wrapped by write errors caused by a full disk or a storage
+// quota, so callers can fail closed and alert.
+var ErrFull = errors.New("storage is full")
+
 // Store is a key-value store of opaque records. Keys are slash-separated
 // paths such as "keys/binance/main". Implementations are safe for concurrent
 // use and make every successful write durable before returning.

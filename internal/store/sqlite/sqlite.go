@@ -28,7 +28,7 @@ import (
 	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" driver
 
 	"github.com/keywarden/keywarden/internal/store"
 )
@@ -447,7 +447,7 @@ func (d *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
-		return fmt.Errorf("sqlite update: commit: %w", err)
+		return fmt.Errorf("sqlite update: commit: %w", full(err))
 	}
 	return nil
 }
@@ -466,7 +466,7 @@ func (t *tx) List(ctx context.Context, prefix string) ([]string, error) {
 func (t *tx) Create(ctx context.Context, key string, val []byte) error {
 	res, err := t.tx.ExecContext(ctx, "INSERT INTO kv (key, val) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, nonNil(val))
 	if err != nil {
-		return fmt.Errorf("sqlite create %s: %w", key, err)
+		return fmt.Errorf("sqlite create %s: %w", key, full(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -493,7 +493,7 @@ func get(ctx context.Context, q querier, key string) ([]byte, error) {
 func put(ctx context.Context, q querier, key string, val []byte) error {
 	_, err := q.ExecContext(ctx, "INSERT INTO kv (key, val) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET val = excluded.val", key, nonNil(val))
 	if err != nil {
-		return fmt.Errorf("sqlite put %s: %w", key, err)
+		return fmt.Errorf("sqlite put %s: %w", key, full(err))
 	}
 	return nil
 }
@@ -501,7 +501,7 @@ func put(ctx context.Context, q querier, key string, val []byte) error {
 func del(ctx context.Context, q querier, key string) error {
 	res, err := q.ExecContext(ctx, "DELETE FROM kv WHERE key = ?", key)
 	if err != nil {
-		return fmt.Errorf("sqlite delete %s: %w", key, err)
+		return fmt.Errorf("sqlite delete %s: %w", key, full(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -554,6 +554,15 @@ func successor(p string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// full marks SQLite's "database or disk is full" as store.ErrFull.
+func full(err error) error {
+	var se *msqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == 13 { // SQLITE_FULL
+		return fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
 }
 
 func nonNil(v []byte) []byte {

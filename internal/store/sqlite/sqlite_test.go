@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -247,5 +248,44 @@ func TestSuccessor(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("successor(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestFull fills the database to SQLite's page limit, the same error path
+// as a full disk: writes fail with store.ErrFull, a failed transaction
+// leaves nothing behind, and the database stays usable.
+func TestFull(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "data"))
+	db.SQL().SetMaxOpenConns(1)
+	var pages int
+	if err := db.SQL().QueryRow("PRAGMA page_count").Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL().Exec("PRAGMA max_page_count = " + strconv.Itoa(pages+4)); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 4096)
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = db.Put(ctx, "fill/"+strconv.Itoa(i), big)
+	}
+	if !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Put() on a full database = %v, want store.ErrFull", err)
+	}
+	err = db.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put(ctx, "tx/small", []byte("x")); err != nil {
+			return err
+		}
+		return tx.Put(ctx, "tx/big", make([]byte, 64*1024))
+	})
+	if !errors.Is(err, store.ErrFull) {
+		t.Fatalf("Update() on a full database = %v, want store.ErrFull", err)
+	}
+	if _, err := db.Get(ctx, "tx/small"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Get(tx/small) after a failed Update = %v, want ErrNotFound", err)
+	}
+	if err := db.QuickCheck(ctx); err != nil {
+		t.Fatalf("QuickCheck() after filling up = %v", err)
 	}
 }
