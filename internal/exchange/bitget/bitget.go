@@ -55,6 +55,7 @@ func newVenue(upstream *url.URL, demo bool) exchange.Venue {
 		Describer:       describer{},
 		Errors:          errorWriter{},
 		Inspector:       inspector{},
+		Prices:          prices{},
 		KeyKinds:        []exchange.KeyKind{exchange.KeyHMAC, exchange.KeyRSA},
 		NeedsPassphrase: true,
 	}

@@ -81,7 +81,7 @@ func TestParsePosture(t *testing.T) {
 func TestVenue(t *testing.T) {
 	v := New(nil)
 	if v.Name != "bitget" || v.Upstream.String() != DefaultUpstream || !v.NeedsPassphrase || v.Signer == nil ||
-		v.Verifier == nil || v.Describer == nil || v.Errors == nil || v.Inspector == nil {
+		v.Verifier == nil || v.Prices == nil || v.Describer == nil || v.Errors == nil || v.Inspector == nil {
 		t.Errorf("New(nil) = %+v", v)
 	}
 	r := &exchange.Request{Method: "GET", Path: "/api/v2/spot/account/assets", Header: http.Header{}}

@@ -55,6 +55,7 @@ func New(upstream *url.URL) exchange.Venue {
 		Inspector: inspector{},
 		Limits:    rateLimits{},
 		Keys:      keyManager{},
+		Prices:          prices{},
 		KeyKinds:  []exchange.KeyKind{exchange.KeyHMAC, exchange.KeyRSA},
 	}
 }

@@ -149,3 +149,18 @@ func TestVenue(t *testing.T) {
 		t.Errorf("New(nil) = %+v", v)
 	}
 }
+
+func TestTickerCategory(t *testing.T) {
+	tests := []struct{ symbol, want string }{
+		{"BTCUSDT", "spot"},
+		{"BTCUSD", "inverse"},
+		{"BTCUSDT-27JUN25", "linear"},
+		{"BTC-29JUL22-25000-C", "option"},
+	}
+	for _, tt := range tests {
+		r := prices{}.TickerRequest(tt.symbol)
+		if want := "category=" + tt.want + "&symbol=" + tt.symbol; r.RawQuery != want {
+			t.Errorf("TickerRequest(%s) query = %q, want %q", tt.symbol, r.RawQuery, want)
+		}
+	}
+}

@@ -256,3 +256,39 @@ func TestSimulatorFaults(t *testing.T) {
 		t.Errorf("faulted GET = %d, want 503", resp.StatusCode)
 	}
 }
+
+// TestPriceReader reads a price from the simulator through the venue's
+// PriceReader, as the gateway values market orders.
+func TestPriceReader(t *testing.T) {
+	e := newSimEnv(t)
+	for _, tt := range []struct {
+		symbol string
+		price  float64
+	}{
+		{"BTCUSDT", 50000},
+		{"ETHUSDT", 1234.5},
+	} {
+		e.kit.SetPrice(tt.symbol, tt.price)
+		r := prices{}.TickerRequest(tt.symbol)
+		req, err := http.NewRequest(r.Method, e.srv.URL+r.Path+"?"+r.RawQuery, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got, err := prices{}.ParsePrice(tt.symbol, resp.StatusCode, body)
+		if err != nil || got != tt.price {
+			t.Errorf("ParsePrice(%s) = %v, %v; want %v", tt.symbol, got, err, tt.price)
+		}
+		if _, err := (prices{}).ParsePrice("OTHER-SYMBOL", resp.StatusCode, body); err == nil {
+			t.Errorf("ParsePrice(wrong symbol) = nil error, want error")
+		}
+	}
+	if _, err := (prices{}).ParsePrice("BTCUSDT", 500, []byte(`{}`)); err == nil {
+		t.Errorf("ParsePrice(500) = nil error, want error")
+	}
+}

@@ -131,7 +131,7 @@ func TestKeyManager(t *testing.T) {
 func TestVenue(t *testing.T) {
 	v := New(nil)
 	if v.Name != "okx" || v.Upstream.String() != DefaultUpstream || !v.NeedsPassphrase || v.Signer == nil ||
-		v.Verifier == nil || v.Describer == nil || v.Errors == nil || v.Inspector == nil || v.Keys == nil {
+		v.Verifier == nil || v.Prices == nil || v.Describer == nil || v.Errors == nil || v.Inspector == nil || v.Keys == nil {
 		t.Errorf("New(nil) = %+v", v)
 	}
 	r := &exchange.Request{Method: "GET", Path: "/api/v5/account/balance", Header: http.Header{}}

@@ -55,6 +55,7 @@ func newVenue(upstream *url.URL, demo bool) exchange.Venue {
 		Errors:          errorWriter{},
 		Inspector:       inspector{},
 		Keys:            keyManager{},
+		Prices:          prices{},
 		KeyKinds:        []exchange.KeyKind{exchange.KeyHMAC},
 		NeedsPassphrase: true,
 	}

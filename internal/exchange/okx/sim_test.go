@@ -233,3 +233,39 @@ func TestSimulatorFaults(t *testing.T) {
 		t.Errorf("faulted GET = %d Retry-After %q, want 429 and 2", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+// TestPriceReader reads a price from the simulator through the venue's
+// PriceReader, as the gateway values market orders.
+func TestPriceReader(t *testing.T) {
+	e := newSimEnv(t)
+	for _, tt := range []struct {
+		symbol string
+		price  float64
+	}{
+		{"BTC-USDT", 50000},
+		{"ETH-USDT", 1234.5},
+	} {
+		e.kit.SetPrice(tt.symbol, tt.price)
+		r := prices{}.TickerRequest(tt.symbol)
+		req, err := http.NewRequest(r.Method, e.srv.URL+r.Path+"?"+r.RawQuery, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got, err := prices{}.ParsePrice(tt.symbol, resp.StatusCode, body)
+		if err != nil || got != tt.price {
+			t.Errorf("ParsePrice(%s) = %v, %v; want %v", tt.symbol, got, err, tt.price)
+		}
+		if _, err := (prices{}).ParsePrice("OTHER-SYMBOL", resp.StatusCode, body); err == nil {
+			t.Errorf("ParsePrice(wrong symbol) = nil error, want error")
+		}
+	}
+	if _, err := (prices{}).ParsePrice("BTC-USDT", 500, []byte(`{}`)); err == nil {
+		t.Errorf("ParsePrice(500) = nil error, want error")
+	}
+}
