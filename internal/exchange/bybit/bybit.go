@@ -55,7 +55,7 @@ func New(upstream *url.URL) exchange.Venue {
 		Inspector: inspector{},
 		Limits:    rateLimits{},
 		Keys:      keyManager{},
-		Prices:          prices{},
+		Prices:    prices{},
 		KeyKinds:  []exchange.KeyKind{exchange.KeyHMAC, exchange.KeyRSA},
 	}
 }

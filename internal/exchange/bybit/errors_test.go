@@ -144,7 +144,7 @@ func TestKeyManager(t *testing.T) {
 
 func TestVenue(t *testing.T) {
 	v := New(nil)
-	if v.Name != "bybit" || v.Upstream.String() != DefaultUpstream || v.NeedsPassphrase || v.Signer == nil || v.Verifier == nil ||
+	if v.Name != "bybit" || v.Upstream.String() != DefaultUpstream || v.NeedsPassphrase || v.Signer == nil || v.Verifier == nil || v.Prices == nil ||
 		v.Describer == nil || v.Errors == nil || v.Inspector == nil || v.Limits == nil || v.Keys == nil {
 		t.Errorf("New(nil) = %+v", v)
 	}
