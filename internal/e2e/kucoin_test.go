@@ -132,7 +132,7 @@ func TestCCXTKucoinOrderDenied(t *testing.T) {
 		t.Run(tt.policy, func(t *testing.T) {
 			kit.ResetLog()
 			iss := env.Issue("kucoin", "main", tt.policy)
-			res := exchangetest.CCXTBot(t, kucoinJob(env, iss, map[string]any{"uta": false},
+			res := exchangetest.CCXTBot(t, kucoinJob(env, iss, nil,
 				exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.01, 49000}},
 			))
 			expectBotSteps(t, res, false)
@@ -142,16 +142,21 @@ func TestCCXTKucoinOrderDenied(t *testing.T) {
 				!strings.Contains(e.Message, "rule "+tt.rule) {
 				t.Errorf("createOrder error = %+v, want AuthenticationError with code 400007 naming rule %s", e, tt.rule)
 			}
-			if n := len(kit.Log()); n != 0 {
-				t.Errorf("simulator received %d requests, want 0", n)
+			// ccxt first asks for the account mode, which the policy allows.
+			for _, l := range kit.Log() {
+				if l.Method != "GET" || l.Path != "/api/ua/v1/account/mode" {
+					t.Errorf("simulator received %s %s, want only the account-mode read", l.Method, l.Path)
+				}
 			}
 			if n := len(kit.Orders(key.APIKey)); n != 0 {
 				t.Errorf("simulator holds %d orders, want 0", n)
 			}
+			expectSimSawOnlyExchangeKey(t, env, "kucoin", key, iss)
+			expectBotOutputClean(t, env, res, key)
 		})
 	}
 	got := Decisions(env.CheckAudit(key.Secret, key.Passphrase))
-	want := map[string]int{"denied/deny/symbol": 1, "denied/deny/max_order_notional": 1}
+	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/symbol": 1, "denied/deny/max_order_notional": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}
