@@ -83,9 +83,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if clientKey == "" {
+		st.public = true
 		g.servePublic(st, in)
 		return
 	}
+	st.claimed = clientKey
 	entry, err := g.clients.Lookup(v.Name, clientKey)
 	if err != nil {
 		// Unknown, revoked and expired answer alike so a prober learns nothing.
@@ -337,6 +339,8 @@ type state struct {
 	reqID         string
 	ip            netip.Addr
 	entry         *client.Entry
+	claimed       string // the credential id the request claims, unverified
+	public        bool   // an unsigned call to a public endpoint
 	call          exchange.Call
 	body          []byte
 	intentWritten bool
@@ -380,9 +384,16 @@ func (st *state) fail(e *exchange.Error) {
 	}
 	if st.intentWritten {
 		st.recordOutcome(statusOf(e.Kind), "", e.Message)
-	} else if st.entry != nil {
-		// A refused signed request leaves one record with its reason.
-		_ = st.g.audit.Intent(context.WithoutCancel(st.r.Context()), st.intent("deny", "gateway", e.Message))
+	} else if !st.public {
+		// Every refused request leaves one record with its reason; an
+		// unknown or forged credential is recorded under the id it claimed.
+		in := st.intent("deny", reasonCode(e.Kind), e.Message)
+		if st.entry == nil {
+			in.Client = exchange.SafeName(st.claimed)
+		}
+		if err := st.g.audit.Intent(context.WithoutCancel(st.r.Context()), in); err != nil {
+			st.g.log.Warn("audit of a refusal failed", "request_id", st.reqID, "err", err)
+		}
 	}
 	st.writeError(e)
 }
@@ -413,6 +424,31 @@ func (st *state) recordOutcome(status int, orderID, errMsg string) {
 		st.g.failed.Store(&msg)
 		st.g.log.Error("audit outcome not recorded; refusing new requests", "request_id", st.reqID, "err", err)
 	}
+}
+
+// reasonCode names the gateway's own refusals in audit records.
+func reasonCode(k exchange.ErrorKind) string {
+	switch k {
+	case exchange.ErrAuth:
+		return "auth"
+	case exchange.ErrTimestamp:
+		return "timestamp"
+	case exchange.ErrPassphrase:
+		return "passphrase"
+	case exchange.ErrIP:
+		return "source_ip"
+	case exchange.ErrPermission:
+		return "permission"
+	case exchange.ErrRateLimit:
+		return "rate_limit"
+	case exchange.ErrUnavailable:
+		return "unavailable"
+	case exchange.ErrNotFound:
+		return "not_found"
+	case exchange.ErrUpstream:
+		return "upstream"
+	}
+	return "bad_request"
 }
 
 // statusOf is the HTTP status keywarden uses for each error kind when a venue
