@@ -112,9 +112,8 @@ func writeKrakenError(w http.ResponseWriter, status int, code, detail string) {
 	_, _ = w.Write(b)
 }
 
-// inspector asks Kraken about the key with GetApiKeyInfo (spec §4c). The
-// response field names are not in the spec ([UNVERIFIED] there); ParsePosture
-// reads the names keywarden's simulator uses and tolerates their absence.
+// inspector asks Kraken about the key with GetApiKeyInfo (spec §4c; the
+// response shape is the one in Kraken's API reference for Get API Key Info).
 type inspector struct{}
 
 func (inspector) InspectRequest() *exchange.Request {
@@ -125,16 +124,42 @@ func (inspector) InspectRequest() *exchange.Request {
 	}
 }
 
-// apiKeyInfo is the result of GetApiKeyInfo as keywarden reads it.
+// apiKeyInfo is the result of GetApiKeyInfo. Kraken sends timestamps as
+// decimal strings ("0" for none).
 type apiKeyInfo struct {
-	Name          string   `json:"name"`
-	Permissions   []string `json:"permissions"`
-	IPAllowlist   []string `json:"ip_allowlist"`
-	CreatedTime   int64    `json:"created_time"`
-	ExpireTime    int64    `json:"expire_time"`
-	NonceWindow   int      `json:"nonce_window"`
-	LastUsedTime  int64    `json:"last_used_time"`
-	QueryFromTime int64    `json:"query_from_time"`
+	APIKeyName   string   `json:"apiKeyName"`
+	APIKey       string   `json:"apiKey"`
+	Nonce        flexInt  `json:"nonce"`
+	NonceWindow  flexInt  `json:"nonceWindow"`
+	Permissions  []string `json:"permissions"`
+	ValidUntil   flexInt  `json:"validUntil"`
+	QueryFrom    flexInt  `json:"queryFrom"`
+	QueryTo      flexInt  `json:"queryTo"`
+	CreatedTime  flexInt  `json:"createdTime"`
+	ModifiedTime flexInt  `json:"modifiedTime"`
+	IPAllowlist  []string `json:"ipAllowlist"`
+	LastUsed     flexInt  `json:"lastUsed"`
+}
+
+// flexInt is an integer Kraken may send as a JSON number or a string.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an integer: %w", err)
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+func (f flexInt) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + strconv.FormatInt(int64(f), 10) + `"`), nil
 }
 
 func (inspector) ParsePosture(status int, body []byte) (exchange.KeyPosture, error) {
@@ -152,36 +177,38 @@ func (inspector) ParsePosture(status int, body []byte) (exchange.KeyPosture, err
 	p := exchange.KeyPosture{Permissions: info.Permissions, IPs: info.IPAllowlist, IPRestricted: len(info.IPAllowlist) > 0}
 	for _, perm := range info.Permissions {
 		switch perm {
-		case PermQueryFunds, PermQueryOpenOrders, PermQueryClosedOrders, PermQueryLedger:
+		case PermQueryFunds, PermQueryOpenTrades, PermQueryClosedTrades, PermQueryLedger:
 			p.CanRead = true
-		case PermCreateOrders, PermCancelOrders:
+		case PermModifyTrades, PermCloseTrades:
 			p.CanTrade = true
-		case PermWithdraw:
+		case PermWithdrawFunds:
 			p.CanWithdraw = true
-		case PermDeposit:
+			p.CanTransfer = true
+		case PermEarnFunds:
 			p.CanTransfer = true
 		}
 	}
 	if info.CreatedTime > 0 {
-		p.Created = time.Unix(info.CreatedTime, 0).UTC()
+		p.Created = time.Unix(int64(info.CreatedTime), 0).UTC()
 	}
-	if info.ExpireTime > 0 {
-		p.Expires = time.Unix(info.ExpireTime, 0).UTC()
+	if info.ValidUntil > 0 {
+		p.Expires = time.Unix(int64(info.ValidUntil), 0).UTC()
 	}
 	return p, nil
 }
 
-// Kraken's permission names as GetApiKeyInfo reports them in keywarden's
-// reading (spec §4c lists the permissions; the exact spelling is unverified).
+// Kraken's permission names in GetApiKeyInfo. query-funds, withdraw-funds,
+// query-open-trades and modify-trades appear in Kraken's reference example;
+// the others follow the same spelling and are unverified.
 const (
-	PermQueryFunds        = "query_funds"
-	PermDeposit           = "deposit_funds"
-	PermWithdraw          = "withdraw_funds"
-	PermQueryOpenOrders   = "query_open_orders_and_trades"
-	PermQueryClosedOrders = "query_closed_orders_and_trades"
-	PermCreateOrders      = "create_modify_orders"
-	PermCancelOrders      = "cancel_close_orders"
-	PermQueryLedger       = "query_ledger_entries"
-	PermExport            = "export_data"
-	PermWebSockets        = "access_websockets_api"
+	PermQueryFunds        = "query-funds"
+	PermDepositFunds      = "deposit-funds"
+	PermWithdrawFunds     = "withdraw-funds"
+	PermEarnFunds         = "earn-funds"
+	PermQueryOpenTrades   = "query-open-trades"
+	PermQueryClosedTrades = "query-closed-trades"
+	PermModifyTrades      = "modify-trades"
+	PermCloseTrades       = "close-trades"
+	PermQueryLedger       = "query-ledger"
+	PermExportData        = "export-data"
 )

@@ -556,7 +556,7 @@ func TestSimulatorEndToEnd(t *testing.T) {
 			return signed("/0/private/AddOrder", "ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25&cl_ord_id=e2e")
 		}, `"txid":["`},
 		{"open orders", func() *exchange.Request { return signed("/0/private/OpenOrders", "") }, `"cl_ord_id":"e2e"`},
-		{"key info", func() *exchange.Request { return signed("/0/private/GetApiKeyInfo", "") }, `"create_modify_orders"`},
+		{"key info", func() *exchange.Request { return signed("/0/private/GetApiKeyInfo", "") }, `"modify-trades"`},
 		{"cancel", func() *exchange.Request { return signed("/0/private/CancelOrder", "cl_ord_id=e2e") }, `"count":1`},
 		{"withdraw without permission", func() *exchange.Request {
 			return signed("/0/private/Withdraw", "asset=BTC&key=cold&amount=1")
@@ -663,6 +663,20 @@ func TestInspector(t *testing.T) {
 	}
 	if !got.CanRead || !got.CanTrade || got.CanWithdraw || got.IPRestricted {
 		t.Errorf("ParsePosture = %+v, want read and trade only", got)
+	}
+	// Kraken's own example response (API reference, Get API Key Info).
+	doc := `{"error":[],"result":{"apiKeyName":"my-api-key","apiKey":"4/SDrDBcOOPnm3nPlNfEMMJDeRcIVqPz+QhRxIodyZbI9po/aVRiHsgX","nonce":"1772627060997","nonceWindow":0,"permissions":["query-funds","withdraw-funds","query-open-trades","modify-trades"],"iban":"AA88 N84G WOAK NMOI","validUntil":"0","queryFrom":"0","queryTo":"0","createdTime":"1772542900","modifiedTime":"1772543095","ipAllowlist":[],"lastUsed":"1772627061"}}`
+	want := exchange.KeyPosture{
+		Permissions: []string{"query-funds", "withdraw-funds", "query-open-trades", "modify-trades"},
+		CanRead:     true, CanTrade: true, CanTransfer: true, CanWithdraw: true,
+		IPs: []string{}, Created: time.Unix(1772542900, 0).UTC(),
+	}
+	got, err = inspector{}.ParsePosture(200, []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ParsePosture(Kraken's example) mismatch (-want +got):\n%s", diff)
 	}
 	if _, err := (inspector{}).ParsePosture(200, []byte(`{"error":["EAPI:Invalid key"]}`)); err == nil {
 		t.Errorf("ParsePosture(error body) = nil error, want error")

@@ -232,7 +232,10 @@ func (s *Simulator) handlePrivate(w http.ResponseWriter, r *http.Request) {
 		}
 		result = map[string]any{"open": open}
 	case "GetApiKeyInfo":
-		result = keyInfo(acc)
+		s.mu.Lock()
+		last := s.nonces[key]
+		s.mu.Unlock()
+		result = keyInfo(acc, key, last, s.kit.Now())
 	case "Withdraw":
 		result, failure = s.withdraw(acc, key, params)
 	default:
@@ -331,23 +334,27 @@ func (s *Simulator) withdraw(acc *sim.Account, key string, p fields) (any, strin
 	return map[string]any{"refid": fmt.Sprintf("FTQcuak-%d", s.kit.Now().UnixNano()%1e9)}, ""
 }
 
-func keyInfo(acc *sim.Account) apiKeyInfo {
+func keyInfo(acc *sim.Account, key string, lastNonce uint64, now time.Time) apiKeyInfo {
 	var perms []string
 	if acc.Allowed("read") {
-		perms = append(perms, PermQueryFunds, PermQueryOpenOrders, PermQueryClosedOrders, PermQueryLedger)
+		perms = append(perms, PermQueryFunds, PermQueryOpenTrades, PermQueryClosedTrades, PermQueryLedger)
 	}
 	if acc.Allowed("trade") {
-		perms = append(perms, PermCreateOrders, PermCancelOrders)
+		perms = append(perms, PermModifyTrades, PermCloseTrades)
 	}
 	if acc.Allowed("transfer") {
-		perms = append(perms, PermDeposit)
+		perms = append(perms, PermDepositFunds, PermEarnFunds)
 	}
 	if acc.Allowed("withdraw") {
-		perms = append(perms, PermWithdraw)
+		perms = append(perms, PermWithdrawFunds)
 	}
 	sort.Strings(perms)
+	ips := acc.IPs
+	if ips == nil {
+		ips = []string{}
+	}
 	return apiKeyInfo{
-		Name: "sim", Permissions: perms, IPAllowlist: acc.IPs,
-		CreatedTime: acc.Created.Unix(),
+		APIKeyName: "sim", APIKey: key, Nonce: flexInt(lastNonce), Permissions: perms, IPAllowlist: ips,
+		CreatedTime: flexInt(acc.Created.Unix()), ModifiedTime: flexInt(acc.Created.Unix()), LastUsed: flexInt(now.Unix()),
 	}
 }
