@@ -290,3 +290,58 @@ func TestSimulatorVectors(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulatorCCXTProbes covers what ccxt calls besides the HF endpoints:
+// the unified-account and HF-migration probes, balances by account type,
+// and the classic order endpoints.
+func TestSimulatorCCXTProbes(t *testing.T) {
+	tests := []struct {
+		name, method, path, query, body string
+		status                          int
+		data                            string
+	}{
+		{name: "account mode", method: "GET", path: "/api/ua/v1/account/mode", status: 200, data: `{"selfAccountMode":"CLASSIC"}`},
+		{name: "hf opened", method: "GET", path: "/api/v1/hf/accounts/opened", status: 200, data: `true`},
+		{name: "trade_hf balances", method: "GET", path: "/api/v1/accounts", query: "currency=USDT&type=trade_hf", status: 200,
+			data: `[{"available":"100000","balance":"100000","currency":"USDT","holds":"0","id":"5004","type":"trade_hf"}]`},
+		{name: "main account is empty", method: "GET", path: "/api/v1/accounts", query: "type=main", status: 200, data: `[]`},
+		{name: "unknown account type", method: "GET", path: "/api/v1/accounts", query: "type=bogus", status: 400},
+		{name: "other unified path", method: "GET", path: "/api/ua/v1/account/balance", status: 404},
+	}
+	_, srv := newSim(t)
+	trader := simKey("trader")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, rep, _ := send(t, srv, signed(t, trader, tt.method, tt.path, tt.query, tt.body))
+			if status != tt.status {
+				t.Fatalf("%s %s = %d %+v, want %d", tt.method, tt.path, status, rep, tt.status)
+			}
+			if tt.data != "" && string(rep.Data) != tt.data {
+				t.Errorf("%s %s data = %s, want %s", tt.method, tt.path, rep.Data, tt.data)
+			}
+		})
+	}
+}
+
+func TestSimulatorClassicOrders(t *testing.T) {
+	kit, srv := newSim(t)
+	trader := simKey("trader")
+	status, rep, _ := send(t, srv, signed(t, trader, "POST", "/api/v1/orders", "", orderBody))
+	var placed struct{ OrderID string }
+	if status != 200 || json.Unmarshal(rep.Data, &placed) != nil || placed.OrderID == "" {
+		t.Fatalf("POST /api/v1/orders = %d %+v, want an order id", status, rep)
+	}
+	// The classic cancel needs no symbol and lists the canceled ids.
+	status, rep, _ = send(t, srv, signed(t, trader, "DELETE", "/api/v1/orders/"+placed.OrderID, "", ""))
+	want := `{"cancelledOrderIds":["` + placed.OrderID + `"]}`
+	if status != 200 || string(rep.Data) != want {
+		t.Errorf("DELETE /api/v1/orders/%s = %d %s, want 200 %s", placed.OrderID, status, rep.Data, want)
+	}
+	if os := kit.Orders("trader"); len(os) != 1 || os[0].Status != "CANCELED" {
+		t.Errorf("orders after cancel = %+v, want one CANCELED", os)
+	}
+	status, rep, _ = send(t, srv, signed(t, trader, "DELETE", "/api/v1/orders/"+placed.OrderID, "", ""))
+	if status != 400 || rep.Msg != "order_not_exist_or_not_allow_to_cancel" {
+		t.Errorf("second cancel = %d %+v, want 400 order_not_exist_or_not_allow_to_cancel", status, rep)
+	}
+}
