@@ -125,10 +125,11 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 		c.seq, c.hash, c.time = a.Seq, a.Hash, a.Time
 		rep.Anchor = a
 	}
-	// witness checkpoints by the seq whose hash they name
+	// Witness checkpoints by the seq of the checkpoint record itself, which
+	// the writer always puts right after the record it covers.
 	want := map[uint64][]WitnessCheckpoint{}
 	for _, w := range witness {
-		want[w.Count] = append(want[w.Count], w)
+		want[w.Count+1] = append(want[w.Count+1], w)
 	}
 	segs, err := listSegments(dir)
 	if err != nil {
@@ -137,21 +138,17 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 	segs = liveSegments(segs, a)
 	rep.Segments = len(segs)
 	lastSeg, lastLine := "", 0
-	checkWitness := func(seq uint64, hash, seg string, line int) error {
-		for _, w := range want[seq] {
-			if w.Head != hash {
-				return &VerifyError{Segment: seg, Line: line, Seq: seq,
-					Reason: "hash differs from the witness checkpoint (log rewritten or forked)"}
+	checkWitness := func(r *Record, seg string, line int) error {
+		for _, w := range want[r.Seq] {
+			cp := r.Checkpoint
+			if cp == nil || cp.Count != w.Count || cp.Head != w.Head || cp.Signature != w.Signature {
+				return &VerifyError{Segment: seg, Line: line, Seq: r.Seq,
+					Reason: fmt.Sprintf("differs from the witness checkpoint for %d records (log rewritten or forked)", w.Count)}
 			}
 			rep.Witnessed++
 		}
-		delete(want, seq)
+		delete(want, r.Seq)
 		return nil
-	}
-	if a != nil {
-		if err := checkWitness(a.Seq, a.Hash, anchorFile, 1); err != nil {
-			return rep, err
-		}
 	}
 	for i, name := range segs {
 		first, _ := segmentSeq(name)
@@ -182,7 +179,7 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 				}
 				rep.Checkpoints++
 			}
-			if err := checkWitness(r.Seq, r.Hash, name, n); err != nil {
+			if err := checkWitness(&r, name, n); err != nil {
 				return err
 			}
 			c.advance(&r)
@@ -201,19 +198,18 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 		}
 	}
 	rep.LastSeq, rep.Head = c.seq, c.hash
-	for seq := range want {
+	for seq, ws := range want {
+		if a != nil && seq <= a.Seq {
+			continue // pruned away: the signed anchor stands in for it
+		}
 		if seq <= c.seq {
-			if a != nil && seq < a.Seq {
-				continue // pruned away: covered by the anchor
-			}
-			// unreachable: every seq in range was visited and deleted
-			continue
+			continue // visited: every visited seq was checked and deleted
 		}
 		if lastSeg == "" {
 			lastSeg = "(no segments)"
 		}
 		return rep, &VerifyError{Segment: lastSeg, Line: lastLine + 1, Seq: c.seq + 1,
-			Reason: fmt.Sprintf("record missing: the log ends at seq %d but a witness checkpoint covers %d records (log truncated)", c.seq, seq)}
+			Reason: fmt.Sprintf("record missing: the log ends at seq %d but the witness holds a checkpoint for %d records (log truncated)", c.seq, ws[0].Count)}
 	}
 	return rep, nil
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -226,8 +227,8 @@ func TestVerifyForkWithWitness(t *testing.T) {
 	writeSeg(t, dir, seg, lines)
 	_, err := VerifyWithWitness(dir, testPub(), witness)
 	var ve *VerifyError
-	if !errors.As(err, &ve) || ve.Seq != 5 {
-		t.Errorf("VerifyWithWitness(forked) = %v, want an error at seq 5 (the first witnessed head)", err)
+	if !errors.As(err, &ve) || ve.Seq != 6 {
+		t.Errorf("VerifyWithWitness(forked) = %v, want an error at seq 6 (the first checkpoint after the rewrite)", err)
 	}
 }
 
@@ -293,4 +294,62 @@ func TestExportCheckpointsAfter(t *testing.T) {
 	if got, want := tail.String(), strings.Join(lines[2:], "\n")+"\n"; got != want {
 		t.Errorf("ExportCheckpointsAfter(12) = %q, want %q", got, want)
 	}
+}
+
+// FuzzVerify mutates a good log (flip a byte, cut, swap, delete or
+// duplicate lines) and checks that VerifyWithWitness rejects every change.
+func FuzzVerify(f *testing.F) {
+	f.Add(uint8(0), uint16(100), uint8(1), uint16(0))
+	f.Add(uint8(1), uint16(2000), uint8(0), uint16(0))
+	f.Add(uint8(2), uint16(3), uint8(4), uint16(0))
+	f.Add(uint8(3), uint16(5), uint8(0), uint16(0))
+	f.Add(uint8(4), uint16(7), uint8(0), uint16(2))
+	base := f.TempDir()
+	l, err := Open(Options{Dir: base, Signer: testKey(), CheckpointEvery: 4, Now: fixedClock()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := l.Append(context.Background(), intentRecord(i)); err != nil {
+			f.Fatal(err)
+		}
+	}
+	l.Close()
+	var wb bytes.Buffer
+	ExportCheckpoints(base, &wb)
+	orig, _ := os.ReadFile(filepath.Join(base, segmentName(1)))
+	f.Fuzz(func(t *testing.T, op uint8, a uint16, b uint8, c uint16) {
+		data := append([]byte(nil), orig...)
+		lines := strings.SplitAfter(string(data), "\n")
+		lines = lines[:len(lines)-1] // drop the empty piece after the last newline
+		switch op % 5 {
+		case 0: // flip bits of one byte
+			if b == 0 {
+				return
+			}
+			data[int(a)%len(data)] ^= b
+		case 1: // cut the file short
+			data = data[:int(a)%len(data)]
+		case 2: // swap two lines
+			i, j := int(a)%len(lines), int(b)%len(lines)
+			lines[i], lines[j] = lines[j], lines[i]
+			data = []byte(strings.Join(lines, ""))
+		case 3: // delete a line
+			i := int(a) % len(lines)
+			data = []byte(strings.Join(slices.Delete(lines, i, i+1), ""))
+		case 4: // duplicate a line elsewhere
+			i, j := int(a)%len(lines), int(c)%(len(lines)+1)
+			data = []byte(strings.Join(slices.Insert(lines, j, lines[i]), ""))
+		}
+		if bytes.Equal(bytes.TrimSuffix(data, []byte("\n")), bytes.TrimSuffix(orig, []byte("\n"))) {
+			return // no change (or only the final newline)
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, segmentName(1)), data, 0o600)
+		wf := filepath.Join(dir, "witness")
+		os.WriteFile(wf, wb.Bytes(), 0o600)
+		if rep, err := VerifyWithWitness(dir, testPub(), wf); err == nil {
+			t.Errorf("VerifyWithWitness accepted a mutated log (op %d): %+v", op%5, rep)
+		}
+	})
 }
