@@ -92,6 +92,15 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 			}
 		}
 		return describeParams(call, name, params)
+	case lower == keyCheckPath:
+		call.Endpoint = r.Method + " " + keyCheckPath
+		call.Scope = exchange.ScopeRead
+		if r.Method != "GET" {
+			call.Scope = exchange.ScopeAccountAdmin
+		}
+	case strings.HasPrefix(lower, "/api/auth/"):
+		call.Endpoint = r.Method + " " + lower
+		call.Scope = exchange.ScopeAccountAdmin
 	case strings.HasPrefix(lower, "/api/charts/"):
 		call.Endpoint = r.Method + " " + lower
 		call.Scope = exchange.ScopePublic

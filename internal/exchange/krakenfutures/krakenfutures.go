@@ -3,8 +3,9 @@
 // parameters, an optional Nonce and the endpoint path; client verification of
 // the same scheme against a keywarden client credential; call description
 // for every /derivatives/api/v3 and history endpoint; Kraken Futures' error
-// shape; and a simulator that verifies requests exactly as Kraken Futures
-// does. Kraken Futures has no key self-inspection or key-management API.
+// shape; the API key check for posture; and a simulator that verifies
+// requests exactly as Kraken Futures does. Kraken Futures has no
+// key-management API.
 //
 // Security: this package decides what is signed and what is accepted as
 // authentic. Changes here need a second security review.
@@ -39,6 +40,7 @@ func New(upstream *url.URL) exchange.Venue {
 		Verifier:  NewVerifier(),
 		Describer: describer{},
 		Errors:    errorWriter{},
+		Inspector: inspector{},
 		KeyKinds:  []exchange.KeyKind{exchange.KeyHMAC},
 	}
 }

@@ -44,6 +44,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.HandleFunc("POST /derivatives/api/v3/sendorder", s.private("trade", s.handleSendOrder))
 	mux.HandleFunc("POST /derivatives/api/v3/cancelorder", s.private("trade", s.handleCancelOrder))
 	mux.HandleFunc("POST /derivatives/api/v3/withdrawal", s.private("withdraw", s.handleWithdrawal))
+	mux.HandleFunc("GET "+keyCheckPath, s.private("", s.handleKeyCheck))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.record(r, nil, "", errNotFound)
 		s.fail(w, http.StatusNotFound, errNotFound)
@@ -115,7 +116,7 @@ func (s *Simulator) private(perm string, h privateHandler) http.HandlerFunc {
 			s.fail(w, status, err.Error())
 			return
 		}
-		if !acc.Allowed(perm) {
+		if perm != "" && !acc.Allowed(perm) {
 			s.record(r, body, key, errPermission)
 			s.fail(w, http.StatusForbidden, errPermission)
 			return
@@ -270,5 +271,37 @@ func (s *Simulator) handleWithdrawal(w http.ResponseWriter, acc *sim.Account, _ 
 		return http.StatusBadRequest, errInsufficient
 	}
 	s.success(w, map[string]any{})
+	return 0, ""
+}
+
+// handleKeyCheck answers the API key check. It is not wrapped in the
+// result/serverTime envelope, as on the real host.
+func (s *Simulator) handleKeyCheck(w http.ResponseWriter, acc *sim.Account, key string, _ fields) (int, string) {
+	general := "NO_ACCESS"
+	switch {
+	case acc.Allowed("trade"):
+		general = "FULL_ACCESS"
+	case acc.Allowed("read"):
+		general = "READ_ONLY"
+	}
+	withdrawal := "NO_ACCESS"
+	if acc.Allowed("withdraw") {
+		withdrawal = "FULL_ACCESS"
+	}
+	ips := acc.IPs
+	if ips == nil {
+		ips = []string{}
+	}
+	var single *string
+	if len(ips) > 0 {
+		single = &ips[0]
+	}
+	b, _ := json.Marshal(keyCheck{
+		APIKey: key, AccountUID: "3c90c3cc-0d44-4b50-8888-8dd25736052a", CreatedAt: acc.Created.UTC(),
+		Permissions:      map[string]any{"general": general, "withdrawal": withdrawal},
+		AllowedCidrBlock: single, AllowedCidrBlocks: ips,
+	})
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 	return 0, ""
 }
