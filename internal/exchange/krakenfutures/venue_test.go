@@ -1,7 +1,6 @@
 package krakenfutures
 
 import (
-
 	"github.com/google/go-cmp/cmp"
 	"net/http"
 	"net/http/httptest"
