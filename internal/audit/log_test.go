@@ -377,6 +377,17 @@ func TestSegmentRotation(t *testing.T) {
 	if _, err := Verify(dir, testPub()); err != nil {
 		t.Errorf("Verify = %v", err)
 	}
+	// Reopening reads only the tail segments and continues the chain.
+	l2 := openTest(t, Options{Dir: dir, SegmentSize: 2000})
+	before := l2.Head()
+	rc := mustAppend(t, l2, intentRecord(99))
+	l2.Close()
+	if rc.Seq != before.Seq+1 {
+		t.Errorf("Append after reopen = seq %d, want %d", rc.Seq, before.Seq+1)
+	}
+	if _, err := Verify(dir, testPub()); err != nil {
+		t.Errorf("Verify after reopen = %v", err)
+	}
 }
 
 func TestCheckpointInterval(t *testing.T) {

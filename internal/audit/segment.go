@@ -181,6 +181,18 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 		return rs, err
 	}
 	segs = liveSegments(segs, a)
+	// Only the last two segments are read: the tail is where a crash
+	// leaves damage, and reading the whole history at every start would
+	// make start-up time grow with retention. Verify checks everything.
+	if len(segs) > 2 {
+		segs = segs[len(segs)-2:]
+		first, err := firstRecord(filepath.Join(dir, segs[0]))
+		if err != nil {
+			return rs, &VerifyError{Segment: segs[0], Line: 1, Reason: err.Error()}
+		}
+		c = chain{seq: first.Seq - 1, hash: first.Prev}
+		rs.lastCkptSeq = first.Seq - 1 // not known; at worst a checkpoint comes early
+	}
 	for i, name := range segs {
 		last := i == len(segs)-1
 		path := filepath.Join(dir, name)
@@ -243,6 +255,30 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 	rs.lastSeq, rs.lastHash, rs.lastTime = c.seq, c.hash, c.time
 	return rs, nil
 }
+
+// firstRecord reads the first record of a segment.
+func firstRecord(path string) (Record, error) {
+	var r Record
+	found := false
+	err := readLines(path, func(line []byte, n int, off int64, complete bool) error {
+		var err error
+		r, err = parseLine(line)
+		if err != nil {
+			return err
+		}
+		found = true
+		return errStop
+	})
+	if err != nil && err != errStop {
+		return r, err
+	}
+	if !found {
+		return r, errors.New("empty closed segment")
+	}
+	return r, nil
+}
+
+var errStop = errors.New("stop")
 
 // repairTail keeps the first keep bytes of the segment at path, saving what
 // follows in path+".torn.<unix nanos>", or only adds the missing final
