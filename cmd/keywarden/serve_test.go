@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net"
@@ -124,6 +126,34 @@ scopes = ["read", "trade"]
 	}
 	if _, err := os.Stat(filepath.Join(c.dir, "data", controlSocket)); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind: %v", err)
+	}
+
+	// The audit trail: one allowed call with its outcome, one refusal.
+	if out := c.ok("", "audit", "verify"); !strings.Contains(out, "OK") {
+		t.Errorf("audit verify: %s", out)
+	}
+	out = c.ok("", "audit", "search", "--client", iss.ID)
+	if !strings.Contains(out, "allow") || !strings.Contains(out, "rule=auth") {
+		t.Errorf("audit search lacks the allowed call or the refusal after revoke:\n%s", out)
+	}
+	pub := strings.TrimSpace(c.ok("", "audit", "public-key"))
+	if out := c.ok("", "audit", "verify", "--public-key", pub); !strings.Contains(out, "OK") {
+		t.Errorf("audit verify with a pinned key: %s", out)
+	}
+	otherPub, _, _ := ed25519.GenerateKey(nil)
+	if _, _, err := c.run("", "audit", "verify", "--public-key", base64.StdEncoding.EncodeToString(otherPub)); err == nil {
+		t.Error("audit verify accepted checkpoints under a key that did not sign them")
+	}
+
+	// policy explain on a recorded withdrawal: the scope rule denies.
+	reqFile := filepath.Join(c.dir, "withdraw.http")
+	writeFile(t, reqFile, "POST /binance/sapi/v1/capital/withdraw/apply?coin=BTC&address=bc1qx&amount=1 HTTP/1.1\nHost: kw\n\n", 0o600)
+	out = c.ok("", "policy", "explain", "--client", iss.ID, "--request", reqFile)
+	if !strings.Contains(out, "scope") || !strings.Contains(out, "decision: DENY") {
+		t.Errorf("policy explain:\n%s", out)
+	}
+	if out := c.ok("", "policy", "check"); !strings.Contains(out, "1 policies OK: trader") {
+		t.Errorf("policy check: %s", out)
 	}
 }
 

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/keywarden/keywarden/internal/audit"
+	"github.com/keywarden/keywarden/internal/server"
+)
+
+func newAuditCmd(a *app) *cobra.Command {
+	cmd := group("audit", "Verify, search and export the audit log")
+	cmd.AddCommand(newAuditVerifyCmd(a), newAuditSearchCmd(a), newAuditExportCmd(a), newAuditPublicKeyCmd(a), newAuditCheckpointsCmd(a))
+	return cmd
+}
+
+func (a *app) auditDir() string { return a.cfg.Gateway.withDefaults(a.cfg.DataDir).AuditDir }
+
+// auditKey returns the checkpoint public key: the pinned one given, or the
+// one sealed in the vault (which unseals it for this process).
+func (a *app) auditKey(cmd *cobra.Command, pinned string) (ed25519.PublicKey, error) {
+	if pinned != "" {
+		return parsePublicKey(pinned)
+	}
+	ctx := cmd.Context()
+	v, db, err := openVault(ctx, &a.cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	if err := unsealFromConfig(ctx, v, &a.cfg, a.prompt); err != nil {
+		return nil, err
+	}
+	defer v.Seal()
+	return server.AuditPublicKey(ctx, v)
+}
+
+func parsePublicKey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	if b, err := os.ReadFile(s); err == nil {
+		s = strings.TrimSpace(string(b))
+	}
+	for _, dec := range []func(string) ([]byte, error){base64.StdEncoding.DecodeString, hex.DecodeString} {
+		if b, err := dec(s); err == nil && len(b) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(b), nil
+		}
+	}
+	return nil, errors.New("public key: want 32 bytes of Ed25519 public key, base64 or hex, or a file holding it")
+}
+
+func newAuditVerifyCmd(a *app) *cobra.Command {
+	var pinned, witness string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit log's hash chain and signed checkpoints",
+		Long: `verify checks every record's hash, the chain links, sequence numbers and the
+signed checkpoints, and names the first bad record. With --witness it also
+checks the log against checkpoints exported earlier (keywarden audit
+checkpoints), which detects truncation.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := a.auditKey(cmd, pinned)
+			if err != nil {
+				return err
+			}
+			var rep audit.Report
+			if witness != "" {
+				rep, err = audit.VerifyWithWitness(a.auditDir(), pub, witness)
+			} else {
+				rep, err = audit.Verify(a.auditDir(), pub)
+			}
+			if err != nil {
+				return fmt.Errorf("audit verify: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "audit log %s: OK — %d records (seq %d–%d) in %d segments, %d signed checkpoints, head %s\n",
+				a.auditDir(), rep.Records, rep.FirstSeq, rep.LastSeq, rep.Segments, rep.Checkpoints, rep.Head)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pinned, "public-key", "", "checkpoint public key (base64, hex or a file); default: from the vault")
+	cmd.Flags().StringVar(&witness, "witness", "", "checkpoints exported earlier, to detect truncation")
+	return cmd
+}
+
+type auditFilterFlags struct {
+	from, to, client, key, venue, scope, decision, request string
+}
+
+func (f *auditFilterFlags) add(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.from, "from", "", "start time (RFC 3339, or a duration ago like 24h)")
+	fl.StringVar(&f.to, "to", "", "end time (RFC 3339, or a duration ago)")
+	fl.StringVar(&f.client, "client", "", "client credential id")
+	fl.StringVar(&f.key, "key", "", "exchange key name")
+	fl.StringVar(&f.venue, "venue", "", "venue")
+	fl.StringVar(&f.scope, "scope", "", "scope: read, trade, transfer, withdraw, account-admin")
+	fl.StringVar(&f.decision, "decision", "", "allow or deny")
+	fl.StringVar(&f.request, "request-id", "", "request id")
+}
+
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("time %q: want RFC 3339 or a duration like 24h", s)
+	}
+	return t, nil
+}
+
+func (f *auditFilterFlags) filter() (audit.Filter, error) {
+	now := time.Now()
+	from, err := parseWhen(f.from, now)
+	if err != nil {
+		return audit.Filter{}, err
+	}
+	to, err := parseWhen(f.to, now)
+	if err != nil {
+		return audit.Filter{}, err
+	}
+	return audit.Filter{From: from, To: to, Client: f.client, Key: f.key, Venue: f.venue, Scope: f.scope,
+		Decision: f.decision, RequestID: f.request}, nil
+}
+
+func newAuditSearchCmd(a *app) *cobra.Command {
+	var f auditFilterFlags
+	cmd := &cobra.Command{
+		Use:   "search",
+		Short: "Show audit records matching filters",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flt, err := f.filter()
+			if err != nil {
+				return err
+			}
+			n := 0
+			for r, err := range audit.Search(a.auditDir(), flt) {
+				if err != nil {
+					return fmt.Errorf("audit search: %w", err)
+				}
+				n++
+				fmt.Fprintln(a.stdout, describeRecord(r))
+			}
+			fmt.Fprintf(a.stderr, "%d records\n", n)
+			return nil
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+// describeRecord is one human line per record.
+func describeRecord(r audit.Record) string {
+	head := fmt.Sprintf("#%d %s %-10s", r.Seq, r.Time.UTC().Format(time.RFC3339Nano), r.Type)
+	switch {
+	case r.Intent != nil:
+		in := r.Intent
+		s := fmt.Sprintf("%s %s %s %s client=%s key=%s from=%s %s", head, r.RequestID, in.Method, in.Path, in.Client, in.Key, in.SourceIP, in.Decision)
+		if in.Rule != "" {
+			s += " rule=" + in.Rule + ": " + in.Reason
+		}
+		return s
+	case r.Outcome != nil:
+		o := r.Outcome
+		s := fmt.Sprintf("%s %s status=%d latency=%dµs", head, r.RequestID, o.Status, o.LatencyMicros)
+		if o.VenueOrderID != "" {
+			s += " order=" + o.VenueOrderID
+		}
+		if o.Error != "" {
+			s += " error=" + o.Error
+		}
+		return s
+	case r.Event != nil:
+		b, _ := json.Marshal(r.Event.Detail)
+		return fmt.Sprintf("%s %s actor=%s %s", head, r.Event.Kind, r.Event.Actor, b)
+	case r.Checkpoint != nil:
+		return fmt.Sprintf("%s count=%d head=%s", head, r.Checkpoint.Count, r.Checkpoint.Head)
+	}
+	return head
+}
+
+func newAuditExportCmd(a *app) *cobra.Command {
+	var f auditFilterFlags
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write matching audit records as JSON Lines to stdout",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flt, err := f.filter()
+			if err != nil {
+				return err
+			}
+			return audit.ExportJSONL(a.stdout, a.auditDir(), flt)
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newAuditPublicKeyCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "public-key",
+		Short: "Print the checkpoint public key (base64), to pin it for verification elsewhere",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := a.auditKey(cmd, "")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, base64.StdEncoding.EncodeToString(pub))
+			return nil
+		},
+	}
+}
+
+func newAuditCheckpointsCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "checkpoints",
+		Short: "Write the signed checkpoints to stdout, for an external witness file",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return audit.ExportCheckpoints(a.auditDir(), a.stdout)
+		},
+	}
+}
