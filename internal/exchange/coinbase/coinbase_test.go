@@ -307,7 +307,12 @@ func TestURIMatches(t *testing.T) {
 	}{
 		{"GET api.coinbase.com/api/v3/brokerage/accounts", "GET", accounts, true},
 		{"GET keywarden.local:8443/coinbase/api/v3/brokerage/accounts", "GET", accounts, true},
+		{"GET keywarden.local/api/coinbase/api/v3/brokerage/accounts", "GET", accounts, true},
+		{"POST keywarden.local/v2/accounts/a/transactions", "POST", "/v2/accounts/a/transactions", true},
 		{"GET keywarden.local/api/v3/brokerage/accounts", "POST", accounts, false},
+		{"GET keywarden.local/x/api/v3/brokerage/accounts", "GET", "/v3/brokerage/accounts", false},
+		{"GET keywarden.local/xapi/v3/brokerage/accounts", "GET", accounts, false},
+		{"GET keywarden.local/x//api/v3/brokerage/accounts", "GET", accounts, false},
 		{"GET keywarden.local/api/v3/brokerage/accounts", "GET", "/brokerage/accounts", false},
 		{"GET keywarden.local/x/api/v3/brokerage/orders", "GET", "/orders", false},
 		{"GET keywarden.local/api/v3/brokerage/accounts?x=1", "GET", accounts, false},

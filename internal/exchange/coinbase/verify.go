@@ -26,7 +26,8 @@ const (
 // carry kid and sub equal to the key name, be inside nbf..exp with a lifetime
 // of at most 120 s, and bind the request's method and path in uri or uris.
 // The host in that claim is wherever the bot sent the request, so only its
-// path is compared; a mount prefix in front of the venue path is allowed.
+// path is compared; a mount prefix in front of the venue path is allowed
+// (see uriMatches).
 //
 // A JWT does not cover the body, so each token is accepted once (until it
 // expires): a captured token cannot carry a second, different order. Legacy
@@ -163,10 +164,13 @@ func (v *Verifier) firstUse(id [sha256.Size]byte, exp, now int64) bool {
 }
 
 // uriMatches says whether one of uris is "<method> <host><prefix><path>".
-// The prefix (where the bot mounted keywarden) may be empty; it must not
-// itself contain a Coinbase API root, or a token for a long path could pass
-// for a shorter one.
+// The prefix is where the bot mounted keywarden and may be empty. path must
+// start at a Coinbase API root (/api/v3/ or /v2/), so a token bound to one
+// endpoint cannot pass for a shorter path cut out of it.
 func uriMatches(uris []string, method, path string) bool {
+	if !strings.HasPrefix(path, "/api/v3/") && !strings.HasPrefix(path, "/v2/") {
+		return false
+	}
 	for _, u := range uris {
 		m, rest, ok := strings.Cut(u, " ")
 		if !ok || m != method {
@@ -176,15 +180,10 @@ func uriMatches(uris []string, method, path string) bool {
 		if i <= 0 {
 			continue
 		}
-		p := rest[i:]
-		if p == path {
+		prefix, ok := strings.CutSuffix(rest[i:], path)
+		if ok && (prefix == "" || !strings.HasSuffix(prefix, "/")) {
 			return true
 		}
-		prefix, ok := strings.CutSuffix(p, path)
-		if !ok || strings.HasSuffix(prefix, "/") || strings.Contains(prefix+"/", "/api/") || strings.Contains(prefix+"/", "/v2/") {
-			continue
-		}
-		return true
 	}
 	return false
 }
