@@ -1,0 +1,6 @@
+package bench
+
+import "syscall"
+
+// syscallQuit asks nginx for a graceful shutdown.
+const syscallQuit = syscall.SIGQUIT
