@@ -88,7 +88,11 @@ func readRequest(w http.ResponseWriter, r *http.Request) (*exchange.Request, *ex
 		}
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "cannot read body")
 	}
+	// The raw request target, not the decoded URL path, is what was signed.
 	path, _, _ := strings.Cut(r.RequestURI, "?")
+	if path == "" || path[0] != '/' {
+		path = r.URL.EscapedPath()
+	}
 	return &exchange.Request{Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}, nil
 }
 
