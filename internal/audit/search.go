@@ -231,3 +231,34 @@ func (l *Log) Prune(before time.Time) (int, error) {
 	l.log.Info("audit: pruned old segments", "segments", len(drop), "anchor_seq", a.Seq)
 	return len(drop), nil
 }
+
+// Orphans returns the allowed intents recorded at or after from that have no
+// outcome record: calls that may have reached the venue while keywarden
+// crashed. At start-up the gateway records an outcome for each (status 0,
+// error "unknown"), as security.md C1 asks. Records are oldest first.
+func Orphans(dir string, from time.Time) ([]Record, error) {
+	open := map[string]int{} // request id -> index in out
+	var out []Record
+	for r, err := range Search(dir, Filter{From: from, Types: []Type{TypeIntent, TypeOutcome}}) {
+		if err != nil {
+			return nil, fmt.Errorf("audit: orphans: %w", err)
+		}
+		switch {
+		case r.Type == TypeIntent && r.Intent.Decision == DecisionAllow && r.RequestID != "":
+			open[r.RequestID] = len(out)
+			out = append(out, r)
+		case r.Type == TypeOutcome:
+			if i, ok := open[r.RequestID]; ok {
+				out[i].Seq = 0 // answered
+				delete(open, r.RequestID)
+			}
+		}
+	}
+	orphans := out[:0]
+	for _, r := range out {
+		if r.Seq != 0 {
+			orphans = append(orphans, r)
+		}
+	}
+	return orphans, nil
+}

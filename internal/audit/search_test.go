@@ -222,3 +222,25 @@ func TestPruneKeepsUnforwarded(t *testing.T) {
 		t.Errorf("Verify after Prune = %v", err)
 	}
 }
+
+func TestOrphans(t *testing.T) {
+	l := openTest(t, Options{})
+	mustAppend(t, l, intentRecord(1))
+	mustAppend(t, l, intentRecord(2))
+	deny := intentRecord(3)
+	deny.Intent.Decision = DecisionDeny
+	mustAppend(t, l, deny)
+	mustAppend(t, l, Record{Outcome: &Outcome{RequestID: "req-1", Status: 200}})
+	mustAppend(t, l, intentRecord(4))
+	got, err := Orphans(l.Dir(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range got {
+		ids = append(ids, r.RequestID)
+	}
+	if want := []string{"req-2", "req-4"}; strings.Join(ids, ",") != strings.Join(want, ",") {
+		t.Errorf("Orphans = %v, want %v", ids, want)
+	}
+}
