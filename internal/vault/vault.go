@@ -98,6 +98,8 @@ type Vault struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	rekeyMu sync.Mutex // one Rekey at a time
+
 	mu     sync.RWMutex
 	root   *memguard.LockedBuffer // nil while sealed
 	ring   *keyring               // nil while sealed
@@ -492,20 +494,27 @@ type RekeyOptions struct {
 // switch between them) without changing the root key or the keyring. The
 // vault must be unsealed. It returns the new shares, once.
 func (v *Vault) Rekey(ctx context.Context, opts RekeyOptions) ([][]byte, error) {
+	v.rekeyMu.Lock()
+	defer v.rekeyMu.Unlock()
 	old, err := v.loadSeal(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("vault rekey: %w", err)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.ring == nil {
+	if v.Sealed() {
 		return nil, fmt.Errorf("vault rekey: %w", ErrSealed)
 	}
+	// Derive the new seal (Argon2id is slow) before taking the lock, so
+	// that the hot path is not held up.
 	cfg, wrapper, shares, err := newSeal(ctx, opts.Passphrase, opts.Shares, opts.Threshold, opts.Wrapper, opts.KDF)
 	if err != nil {
 		return nil, fmt.Errorf("vault rekey: %w", err)
 	}
 	cfg.Created = old.Created
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.ring == nil {
+		return nil, fmt.Errorf("vault rekey: %w", ErrSealed)
+	}
 	if cfg.Root, err = wrapper.Wrap(ctx, v.root.Bytes()); err != nil {
 		return nil, fmt.Errorf("vault rekey: wrap root key: %w", err)
 	}
