@@ -163,13 +163,14 @@ func batch(f orderFunc) parseFunc {
 			if !ok {
 				return badRequest("request entries must be json objects")
 			}
-			ec := cat
+			// Bybit reads the category once, outside the list; an entry
+			// naming another one would be described under the wrong rules.
 			if s, err := objFields(o).str("category"); err != nil {
 				return err
-			} else if s != "" {
-				ec = s
+			} else if s != "" && s != cat {
+				return badRequest("request entry category %q differs from the batch category", exchange.SafeName(s))
 			}
-			if err := f(objFields(o), ec, c); err != nil {
+			if err := f(objFields(o), cat, c); err != nil {
 				return err
 			}
 		}

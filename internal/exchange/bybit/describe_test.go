@@ -89,6 +89,7 @@ func TestDescribe(t *testing.T) {
 		{name: "array body", req: post("/v5/order/create", `[]`), isErr: true},
 		{name: "batch without request", req: post("/v5/order/create-batch", `{"category":"spot"}`), isErr: true},
 		{name: "batch too long", req: post("/v5/order/create-batch", `{"category":"spot","request":[`+strings.TrimSuffix(strings.Repeat(`{"symbol":"A"},`, maxBatch+1), ",")+`]}`), isErr: true},
+		{name: "batch entry with another category", req: post("/v5/order/create-batch", `{"category":"spot","request":[{"category":"inverse","symbol":"BTCUSD","side":"Buy","orderType":"Limit","qty":"100","price":"30000"}]}`), isErr: true},
 		{name: "bad marketUnit", req: post("/v5/order/create", `{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Market","qty":"1","marketUnit":"usd"}`), isErr: true},
 		{name: "bad forceChain", req: post("/v5/asset/withdraw/create", `{"coin":"USDT","address":"a","amount":"1","forceChain":7}`), isErr: true},
 		{name: "exponent qty", req: post("/v5/order/create", `{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"1E2","price":"1"}`), isErr: true},
