@@ -177,13 +177,25 @@ func list(name string, f objFunc) parseFunc {
 	}
 }
 
-// field reads name from o, falling back to parent.
+// field reads name from o, falling back to parent. When both carry it they
+// must agree: which one Bitget uses depends on the batch mode, and the call
+// must not be described with the other.
 func field(o, parent objFields, name string) (string, error) {
 	s, err := o.str(name)
-	if err != nil || s != "" || parent == nil {
+	if err != nil || parent == nil {
 		return s, err
 	}
-	return parent.str(name)
+	p, err := parent.str(name)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case s == "":
+		return p, nil
+	case p != "" && p != s:
+		return "", badRequest("parameter %s differs between the batch and its entry", exchange.SafeName(name))
+	}
+	return s, nil
 }
 
 func side(s string) (exchange.Side, error) {

@@ -45,7 +45,7 @@ func TestDescribe(t *testing.T) {
 		{name: "spot market sell is sized in base", req: post("/api/v2/spot/trade/place-order", `{"symbol":"BTCUSDT","side":"sell","orderType":"market","size":"2"}`),
 			want: with(call("POST", "/api/v2/spot/trade/place-order", exchange.ScopeTrade), []exchange.Order{{
 				Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Sell, Type: "market", Quantity: 2}}, nil)},
-		{name: "spot batch shares the symbol", req: post("/api/v2/spot/trade/batch-orders", `{"symbol":"BTCUSDT","orderList":[{"side":"buy","orderType":"limit","price":"10","size":"1"},{"symbol":"ETHUSDT","side":"sell","orderType":"limit","price":"5","size":"2","clientOid":"x"}]}`),
+		{name: "spot batch shares the symbol", req: post("/api/v2/spot/trade/batch-orders", `{"batchMode":"multiple","orderList":[{"symbol":"BTCUSDT","side":"buy","orderType":"limit","price":"10","size":"1"},{"symbol":"ETHUSDT","side":"sell","orderType":"limit","price":"5","size":"2","clientOid":"x"}]}`),
 			want: with(call("POST", "/api/v2/spot/trade/batch-orders", exchange.ScopeTrade), []exchange.Order{
 				{Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 10, Notional: 10},
 				{Action: exchange.ActionNew, Symbol: "ETHUSDT", Side: exchange.Sell, Type: "limit", Quantity: 2, Price: 5, Notional: 10, ClientOrderID: "x"},
@@ -103,6 +103,10 @@ func TestDescribe(t *testing.T) {
 		{name: "non-utf8 query", req: exchange.Request{Method: "GET", Path: "/api/v2/spot/account/assets", RawQuery: "coin=%ff"}, isErr: true},
 		{name: "duplicate json key", req: post("/api/v2/spot/trade/place-order", `{"symbol":"BTCUSDT","side":"buy","orderType":"limit","size":"1","size":"100","price":"1"}`), isErr: true},
 		{name: "duplicate key in batch entry", req: post("/api/v2/spot/trade/batch-orders", `{"symbol":"BTCUSDT","orderList":[{"side":"buy","size":"1","Size":"9"}]}`), isErr: true},
+		{name: "batch entry symbol differs from the batch symbol", req: post("/api/v2/spot/trade/batch-orders", `{"symbol":"BTCUSDT","orderList":[{"symbol":"SHIBUSDT","side":"buy","orderType":"limit","price":"1","size":"1"}]}`), isErr: true},
+		{name: "batch entry inherits the batch symbol", req: post("/api/v2/spot/trade/batch-orders", `{"symbol":"BTCUSDT","orderList":[{"symbol":"","side":"buy","orderType":"limit","price":"1","size":"1"}]}`),
+			want: with(call("POST", "/api/v2/spot/trade/batch-orders", exchange.ScopeTrade), []exchange.Order{
+				{Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 1, Notional: 1}}, nil)},
 		{name: "array body", req: post("/api/v2/spot/trade/place-order", `[{"symbol":"BTCUSDT"}]`), isErr: true},
 		{name: "batch without list", req: post("/api/v2/spot/trade/batch-orders", `{"symbol":"BTCUSDT"}`), isErr: true},
 		{name: "withdrawal with unknown transfer type", req: post("/api/v2/spot/wallet/withdrawal", `{"coin":"USDT","transferType":"magic","address":"x","size":"1"}`), isErr: true},
