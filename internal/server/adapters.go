@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/keywarden/keywarden/internal/audit"
+	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/gateway"
 	"github.com/keywarden/keywarden/internal/policy"
 )
@@ -33,11 +34,53 @@ func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Per
 		}
 		return nil, err
 	}
-	if res == nil {
+	closes := closedBy(&c.Call)
+	if res == nil && closes == 0 {
 		return nil, nil
 	}
-	return res, nil
+	return &permit{res: res, limiter: a.engine.Limiter(), client: c.Client.ID, closes: closes}, nil
 }
+
+// closedBy counts the open orders a call closes once the venue accepts it:
+// cancels, and new orders that cannot rest on the book (market, IOC, FOK),
+// so the open-order count follows what the bot does through keywarden.
+func closedBy(c *exchange.Call) int {
+	n := 0
+	for _, o := range c.Orders {
+		switch {
+		case o.Action == exchange.ActionCancel:
+			n++
+		case o.Action == exchange.ActionNew && immediate(o.Type):
+			n++
+		}
+	}
+	return n
+}
+
+func immediate(orderType string) bool {
+	switch orderType {
+	case "market", "ioc", "fok", "immediate_or_cancel", "fill_or_kill", "market_if_touched":
+		return true
+	}
+	return false
+}
+
+// permit commits a policy reservation and reports closed orders.
+type permit struct {
+	res     *policy.Reservation
+	limiter *policy.Limiter
+	client  string
+	closes  int
+}
+
+func (p *permit) Commit() {
+	p.res.Commit()
+	if p.closes > 0 {
+		p.limiter.OrdersClosed(p.client, p.closes)
+	}
+}
+
+func (p *permit) Release() { p.res.Release() }
 
 // auditAdapter writes the gateway's records to the audit log.
 type auditAdapter struct{ log *audit.Log }
