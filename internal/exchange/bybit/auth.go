@@ -202,6 +202,11 @@ func (verifier) ClientKey(r *exchange.Request) (string, error) {
 				return "", exchange.Errorf(exchange.ErrAuth, "api_key not found in your request parameters")
 			}
 		}
+		// Bybit's legacy scheme signs in the query (api_key, sign); it is
+		// not supported, and such a request is not a public call either.
+		if ps, err := exchange.ParseQuery(r.RawQuery); err == nil && (ps.Has("api_key") || ps.Has("sign")) {
+			return "", exchange.Errorf(exchange.ErrAuth, "query-string signing (api_key, sign) is not supported; use X-BAPI headers")
+		}
 		return "", nil
 	}
 	if !validKey(key) {

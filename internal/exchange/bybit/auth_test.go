@@ -181,10 +181,15 @@ func TestClientKey(t *testing.T) {
 		{"window without key", http.Header{hdrRecvWindow: {"5000"}}, "", true},
 		{"two keys", http.Header{hdrKey: {"a", "b"}}, "", true},
 		{"non-ascii", http.Header{hdrKey: {"ké"}}, "", true},
+		{"legacy query signing", http.Header{"Legacy": {"api_key=k&sign=abc&timestamp=1"}}, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := verifier{}.ClientKey(&exchange.Request{Header: tt.header})
+			r := &exchange.Request{Header: tt.header}
+			if q := tt.header.Get("Legacy"); q != "" {
+				r.RawQuery, r.Header = q, http.Header{}
+			}
+			got, err := verifier{}.ClientKey(r)
 			if got != tt.want || (err != nil) != tt.wantErr {
 				t.Errorf("ClientKey(%v) = %q, %v; want %q, error %v", tt.header, got, err, tt.want, tt.wantErr)
 			}
