@@ -537,3 +537,12 @@ func randomBytes(n int) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// String describes the vault without any key material.
+func (v *Vault) String() string { return fmt.Sprintf("Vault{sealed:%v}", v.Sealed()) }
+
+// GoString describes the vault without any key material.
+func (v *Vault) GoString() string { return v.String() }
+
+// LogValue describes the vault without any key material.
+func (v *Vault) LogValue() slog.Value { return slog.GroupValue(slog.Bool("sealed", v.Sealed())) }

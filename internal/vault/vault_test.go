@@ -620,6 +620,25 @@ func TestAddKeyRejects(t *testing.T) {
 	}
 }
 
+func TestVaultPrintsNoKeys(t *testing.T) {
+	ctx := context.Background()
+	v := initPassphrase(t, newEnv())
+	if err := v.PutSecret(ctx, "s", "x", []byte(marker)); err != nil {
+		t.Fatal(err)
+	}
+	c := addHMAC(t, v, "binance", "main", "K")
+	if _, err := v.Credential(ctx, c.Exchange, c.Name); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "vault", v)
+	for _, s := range []string{fmt.Sprintf("%v", v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), logs.String()} {
+		if strings.Contains(s, marker) {
+			t.Errorf("formatted vault %q contains a secret", s)
+		}
+	}
+}
+
 func TestKeyInputRedacts(t *testing.T) {
 	in := KeyInput{Exchange: "binance", Name: "main", APIKey: "k", Secret: []byte(marker), Passphrase: []byte(marker)}
 	var logs bytes.Buffer
