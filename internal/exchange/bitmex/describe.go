@@ -333,10 +333,11 @@ func (p params) order(a exchange.Action) exchange.Order {
 	}
 	inst := p.str("execInst")
 	o.ReduceOnly = strings.Contains(inst, "ReduceOnly") || strings.Contains(inst, "Close")
-	if inverse(o.Symbol) {
-		// XBTUSD-style contracts are worth 1 USD each.
-		o.Notional = o.Quantity
-		o.QuoteQuantity = o.Quantity
+	if inverse(o.Symbol) && o.Quantity > 0 {
+		// XBTUSD-style contracts are worth 1 USD each: the quantity is the
+		// notional itself, and the base (XBT) quantity depends on the fill
+		// price, so it is left at zero rather than mistaken for one.
+		o.QuoteQuantity, o.Notional, o.Quantity = o.Quantity, o.Quantity, 0
 	}
 	return o
 }

@@ -35,12 +35,12 @@ func TestDescribe(t *testing.T) {
 			exchange.Call{Endpoint: "PATCH /api/v1/order", Scope: exchange.ScopeAccountAdmin}},
 		{"new order json (X3)", req("POST", "/api/v1/order", "", js, vecBody),
 			exchange.Call{Endpoint: "POST /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
-				Action: exchange.ActionNew, Symbol: "XBTM15", Side: exchange.Buy, Type: "limit", Quantity: 98, Price: 219,
+				Action: exchange.ActionNew, Symbol: "XBTM15", Side: exchange.Buy, Type: "limit", Price: 219,
 				Notional: 98, QuoteQuantity: 98, ClientOrderID: "mm_bitmex_1a/oemUeQ4CAJZgP3fjHsA",
 			}}}},
 		{"negative qty sells", req("POST", "/api/v1/order", "", form, "symbol=XBTUSD&orderQty=-500&ordType=Market"),
 			exchange.Call{Endpoint: "POST /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
-				Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Sell, Type: "market", Quantity: 500, Notional: 500, QuoteQuantity: 500,
+				Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Sell, Type: "market", Notional: 500, QuoteQuantity: 500,
 			}}}},
 		{"linear reduce-only", req("POST", "/api/v1/order", "", js, `{"symbol":"XBTUSDT","side":"Sell","orderQty":1000,"price":60000,"execInst":"ReduceOnly"}`),
 			exchange.Call{Endpoint: "POST /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
@@ -48,7 +48,7 @@ func TestDescribe(t *testing.T) {
 			}}}},
 		{"mixed query and body", req("POST", "/api/v1/order", "symbol=XBTUSD", js, `{"side":"Buy","orderQty":10,"price":1}`),
 			exchange.Call{Endpoint: "POST /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
-				Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Buy, Type: "limit", Quantity: 10, Price: 1, Notional: 10, QuoteQuantity: 10,
+				Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Buy, Type: "limit", Price: 1, Notional: 10, QuoteQuantity: 10,
 			}}}},
 		{"amend", req("PUT", "/api/v1/order", "", js, `{"origClOrdID":"c1","orderQty":200,"price":100}`),
 			exchange.Call{Endpoint: "PUT /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
@@ -62,7 +62,7 @@ func TestDescribe(t *testing.T) {
 			exchange.Call{Endpoint: "DELETE /api/v1/order/all", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{Action: exchange.ActionCancel, Symbol: "XBTUSD"}}}},
 		{"bulk orders in form", req("POST", "/api/v1/order/bulk", "", form, "orders=%5B%7B%22symbol%22%3A%22XBTUSD%22%2C%22orderQty%22%3A1%2C%22price%22%3A2%7D%2C%7B%22symbol%22%3A%22ETHUSD%22%2C%22side%22%3A%22Sell%22%2C%22orderQty%22%3A3%7D%5D"),
 			exchange.Call{Endpoint: "POST /api/v1/order/bulk", Scope: exchange.ScopeTrade, Orders: []exchange.Order{
-				{Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 2, Notional: 1, QuoteQuantity: 1},
+				{Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Buy, Type: "limit", Price: 2, Notional: 1, QuoteQuantity: 1},
 				{Action: exchange.ActionNew, Symbol: "ETHUSD", Side: exchange.Sell, Type: "market", Quantity: 3},
 			}}},
 		{"bulk amend", req("PUT", "/api/v1/order/bulk", "", js, `{"orders":[{"orderID":"x","leavesQty":5}]}`),

@@ -10,9 +10,12 @@ import (
 )
 
 // ErrorWriter answers in BitMEX's shape: an HTTP status and
-// {"error":{"message":...,"name":...}}. Messages start with BitMEX's own
-// text (which clients such as ccxt match on) followed by keywarden's detail;
-// a policy denial is 403 "Access Denied" naming the rule.
+// {"error":{"message":...,"name":...}}. The message is BitMEX's own text,
+// unchanged, because clients match on it exactly (ccxt raises
+// PermissionDenied only for the exact message "Access Denied"); keywarden's
+// explanation goes in an extra "detail" member, which such clients ignore
+// but show as part of the body. A policy denial is 403 "Access Denied" with
+// the rule in detail.
 type ErrorWriter struct{}
 
 // WriteError writes e as BitMEX would.
@@ -23,10 +26,7 @@ func (ErrorWriter) WriteError(w http.ResponseWriter, e *exchange.Error) {
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 		msg = "Rate limit exceeded, retry in " + strconv.Itoa(secs) + " seconds."
 	}
-	if e.Message != "" {
-		msg += " " + e.Message
-	}
-	writeError(w, status, name, msg)
+	writeErrorDetail(w, status, name, msg, e.Message)
 }
 
 func errorShape(k exchange.ErrorKind) (status int, name, msg string) {
@@ -53,12 +53,17 @@ type apiError struct {
 	Error struct {
 		Message string `json:"message"`
 		Name    string `json:"name"`
+		Detail  string `json:"detail,omitempty"`
 	} `json:"error"`
 }
 
 func writeError(w http.ResponseWriter, status int, name, msg string) {
+	writeErrorDetail(w, status, name, msg, "")
+}
+
+func writeErrorDetail(w http.ResponseWriter, status int, name, msg, detail string) {
 	var e apiError
-	e.Error.Message, e.Error.Name = msg, name
+	e.Error.Message, e.Error.Name, e.Error.Detail = msg, name, detail
 	writeJSON(w, status, e)
 }
 

@@ -3,7 +3,10 @@ package bitmex
 import (
 	"errors"
 	"io"
+	"maps"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,17 +234,18 @@ func (s *Simulator) execute(route string, p params, acc *sim.Account) (any, *sim
 		if cur == "" {
 			cur = "XBt"
 		}
-		a, ok := assets[cur]
-		if !ok {
+		if cur == "all" {
+			// currency=all answers an array with one entry per currency.
+			out := []any{}
+			for _, c := range slices.Sorted(maps.Keys(assets)) {
+				out = append(out, s.margin(acc, c, now))
+			}
+			return out, nil
+		}
+		if _, ok := assets[cur]; !ok {
 			return nil, invalid("Unknown currency.")
 		}
-		s.mu.Lock()
-		amt := int64(acc.Balances[a.kit] * a.unit)
-		s.mu.Unlock()
-		return map[string]any{
-			"account": 1, "currency": cur, "amount": amt, "walletBalance": amt, "marginBalance": amt,
-			"availableMargin": amt, "withdrawableMargin": amt, "timestamp": ts(now),
-		}, nil
+		return s.margin(acc, cur, now), nil
 	case "POST /api/v1/order":
 		return s.placeOrder(p, acc)
 	case "DELETE /api/v1/order":
@@ -320,8 +324,23 @@ func (s *Simulator) execute(route string, p params, acc *sim.Account) (any, *sim
 	return nil, httpErr(http.StatusNotFound, "Not Found")
 }
 
+// margin is acc's wallet and margin summary in cur, in cur's smallest unit
+// (satoshis for XBt), as /user/wallet and /user/margin report it.
+func (s *Simulator) margin(acc *sim.Account, cur string, now time.Time) map[string]any {
+	a := assets[cur]
+	s.mu.Lock()
+	amt := int64(acc.Balances[a.kit] * a.unit)
+	s.mu.Unlock()
+	return map[string]any{
+		"account": 1, "currency": cur, "amount": amt, "walletBalance": amt, "marginBalance": amt,
+		"availableMargin": amt, "withdrawableMargin": amt, "excessMargin": amt, "initMargin": 0, "maintMargin": 0,
+		"unrealisedPnl": 0, "realisedPnl": 0, "timestamp": ts(now),
+	}
+}
+
 func (s *Simulator) placeOrder(p params, acc *sim.Account) (any, *simError) {
 	o := p.order(exchange.ActionNew)
+	o.Quantity = math.Abs(p.num("orderQty")) // contracts, whatever their unit
 	if o.Symbol == "" || o.Quantity <= 0 {
 		return nil, &simError{http.StatusBadRequest, "ValidationError", "symbol and a non-zero orderQty are required."}
 	}

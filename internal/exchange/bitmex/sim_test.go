@@ -241,15 +241,16 @@ func TestWriteError(t *testing.T) {
 	tests := []struct {
 		kind   exchange.ErrorKind
 		status int
-		prefix string
+		msg    string // exactly, as clients match on it
 	}{
 		{exchange.ErrAuth, 401, "Signature not valid."},
-		{exchange.ErrTimestamp, 401, "This request has expired"},
+		{exchange.ErrTimestamp, 401, "This request has expired - `expires` is in the past."},
 		{exchange.ErrPermission, 403, "Access Denied"},
+		{exchange.ErrIP, 403, "Access Denied"},
 		{exchange.ErrRateLimit, 429, "Rate limit exceeded, retry in 2 seconds."},
 		{exchange.ErrBadRequest, 400, "Invalid request."},
 		{exchange.ErrNotFound, 404, "Not Found"},
-		{exchange.ErrUnavailable, 503, "The system is currently overloaded"},
+		{exchange.ErrUnavailable, 503, "The system is currently overloaded. Please try again later."},
 	}
 	for _, tt := range tests {
 		w := httptest.NewRecorder()
@@ -259,8 +260,9 @@ func TestWriteError(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := errMsg(v)
-		if w.Code != tt.status || !strings.HasPrefix(msg, tt.prefix) || !strings.HasSuffix(msg, "rule no-withdraw") {
-			t.Errorf("WriteError(kind %d) = %d %q, want %d %q... naming the rule", tt.kind, w.Code, msg, tt.status, tt.prefix)
+		detail, _ := v.(map[string]any)["error"].(map[string]any)["detail"].(string)
+		if w.Code != tt.status || msg != tt.msg || detail != "rule no-withdraw" {
+			t.Errorf("WriteError(kind %d) = %d %q detail %q, want %d %q detail naming the rule", tt.kind, w.Code, msg, detail, tt.status, tt.msg)
 		}
 		if tt.kind == exchange.ErrRateLimit && w.Header().Get("Retry-After") != "2" {
 			t.Errorf("WriteError(rate limit) Retry-After = %q, want 2", w.Header().Get("Retry-After"))

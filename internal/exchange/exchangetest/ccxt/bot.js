@@ -3,7 +3,6 @@
 // prints one JSON report. Used by keywarden's end-to-end tests; talks only to
 // the loopback URLs it is given.
 'use strict';
-const ccxt = require('ccxt');
 
 function rewrite(value, hostMap) {
   if (typeof value === 'string') {
@@ -42,7 +41,8 @@ async function main() {
   // job.module optionally names another installed ccxt release (an npm
   // alias such as ccxt-bitmex) for exchanges the current one has dropped.
   if (job.module !== undefined && !/^ccxt(-[a-z0-9]+)?$/.test(job.module)) throw new Error('bad ccxt module ' + job.module);
-  const Cls = (job.module ? require(job.module) : ccxt)[job.exchange];
+  const ccxt = require(job.module || 'ccxt');
+  const Cls = ccxt[job.exchange];
   if (!Cls) throw new Error('no such ccxt exchange ' + job.exchange);
   const ex = new Cls(Object.assign({ enableRateLimit: false, timeout: 15000 }, job.credentials || {}, { options: job.options || {} }));
   if (job.sandbox) ex.setSandboxMode(true);
