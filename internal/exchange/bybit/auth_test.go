@@ -173,25 +173,22 @@ func TestClientKey(t *testing.T) {
 	tests := []struct {
 		name    string
 		header  http.Header
+		query   string
 		want    string
 		wantErr bool
 	}{
-		{"public", http.Header{"Referer": {"x"}}, "", false},
-		{"key", http.Header{hdrKey: {"abc"}}, "abc", false},
-		{"window without key", http.Header{hdrRecvWindow: {"5000"}}, "", true},
-		{"two keys", http.Header{hdrKey: {"a", "b"}}, "", true},
-		{"non-ascii", http.Header{hdrKey: {"ké"}}, "", true},
-		{"legacy query signing", http.Header{"Legacy": {"api_key=k&sign=abc&timestamp=1"}}, "", true},
+		{"public", http.Header{"Referer": {"x"}}, "category=spot", "", false},
+		{"key", http.Header{hdrKey: {"abc"}}, "", "abc", false},
+		{"window without key", http.Header{hdrRecvWindow: {"5000"}}, "", "", true},
+		{"two keys", http.Header{hdrKey: {"a", "b"}}, "", "", true},
+		{"non-ascii", http.Header{hdrKey: {"ké"}}, "", "", true},
+		{"legacy query signing", http.Header{}, "api_key=k&sign=abc&timestamp=1", "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &exchange.Request{Header: tt.header}
-			if q := tt.header.Get("Legacy"); q != "" {
-				r.RawQuery, r.Header = q, http.Header{}
-			}
-			got, err := verifier{}.ClientKey(r)
+			got, err := verifier{}.ClientKey(&exchange.Request{Header: tt.header, RawQuery: tt.query})
 			if got != tt.want || (err != nil) != tt.wantErr {
-				t.Errorf("ClientKey(%v) = %q, %v; want %q, error %v", tt.header, got, err, tt.want, tt.wantErr)
+				t.Errorf("ClientKey(%v, %q) = %q, %v; want %q, error %v", tt.header, tt.query, got, err, tt.want, tt.wantErr)
 			}
 		})
 	}
