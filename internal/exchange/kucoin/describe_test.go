@@ -171,6 +171,10 @@ func TestDescribe(t *testing.T) {
 			want: exchange.Call{Scope: exchange.ScopeRead, Endpoint: "GET /api/ua/v1/account/mode"},
 		},
 		{
+			name: "unified balance is read", method: "GET", path: "/api/ua/v1/account/balance", query: "accountType=UNIFIED",
+			want: exchange.Call{Scope: exchange.ScopeRead, Endpoint: "GET /api/ua/v1/account/balance"},
+		},
+		{
 			name: "unified order is admin until described", method: "POST", path: "/api/ua/v1/unified/order/place",
 			body: `{"symbol":"BTC-USDT","side":"buy","type":"limit","size":"1","price":"1"}`,
 			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "POST /api/ua/v1/unified/order/place"},
