@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -363,4 +372,46 @@ func TestErrInputEnded(t *testing.T) {
 	if _, err := p.line(); !errors.Is(err, errInputEnded) {
 		t.Fatalf("line() at EOF = %v, want errInputEnded", err)
 	}
+}
+
+func TestKeyAddPrivateKeys(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "operator", "init")
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecPEM := string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	_, edKey, _ := ed25519.GenerateKey(rand.Reader)
+	edDER, _ := x509.MarshalPKCS8PrivateKey(edKey)
+	edPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: edDER}))
+	cdp, _ := json.Marshal(map[string]string{"name": "organizations/o/apiKeys/k1", "privateKey": ecPEM})
+
+	tests := []struct {
+		name, file, kind string
+		args             []string
+	}{
+		{"coinbase cdp json", string(cdp), "ecdsa", nil},
+		{"pkcs8 ed25519 pem", "api_key=organizations/o/apiKeys/k2\n" + edPEM, "ed25519", nil},
+		{"coinbase ed25519 base64", "api_key=organizations/o/apiKeys/k3\nsecret=" + base64.StdEncoding.EncodeToString(edKey) + "\n", "ed25519", []string{"--kind", "ed25519"}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(c.dir, fmt.Sprintf("key%d", i))
+			writeFile(t, file, tt.file, 0o600)
+			args := append([]string{"key", "add", "--exchange", "coinbase", "--name", fmt.Sprintf("k%d", i), "--from-file", file}, tt.args...)
+			if out := c.ok("", args...); !strings.Contains(out, "("+tt.kind+",") {
+				t.Errorf("key add output = %q, want kind %s", out, tt.kind)
+			}
+		})
+	}
+	// A PEM that is not the declared kind is refused before it is stored.
+	file := filepath.Join(c.dir, "wrong")
+	writeFile(t, file, "api_key=x\n"+ecPEM, 0o600)
+	c.fails("rsa private key", "", "key", "add", "--exchange", "coinbase", "--name", "wrong", "--kind", "rsa", "--from-file", file)
+	c.ok("", "operator", "verify")
 }
