@@ -269,3 +269,39 @@ func TestPriceReader(t *testing.T) {
 		t.Errorf("ParsePrice(500) = nil error, want error")
 	}
 }
+
+// TestGatewayFlow runs a bot's request through keywarden's steps: verify it
+// against the client credential, describe it, re-sign it with the exchange
+// key and forward it. The simulator must see only the exchange key.
+func TestGatewayFlow(t *testing.T) {
+	e := newSimEnv(t)
+	client := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "kw-client-1", Secret: exchange.Secret("client-secret"), Passphrase: exchange.Secret("client-pass")}
+	bot := e.signed(t, client, "POST", "/api/v5/trade/order", "", `{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.1","px":"40000"}`)
+	in, err := verifier{}.Verify(bot, client, e.now)
+	if err != nil {
+		t.Fatalf("Verify(bot request) = %v", err)
+	}
+	call, err := describer{}.Describe(in)
+	if err != nil || call.Scope != exchange.ScopeTrade || len(call.Orders) != 1 {
+		t.Fatalf("Describe(verified) = %+v, %v; want one trade order", call, err)
+	}
+	out := in.Clone()
+	if err := (signer{}).Sign(out, testKey(), e.now); err != nil {
+		t.Fatal(err)
+	}
+	e.kit.ResetLog()
+	if status, a := e.send(t, out); status != http.StatusOK || a.Code != "0" {
+		t.Fatalf("forwarded order = %d %+v, want success", status, a)
+	}
+	log := e.kit.Log()
+	if len(log) != 1 || !log[0].Verified || log[0].APIKey != testKey().APIKey {
+		t.Fatalf("simulator log = %+v, want one verified request by %s", log, testKey().APIKey)
+	}
+	for _, v := range log[0].Header {
+		for _, s := range v {
+			if s == client.APIKey {
+				t.Errorf("forwarded request carries the client key id in a header")
+			}
+		}
+	}
+}
