@@ -366,7 +366,7 @@ func (l *Log) prepare(r *Record) ([]byte, error) {
 			}
 		}
 		if in.Body != "" {
-			in.Body = string(Redact([]byte(in.Body)))
+			in.Body = redactString(in.Body)
 		}
 		if t := in.Call.Transfer; t != nil {
 			tc := *t

@@ -30,34 +30,72 @@ var secretWords = []string{"secret", "signature", "passphrase", "password", "pri
 // secretExact are secret when the normalised name equals them.
 var secretExact = []string{"sign", "sig", "token", "otp", "totp", "mfa", "xmbxapikey", "okaccesskey", "okaccesssign", "okaccesspassphrase"}
 
-func normName(s string) string {
-	s = strings.ToLower(s)
-	return strings.Map(func(r rune) rune {
-		if r == '-' || r == '_' || r == '.' {
-			return -1
+// appendNorm appends name lower-cased (ASCII) with '-', '_' and '.' removed.
+func appendNorm(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
 		}
-		return r
-	}, s)
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 func isSecretName(name string, extra []string) bool {
-	n := normName(name)
+	var buf [64]byte
+	n := appendNorm(buf[:0], name) // spills to the heap only for long names
 	for _, w := range secretWords {
-		if strings.Contains(n, w) {
+		if bytes.Contains(n, []byte(w)) {
 			return true
 		}
 	}
 	for _, w := range secretExact {
-		if n == w {
+		if string(n) == w {
 			return true
 		}
 	}
 	for _, w := range extra {
-		if n == normName(w) {
+		var eb [64]byte
+		if string(n) == string(appendNorm(eb[:0], w)) {
 			return true
 		}
 	}
 	return false
+}
+
+// redactString is Redact for a string body; it returns body itself when
+// there is nothing to redact.
+func redactString(body string) string {
+	t := strings.TrimSpace(body)
+	if t == "" {
+		return ""
+	}
+	if t[0] != '{' && t[0] != '[' && formIsClean(body) {
+		return body
+	}
+	return string(Redact([]byte(body)))
+}
+
+// formIsClean says whether a form body has no secret and no undecodable
+// parameter name, so Redact would return it unchanged.
+func formIsClean(raw string) bool {
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			return false // Redact drops empty parts
+		}
+		name, _, _ := strings.Cut(part, "=")
+		if strings.ContainsAny(name, "%+") {
+			return false // decoding needed: take the careful path
+		}
+		if isSecretName(name, nil) {
+			return false
+		}
+	}
+	return true
 }
 
 // Redact returns body with the values of secret parameters replaced by

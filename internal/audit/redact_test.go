@@ -149,3 +149,15 @@ func TestOptionsNeverPrintKeys(t *testing.T) {
 		t.Errorf("logged options = %s, want the keys redacted", buf.String())
 	}
 }
+
+// TestRedactStringAgrees checks the fast path against Redact.
+func TestRedactStringAgrees(t *testing.T) {
+	for _, body := range []string{
+		"a=1&b=2", "a=1&&b=2", "a=1&signature=x", "api%4Bey=1", "x+y=1", "A-PI_KEY=3", "=1", "a", " a=1 ",
+		`{"a":1}`, "", "  ",
+	} {
+		if got, want := redactString(body), string(Redact([]byte(body))); got != want {
+			t.Errorf("redactString(%q) = %q, want %q (as Redact)", body, got, want)
+		}
+	}
+}
