@@ -191,12 +191,12 @@ func TestCCXTBitmexThroughGateway(t *testing.T) {
 		t.Errorf("fetchBalance free (-want +got):\n%s", diff)
 	}
 
-	placed, canceled := parseCCXTOrder(t, res[1]), parseCCXTOrder(t, res[2])
+	placed, canceled := parseDerivOrder(t, res[1]), parseDerivOrder(t, res[2])
 	orders := env.Sims["bitmex"].Kit.Orders(key.APIKey)
 	if len(orders) != 1 {
 		t.Fatalf("simulator holds %d orders, want 1", len(orders))
 	}
-	wantPlaced := ccxtOrder{ID: orders[0].ID, Symbol: "BTC/USD:BTC", Side: "buy", Type: "limit", Amount: 100, Price: 49000, Status: "open"}
+	wantPlaced := derivOrder{ID: orders[0].ID, Symbol: "BTC/USD:BTC", Side: "buy", Type: "limit", Amount: 100, Price: 49000, Status: "open"}
 	if diff := cmp.Diff(wantPlaced, placed); diff != "" {
 		t.Errorf("createOrder (-want +got):\n%s", diff)
 	}
@@ -255,7 +255,7 @@ func TestCCXTBitmexOrderDenied(t *testing.T) {
 			t.Errorf("step %d %s failed: %+v", i, res[i].Op, res[i].Error)
 		}
 	}
-	if placed, canceled := parseCCXTOrder(t, res[2]), parseCCXTOrder(t, res[3]); placed.ID == "" || canceled.ID != placed.ID {
+	if placed, canceled := parseDerivOrder(t, res[2]), parseDerivOrder(t, res[3]); placed.ID == "" || canceled.ID != placed.ID {
 		t.Errorf("cancelOrder id = %q, want the placed order's id %q", canceled.ID, placed.ID)
 	}
 	bitmexCheckForwarded(t, env.Sims["bitmex"].Kit.Log(), key, iss, []string{"POST /api/v1/order", "DELETE /api/v1/order"})

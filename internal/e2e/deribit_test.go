@@ -102,8 +102,9 @@ func deribitCheckBotOutput(env *Env, res []exchangetest.BotResult, key Key) {
 	}
 }
 
-// ccxtOrder is the part of ccxt's unified order structure the tests read.
-type ccxtOrder struct {
+// derivOrder is the part of ccxt's unified order structure the Deribit and
+// BitMEX tests read.
+type derivOrder struct {
 	ID     string  `json:"id"`
 	Symbol string  `json:"symbol"`
 	Side   string  `json:"side"`
@@ -113,9 +114,9 @@ type ccxtOrder struct {
 	Status string  `json:"status"`
 }
 
-func parseCCXTOrder(t *testing.T, r exchangetest.BotResult) ccxtOrder {
+func parseDerivOrder(t *testing.T, r exchangetest.BotResult) derivOrder {
 	t.Helper()
-	var o ccxtOrder
+	var o derivOrder
 	if r.OK {
 		if err := json.Unmarshal(r.Result, &o); err != nil {
 			t.Fatalf("%s result: %v: %s", r.Op, err, r.Result)
@@ -154,12 +155,12 @@ func TestCCXTDeribitThroughGateway(t *testing.T) {
 		t.Errorf("fetchBalance free (-want +got):\n%s", diff)
 	}
 
-	placed, canceled := parseCCXTOrder(t, res[1]), parseCCXTOrder(t, res[2])
+	placed, canceled := parseDerivOrder(t, res[1]), parseDerivOrder(t, res[2])
 	orders := env.Sims["deribit"].Kit.Orders(key.APIKey)
 	if len(orders) != 1 {
 		t.Fatalf("simulator holds %d orders, want 1", len(orders))
 	}
-	wantPlaced := ccxtOrder{ID: orders[0].ID, Symbol: "BTC/USD:BTC", Side: "buy", Type: "limit", Amount: 100, Price: 49000, Status: "open"}
+	wantPlaced := derivOrder{ID: orders[0].ID, Symbol: "BTC/USD:BTC", Side: "buy", Type: "limit", Amount: 100, Price: 49000, Status: "open"}
 	if diff := cmp.Diff(wantPlaced, placed); diff != "" {
 		t.Errorf("createOrder (-want +got):\n%s", diff)
 	}
@@ -216,7 +217,7 @@ func TestCCXTDeribitOrderDenied(t *testing.T) {
 			t.Errorf("step %d %s failed: %+v", i, res[i].Op, res[i].Error)
 		}
 	}
-	if placed, canceled := parseCCXTOrder(t, res[2]), parseCCXTOrder(t, res[3]); placed.ID == "" || canceled.ID != placed.ID {
+	if placed, canceled := parseDerivOrder(t, res[2]), parseDerivOrder(t, res[3]); placed.ID == "" || canceled.ID != placed.ID {
 		t.Errorf("cancelOrder id = %q, want the placed order's id %q", canceled.ID, placed.ID)
 	}
 	deribitCheckForwarded(t, env.Sims["deribit"].Kit.Log(), key, iss, []string{"private/sell", "private/cancel"})
