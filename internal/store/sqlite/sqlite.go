@@ -442,8 +442,9 @@ func (d *DB) Update(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlite update: %w", err)
 	}
+	// Roll back on error and on panic; after Commit this is a no-op.
+	defer sqlTx.Rollback()
 	if err := fn(&tx{sqlTx}); err != nil {
-		sqlTx.Rollback()
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {
