@@ -93,6 +93,8 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 	f.Float64Var(&o.ClientRate, "client-rate", 10000, "target requests per second in the clients run")
 	f.DurationVar(&o.ClientDuration, "client-duration", 10*time.Second, "length of the clients run")
 	f.IntVar(&o.ClientConns, "client-conns", 0, "connections in the clients run (default: one per client)")
+	f.BoolVar(&o.NoSyncPath, "nosync-path", false, "also run a gateway without audit flushes, as the path keywarden-nosync")
+	f.StringVar(&o.GatewayCPUProfile, "gateway-cpuprofile", "", "write a CPU profile of the gateway process in the paths run to this file")
 	f.StringVar(&o.TempDir, "tmp", os.TempDir(), "directory for the run's scratch data")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	f.StringVar(&role, "role", "", "internal: run as the bench's gateway process")

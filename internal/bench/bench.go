@@ -37,6 +37,9 @@ const (
 	PathDirect    = "direct"
 	PathNginx     = "nginx"
 	PathKeywarden = "keywarden"
+	// PathNoSync is keywarden with audit flushes off, run beside the
+	// durable gateway when Options.NoSyncPath is set.
+	PathNoSync = "keywarden-nosync"
 )
 
 // Options bound and shape a bench run. Zero values take the defaults.
@@ -62,6 +65,13 @@ type Options struct {
 	// AuditNoSync runs the gateway without audit flushes (non-durable; to
 	// separate the flush wait from the rest, never the default).
 	AuditNoSync bool
+	// NoSyncPath adds a second gateway process whose audit log does not
+	// flush, as the path keywarden-nosync, to separate the cost of the
+	// durable audit wait from the rest of the gateway's work.
+	NoSyncPath bool
+	// GatewayCPUProfile, when set, is where the paths run's gateway
+	// process writes a CPU profile (go tool pprof).
+	GatewayCPUProfile string
 
 	// Clients, when positive, adds the RSS mode: a fresh gateway process
 	// with this many client credentials, loaded at ClientRate requests per
@@ -150,6 +160,7 @@ type target struct {
 	name  string
 	build loadgen.Builder
 	pids  func() []int // the middle process(es); nil for direct
+	gwPID int          // the gateway whose RSS is reported
 }
 
 // Run runs the bench and returns its report.
@@ -208,6 +219,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string, st *stub, exKey *exchange.Credential, seq *atomic.Uint64) error {
 	gw, err := startGateway(ctx, o.GatewayCommand(mkdir(tmp, "gateway")), gatewaySetup{
 		Upstream: st.URL(), Clients: 1, APIKey: exKey.APIKey, Secret: string(exKey.Secret), NoSync: o.AuditNoSync,
+		CPUProfile: o.GatewayCPUProfile,
 	}, 2*time.Minute)
 	if err != nil {
 		return err
@@ -225,8 +237,8 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 	}
 	gwPID := gw.ready.PID
 	targets := []target{
-		{name: PathDirect, build: direct.build},
-		{name: PathKeywarden, build: kwb.build, pids: func() []int { return []int{gwPID} }},
+		{name: PathDirect, build: direct.build, gwPID: gwPID},
+		{name: PathKeywarden, build: kwb.build, pids: func() []int { return []int{gwPID} }, gwPID: gwPID},
 	}
 	if nginxBin != "" {
 		ng, err := startNginx(ctx, nginxBin, mkdir(tmp, "nginx"), st.ln.Addr().String())
@@ -238,14 +250,30 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 		if err != nil {
 			return err
 		}
-		targets = append(targets, target{name: PathNginx, build: nb.build, pids: ng.pids})
+		targets = append(targets, target{name: PathNginx, build: nb.build, pids: ng.pids, gwPID: gwPID})
+	}
+	if o.NoSyncPath {
+		ns, err := startGateway(ctx, o.GatewayCommand(mkdir(tmp, "gateway-nosync")), gatewaySetup{
+			Upstream: st.URL(), Clients: 1, APIKey: exKey.APIKey, Secret: string(exKey.Secret), NoSync: true,
+		}, 2*time.Minute)
+		if err != nil {
+			return err
+		}
+		defer ns.stop()
+		cl := ns.ready.Clients[0]
+		nb, err := newOrderBuilder(ns.ready.URL+"/binance", []*exchange.Credential{{Kind: exchange.KeyHMAC, APIKey: cl.ID, Secret: exchange.Secret(cl.Secret)}}, seq)
+		if err != nil {
+			return err
+		}
+		pid := ns.ready.PID
+		targets = append(targets, target{name: PathNoSync, build: nb.build, pids: func() []int { return []int{pid} }, gwPID: pid})
 	}
 	for r := 1; r <= o.Rounds; r++ {
 		for _, c := range o.Conns {
 			// Rotate the order every round so no path always runs first.
 			for k := range targets {
 				t := targets[(k+r-1)%len(targets)]
-				res, err := runOne(ctx, o, t, c, r, st, gwPID)
+				res, err := runOne(ctx, o, t, c, r, st)
 				if err != nil {
 					return err
 				}
@@ -257,14 +285,11 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 			}
 		}
 	}
-	if err := gw.stop(); err != nil {
-		return err
-	}
-	return nil
+	return gw.stop()
 }
 
 // runOne is one bounded measured run of t at c connections.
-func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub, gwPID int) (RunResult, error) {
+func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub) (RunResult, error) {
 	var before, after procSample
 	sample := func(s *procSample) {
 		s.at = time.Now()
@@ -272,7 +297,7 @@ func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub, g
 		if t.pids != nil {
 			s.middle = sumProcs(t.pids())
 		}
-		s.gw, _ = loadgen.ReadProc(gwPID)
+		s.gw, _ = loadgen.ReadProc(t.gwPID)
 		s.self, _ = loadgen.ReadProc(os.Getpid())
 	}
 	res, err := loadgen.Run(ctx, loadgen.Options{

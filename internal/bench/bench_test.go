@@ -56,13 +56,13 @@ func TestRunSmoke(t *testing.T) {
 	var progress bytes.Buffer
 	rep, err := Run(context.Background(), Options{
 		Rounds: 1, Duration: 20 * time.Second, MaxRequests: 200, Warmup: 2, Conns: []int{1, 8},
-		NoNginx: !nginx, Clients: 20, ClientRate: 500, ClientDuration: 2 * time.Second, ClientConns: 5,
+		NoNginx: !nginx, NoSyncPath: true, Clients: 20, ClientRate: 500, ClientDuration: 2 * time.Second, ClientConns: 5,
 		GatewayCommand: testGatewayCommand, TempDir: t.TempDir(), Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("Run() = %v", err)
 	}
-	paths := []string{PathDirect, PathKeywarden}
+	paths := []string{PathDirect, PathKeywarden, PathNoSync}
 	if nginx {
 		paths = append(paths, PathNginx)
 	} else {
@@ -92,8 +92,10 @@ func TestRunSmoke(t *testing.T) {
 	if rep.Config.BodyBytes < 180 || rep.Config.BodyBytes > 260 {
 		t.Errorf("BodyBytes = %d, want about 210", rep.Config.BodyBytes)
 	}
-	if c := rep.comparison(PathKeywarden, PathDirect, 8); c == nil || c.Ratio.N != 1 {
-		t.Errorf("comparison keywarden vs direct at 8 conns = %+v, want one paired round", c)
+	for _, p := range [][2]string{{PathKeywarden, PathDirect}, {PathNoSync, PathDirect}, {PathKeywarden, PathNoSync}} {
+		if c := rep.comparison(p[0], p[1], 8); c == nil || c.Ratio.N != 1 {
+			t.Errorf("comparison %s vs %s at 8 conns = %+v, want one paired round", p[0], p[1], c)
+		}
 	}
 	cr := rep.ClientsRun
 	if cr == nil {

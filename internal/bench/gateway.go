@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ type gatewaySetup struct {
 	APIKey   string `json:"api_key"`
 	Secret   string `json:"secret"`
 	NoSync   bool   `json:"no_sync"`
+	// CPUProfile, when set, is where the gateway writes a CPU profile of
+	// its whole serving time.
+	CPUProfile string `json:"cpu_profile,omitempty"`
 }
 
 // gatewayReady is the gateway process's answer on its stdout, one JSON
@@ -164,6 +168,17 @@ func ServeGateway(ctx context.Context, dir string, in io.Reader, out io.Writer) 
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
+	}
+	if s.CPUProfile != "" {
+		f, err := os.Create(s.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench gateway: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench gateway: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
