@@ -53,6 +53,19 @@ type idRequest struct {
 	PublicKey string `json:"public_key,omitempty"`
 }
 
+// gatewayStatus is what `keywarden gateway status` shows.
+type gatewayStatus struct {
+	State      string                     `json:"state"`
+	Reason     string                     `json:"reason,omitempty"`
+	RateLimits map[string]rateLimitStatus `json:"rate_limits"`
+}
+
+type rateLimitStatus struct {
+	Used   int    `json:"used"`
+	Limit  int    `json:"limit"`
+	Window string `json:"window"`
+}
+
 type controlError struct {
 	Error string `json:"error"`
 }
@@ -185,6 +198,16 @@ func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, 
 		srv.Gateway.Resume()
 		a.log.Warn("gateway resumed by operator")
 		writeControl(w, map[string]string{"gateway": "running"}, nil)
+	})
+	mux.HandleFunc("GET /v1/gateway/status", func(w http.ResponseWriter, r *http.Request) {
+		st := gatewayStatus{State: "running", RateLimits: map[string]rateLimitStatus{}}
+		if err := srv.Gateway.Healthy(); err != nil {
+			st.State, st.Reason = "refusing", err.Error()
+		}
+		for k, rl := range srv.Gateway.RateLimits() {
+			st.RateLimits[k] = rateLimitStatus{Used: rl.Used, Limit: rl.Limit, Window: rl.Window.String()}
+		}
+		writeControl(w, st, nil)
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()

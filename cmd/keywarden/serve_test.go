@@ -95,6 +95,14 @@ scopes = ["read", "trade"]
 	if !strings.Contains(list, iss.ID) || !strings.Contains(list, "active") || strings.Contains(list, iss.SecretText) {
 		t.Errorf("client list:\n%s", list)
 	}
+	if st := c.ok("", "gateway", "status"); !strings.Contains(st, "gateway: running") || !strings.Contains(st, "binance/main: ") {
+		t.Errorf("gateway status:\n%s", st)
+	}
+	c.ok("", "gateway", "stop")
+	if code, body := botCall(t, base, cred); code != 503 {
+		t.Errorf("call while stopped = %d %s, want 503", code, body)
+	}
+	c.ok("", "gateway", "resume")
 	c.ok("", "client", "revoke", iss.ID)
 	if code, body := botCall(t, base, cred); code != 401 {
 		t.Fatalf("call after revoke = %d %s, want 401", code, body)
