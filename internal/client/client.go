@@ -128,6 +128,10 @@ type IssueOptions struct {
 type Format struct {
 	Base64Secret bool // the venue base64-decodes its secret (Kraken)
 	Passphrase   bool // the venue's keys come with a passphrase (OKX, KuCoin, Bitget)
+	// KeyNamePrefix shapes the id of public-key credentials like the
+	// venue's key names ("organizations/…/apiKeys/" at Coinbase), so client
+	// libraries pick the right signing scheme.
+	KeyNamePrefix string
 }
 
 // Issued is what Issue returns: shown once, never stored in clear.
@@ -333,6 +337,7 @@ func (r *Registry) Issue(ctx context.Context, o IssueOptions) (*Issued, error) {
 			return nil, fmt.Errorf("issue client: public key is %s, not %s", k, o.Kind)
 		}
 		c.PublicKey = strings.TrimSpace(o.PublicKeyPEM) + "\n"
+		c.ID = o.Format.KeyNamePrefix + c.ID
 		if c.Account == "" {
 			c.Account = c.ID
 		}

@@ -177,7 +177,8 @@ func TestAsymmetricCredentials(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _, sec, _ := newRegistry(t)
-			iss, err := r.Issue(ctx, IssueOptions{Venue: "coinbase", Key: "main", Policy: "p", TTL: time.Hour, Kind: tt.kind, PublicKeyPEM: tt.pem})
+			iss, err := r.Issue(ctx, IssueOptions{Venue: "coinbase", Key: "main", Policy: "p", TTL: time.Hour, Kind: tt.kind, PublicKeyPEM: tt.pem,
+				Format: Format{KeyNamePrefix: "organizations/kw/apiKeys/"}})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Issue error = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -186,6 +187,9 @@ func TestAsymmetricCredentials(t *testing.T) {
 			}
 			if len(iss.Secret) != 0 || len(sec.m) != 0 {
 				t.Error("asymmetric credential must not create a secret")
+			}
+			if !strings.HasPrefix(iss.ID, "organizations/kw/apiKeys/kw") {
+				t.Errorf("key name = %q, want the venue's key-name shape", iss.ID)
 			}
 			e, err := r.Lookup("coinbase", iss.ID)
 			if err != nil {
