@@ -136,6 +136,43 @@ func (k *Kit) Account(apiKey string) (*Account, bool) {
 	return a, ok
 }
 
+// Balances returns a copy of apiKey's balances.
+func (k *Kit) Balances(apiKey string) map[string]float64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	a, ok := k.accounts[apiKey]
+	if !ok {
+		return nil
+	}
+	out := make(map[string]float64, len(a.Balances))
+	for c, v := range a.Balances {
+		out[c] = v
+	}
+	return out
+}
+
+// Debit takes amount of asset from apiKey's balance; it reports false, and
+// changes nothing, when the balance is short.
+func (k *Kit) Debit(apiKey, asset string, amount float64) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	a, ok := k.accounts[apiKey]
+	if !ok || amount < 0 || a.Balances[asset] < amount {
+		return false
+	}
+	a.Balances[asset] -= amount
+	return true
+}
+
+// Credit adds amount of asset to apiKey's balance.
+func (k *Kit) Credit(apiKey, asset string, amount float64) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if a, ok := k.accounts[apiKey]; ok && amount > 0 {
+		a.Balances[asset] += amount
+	}
+}
+
 // SetPrice sets the last traded price of symbol.
 func (k *Kit) SetPrice(symbol string, price float64) {
 	k.mu.Lock()
