@@ -37,6 +37,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("GET /api/v5/account/balance", s.private("read", s.balance))
 	mux.Handle("GET /api/v5/account/config", s.private("", s.config))
 	mux.Handle("GET /api/v5/trade/orders-pending", s.private("read", s.openOrders))
+	mux.Handle("GET /api/v5/asset/currencies", s.private("read", s.currencies))
 	mux.Handle("POST /api/v5/trade/order", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v5/trade/batch-orders", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v5/trade/cancel-order", s.private("trade", s.cancelOrder))
@@ -212,6 +213,30 @@ func (s *Simulator) config(w http.ResponseWriter, c *simCall) {
 		"uid": "44705892343619584", "mainUid": "44705892343619584", "acctLv": "2", "posMode": "net_mode",
 		"label": "keywarden-sim", "ip": strings.Join(c.acc.IPs, ","), "perm": strings.Join(perms, ","), "type": "0",
 	})
+}
+
+// simChains are the withdrawal chains the simulator lists per currency.
+var simChains = map[string][]string{
+	"BTC": {"BTC-Bitcoin"}, "ETH": {"ETH-ERC20"}, "USDT": {"USDT-TRC20", "USDT-ERC20"}, "USDC": {"USDC-ERC20"},
+}
+
+func (s *Simulator) currencies(w http.ResponseWriter, c *simCall) {
+	ccys := make([]string, 0, len(simChains))
+	for ccy := range simChains {
+		ccys = append(ccys, ccy)
+	}
+	sort.Strings(ccys)
+	var out []any
+	for _, ccy := range ccys {
+		for i, chain := range simChains[ccy] {
+			out = append(out, map[string]any{
+				"ccy": ccy, "name": ccy, "chain": chain, "canDep": true, "canWd": true, "canInternal": true,
+				"minWd": "0.0001", "maxWd": "1000000", "minFee": "0.0001", "maxFee": "0.001", "wdTickSz": "8",
+				"mainNet": i == 0, "logoLink": "",
+			})
+		}
+	}
+	ok(w, out...)
 }
 
 func (s *Simulator) openOrders(w http.ResponseWriter, c *simCall) {
