@@ -39,7 +39,8 @@ type Def struct {
 	// Simulator returns the venue's simulator; venues that share one
 	// (binance and binance-usdm) serve both from the same handler.
 	Simulator func(*sim.Kit) http.Handler
-	// CCXT is ccxt's id for the venue, for end-to-end tests and docs.
+	// CCXT is ccxt's id for the venue, for end-to-end tests and docs
+	// (bitmex is only in ccxt 4.5.82 and older, the "ccxt-bitmex" module).
 	CCXT string
 }
 
@@ -70,7 +71,7 @@ func Known() []Def {
 			Build: gate.New, Simulator: func(k *sim.Kit) http.Handler { return gate.NewSimulator(k) }},
 		{Name: "deribit", CCXT: "deribit", Exchange: "deribit", Upstream: deribit.DefaultUpstream, Testnet: deribit.TestnetUpstream,
 			Build: deribit.New, Simulator: func(k *sim.Kit) http.Handler { return deribit.NewSimulator(k) }},
-		{Name: "bitmex", CCXT: "", Exchange: "bitmex", Upstream: bitmex.DefaultUpstream, Testnet: bitmex.TestnetUpstream,
+		{Name: "bitmex", CCXT: "bitmex", Exchange: "bitmex", Upstream: bitmex.DefaultUpstream, Testnet: bitmex.TestnetUpstream,
 			Build: bitmex.New, Simulator: func(k *sim.Kit) http.Handler { return bitmex.NewSimulator(k) }},
 	}
 }

@@ -93,7 +93,10 @@ type BotStep struct {
 // loopback ones ("http://127.0.0.1:PORT/binance"). Markets, when set, are
 // installed with setMarkets so no market-data endpoint is needed.
 type BotJob struct {
-	Exchange    string            `json:"exchange"`
+	Exchange string `json:"exchange"`
+	// Module is the npm module to load ccxt from: empty for ccxt, or
+	// "ccxt-bitmex" (ccxt 4.5.82, the last release with BitMEX).
+	Module      string            `json:"module,omitempty"`
 	Credentials map[string]string `json:"credentials"`
 	Options     map[string]any    `json:"options,omitempty"`
 	Sandbox     bool              `json:"sandbox,omitempty"`
@@ -120,11 +123,15 @@ type BotResult struct {
 func CCXTBot(t testing.TB, job BotJob) []BotResult {
 	t.Helper()
 	dir := CCXTDir()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ccxt")); err != nil {
+	module := job.Module
+	if module == "" {
+		module = "ccxt"
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", module)); err != nil {
 		if os.Getenv("KEYWARDEN_REQUIRE_CCXT") == "1" {
-			t.Fatalf("ccxt is not installed in %s (run: npm ci --prefix %s)", dir, dir)
+			t.Fatalf("%s is not installed in %s (run: npm ci --prefix %s)", module, dir, dir)
 		}
-		t.Skipf("ccxt is not installed in %s; the project's test command installs it", dir)
+		t.Skipf("%s is not installed in %s; the project's test command installs it", module, dir)
 	}
 	in, err := json.Marshal(job)
 	if err != nil {
