@@ -45,6 +45,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("GET /v5/market/tickers", s.public(s.ticker))
 	mux.Handle("GET /v5/account/wallet-balance", s.private("read", s.balance))
 	mux.Handle("GET /v5/user/query-api", s.private("", s.queryAPI))
+	mux.Handle("GET /v5/account/info", s.private("", s.accountInfo))
 	mux.Handle("GET /v5/order/realtime", s.private("read", s.openOrders))
 	mux.Handle("POST /v5/order/create", s.private("trade", s.placeOrder))
 	mux.Handle("POST /v5/order/cancel", s.private("trade", s.cancelOrder))
@@ -267,7 +268,14 @@ func (s *Simulator) queryAPI(w http.ResponseWriter, c *simCall) {
 	s.ok(w, map[string]any{"id": "13770661", "note": "keywarden-sim", "apiKey": c.acc.Key.APIKey, "readOnly": readOnly,
 		"secret": "", "permissions": perms, "ips": ips, "type": 1, "deadlineDay": 90,
 		"expiredAt": c.acc.Created.Add(90 * 24 * time.Hour).UTC().Format(time.RFC3339),
-		"createdAt": c.acc.Created.UTC().Format(time.RFC3339), "uta": 1, "userID": 24617703, "isMaster": true})
+		"createdAt": c.acc.Created.UTC().Format(time.RFC3339), "unified": 0, "uta": 1, "userID": 24617703, "isMaster": true})
+}
+
+// accountInfo reports a unified trading account (UTA 2.0 pro), which is
+// what ccxt asks before its first private call.
+func (s *Simulator) accountInfo(w http.ResponseWriter, _ *simCall) {
+	s.ok(w, map[string]any{"unifiedMarginStatus": 6, "marginMode": "REGULAR_MARGIN", "isMasterTrader": false,
+		"spotHedgingStatus": "OFF", "updatedTime": strconv.FormatInt(s.kit.Now().UnixMilli(), 10)})
 }
 
 func (s *Simulator) openOrders(w http.ResponseWriter, c *simCall) {
