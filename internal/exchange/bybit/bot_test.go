@@ -35,7 +35,7 @@ func TestCCXTBot(t *testing.T) {
 	defer srv.Close()
 	res := exchangetest.CCXTBot(t, exchangetest.BotJob{
 		Exchange:    "bybit",
-		Credentials: map[string]string{"apiKey": key.APIKey, "secret": string(key.Secret), },
+		Credentials: map[string]string{"apiKey": key.APIKey, "secret": string(key.Secret)},
 		HostMap:     map[string]string{"https://api.{hostname}": srv.URL},
 		Markets:     []map[string]any{bybitMarket()},
 		Currencies: map[string]any{
@@ -79,7 +79,7 @@ func TestCCXTBot(t *testing.T) {
 	kit.AddAccount(sim.Account{Key: *wkey, Permissions: map[string]bool{"read": true, "withdraw": true}})
 	wres := exchangetest.CCXTBot(t, exchangetest.BotJob{
 		Exchange:    "bybit",
-		Credentials: map[string]string{"apiKey": wkey.APIKey, "secret": string(wkey.Secret), },
+		Credentials: map[string]string{"apiKey": wkey.APIKey, "secret": string(wkey.Secret)},
 		HostMap:     map[string]string{"https://api.{hostname}": srv.URL},
 		Markets:     []map[string]any{bybitMarket()},
 		Steps:       []exchangetest.BotStep{{Op: "withdraw", Args: []any{"USDT", 10, "TXabc", map[string]any{"network": "TRX"}}}},
