@@ -21,15 +21,17 @@ import (
 
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/vault"
+	"github.com/keywarden/keywarden/internal/venues"
 )
 
 // knownExchanges are the exchange names keys can be stored for, with
 // whether the exchange's keys come with a passphrase.
 func knownExchanges() map[string]bool {
-	return map[string]bool{
-		"binance": false, "bitget": true, "bitmex": false, "bybit": false, "coinbase": false,
-		"deribit": false, "gate": false, "kraken": false, "kraken-futures": false, "kucoin": true, "okx": true,
+	out := map[string]bool{}
+	for _, d := range venues.Known() {
+		out[d.Exchange] = out[d.Exchange] || d.Format.Passphrase
 	}
+	return out
 }
 
 func newKeyCmd(a *app) *cobra.Command {
