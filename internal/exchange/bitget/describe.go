@@ -71,6 +71,10 @@ var prefixes = []struct {
 	{http.MethodGet, "/api/v2/mix/order/", exchange.ScopeRead},
 	{http.MethodGet, "/api/v2/mix/position/", exchange.ScopeRead},
 	{http.MethodGet, "/api/v2/user/", exchange.ScopeRead},
+	{http.MethodGet, "/api/v3/market/", exchange.ScopePublic},
+	{http.MethodGet, "/api/v3/account/", exchange.ScopeRead},
+	{http.MethodGet, "/api/v3/trade/", exchange.ScopeRead},
+	{http.MethodGet, "/api/v3/position/", exchange.ScopeRead},
 }
 
 // lookup returns the route of method and canonical path.

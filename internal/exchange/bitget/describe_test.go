@@ -35,6 +35,8 @@ func TestDescribe(t *testing.T) {
 			want: call("GET", "/api/v2/spot/account/assets", exchange.ScopeRead)},
 		{name: "futures positions", req: exchange.Request{Method: "GET", Path: "/api/v2/mix/position/all-position", RawQuery: "productType=USDT-FUTURES"},
 			want: call("GET", "/api/v2/mix/position/all-position", exchange.ScopeRead)},
+		{name: "unified account settings probe", req: exchange.Request{Method: "GET", Path: "/api/v3/account/settings"},
+			want: call("GET", "/api/v3/account/settings", exchange.ScopeRead)},
 		{name: "spot limit", req: post("/api/v2/spot/trade/place-order", `{"symbol":"BTCUSDT","side":"buy","orderType":"limit","force":"gtc","price":"30000","size":"0.01","clientOid":"bg-1"}`),
 			want: with(call("POST", "/api/v2/spot/trade/place-order", exchange.ScopeTrade), []exchange.Order{{
 				Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 0.01, Price: 30000,

@@ -37,6 +37,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("GET /api/v2/spot/market/tickers", s.public(s.ticker))
 	mux.Handle("GET /api/v2/spot/account/assets", s.private("read", s.assets))
 	mux.Handle("GET /api/v2/spot/account/info", s.private("", s.info))
+	mux.Handle("GET /api/v3/account/settings", s.private("", s.utaSettings))
 	mux.Handle("GET /api/v2/spot/trade/unfilled-orders", s.private("read", s.openOrders))
 	mux.Handle("POST /api/v2/spot/trade/place-order", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v2/spot/trade/cancel-order", s.private("trade", s.cancelOrder))
@@ -216,6 +217,14 @@ func (s *Simulator) info(w http.ResponseWriter, c *simCall) {
 		"authorities": auth, "parentId": 0, "traderType": "", "regisTime": unixMilli(c.acc.Created)})
 }
 
+// utaSettings answers as for a classic (not unified) account, which ccxt
+// probes before withdrawals and futures calls. Bitget's exact error code for
+// this case is not documented; the simulator uses 40084.
+func (s *Simulator) utaSettings(w http.ResponseWriter, _ *simCall) {
+	writeJSON(w, http.StatusBadRequest, reply{Code: "40084", Msg: "The account is not a unified trading account",
+		RequestTime: s.kit.Now().UnixMilli()})
+}
+
 func (s *Simulator) openOrders(w http.ResponseWriter, c *simCall) {
 	sym := c.query.Get("symbol")
 	out := []map[string]string{}
@@ -224,7 +233,8 @@ func (s *Simulator) openOrders(w http.ResponseWriter, c *simCall) {
 			continue
 		}
 		out = append(out, map[string]string{"symbol": o.Symbol, "orderId": o.ID, "clientOid": o.ClientOrderID,
-			"side": o.Side, "orderType": o.Type, "size": fmtNum(o.Quantity), "priceAvg": fmtNum(o.Price),
+			"side": o.Side, "orderType": o.Type, "size": fmtNum(o.Quantity), "price": fmtNum(o.Price), "priceAvg": "0",
+			"baseVolume": "0", "quoteVolume": "0", "uTime": unixMilli(o.Created),
 			"status": "live", "cTime": unixMilli(o.Created)})
 	}
 	s.ok(w, out)
