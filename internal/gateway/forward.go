@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,17 +78,16 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	if len(out.Body) > 0 {
 		body = bytes.NewReader(out.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, out.Method, u.String(), body)
-	if err != nil {
-		st.fail(exchange.Errorf(exchange.ErrBadRequest, "could not build the outbound request"))
-		return
-	}
-	req.Header = out.Header
-	req.Host = rt.base.Host
-	req.ContentLength = int64(len(out.Body))
-	if len(out.Body) == 0 {
-		req.Body = nil
-		req.ContentLength = 0
+	// Built field by field rather than parsed from a string: the URL is
+	// already the checked one, and parsing it again costs allocations.
+	req := (&http.Request{
+		Method: out.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: out.Header, Host: rt.base.Host,
+	}).WithContext(ctx)
+	if len(out.Body) > 0 {
+		req.Body = io.NopCloser(body)
+		req.ContentLength = int64(len(out.Body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out.Body)), nil }
 	}
 	sent := g.now()
 	resp, err := g.rt.RoundTrip(req)
@@ -131,26 +131,19 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	if key != nil {
 		g.noteLimits(st, resp)
 	}
-	if st.entry != nil {
-		orderID := ""
-		if resp.StatusCode < 300 && st.call.Scope == exchange.ScopeTrade {
-			orderID = findOrderID(respBody)
-		}
-		st.committed = resp.StatusCode < 300
-		st.recordOutcome(resp.StatusCode, orderID, "")
-	}
 	if st.obs.Decision == "" {
 		st.obs.Decision = "allow"
 	}
 	st.obs.Status = resp.StatusCode
 	h := st.w.Header()
+	scrubKey := key != nil && len(key.APIKey) >= 8 && st.entry != nil
 	for k, vs := range resp.Header {
 		if skipRespHeader(k) {
 			continue
 		}
 		for _, v := range vs {
-			if key != nil && key.APIKey != "" && st.entry != nil {
-				v = string(scrub([]byte(v), key.APIKey, st.entry.ID))
+			if scrubKey && strings.Contains(v, key.APIKey) {
+				v = strings.ReplaceAll(v, key.APIKey, st.entry.ID)
 			}
 			h.Add(k, v)
 		}
@@ -162,6 +155,20 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	}
 	st.w.WriteHeader(resp.StatusCode)
 	_, _ = st.w.Write(respBody)
+	if st.entry != nil {
+		// The bot has its answer before the outcome is written: the intent
+		// was already durable, and the outcome must not add a flush to the
+		// bot's wait. A failed outcome still stops new requests.
+		if f, ok := st.w.(http.Flusher); ok {
+			f.Flush()
+		}
+		orderID := ""
+		if resp.StatusCode < 300 && st.call.Scope == exchange.ScopeTrade {
+			orderID = findOrderID(respBody)
+		}
+		st.committed = resp.StatusCode < 300
+		st.recordOutcome(resp.StatusCode, orderID, "")
+	}
 }
 
 func (st *state) recordIfSigned(status int, msg string) {
