@@ -80,6 +80,11 @@ func TestCrashRecovery(t *testing.T) {
 			runCrashChild(t, dir, killAfter, acked)
 		}
 		total += len(acked)
+		if run%3 == 2 {
+			// Power loss can also leave a torn write: part of a record that
+			// was never acknowledged, after the last complete line.
+			tearTail(t, dir, rng)
+		}
 		l, err := Open(Options{Dir: dir, Signer: testKey(), CheckpointEvery: 100})
 		if err != nil {
 			t.Fatalf("run %d: Open after crash = %v", run, err)
@@ -115,6 +120,25 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs, %d acknowledged records checked", runs, total)
+}
+
+// tearTail appends the first part of a plausible record, without its
+// newline, to the last segment.
+func tearTail(t *testing.T, dir string, rng *rand.Rand) {
+	t.Helper()
+	segs, err := listSegments(dir)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("listSegments = %v, %v", segs, err)
+	}
+	line, _ := appendLine(nil, 1<<40, time.Now(), []byte(`"type":"event","event":{"kind":"torn"}`), genesisPrev)
+	f, err := os.OpenFile(filepath.Join(dir, segs[len(segs)-1]), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(line[:1+rng.IntN(len(line)-2)]); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // runCrashChild starts the child, kills it with SIGKILL killAfter after it
