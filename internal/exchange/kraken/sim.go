@@ -208,6 +208,18 @@ func (s *Simulator) handlePrivate(w http.ResponseWriter, r *http.Request) {
 			out[krakenAsset(asset)] = strconv.FormatFloat(amt, 'f', 10, 64)
 		}
 		result = out
+	case "BalanceEx":
+		// Extended balance: the total and the part held by open orders
+		// (Kraken's Get Extended Balance).
+		held := s.heldByOrders(key)
+		out := map[string]map[string]string{}
+		for asset, amt := range s.balances(key) {
+			out[krakenAsset(asset)] = map[string]string{
+				"balance":    strconv.FormatFloat(amt, 'f', 10, 64),
+				"hold_trade": strconv.FormatFloat(held[asset], 'f', 10, 64),
+			}
+		}
+		result = out
 	case "AddOrder":
 		result, failure = s.addOrder(key, params)
 	case "CancelOrder":
@@ -261,6 +273,53 @@ func (s *Simulator) balances(key string) map[string]float64 {
 		}
 	})
 	return out
+}
+
+// heldByOrders sums what key's open limit orders hold, by asset: the quote
+// of buys, the base of sells. Pairs are split at known quote suffixes.
+func (s *Simulator) heldByOrders(key string) map[string]float64 {
+	held := map[string]float64{}
+	for _, o := range s.kit.Orders(key) {
+		if o.Status != "NEW" {
+			continue
+		}
+		base, quote, ok := splitPair(o.Symbol)
+		if !ok {
+			continue
+		}
+		if strings.EqualFold(o.Side, "buy") {
+			held[quote] += o.Quantity * o.Price
+		} else {
+			held[base] += o.Quantity
+		}
+	}
+	return held
+}
+
+// splitPair splits a Kraken pair (XBTUSD, XXBTZUSD, ETHUSDT) into the
+// simulator's asset names (BTC, USD, ...).
+func splitPair(pair string) (base, quote string, ok bool) {
+	for _, q := range []string{"ZUSD", "USDT", "USDC", "USD", "ZEUR", "EUR", "XXBT", "XBT"} {
+		if b, found := strings.CutSuffix(pair, q); found && b != "" {
+			return simAsset(b), simAsset(q), true
+		}
+	}
+	return "", "", false
+}
+
+// simAsset is the inverse of krakenAsset, also for altnames (XBT).
+func simAsset(a string) string {
+	switch a {
+	case "XXBT", "XBT":
+		return "BTC"
+	case "XETH":
+		return "ETH"
+	case "ZUSD":
+		return "USD"
+	case "ZEUR":
+		return "EUR"
+	}
+	return a
 }
 
 func (s *Simulator) withAccount(f func()) {
