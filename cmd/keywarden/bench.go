@@ -19,6 +19,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		o        bench.Options
 		mode     string
 		jsonOut  bool
+		jsonFile string
 		role     string
 		dir      string
 		conns    []int
@@ -48,11 +49,17 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 --no-nginx is given.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if role != "" {
-				if role != "gateway" || dir == "" {
+			switch role {
+			case "":
+			case "gateway":
+				if dir == "" {
 					return errors.New("bench: --role gateway needs --dir")
 				}
 				return bench.ServeGateway(cmd.Context(), dir, cmd.InOrStdin(), a.stdout)
+			case "stub":
+				return bench.ServeStub(cmd.Context(), cmd.InOrStdin(), a.stdout)
+			default:
+				return errors.New("bench: unknown --role")
 			}
 			switch mode {
 			case "all":
@@ -70,6 +77,15 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
+			}
+			if jsonFile != "" {
+				b, err := json.MarshalIndent(rep, "", "  ")
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(jsonFile, append(b, '\n'), 0o644); err != nil {
+					return err
+				}
 			}
 			if jsonOut {
 				enc := json.NewEncoder(a.stdout)
@@ -97,7 +113,8 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 	f.StringVar(&o.GatewayCPUProfile, "gateway-cpuprofile", "", "write a CPU profile of the gateway process in the paths run to this file")
 	f.StringVar(&o.TempDir, "tmp", os.TempDir(), "directory for the run's scratch data")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
-	f.StringVar(&role, "role", "", "internal: run as the bench's gateway process")
+	f.StringVar(&jsonFile, "json-out", "", "also write the JSON report to this file")
+	f.StringVar(&role, "role", "", "internal: run as one of the bench's processes (gateway or stub)")
 	f.StringVar(&dir, "dir", "", "internal: the gateway process's data directory")
 	_ = f.MarkHidden("role")
 	_ = f.MarkHidden("dir")

@@ -83,10 +83,11 @@ type Options struct {
 	ClientDuration time.Duration
 	ClientConns    int
 
-	// GatewayCommand returns the command that runs ServeGateway for dir,
+	// Command returns the command that runs the bench's own processes:
+	// role "gateway" runs ServeGateway for dir, role "stub" runs ServeStub,
 	// with stdin and stdout left for the bench. Default: this executable
-	// with `bench --role gateway --dir DIR`.
-	GatewayCommand func(dir string) *exec.Cmd
+	// with `bench --role ROLE --dir DIR`.
+	Command func(role, dir string) *exec.Cmd
 	// TempDir holds the run's scratch directories (default os.TempDir()).
 	TempDir string
 	// Progress, when set, gets a line per finished run.
@@ -143,13 +144,13 @@ func (o *Options) defaults() error {
 	if o.SkipPaths && o.Clients == 0 {
 		return errors.New("bench: nothing to run")
 	}
-	if o.GatewayCommand == nil {
+	if o.Command == nil {
 		exe, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("bench: %w", err)
 		}
-		o.GatewayCommand = func(dir string) *exec.Cmd {
-			return exec.Command(exe, "bench", "--role", "gateway", "--dir", dir)
+		o.Command = func(role, dir string) *exec.Cmd {
+			return exec.Command(exe, "bench", "--role", role, "--dir", dir)
 		}
 	}
 	return nil
@@ -191,11 +192,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	st, err := startStub()
+	st, err := startStub(ctx, o.Command("stub", tmp))
 	if err != nil {
-		return nil, fmt.Errorf("bench: stub: %w", err)
+		return nil, err
 	}
-	defer st.Close()
+	defer st.stop()
 	apiKey, secret := randomKey()
 	exKey := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: apiKey, Secret: exchange.Secret(secret)}
 	var seq atomic.Uint64
@@ -216,8 +217,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string, st *stub, exKey *exchange.Credential, seq *atomic.Uint64) error {
-	gw, err := startGateway(ctx, o.GatewayCommand(mkdir(tmp, "gateway")), gatewaySetup{
+func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string, st *stubProc, exKey *exchange.Credential, seq *atomic.Uint64) error {
+	gw, err := startGateway(ctx, o.Command("gateway", mkdir(tmp, "gateway")), gatewaySetup{
 		Upstream: st.URL(), Clients: 1, APIKey: exKey.APIKey, Secret: string(exKey.Secret), NoSync: o.AuditNoSync,
 		CPUProfile: o.GatewayCPUProfile,
 	}, 2*time.Minute)
@@ -241,7 +242,7 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 		{name: PathKeywarden, build: kwb.build, pids: func() []int { return []int{gwPID} }, gwPID: gwPID},
 	}
 	if nginxBin != "" {
-		ng, err := startNginx(ctx, nginxBin, mkdir(tmp, "nginx"), st.ln.Addr().String())
+		ng, err := startNginx(ctx, nginxBin, mkdir(tmp, "nginx"), st.hostPort())
 		if err != nil {
 			return err
 		}
@@ -253,7 +254,7 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 		targets = append(targets, target{name: PathNginx, build: nb.build, pids: ng.pids, gwPID: gwPID})
 	}
 	if o.NoSyncPath {
-		ns, err := startGateway(ctx, o.GatewayCommand(mkdir(tmp, "gateway-nosync")), gatewaySetup{
+		ns, err := startGateway(ctx, o.Command("gateway", mkdir(tmp, "gateway-nosync")), gatewaySetup{
 			Upstream: st.URL(), Clients: 1, APIKey: exKey.APIKey, Secret: string(exKey.Secret), NoSync: true,
 		}, 2*time.Minute)
 		if err != nil {
@@ -289,16 +290,21 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 }
 
 // runOne is one bounded measured run of t at c connections.
-func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub) (RunResult, error) {
+func runOne(ctx context.Context, o *Options, t target, c, round int, st *stubProc) (RunResult, error) {
 	var before, after procSample
+	var sampleErr error
 	sample := func(s *procSample) {
-		s.at = time.Now()
-		s.accepted = st.accepted.Load()
+		cn, err := st.counts(ctx)
+		if err != nil && sampleErr == nil {
+			sampleErr = err
+		}
+		s.accepted = cn.Accepted
 		if t.pids != nil {
 			s.middle = sumProcs(t.pids())
 		}
 		s.gw, _ = loadgen.ReadProc(t.gwPID)
 		s.self, _ = loadgen.ReadProc(os.Getpid())
+		s.stub, _ = loadgen.ReadProc(st.ready.PID)
 	}
 	res, err := loadgen.Run(ctx, loadgen.Options{
 		Conns: c, MaxRequests: o.MaxRequests, Duration: o.Duration, Warmup: o.Warmup, Build: t.build,
@@ -308,6 +314,9 @@ func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub) (
 		return RunResult{}, fmt.Errorf("bench: %s c=%d: %w", t.name, c, err)
 	}
 	sample(&after)
+	if sampleErr != nil {
+		return RunResult{}, sampleErr
+	}
 	rr := RunResult{
 		Round: round, Path: t.name, Conns: c, Requests: res.Requests, Errors: res.Errors, Non2xx: res.Non2xx,
 		FirstError: res.FirstError, ElapsedMS: float64(res.Elapsed.Microseconds()) / 1000, RPS: res.RPS,
@@ -317,7 +326,8 @@ func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub) (
 	if res.Requests > 0 {
 		n := float64(res.Requests)
 		rr.UpstreamConnsPerReq = float64(rr.NewUpstreamConns) / n
-		rr.BenchCPUus = us(after.self.CPU-before.self.CPU) / n
+		rr.LoadCPUus = us(after.self.CPU-before.self.CPU) / n
+		rr.UpstreamCPUus = us(after.stub.CPU-before.stub.CPU) / n
 		if t.pids != nil {
 			v := us(after.middle-before.middle) / n
 			rr.MiddleCPUus = &v
@@ -327,10 +337,9 @@ func runOne(ctx context.Context, o *Options, t target, c, round int, st *stub) (
 }
 
 type procSample struct {
-	at       time.Time
-	accepted int64
-	middle   time.Duration
-	gw, self loadgen.ProcStat
+	accepted       int64
+	middle         time.Duration
+	gw, self, stub loadgen.ProcStat
 }
 
 func sumProcs(pids []int) time.Duration {
@@ -345,9 +354,9 @@ func sumProcs(pids []int) time.Duration {
 
 // runClients is the RSS mode: a fresh gateway with o.Clients credentials
 // under a paced load.
-func runClients(ctx context.Context, o *Options, tmp string, st *stub, exKey *exchange.Credential, seq *atomic.Uint64) (*ClientsResult, error) {
+func runClients(ctx context.Context, o *Options, tmp string, st *stubProc, exKey *exchange.Credential, seq *atomic.Uint64) (*ClientsResult, error) {
 	t0 := time.Now()
-	gw, err := startGateway(ctx, o.GatewayCommand(mkdir(tmp, "gateway-clients")), gatewaySetup{
+	gw, err := startGateway(ctx, o.Command("gateway", mkdir(tmp, "gateway-clients")), gatewaySetup{
 		Upstream: st.URL(), Clients: o.Clients, APIKey: exKey.APIKey, Secret: string(exKey.Secret), NoSync: o.AuditNoSync,
 	}, 10*time.Minute)
 	if err != nil {
@@ -367,15 +376,27 @@ func runClients(ctx context.Context, o *Options, tmp string, st *stub, exKey *ex
 	pid := gw.ready.PID
 	idle, _ := loadgen.ReadProc(pid)
 	var before loadgen.ProcStat
+	var conns0 stubCounts
+	var sampleErr error
 	// Bounded by count (rate × duration); the time bound, a quarter longer,
 	// ends the run when the gateway cannot keep up.
 	maxN := max(1, int(o.ClientRate*o.ClientDuration.Seconds()))
 	res, err := loadgen.Run(ctx, loadgen.Options{
 		Conns: o.ClientConns, MaxRequests: maxN, Duration: o.ClientDuration*5/4 + time.Second, Warmup: 1, Build: b.build,
-		Rate: o.ClientRate, OnStart: func() { before, _ = loadgen.ReadProc(pid) },
+		Rate: o.ClientRate, OnStart: func() {
+			before, _ = loadgen.ReadProc(pid)
+			conns0, sampleErr = st.counts(ctx)
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: clients run: %w", err)
+	}
+	if sampleErr != nil {
+		return nil, sampleErr
+	}
+	conns1, err := st.counts(ctx)
+	if err != nil {
+		return nil, err
 	}
 	after, _ := loadgen.ReadProc(pid)
 	peak, _ := peakRSS(pid)
@@ -383,7 +404,7 @@ func runClients(ctx context.Context, o *Options, tmp string, st *stub, exKey *ex
 		Clients: o.Clients, Conns: o.ClientConns, TargetRate: o.ClientRate, Requests: res.Requests,
 		Errors: res.Errors, Non2xx: res.Non2xx, FirstError: res.FirstError, RPS: res.RPS,
 		P50us: us(res.P50), P99us: us(res.P99), SetupMS: setup.Milliseconds(),
-		IdleRSS: idle.RSS, EndRSS: after.RSS, PeakRSS: peak,
+		IdleRSS: idle.RSS, EndRSS: after.RSS, PeakRSS: peak, NewUpstreamConns: conns1.Accepted - conns0.Accepted,
 	}
 	if res.Requests > 0 {
 		cr.GatewayCPUus = us(after.CPU-before.CPU) / float64(res.Requests)

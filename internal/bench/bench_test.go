@@ -19,19 +19,26 @@ import (
 const childEnv = "KEYWARDEN_BENCH_TEST_ROLE"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "gateway" {
-		if err := ServeGateway(context.Background(), os.Getenv("KEYWARDEN_BENCH_TEST_DIR"), os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+	switch os.Getenv(childEnv) {
+	case "gateway":
+		exit(ServeGateway(context.Background(), os.Getenv("KEYWARDEN_BENCH_TEST_DIR"), os.Stdin, os.Stdout))
+	case "stub":
+		exit(ServeStub(context.Background(), os.Stdin, os.Stdout))
 	}
 	os.Exit(m.Run())
 }
 
-func testGatewayCommand(dir string) *exec.Cmd {
+func exit(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func testCommand(role, dir string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=gateway", "KEYWARDEN_BENCH_TEST_DIR="+dir)
+	cmd.Env = append(os.Environ(), childEnv+"="+role, "KEYWARDEN_BENCH_TEST_DIR="+dir)
 	return cmd
 }
 
@@ -57,7 +64,7 @@ func TestRunSmoke(t *testing.T) {
 	rep, err := Run(context.Background(), Options{
 		Rounds: 1, Duration: 20 * time.Second, MaxRequests: 200, Warmup: 2, Conns: []int{1, 8},
 		NoNginx: !nginx, NoSyncPath: true, Clients: 20, ClientRate: 500, ClientDuration: 2 * time.Second, ClientConns: 5,
-		GatewayCommand: testGatewayCommand, TempDir: t.TempDir(), Progress: &progress,
+		Command: testCommand, TempDir: t.TempDir(), Progress: &progress,
 	})
 	if err != nil {
 		t.Fatalf("Run() = %v", err)
@@ -133,13 +140,13 @@ func TestGatewayCredentialsStayOutOfReport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a gateway process")
 	}
-	st, err := startStub()
+	st, err := startStub(context.Background(), testCommand("stub", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	defer st.stop()
 	key, secret := randomKey()
-	gw, err := startGateway(context.Background(), testGatewayCommand(t.TempDir()), gatewaySetup{
+	gw, err := startGateway(context.Background(), testCommand("gateway", t.TempDir()), gatewaySetup{
 		Upstream: st.URL(), Clients: 2, APIKey: key, Secret: secret}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -255,7 +262,7 @@ func TestOptionsBounds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			o := tt.o
-			o.GatewayCommand = testGatewayCommand
+			o.Command = testCommand
 			if err := o.defaults(); err == nil {
 				t.Errorf("defaults(%+v) = nil, want an error", tt.o)
 			}

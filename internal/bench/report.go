@@ -61,9 +61,10 @@ type RunResult struct {
 	// in the middle: the gateway for keywarden, master and workers for
 	// nginx; nil for direct.
 	MiddleCPUus *float64 `json:"middle_cpu_us_per_req,omitempty"`
-	// BenchCPUus is the bench process's own CPU per request (load
-	// generator and stub together).
-	BenchCPUus float64 `json:"bench_cpu_us_per_req"`
+	// LoadCPUus is the load generator's (the bench process's) CPU per
+	// request and UpstreamCPUus the stub process's.
+	LoadCPUus     float64 `json:"load_cpu_us_per_req"`
+	UpstreamCPUus float64 `json:"upstream_cpu_us_per_req"`
 	// GatewayRSS is the resident set after the run of the gateway process
 	// on the path (the durable one for direct and nginx).
 	GatewayRSS int64 `json:"gateway_rss_bytes"`
@@ -104,7 +105,8 @@ type PathStats struct {
 	P50us               Stat   `json:"p50_us"`
 	P99us               Stat   `json:"p99_us"`
 	MiddleCPUus         *Stat  `json:"middle_cpu_us_per_req,omitempty"`
-	BenchCPUus          Stat   `json:"bench_cpu_us_per_req"`
+	LoadCPUus           Stat   `json:"load_cpu_us_per_req"`
+	UpstreamCPUus       Stat   `json:"upstream_cpu_us_per_req"`
 	GatewayRSSMB        Stat   `json:"gateway_rss_mb"`
 	UpstreamConnsPerReq Stat   `json:"upstream_conns_per_req"`
 	NewUpstreamConns    int64  `json:"new_upstream_conns"`
@@ -138,6 +140,9 @@ type ClientsResult struct {
 	IdleRSS      int64   `json:"idle_rss_bytes"`
 	EndRSS       int64   `json:"end_rss_bytes"`
 	PeakRSS      int64   `json:"peak_rss_bytes"`
+	// NewUpstreamConns counts the connections the stub accepted from the
+	// gateway during the measured phase.
+	NewUpstreamConns int64 `json:"new_upstream_conns"`
 }
 
 // Goal is one performance goal checked against the run's medians.
@@ -176,7 +181,7 @@ func (r *Report) summarize() {
 	for _, k := range order {
 		runs := by[k]
 		ps := PathStats{Path: k.path, Conns: k.conns}
-		var rps, p50, p99, bench, rss, upc, mid []float64
+		var rps, p50, p99, load, upcpu, rss, upc, mid []float64
 		for _, x := range runs {
 			ps.Requests += x.Requests
 			ps.Errors += x.Errors + x.Non2xx
@@ -184,14 +189,16 @@ func (r *Report) summarize() {
 			rps = append(rps, x.RPS)
 			p50 = append(p50, x.P50us)
 			p99 = append(p99, x.P99us)
-			bench = append(bench, x.BenchCPUus)
+			load = append(load, x.LoadCPUus)
+			upcpu = append(upcpu, x.UpstreamCPUus)
 			rss = append(rss, mb(x.GatewayRSS))
 			upc = append(upc, x.UpstreamConnsPerReq)
 			if x.MiddleCPUus != nil {
 				mid = append(mid, *x.MiddleCPUus)
 			}
 		}
-		ps.RPS, ps.P50us, ps.P99us, ps.BenchCPUus = statOf(rps), statOf(p50), statOf(p99), statOf(bench)
+		ps.RPS, ps.P50us, ps.P99us = statOf(rps), statOf(p50), statOf(p99)
+		ps.LoadCPUus, ps.UpstreamCPUus = statOf(load), statOf(upcpu)
 		ps.GatewayRSSMB, ps.UpstreamConnsPerReq = statOf(rss), statOf(upc)
 		if len(mid) > 0 {
 			s := statOf(mid)
@@ -359,7 +366,7 @@ func WriteText(w io.Writer, r *Report) error {
 			r.Config.Rounds, r.Config.MaxRequests, float64(r.Config.DurationMS)/1000, r.Config.Warmup, r.Config.BodyBytes)
 		fmt.Fprintf(&b, "values: median [min – max] over rounds\n\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "path\tconns\treq/s\tp50 µs\tp99 µs\tmiddle CPU µs/req\tgateway RSS MB\tnew upstream conns\terrors\t")
+		fmt.Fprintln(tw, "path\tconns\treq/s\tp50 µs\tp99 µs\tmiddle CPU µs/req\tupstream CPU µs/req\tgateway RSS MB\tnew upstream conns\terrors\t")
 		for _, p := range r.Paths {
 			mid := "-"
 			if p.MiddleCPUus != nil {
@@ -369,8 +376,9 @@ func WriteText(w io.Writer, r *Report) error {
 			if p.Path == PathKeywarden || p.Path == PathNoSync {
 				rss = fmtStat(p.GatewayRSSMB, "%.1f")
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%d / %d req\t%d\t\n", p.Path, p.Conns, fmtStat(p.RPS, "%.0f"),
-				fmtStat(p.P50us, "%.0f"), fmtStat(p.P99us, "%.0f"), mid, rss, p.NewUpstreamConns, p.Requests, p.Errors)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d / %d req\t%d\t\n", p.Path, p.Conns, fmtStat(p.RPS, "%.0f"),
+				fmtStat(p.P50us, "%.0f"), fmtStat(p.P99us, "%.0f"), mid, fmtStat(p.UpstreamCPUus, "%.0f"), rss,
+				p.NewUpstreamConns, p.Requests, p.Errors)
 		}
 		tw.Flush()
 		fmt.Fprintf(&b, "\npaired per round (added = path − base in the same round; ratio = path req/s ÷ base req/s)\n")
@@ -387,7 +395,8 @@ func WriteText(w io.Writer, r *Report) error {
 			c.Clients, c.Conns, c.TargetRate, float64(r.Config.ClientDurationMS)/1000, float64(c.SetupMS)/1000)
 		fmt.Fprintf(&b, "  reached %.0f req/s, %d requests, %d errors; p50 %.0f µs, p99 %.0f µs; gateway CPU %.0f µs/req\n",
 			c.RPS, c.Requests, c.Errors+c.Non2xx, c.P50us, c.P99us, c.GatewayCPUus)
-		fmt.Fprintf(&b, "  gateway RSS: idle %.1f MB, after the run %.1f MB, peak %.1f MB\n", mb(c.IdleRSS), mb(c.EndRSS), mb(c.PeakRSS))
+		fmt.Fprintf(&b, "  gateway RSS: idle %.1f MB, after the run %.1f MB, peak %.1f MB; %d new upstream connections\n",
+			mb(c.IdleRSS), mb(c.EndRSS), mb(c.PeakRSS), c.NewUpstreamConns)
 		if c.FirstError != "" {
 			fmt.Fprintf(&b, "  first error: %s\n", c.FirstError)
 		}
