@@ -90,6 +90,14 @@ func TestCCXTBot(t *testing.T) {
 	if got, _ := kit.Account(wkey.APIKey); got.Balances["USDT"] != 100000-10 {
 		t.Errorf("USDT balance after withdrawal = %v, want %v", got.Balances["USDT"], 100000-10)
 	}
+	// Everything ccxt sent is described without error and below admin scope,
+	// so a bot going through keywarden is not refused for ordinary calls.
+	for _, l := range kit.Log() {
+		c, err := describer{}.Describe(&exchange.Request{Method: l.Method, Path: l.Path, RawQuery: l.RawQuery, Header: l.Header, Body: l.Body})
+		if err != nil || c.Scope == exchange.ScopeAccountAdmin {
+			t.Errorf("Describe(ccxt's %s %s) = %s, %v", l.Method, l.Path, c.Scope, err)
+		}
+	}
 	for _, l := range kit.Log() {
 		if l.Error != "" && l.Path != "/api/v2/spot/wallet/withdrawal" {
 			t.Errorf("simulator rejected ccxt's %s %s: %s", l.Method, l.Path, l.Error)

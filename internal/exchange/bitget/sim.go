@@ -44,7 +44,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /api/v2/spot/wallet/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v2/spot/wallet/transfer", s.private("transfer", s.transfer))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.reject(w, r, "", exchange.Errorf(exchange.ErrNotFound, "Request URL NOT FOUND"))
+		s.reject(w, r, nil, "", exchange.Errorf(exchange.ErrNotFound, "Request URL NOT FOUND"))
 	}))
 	s.handler = kit.Faults(mux)
 	return s
@@ -62,11 +62,14 @@ type simCall struct {
 	body  any
 }
 
-func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, key string, e *exchange.Error) {
-	s.kit.Record(sim.Logged{
-		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
-		APIKey: key, Error: e.Message,
-	})
+// reject logs a refused request, with its body when it was read, and
+// answers with e.
+func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, req *exchange.Request, key string, e *exchange.Error) {
+	l := sim.Logged{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), APIKey: key, Error: e.Message}
+	if req != nil {
+		l.Path, l.Body = req.Path, req.Body
+	}
+	s.kit.Record(l)
 	s.errs.WriteError(w, e)
 }
 
@@ -93,12 +96,12 @@ func (s *Simulator) public(h func(w http.ResponseWriter, c *simCall)) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, e := readRequest(w, r)
 		if e != nil {
-			s.reject(w, r, "", e)
+			s.reject(w, r, nil, "", e)
 			return
 		}
 		q, err := exchange.ParseQuery(req.RawQuery)
 		if err != nil {
-			s.reject(w, r, "", exchange.AsError(err))
+			s.reject(w, r, req, "", exchange.AsError(err))
 			return
 		}
 		s.kit.Record(sim.Logged{Method: r.Method, Path: req.Path, RawQuery: req.RawQuery, Header: r.Header.Clone(), Body: req.Body})
@@ -111,21 +114,21 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, e := readRequest(w, r)
 		if e != nil {
-			s.reject(w, r, "", e)
+			s.reject(w, r, nil, "", e)
 			return
 		}
 		key, err := verifier{}.ClientKey(req)
 		if err != nil {
-			s.reject(w, r, "", exchange.AsError(err))
+			s.reject(w, r, req, "", exchange.AsError(err))
 			return
 		}
 		if key == "" {
-			s.reject(w, r, "", exchange.Errorf(exchange.ErrAuth, "ACCESS_KEY cannot be empty"))
+			s.reject(w, r, req, "", exchange.Errorf(exchange.ErrAuth, "ACCESS_KEY cannot be empty"))
 			return
 		}
 		acc, ok := s.kit.Account(key)
 		if !ok {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrAuth, "Invalid ACCESS_KEY"))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrAuth, "Invalid ACCESS_KEY"))
 			return
 		}
 		cred := acc.Key
@@ -133,26 +136,26 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 			cred.PublicKey = cred.PrivateKey.Public()
 		}
 		if err := check(req, &cred, s.kit.Now()); err != nil {
-			s.reject(w, r, key, exchange.AsError(err))
+			s.reject(w, r, req, key, exchange.AsError(err))
 			return
 		}
 		if !acc.IPAllowed(r.RemoteAddr) {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrIP, "Invalid IP"))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrIP, "Invalid IP"))
 			return
 		}
 		if perm != "" && !acc.Allowed(perm) {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrPermission, "Incorrect permissions"))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrPermission, "Incorrect permissions"))
 			return
 		}
 		q, err := exchange.ParseQuery(req.RawQuery)
 		if err != nil {
-			s.reject(w, r, key, exchange.AsError(err))
+			s.reject(w, r, req, key, exchange.AsError(err))
 			return
 		}
 		var body any
 		if len(req.Body) > 0 {
 			if body, err = parseJSON(req.Body); err != nil {
-				s.reject(w, r, key, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
+				s.reject(w, r, req, key, exchange.Errorf(exchange.ErrBadRequest, "Parameter verification failed"))
 				return
 			}
 		}

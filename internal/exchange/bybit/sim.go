@@ -52,7 +52,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /v5/asset/withdraw/create", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /v5/asset/transfer/inter-transfer", s.private("transfer", s.transfer))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.reject(w, r, "", exchange.Errorf(exchange.ErrNotFound, "request path not found or request method is invalid"))
+		s.reject(w, r, nil, "", exchange.Errorf(exchange.ErrNotFound, "request path not found or request method is invalid"))
 	}))
 	s.handler = kit.Faults(mux)
 	return s
@@ -70,11 +70,14 @@ type simCall struct {
 	body   map[string]any
 }
 
-func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, key string, e *exchange.Error) {
-	s.kit.Record(sim.Logged{
-		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
-		APIKey: key, Error: e.Message,
-	})
+// reject logs a refused request, with its body when it was read, and
+// answers with e.
+func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, req *exchange.Request, key string, e *exchange.Error) {
+	l := sim.Logged{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), APIKey: key, Error: e.Message}
+	if req != nil {
+		l.Path, l.Body = req.Path, req.Body
+	}
+	s.kit.Record(l)
 	s.errs.WriteError(w, e)
 }
 
@@ -101,12 +104,12 @@ func (s *Simulator) public(h func(w http.ResponseWriter, c *simCall)) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, e := readRequest(w, r)
 		if e != nil {
-			s.reject(w, r, "", e)
+			s.reject(w, r, nil, "", e)
 			return
 		}
 		q, err := exchange.ParseQuery(req.RawQuery)
 		if err != nil {
-			s.reject(w, r, "", exchange.AsError(err))
+			s.reject(w, r, req, "", exchange.AsError(err))
 			return
 		}
 		s.kit.Record(sim.Logged{Method: r.Method, Path: req.Path, RawQuery: req.RawQuery, Header: r.Header.Clone(), Body: req.Body})
@@ -119,21 +122,21 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, e := readRequest(w, r)
 		if e != nil {
-			s.reject(w, r, "", e)
+			s.reject(w, r, nil, "", e)
 			return
 		}
 		key, err := verifier{}.ClientKey(req)
 		if err != nil {
-			s.reject(w, r, "", exchange.AsError(err))
+			s.reject(w, r, req, "", exchange.AsError(err))
 			return
 		}
 		if key == "" {
-			s.reject(w, r, "", exchange.Errorf(exchange.ErrAuth, "api_key not found in your request parameters"))
+			s.reject(w, r, req, "", exchange.Errorf(exchange.ErrAuth, "api_key not found in your request parameters"))
 			return
 		}
 		acc, ok := s.kit.Account(key)
 		if !ok {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrAuth, "API key is invalid."))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrAuth, "API key is invalid."))
 			return
 		}
 		cred := acc.Key
@@ -141,20 +144,20 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 			cred.PublicKey = cred.PrivateKey.Public()
 		}
 		if err := check(req, &cred, s.kit.Now()); err != nil {
-			s.reject(w, r, key, exchange.AsError(err))
+			s.reject(w, r, req, key, exchange.AsError(err))
 			return
 		}
 		if !acc.IPAllowed(r.RemoteAddr) {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrIP, "Unmatched IP, please check your API key's bound IP addresses."))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrIP, "Unmatched IP, please check your API key's bound IP addresses."))
 			return
 		}
 		if perm != "" && !acc.Allowed(perm) {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrPermission, "Permission denied, please check your API key permissions."))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrPermission, "Permission denied, please check your API key permissions."))
 			return
 		}
 		q, err := exchange.ParseQuery(req.RawQuery)
 		if err != nil {
-			s.reject(w, r, key, exchange.AsError(err))
+			s.reject(w, r, req, key, exchange.AsError(err))
 			return
 		}
 		c := &simCall{acc: acc, params: queryFields(q)}
@@ -164,7 +167,7 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 				v, err := parseJSON(req.Body)
 				o, isObj := v.(map[string]any)
 				if err != nil || !isObj {
-					s.reject(w, r, key, exchange.Errorf(exchange.ErrBadRequest, "params error: json body invalid"))
+					s.reject(w, r, req, key, exchange.Errorf(exchange.ErrBadRequest, "params error: json body invalid"))
 					return
 				}
 				c.body = o

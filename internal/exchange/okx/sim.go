@@ -44,7 +44,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /api/v5/asset/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v5/asset/transfer", s.private("transfer", s.transfer))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.reject(w, r, "", exchange.Errorf(exchange.ErrNotFound, "Not Found"))
+		s.reject(w, r, nil, "", exchange.Errorf(exchange.ErrNotFound, "Not Found"))
 	}))
 	s.handler = kit.Faults(mux)
 	return s
@@ -62,11 +62,14 @@ type simCall struct {
 	body  any
 }
 
-func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, key string, e *exchange.Error) {
-	s.kit.Record(sim.Logged{
-		Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(),
-		APIKey: key, Error: e.Message,
-	})
+// reject logs a refused request, with its body when it was read, and
+// answers with e.
+func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, req *exchange.Request, key string, e *exchange.Error) {
+	l := sim.Logged{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), APIKey: key, Error: e.Message}
+	if req != nil {
+		l.Path, l.Body = req.Path, req.Body
+	}
+	s.kit.Record(l)
 	s.errs.WriteError(w, e)
 }
 
@@ -93,12 +96,12 @@ func (s *Simulator) public(h func(w http.ResponseWriter, c *simCall)) http.Handl
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, e := readRequest(w, r)
 		if e != nil {
-			s.reject(w, r, "", e)
+			s.reject(w, r, nil, "", e)
 			return
 		}
 		q, err := exchange.ParseQuery(req.RawQuery)
 		if err != nil {
-			s.reject(w, r, "", exchange.AsError(err))
+			s.reject(w, r, req, "", exchange.AsError(err))
 			return
 		}
 		s.kit.Record(sim.Logged{Method: r.Method, Path: req.Path, RawQuery: req.RawQuery, Header: r.Header.Clone(), Body: req.Body})
@@ -111,44 +114,44 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, e := readRequest(w, r)
 		if e != nil {
-			s.reject(w, r, "", e)
+			s.reject(w, r, nil, "", e)
 			return
 		}
 		key, err := verifier{}.ClientKey(req)
 		if err != nil {
-			s.reject(w, r, "", exchange.AsError(err))
+			s.reject(w, r, req, "", exchange.AsError(err))
 			return
 		}
 		if key == "" {
-			s.reject(w, r, "", exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-KEY can not be empty"))
+			s.reject(w, r, req, "", exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-KEY can not be empty"))
 			return
 		}
 		acc, ok := s.kit.Account(key)
 		if !ok {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrAuth, "invalid OK-ACCESS-KEY"))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrAuth, "invalid OK-ACCESS-KEY"))
 			return
 		}
 		if err := check(req, acc.Key.Secret, acc.Key.Passphrase, s.kit.Now()); err != nil {
-			s.reject(w, r, key, exchange.AsError(err))
+			s.reject(w, r, req, key, exchange.AsError(err))
 			return
 		}
 		if !acc.IPAllowed(r.RemoteAddr) {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrIP, "your IP is not included in your API key's IP whitelist"))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrIP, "your IP is not included in your API key's IP whitelist"))
 			return
 		}
 		if perm != "" && !acc.Allowed(perm) {
-			s.reject(w, r, key, exchange.Errorf(exchange.ErrPermission, "API key doesn't have permission"))
+			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrPermission, "API key doesn't have permission"))
 			return
 		}
 		q, err := exchange.ParseQuery(req.RawQuery)
 		if err != nil {
-			s.reject(w, r, key, exchange.AsError(err))
+			s.reject(w, r, req, key, exchange.AsError(err))
 			return
 		}
 		var body any
 		if len(req.Body) > 0 {
 			if body, err = parseJSON(req.Body); err != nil {
-				s.reject(w, r, key, exchange.Errorf(exchange.ErrBadRequest, "Json data format error"))
+				s.reject(w, r, req, key, exchange.Errorf(exchange.ErrBadRequest, "Json data format error"))
 				return
 			}
 		}
