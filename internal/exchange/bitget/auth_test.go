@@ -311,3 +311,12 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 		t.Errorf("Verify(Sign(r)) (-want +got):\n%s", diff)
 	}
 }
+
+// TestWebSocketLoginVector checks the HMAC primitive against spec §9 b) G3
+// (WebSocket login prehash, Python only).
+func TestWebSocketLoginVector(t *testing.T) {
+	got := string(hmacSignature(nil, []byte("bg-test-secret"), "1700000000", "GET", "/user/verify", "", nil))
+	if want := "PogF8hXlSXjJ4POp5N9yU7jP+SuLhD5yIdRZZdJPRdA="; got != want {
+		t.Errorf("hmacSignature(G3) = %q, want %q", got, want)
+	}
+}

@@ -321,3 +321,25 @@ func TestGatewayFlow(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulatorVectors sends the spec's vectors, exactly as signed there, to
+// the simulator with its clock at the vector's time: it must accept them.
+func TestSimulatorVectors(t *testing.T) {
+	for i, tt := range vectors {
+		t.Run(tt.name, func(t *testing.T) {
+			kit := sim.NewKit()
+			kit.Now = func() time.Time { return vectorTime }
+			kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true, "trade": true}})
+			srv := httptest.NewServer(NewSimulator(kit))
+			defer srv.Close()
+			e := &simEnv{kit: kit, srv: srv}
+			status, a := e.send(t, signedVector(t, i))
+			if status != 200 || a.Code != "00000" {
+				t.Errorf("simulator(%s) = %d %+v, want 200 code 00000", tt.name, status, a)
+			}
+			if l := kit.Log(); len(l) != 1 || !l[0].Verified {
+				t.Errorf("simulator log = %+v, want one verified request", l)
+			}
+		})
+	}
+}

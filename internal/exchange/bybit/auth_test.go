@@ -262,3 +262,12 @@ func TestVerifyPathNotSigned(t *testing.T) {
 		t.Errorf("Verify(other path, same payload) = %v; Bybit does not sign the path", err)
 	}
 }
+
+// TestWebSocketAuthVector checks the HMAC primitive against spec §7 b) Y3
+// (WebSocket auth string "GET/realtime" + expires, Python only).
+func TestWebSocketAuthVector(t *testing.T) {
+	got := string(hmacSignature(nil, []byte("bybit-test-secret"), "GET/realtime1662350400000", "", "", nil))
+	if want := "e5afa359fdaabfeeae6a8755687997f43c4696196a957502edf608dcd3c83caa"; got != want {
+		t.Errorf("hmacSignature(Y3) = %q, want %q", got, want)
+	}
+}

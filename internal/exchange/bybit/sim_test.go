@@ -328,3 +328,25 @@ func TestGatewayFlow(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulatorVectors sends the spec's vectors, exactly as signed there, to
+// the simulator with its clock at the vector's time: it must accept them.
+func TestSimulatorVectors(t *testing.T) {
+	for i, tt := range vectors {
+		t.Run(tt.name, func(t *testing.T) {
+			kit := sim.NewKit()
+			kit.Now = func() time.Time { return time.UnixMilli(tt.ms) }
+			kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true, "trade": true}})
+			srv := httptest.NewServer(NewSimulator(kit))
+			defer srv.Close()
+			e := &simEnv{kit: kit, srv: srv}
+			resp, a := e.send(t, signedVector(t, i))
+			if resp.StatusCode != 200 || a.RetCode != 0 {
+				t.Errorf("simulator(%s) = %d %+v, want 200 retCode 0", tt.name, resp.StatusCode, a)
+			}
+			if l := kit.Log(); len(l) != 1 || !l[0].Verified {
+				t.Errorf("simulator log = %+v, want one verified request", l)
+			}
+		})
+	}
+}

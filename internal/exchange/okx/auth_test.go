@@ -247,3 +247,13 @@ func TestSignatureMatchesCryptoHMAC(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSocketLoginVector checks the HMAC primitive against spec §6 b) O3
+// (WebSocket login prehash, Python only): keywarden does not proxy OKX's
+// WebSocket, but the login sign is the REST scheme over a fixed request.
+func TestWebSocketLoginVector(t *testing.T) {
+	got := string(signature(nil, []byte("okx-test-secret"), "1538054050", "GET", "/users/self/verify", "", nil))
+	if want := "glDzkdxsbPQQjWTlU42gCcktsrKcEmquRBno72XX5Mk="; got != want {
+		t.Errorf("signature(O3) = %q, want %q", got, want)
+	}
+}

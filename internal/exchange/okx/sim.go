@@ -41,6 +41,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /api/v5/trade/order", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v5/trade/batch-orders", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v5/trade/cancel-order", s.private("trade", s.cancelOrder))
+	mux.Handle("POST /api/v5/account/set-leverage", s.private("trade", s.setLeverage))
 	mux.Handle("POST /api/v5/asset/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v5/asset/transfer", s.private("transfer", s.transfer))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -330,6 +331,20 @@ func (s *Simulator) cancelOrder(w http.ResponseWriter, c *simCall) {
 		return
 	}
 	ok(w, map[string]string{"ordId": got.ID, "clOrdId": got.ClientOrderID, "sCode": "0", "sMsg": ""})
+}
+
+func (s *Simulator) setLeverage(w http.ResponseWriter, c *simCall) {
+	o, isObj := c.body.(map[string]any)
+	if !isObj {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Body can not be empty"))
+		return
+	}
+	vals, err := getStrings(objFields(o), "instId", "lever", "mgnMode", "posSide")
+	if err != nil || vals[1] == "" || vals[2] == "" {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter lever or mgnMode can not be empty"))
+		return
+	}
+	ok(w, map[string]string{"instId": vals[0], "lever": vals[1], "mgnMode": vals[2], "posSide": vals[3]})
 }
 
 func (s *Simulator) withdraw(w http.ResponseWriter, c *simCall) {
