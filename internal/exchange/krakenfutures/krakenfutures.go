@@ -41,6 +41,7 @@ func New(upstream *url.URL) exchange.Venue {
 		Describer: describer{},
 		Errors:    errorWriter{},
 		Inspector: inspector{},
+		Prices:    prices{},
 		KeyKinds:  []exchange.KeyKind{exchange.KeyHMAC},
 	}
 }
