@@ -24,7 +24,8 @@ const simLimit = 20
 // Simulator is a Bybit v5 REST simulator for tests. It verifies the X-BAPI-*
 // signature (HMAC, or RSA for accounts whose Key is RSA), receive window, IP
 // and key permissions from the raw bytes it receives, logs every request in
-// the kit, and answers in Bybit's shapes with X-Bapi-Limit headers.
+// the kit, and answers in Bybit's shapes with X-Bapi-Limit headers; a key
+// that spends its per-second budget gets retCode 10006.
 // Permissions are "read", "trade", "withdraw" and "transfer". A Simulator is
 // safe for concurrent use.
 type Simulator struct {
@@ -174,29 +175,39 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 			}
 			c.params = objFields(c.body)
 		}
+		left, reset := s.spend(key)
+		s.limitHeaders(w, left, reset)
+		if left < 0 {
+			s.reject(w, r, req, key, &exchange.Error{Kind: exchange.ErrRateLimit, Message: "Too many visits!", RetryAfter: reset.Sub(s.kit.Now())})
+			return
+		}
 		s.kit.Record(sim.Logged{
 			Method: r.Method, Path: req.Path, RawQuery: req.RawQuery, Header: r.Header.Clone(), Body: req.Body,
 			APIKey: key, Verified: true,
 		})
-		s.limitHeaders(w, key)
 		h(w, c)
 	})
 }
 
-// limitHeaders spends one unit of key's per-second budget and reports it.
-func (s *Simulator) limitHeaders(w http.ResponseWriter, key string) {
+// spend takes one unit of key's per-second budget and returns what is left
+// (negative once it is exhausted) and when the budget resets.
+func (s *Simulator) spend(key string) (int, time.Time) {
 	now := s.kit.Now()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if sec := now.Unix(); sec != s.sec {
 		s.sec, s.spent = sec, map[string]int{}
 	}
 	s.spent[key]++
-	left := max(simLimit-s.spent[key], 0)
-	s.mu.Unlock()
+	return simLimit - s.spent[key], now.Truncate(time.Second).Add(time.Second)
+}
+
+// limitHeaders reports the budget as Bybit does.
+func (s *Simulator) limitHeaders(w http.ResponseWriter, left int, reset time.Time) {
 	h := w.Header()
 	h.Set("X-Bapi-Limit", strconv.Itoa(simLimit))
-	h.Set("X-Bapi-Limit-Status", strconv.Itoa(left))
-	h.Set("X-Bapi-Limit-Reset-Timestamp", strconv.FormatInt(now.Truncate(time.Second).Add(time.Second).UnixMilli(), 10))
+	h.Set("X-Bapi-Limit-Status", strconv.Itoa(max(left, 0)))
+	h.Set("X-Bapi-Limit-Reset-Timestamp", strconv.FormatInt(reset.UnixMilli(), 10))
 }
 
 func (s *Simulator) ok(w http.ResponseWriter, result any) {

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,5 +349,34 @@ func TestSimulatorVectors(t *testing.T) {
 				t.Errorf("simulator log = %+v, want one verified request", l)
 			}
 		})
+	}
+}
+
+// TestSimulatorRateLimit spends a key's per-second budget: the next request
+// is refused with Bybit's 10006 and Retry-After, and the next second the
+// budget is back.
+func TestSimulatorRateLimit(t *testing.T) {
+	var offset atomic.Int64
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	kit := sim.NewKit()
+	kit.Now = func() time.Time { return start.Add(time.Duration(offset.Load())) }
+	kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true}})
+	srv := httptest.NewServer(NewSimulator(kit))
+	defer srv.Close()
+	e := &simEnv{kit: kit, srv: srv, now: start}
+	for i := range simLimit {
+		resp, a := e.send(t, e.signed(t, testKey(), "GET", "/v5/order/realtime", "category=spot", ""))
+		if resp.StatusCode != 200 || a.RetCode != 0 || resp.Header.Get("X-Bapi-Limit-Status") != strconv.Itoa(simLimit-i-1) {
+			t.Fatalf("request %d = %d retCode %d status header %q", i, resp.StatusCode, a.RetCode, resp.Header.Get("X-Bapi-Limit-Status"))
+		}
+	}
+	resp, a := e.send(t, e.signed(t, testKey(), "GET", "/v5/order/realtime", "category=spot", ""))
+	if resp.StatusCode != http.StatusTooManyRequests || a.RetCode != 10006 || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("request over budget = %d retCode %d Retry-After %q, want 429 10006 1", resp.StatusCode, a.RetCode, resp.Header.Get("Retry-After"))
+	}
+	offset.Store(int64(time.Second))
+	e.now = start.Add(time.Second)
+	if resp, a := e.send(t, e.signed(t, testKey(), "GET", "/v5/order/realtime", "category=spot", "")); resp.StatusCode != 200 || a.RetCode != 0 {
+		t.Errorf("request in the next second = %d retCode %d, want 200 0", resp.StatusCode, a.RetCode)
 	}
 }
