@@ -180,7 +180,7 @@ func (f *keyAddFlags) readMaterial(p *prompter) (*material, error) {
 	}
 	if needsPass && len(m.passphrase) == 0 {
 		m.zero()
-		return nil, fmt.Errorf("key material: %s keys have a passphrase; add passphrase=...", f.exchange)
+		return nil, fmt.Errorf("key material: %s keys have a passphrase; add a passphrase= line", f.exchange)
 	}
 	return m, nil
 }

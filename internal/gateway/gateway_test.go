@@ -413,7 +413,7 @@ func TestUpstreamFailures(t *testing.T) {
 		handler func(w http.ResponseWriter, r *http.Request)
 		status  int
 	}{
-		{"5xx relayed once", func(w http.ResponseWriter, r *http.Request) { http.Error(w, `{"code":-1000}`, 503) }, 503},
+		{"5xx relayed once", func(w http.ResponseWriter, r *http.Request) { http.Error(w, `{"code":-1000}`, http.StatusServiceUnavailable) }, 503},
 		{"hang gives 504", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, 504},
 		{"truncated body gives 502", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1000")

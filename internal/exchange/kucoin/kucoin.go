@@ -171,9 +171,7 @@ func (inspector) ParsePosture(status int, body []byte) (exchange.KeyPosture, err
 			p.CanWithdraw = true
 		}
 	}
-	for _, ip := range strings.FieldsFunc(info.IPWhitelist, func(r rune) bool { return r == ',' || r == ';' || r == ' ' }) {
-		p.IPs = append(p.IPs, ip)
-	}
+	p.IPs = append(p.IPs, strings.FieldsFunc(info.IPWhitelist, func(r rune) bool { return r == ',' || r == ';' || r == ' ' })...)
 	p.IPRestricted = len(p.IPs) > 0
 	if info.CreatedAt > 0 {
 		p.Created = time.UnixMilli(info.CreatedAt).UTC()
