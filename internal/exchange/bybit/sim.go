@@ -24,8 +24,8 @@ const simLimit = 20
 // Simulator is a Bybit v5 REST simulator for tests. It verifies the X-BAPI-*
 // signature (HMAC, or RSA for accounts whose Key is RSA), receive window, IP
 // and key permissions from the raw bytes it receives, logs every request in
-// the kit, and answers in Bybit's shapes with X-Bapi-Limit headers; a key
-// that spends its per-second budget gets retCode 10006.
+// the kit, and answers in Bybit's shapes with X-Bapi-Limit headers. After
+// EnforceBudget, a key that spends its per-second budget gets retCode 10006.
 // Permissions are "read", "trade", "withdraw" and "transfer". A Simulator is
 // safe for concurrent use.
 type Simulator struct {
@@ -33,9 +33,18 @@ type Simulator struct {
 	handler http.Handler
 	errs    errorWriter
 
-	mu    sync.Mutex // guards account balances and the rate window
-	sec   int64
-	spent map[string]int
+	mu      sync.Mutex // guards account balances and the rate window
+	sec     int64
+	spent   map[string]int
+	enforce bool
+}
+
+// EnforceBudget makes the simulator refuse a key's requests beyond its
+// per-second budget, as Bybit does, instead of only reporting the budget.
+func (s *Simulator) EnforceBudget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.enforce = true
 }
 
 // NewSimulator returns a Simulator serving kit's accounts.
@@ -175,9 +184,9 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 			}
 			c.params = objFields(c.body)
 		}
-		left, reset := s.spend(key)
+		left, reset, enforce := s.spend(key)
 		s.limitHeaders(w, left, reset)
-		if left < 0 {
+		if left < 0 && enforce {
 			s.reject(w, r, req, key, &exchange.Error{Kind: exchange.ErrRateLimit, Message: "Too many visits!", RetryAfter: reset.Sub(s.kit.Now())})
 			return
 		}
@@ -190,8 +199,9 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 }
 
 // spend takes one unit of key's per-second budget and returns what is left
-// (negative once it is exhausted) and when the budget resets.
-func (s *Simulator) spend(key string) (int, time.Time) {
+// (negative once it is exhausted), when the budget resets, and whether an
+// exhausted budget refuses the request.
+func (s *Simulator) spend(key string) (int, time.Time, bool) {
 	now := s.kit.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -199,7 +209,7 @@ func (s *Simulator) spend(key string) (int, time.Time) {
 		s.sec, s.spent = sec, map[string]int{}
 	}
 	s.spent[key]++
-	return simLimit - s.spent[key], now.Truncate(time.Second).Add(time.Second)
+	return simLimit - s.spent[key], now.Truncate(time.Second).Add(time.Second), s.enforce
 }
 
 // limitHeaders reports the budget as Bybit does.

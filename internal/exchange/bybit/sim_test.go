@@ -352,16 +352,18 @@ func TestSimulatorVectors(t *testing.T) {
 	}
 }
 
-// TestSimulatorRateLimit spends a key's per-second budget: the next request
-// is refused with Bybit's 10006 and Retry-After, and the next second the
-// budget is back.
+// TestSimulatorRateLimit spends a key's per-second budget with enforcement
+// on: the next request is refused with Bybit's 10006 and Retry-After, and
+// the next second the budget is back.
 func TestSimulatorRateLimit(t *testing.T) {
 	var offset atomic.Int64
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	kit := sim.NewKit()
 	kit.Now = func() time.Time { return start.Add(time.Duration(offset.Load())) }
 	kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true}})
-	srv := httptest.NewServer(NewSimulator(kit))
+	s := NewSimulator(kit)
+	s.EnforceBudget()
+	srv := httptest.NewServer(s)
 	defer srv.Close()
 	e := &simEnv{kit: kit, srv: srv, now: start}
 	for i := range simLimit {
@@ -375,8 +377,29 @@ func TestSimulatorRateLimit(t *testing.T) {
 		t.Errorf("request over budget = %d retCode %d Retry-After %q, want 429 10006 1", resp.StatusCode, a.RetCode, resp.Header.Get("Retry-After"))
 	}
 	offset.Store(int64(time.Second))
+	if l := kit.Log(); len(l) != simLimit+1 || l[simLimit].Verified || l[simLimit].Error == "" {
+		t.Errorf("simulator logged %d requests, the last %+v; want %d with the last refused", len(l), l[len(l)-1], simLimit+1)
+	}
 	e.now = start.Add(time.Second)
 	if resp, a := e.send(t, e.signed(t, testKey(), "GET", "/v5/order/realtime", "category=spot", "")); resp.StatusCode != 200 || a.RetCode != 0 {
 		t.Errorf("request in the next second = %d retCode %d, want 200 0", resp.StatusCode, a.RetCode)
+	}
+}
+
+// TestSimulatorBudgetReportedOnly checks that by default the budget is
+// reported but not enforced, so load tests through the simulator are not
+// throttled.
+func TestSimulatorBudgetReportedOnly(t *testing.T) {
+	e := newSimEnv(t)
+	var resp *http.Response
+	for range simLimit + 5 {
+		var a answer
+		resp, a = e.send(t, e.signed(t, testKey(), "GET", "/v5/order/realtime", "category=spot", ""))
+		if resp.StatusCode != 200 || a.RetCode != 0 {
+			t.Fatalf("request = %d retCode %d, want 200 0", resp.StatusCode, a.RetCode)
+		}
+	}
+	if got := resp.Header.Get("X-Bapi-Limit-Status"); got != "0" {
+		t.Errorf("X-Bapi-Limit-Status over budget = %q, want 0", got)
 	}
 }
