@@ -10,6 +10,8 @@ log() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# nginx is the reference the gateway's benchmark is measured against.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -19,11 +21,13 @@ fi
 
 ccxt_dir=internal/exchange/exchangetest/ccxt
 if [ ! -f "$ccxt_dir/node_modules/ccxt/package.json" ] || \
-   ! grep -q '"version": "4.5.84"' "$ccxt_dir/node_modules/ccxt/package.json"; then
+   ! grep -q '"version": "4.5.84"' "$ccxt_dir/node_modules/ccxt/package.json" || \
+   ! grep -q '"version": "4.5.82"' "$ccxt_dir/node_modules/ccxt-bitmex/package.json" 2>/dev/null; then
   log "installing ccxt (pinned by $ccxt_dir/package-lock.json)"
   npm ci --prefix "$ccxt_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
 fi
 export KEYWARDEN_REQUIRE_CCXT=1
+export KEYWARDEN_REQUIRE_NGINX=1
 
 log "gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
