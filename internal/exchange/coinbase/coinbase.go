@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keywarden/keywarden/internal/exchange"
 )
@@ -93,7 +95,7 @@ func writeUnauthorized(w http.ResponseWriter) {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, code string, grpc int, msg string) {
-	msg = exchange.SafeName(msg)
+	msg = errorDetail(msg)
 	b, _ := json.Marshal(struct {
 		Error        string `json:"error"`
 		Code         int    `json:"code"`
@@ -142,4 +144,20 @@ func (inspector) ParsePosture(status int, body []byte) (exchange.KeyPosture, err
 		}
 	}
 	return p, nil
+}
+
+// errorDetail readies keywarden's explanation of an error for the reply:
+// control characters replaced, and cut at 512 bytes, long enough for a
+// policy denial's whole reason (exchange.SafeName's 64 would cut it short).
+// The messages are safe to show by the exchange.Error contract.
+func errorDetail(s string) string {
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keywarden/keywarden/internal/exchange"
 )
@@ -102,7 +103,7 @@ func (errorWriter) WriteError(w http.ResponseWriter, e *exchange.Error) {
 func writeKrakenError(w http.ResponseWriter, status int, code, detail string) {
 	errs := []string{code}
 	if detail != "" {
-		errs = append(errs, "EGeneral:keywarden: "+exchange.SafeName(detail))
+		errs = append(errs, "EGeneral:keywarden: "+errorDetail(detail))
 	}
 	b, _ := json.Marshal(struct {
 		Error  []string `json:"error"`
@@ -213,3 +214,19 @@ const (
 	PermQueryLedger       = "query-ledger"
 	PermExportData        = "export-data"
 )
+
+// errorDetail readies keywarden's explanation of an error for the reply:
+// control characters replaced, and cut at 512 bytes, long enough for a
+// policy denial's whole reason (exchange.SafeName's 64 would cut it short).
+// The messages are safe to show by the exchange.Error contract.
+func errorDetail(s string) string {
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}

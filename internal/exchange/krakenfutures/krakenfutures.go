@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keywarden/keywarden/internal/exchange"
 )
@@ -101,10 +103,26 @@ func writeFuturesError(w http.ResponseWriter, status int, code, detail string, n
 		ServerTime string `json:"serverTime"`
 		Error      string `json:"error"`
 		Message    string `json:"message,omitempty"`
-	}{"error", serverTime(now), code, exchange.SafeName(detail)})
+	}{"error", serverTime(now), code, errorDetail(detail)})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
 
 func serverTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// errorDetail readies keywarden's explanation of an error for the reply:
+// control characters replaced, and cut at 512 bytes, long enough for a
+// policy denial's whole reason (exchange.SafeName's 64 would cut it short).
+// The messages are safe to show by the exchange.Error contract.
+func errorDetail(s string) string {
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}
