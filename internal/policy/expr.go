@@ -39,6 +39,10 @@ const exprSizeHint = 256
 // exprProgram is one compiled expression.
 type exprProgram interface {
 	eval(v *exprVars) (bool, error)
+	// bounded reports whether the expression's static worst-case cost on
+	// inputs within exprSizeHint is within its cost limit, so that on such
+	// inputs it can never be stopped by the limit.
+	bounded() bool
 }
 
 type compiledExpr struct {
@@ -204,9 +208,21 @@ func compileExprs(defs []ExprDef) ([]compiledExpr, exprProgram, []error) {
 	if len(errs) > 0 || len(out) < 2 {
 		return out, nil, errs
 	}
+	// The conjunction stands in for the expressions one by one only where
+	// none of them could have hit its own cost limit: the conjunction's
+	// limit is their sum, so one expression over its limit could otherwise
+	// pass inside it.
+	for _, e := range out {
+		if !e.prg.bounded() {
+			return out, nil, nil
+		}
+	}
+	// Each expression goes on lines of its own: CEL has line comments, and
+	// a comment ending one expression must end before the next one starts,
+	// or the conjunction would silently lose part of it.
 	parts := make([]string, len(defs))
 	for i, d := range defs {
-		parts[i] = "(" + d.Expr + ")"
+		parts[i] = "(\n" + d.Expr + "\n)"
 	}
 	all, err := compileExprLimit(strings.Join(parts, " && "), uint64(len(defs))*exprCostLimit)
 	if err != nil {
@@ -222,14 +238,18 @@ func compileExprs(defs []ExprDef) ([]compiledExpr, exprProgram, []error) {
 // When a policy has several expressions, the first one evaluated runs
 // their conjunction once: CEL's && is true only when every operand is
 // true (an error or false anywhere makes it false or an error), so a true
-// conjunction allows them all at the cost of one evaluation. Otherwise
-// each runs on its own to name the one that denies.
+// conjunction allows them all at the cost of one evaluation. It runs only
+// on inputs within exprSizeHint, where no expression can exceed its own
+// cost limit (compileExprs builds it only for bounded expressions).
+// Otherwise each runs on its own, which also names the one that denies.
 func (p *Policy) evalExpr(r *rule, c *checkCtx) *Denial {
 	vars := c.exprVars(p)
 	if p.allExprs != nil && !c.exprsChecked {
 		c.exprsChecked = true
-		if ok, err := p.allExprs.eval(vars); err == nil && ok {
-			c.exprsPassed = true
+		if vars.fitsSizeHint() {
+			if ok, err := p.allExprs.eval(vars); err == nil && ok {
+				c.exprsPassed = true
+			}
 		}
 	}
 	if c.exprsPassed {

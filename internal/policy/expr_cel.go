@@ -75,6 +75,8 @@ func compileExprLimit(src string, limit uint64) (exprProgram, error) {
 	return out, nil
 }
 
+func (c celProgram) bounded() bool { return c.fast != nil }
+
 func (c celProgram) eval(v *exprVars) (bool, error) {
 	prg := c.tracked
 	if c.fast != nil && v.fitsSizeHint() {

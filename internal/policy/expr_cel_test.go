@@ -122,3 +122,85 @@ func TestExpressionFastPathBounds(t *testing.T) {
 		t.Errorf("Check(2000 orders) = %v, want the tracked program's cost-limit denial", d)
 	}
 }
+
+// TestExpressionConjunction checks that the single evaluation of all of a
+// policy's expressions judges every one of them as written: a line comment
+// at the end of one expression must not swallow the start of the next.
+func TestExpressionConjunction(t *testing.T) {
+	tests := []struct {
+		name     string
+		exprs    []ExprDef
+		wantRule string
+	}{
+		{"all true", []ExprDef{
+			{Name: "small", Expr: `call.orders.all(o, o.notional <= 100000.0)`},
+			{Name: "day", Expr: `hour >= 8 && hour < 20`},
+		}, ""},
+		{"second false", []ExprDef{
+			{Name: "small", Expr: `call.orders.all(o, o.notional <= 100000.0)`},
+			{Name: "night", Expr: `hour < 6 || hour >= 22`},
+		}, "expr:night"},
+		{"comment ends the first", []ExprDef{
+			{Name: "small", Expr: `call.orders.all(o, o.notional <= 100000.0) // keep orders small`},
+			{Name: "night", Expr: "hour < 6\n|| hour >= 22"},
+		}, "expr:night"},
+		{"comment ends the second", []ExprDef{
+			{Name: "night", Expr: "hour < 6 // early\n|| hour >= 22 // late"},
+			{Name: "small", Expr: `call.orders.all(o, o.notional <= 100000.0)`},
+		}, "expr:night"},
+		{"comments everywhere, all true", []ExprDef{
+			{Name: "small", Expr: "// orders\ncall.orders.all(o, o.notional <= 100000.0) // small"},
+			{Name: "day", Expr: "hour >= 8 // from\n&& hour < 20 // to"},
+			{Name: "buy", Expr: `call.orders.all(o, o.side == "buy") // buys only`},
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, Definition{Scopes: []string{"trade"}, Expressions: tt.exprs})
+			if p.allExprs == nil {
+				t.Fatal("no conjunction program compiled, want one")
+			}
+			d := p.Check(trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)))
+			got := ""
+			if d != nil {
+				got = d.Rule
+			}
+			if got != tt.wantRule {
+				t.Errorf("Check() = %v, want rule %q", d, tt.wantRule)
+			}
+		})
+	}
+}
+
+// TestExpressionCostLimitWithOthers checks that an expression over its own
+// cost limit denies the call even when the policy has other expressions,
+// whose conjunction has a larger total limit.
+func TestExpressionCostLimitWithOthers(t *testing.T) {
+	heavy := ExprDef{Name: "heavy", Expr: `call.orders.all(a, call.orders.all(b, a.qty + b.qty >= 0.0))`}
+	light := ExprDef{Name: "light", Expr: `hour >= 0`}
+	// 40 orders cost this expression about 1.5 times its limit.
+	orders := make([]exchange.Order, 40)
+	for i := range orders {
+		orders[i] = limit("BTCUSDT", exchange.Buy, 0.001, 100000)
+	}
+	tests := []struct {
+		name  string
+		exprs []ExprDef
+	}{
+		{"alone", []ExprDef{heavy}},
+		{"first of two", []ExprDef{heavy, light}},
+		{"second of two", []ExprDef{light, heavy}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustCompile(t, Definition{Scopes: []string{"trade"}, Expressions: tt.exprs})
+			d := p.Check(trade(orders...))
+			if d == nil || d.Rule != "expr:heavy" || !strings.Contains(d.Reason, "cost limit") {
+				t.Errorf("Check(40 orders) = %v, want expr:heavy denied at its cost limit", d)
+			}
+			if d := p.Check(trade(orders[:5]...)); d != nil {
+				t.Errorf("Check(5 orders) = %v, want allowed", d)
+			}
+		})
+	}
+}
