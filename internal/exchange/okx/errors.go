@@ -206,10 +206,7 @@ func (keyManager) CreateKeyRequest(spec exchange.KeySpec) (*exchange.Request, er
 	if len(spec.IPs) > 20 {
 		return nil, fmt.Errorf("okx create key: at most 20 ip addresses")
 	}
-	pass, err := passphrase()
-	if err != nil {
-		return nil, fmt.Errorf("okx create key: %w", err)
-	}
+	pass := passphrase()
 	body, err := marshal(createKey{
 		SubAcct: spec.SubAccount, Label: spec.Label, Passphrase: pass,
 		Perm: strings.Join(spec.Permissions, ","), IP: strings.Join(spec.IPs, ","),
@@ -266,8 +263,8 @@ func (keyManager) DeleteKeyRequest(apiKey string, spec exchange.KeySpec) (*excha
 // passphrase returns a random passphrase OKX accepts: 26 base32 characters
 // from crypto/rand (130 bits) plus a fixed suffix that supplies the lower
 // case, digit and special characters OKX requires.
-func passphrase() (string, error) {
-	return rand.Text() + "a7!", nil
+func passphrase() string {
+	return rand.Text() + "a7!"
 }
 
 // unixMilli formats t as OKX does its ms timestamps.
