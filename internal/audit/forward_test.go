@@ -116,6 +116,7 @@ func TestForwardSyslogTCP(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- fw.Run(ctx) }()
 	waitFor(t, "20 syslog messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= 20 })
+	waitFor(t, "cursor at 20", func() bool { return fw.Status().Sent == 20 })
 	cancel()
 	<-done
 	recs := readAll(t, l.Dir())
@@ -213,7 +214,7 @@ func TestForwardHTTPRetainsDuringOutage(t *testing.T) {
 	for i := range 5 {
 		mustAppend(t, l, intentRecord(i))
 	}
-	waitFor(t, "first 5 records", func() bool { return recv.count() == 5 })
+	waitFor(t, "first 5 records", func() bool { return fw.Status().Sent == 5 })
 
 	// Outage: appends keep succeeding, the forwarder reports lag and an
 	// error, and nothing is dropped.
@@ -223,14 +224,18 @@ func TestForwardHTTPRetainsDuringOutage(t *testing.T) {
 	for i := range 30 {
 		mustAppend(t, l, intentRecord(10+i))
 	}
-	waitFor(t, "forwarder error", func() bool { return fw.Err() != nil })
+	waitFor(t, "forwarder error", func() bool { return fw.Status().LastError != nil })
+	if fw.Err() == nil {
+		t.Errorf("Err() during outage = nil, want an error")
+	}
 	if s := fw.Status(); s.Lag != 30 || s.LastError == nil {
 		t.Errorf("Status during outage = %+v, want lag 30 and an error", s)
 	}
 	recv.mu.Lock()
 	recv.fail = false
 	recv.mu.Unlock()
-	waitFor(t, "catch-up", func() bool { return recv.count() >= 35 })
+	// Sent is updated only after the cursor is persisted.
+	waitFor(t, "catch-up", func() bool { return fw.Status().Sent == 35 })
 	waitFor(t, "healthy", func() bool { return fw.Err() == nil })
 	cancel()
 	<-done
@@ -256,7 +261,7 @@ func TestForwardHTTPRetainsDuringOutage(t *testing.T) {
 	fw2, _ := NewForwarder(ForwarderOptions{Log: l, Sink: sink, Name: "http"})
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	go func() { done <- fw2.Run(ctx2) }()
-	waitFor(t, "resume", func() bool { return recv.count() == 36 })
+	waitFor(t, "resume", func() bool { return fw2.Status().Sent == 36 })
 	cancel2()
 	<-done
 	recv.mu.Lock()
@@ -279,7 +284,7 @@ func TestForwardAcrossSegments(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fw.Run(ctx) }()
-	waitFor(t, "25 records", func() bool { return recv.count() == 25 })
+	waitFor(t, "25 records", func() bool { return fw.Status().Sent == 25 })
 	cancel()
 	<-done
 	recv.mu.Lock()
