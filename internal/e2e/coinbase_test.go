@@ -203,8 +203,8 @@ func venueResultString(t *testing.T, r exchangetest.BotResult, field string) str
 // TestCCXTCoinbaseThroughGateway: unmodified ccxt coinbase bots, with CDP
 // keys (ES256 and EdDSA JWTs) and with a legacy HMAC key, pointed at
 // keywarden, read their balance, place and cancel a limit order, and are
-// denied a send; the simulator sees only requests signed with the exchange's
-// CDP key.
+// denied a send; the simulator sees only requests signed with the exchange
+// key, a CDP key or a legacy HMAC one.
 func TestCCXTCoinbaseThroughGateway(t *testing.T) {
 	tests := []struct {
 		name           string
@@ -213,6 +213,7 @@ func TestCCXTCoinbaseThroughGateway(t *testing.T) {
 		{"ecdsa client, ecdsa key", exchange.KeyECDSA, exchange.KeyECDSA},
 		{"ed25519 client, ed25519 key", exchange.KeyEd25519, exchange.KeyEd25519},
 		{"legacy hmac client, ecdsa key", exchange.KeyHMAC, exchange.KeyECDSA},
+		{"ecdsa client, legacy hmac key", exchange.KeyECDSA, exchange.KeyHMAC},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,7 +222,13 @@ func TestCCXTCoinbaseThroughGateway(t *testing.T) {
 			})
 			kit := env.Sims["coinbase"].Kit
 			kit.SetPrice("BTC-USD", 50000)
-			key := coinbaseAddCDPKey(t, env, "main", tt.server, "read", "trade", "transfer", "withdraw")
+			perms := []string{"read", "trade", "transfer", "withdraw"}
+			var key Key
+			if tt.server == exchange.KeyHMAC {
+				key = env.AddKey("coinbase", "main", perms...)
+			} else {
+				key = coinbaseAddCDPKey(t, env, "main", tt.server, perms...)
+			}
 			bot := coinbaseIssue(t, env, tt.client, "main", "trader")
 			res := exchangetest.CCXTBot(t, coinbaseJob(env, bot,
 				exchangetest.BotStep{Op: "fetchBalance"},
@@ -249,7 +256,7 @@ func TestCCXTCoinbaseThroughGateway(t *testing.T) {
 			if got := venueResultString(t, res[2], "id"); got != id {
 				t.Errorf("cancelOrder id = %q, want %q", got, id)
 			}
-			if e := res[3].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "scope") {
+			if e := res[3].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule scope") {
 				t.Errorf("withdraw error = %+v, want PermissionDenied naming the scope rule", e)
 			}
 
@@ -297,10 +304,10 @@ func TestCCXTCoinbaseOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USD", "limit", "buy", 0.1, 2000}},
 	))
 	venueExpectSteps(t, res, true, false, false)
-	if e := res[1].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "notional") {
+	if e := res[1].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule max_order_notional") {
 		t.Errorf("large market order error = %+v, want PermissionDenied naming the notional cap", e)
 	}
-	if e := res[2].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "symbol") {
+	if e := res[2].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule symbol") {
 		t.Errorf("ETH-USD order error = %+v, want PermissionDenied naming the symbol rule", e)
 	}
 

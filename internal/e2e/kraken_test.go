@@ -83,7 +83,7 @@ func TestCCXTKrakenThroughGateway(t *testing.T) {
 	if id := venueResultString(t, res[1], "id"); len(placed) == 1 && id != placed[0].ID {
 		t.Errorf("createOrder id = %q, want the simulator's %q", id, placed[0].ID)
 	}
-	if e := res[3].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "scope") {
+	if e := res[3].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule scope") {
 		t.Errorf("withdraw error = %+v, want PermissionDenied naming the scope rule", e)
 	}
 	venueCheckForwarded(t, kit.Log(), krakenTicker, key.APIKey, []string{iss.ID, string(iss.Secret)}, []string{
@@ -122,10 +122,10 @@ func TestCCXTKrakenOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USD", "limit", "buy", 0.1, 2000}},
 	))
 	venueExpectSteps(t, res, true, false, false)
-	if e := res[1].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "notional") {
+	if e := res[1].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule max_order_notional") {
 		t.Errorf("large market order error = %+v, want PermissionDenied naming the notional cap", e)
 	}
-	if e := res[2].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "symbol") {
+	if e := res[2].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule symbol") {
 		t.Errorf("XETHZUSD order error = %+v, want PermissionDenied naming the symbol rule", e)
 	}
 	if tickers := venueCheckForwarded(t, kit.Log(), krakenTicker, key.APIKey, []string{iss.ID, string(iss.Secret)},
