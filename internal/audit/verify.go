@@ -80,6 +80,22 @@ type Report struct {
 	Witnessed int
 }
 
+// String summarises the report in one line.
+func (r Report) String() string {
+	s := fmt.Sprintf("%d records (seq %d..%d) in %d segments, head %s, %d checkpoints verified",
+		r.Records, r.FirstSeq, r.LastSeq, r.Segments, r.Head, r.Checkpoints)
+	if r.Anchor != nil {
+		s += fmt.Sprintf(", anchored after seq %d", r.Anchor.Seq)
+	}
+	if r.Witnessed > 0 {
+		s += fmt.Sprintf(", %d witness checkpoints matched", r.Witnessed)
+	}
+	if r.TornTail {
+		s += ", incomplete final line"
+	}
+	return s
+}
+
 // Verify checks the log in dir: every record's hash, the links between
 // records and across segments, contiguous sequence numbers, non-decreasing
 // times, and that every checkpoint matches the chain and carries a valid

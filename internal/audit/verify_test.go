@@ -353,3 +353,12 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestReportString(t *testing.T) {
+	r := Report{Segments: 2, Records: 9, FirstSeq: 3, LastSeq: 11, Head: "ab", Checkpoints: 1,
+		Anchor: &Anchor{Seq: 2}, Witnessed: 1, TornTail: true}
+	want := "9 records (seq 3..11) in 2 segments, head ab, 1 checkpoints verified, anchored after seq 2, 1 witness checkpoints matched, incomplete final line"
+	if got := r.String(); got != want {
+		t.Errorf("Report.String() = %q, want %q", got, want)
+	}
+}
