@@ -65,8 +65,8 @@ type polBot struct {
 // after a successful call to Binance's private /api, when ccxt takes -2015
 // for a temporary ban.
 const (
-	ccxtAuthError = "AuthenticationError"
-	ccxtBanError  = "DDoSProtection"
+	polAuthError = "AuthenticationError"
+	polBanError  = "DDoSProtection"
 )
 
 func polLimit(tag, symbol, side string, qty, price float64, deny string) polStep {
@@ -97,8 +97,8 @@ func polMarkets(ids ...string) []map[string]any {
 	return out
 }
 
-// hhmm formats t's time of day for trading_hours.
-func hhmm(t time.Time) string { return t.Format("15:04") }
+// polHHMM formats t's time of day for trading_hours.
+func polHHMM(t time.Time) string { return t.Format("15:04") }
 
 // Addresses of the withdrawal cases.
 const (
@@ -115,7 +115,7 @@ func polPolicies(now time.Time) map[string]policy.Definition {
 		tokyo = time.UTC
 	}
 	tokyoName := tokyo.String()
-	later := now.In(tokyo)
+	nowTokyo := now.In(tokyo)
 	long := now.Add(-30 * 24 * time.Hour)
 	return map[string]policy.Definition{
 		// trader holds every per-order rule, and admits the caller on
@@ -125,7 +125,7 @@ func polPolicies(now time.Time) map[string]policy.Definition {
 			Venues:           []string{"BINANCE"},
 			SourceIPs:        []string{"127.0.0.0/8", "::1"},
 			Endpoints:        []string{"GET /api/v3/account", "POST /api/v3/order", "DELETE /api/v3/order", "DELETE /api/v3/openOrders"},
-			TradingHours:     []policy.HoursDef{{From: hhmm(now.Add(-2 * time.Hour)), To: hhmm(now.Add(2 * time.Hour))}},
+			TradingHours:     []policy.HoursDef{{From: polHHMM(now.Add(-2 * time.Hour)), To: polHHMM(now.Add(2 * time.Hour))}},
 			Symbols:          []string{"BTCUSDT", "ETH*", "NOPX*"},
 			DenySymbols:      []string{"*DOWNUSDT"},
 			OrderTypes:       []string{"limit", "market"},
@@ -144,7 +144,7 @@ func polPolicies(now time.Time) map[string]policy.Definition {
 		// after-hours allows trading only in an hour that starts two
 		// hours from now, Tokyo time.
 		"after-hours": {Scopes: []string{"read", "trade"}, TradingHours: []policy.HoursDef{{
-			From: hhmm(later.Add(2 * time.Hour)), To: hhmm(later.Add(3 * time.Hour)), TZ: tokyoName,
+			From: polHHMM(nowTokyo.Add(2 * time.Hour)), To: polHHMM(nowTokyo.Add(3 * time.Hour)), TZ: tokyoName,
 		}}},
 		"treasury": {
 			Scopes: []string{"read", "withdraw"},
@@ -336,6 +336,19 @@ func TestPolicyRulesThroughGateway(t *testing.T) {
 	results := polCCXTBots(t, jobs)
 	simLog := kit.Log()
 	recs := env.Records()
+	// Market orders and price bands were judged against the simulator's
+	// public ticker, which the gateway asked itself, without a key.
+	tickers := map[string]int{}
+	for _, l := range simLog {
+		if l.Path == "/api/v3/ticker/price" && l.APIKey == "" && l.Header.Get("X-MBX-APIKEY") == "" {
+			tickers[l.RawQuery]++
+		}
+	}
+	for _, sym := range []string{"BTCUSDT", "ETHUSDT", "NOPXUSDT"} {
+		if tickers["symbol="+sym] == 0 {
+			t.Errorf("the gateway never read the ticker of %s; want its price from the simulator", sym)
+		}
+	}
 	for i, b := range bots {
 		t.Run(b.name, func(t *testing.T) {
 			polCheckBot(t, env, b, keys[i], creds[i], results[i], simLog, recs)
@@ -452,9 +465,9 @@ func polCheckBot(t *testing.T, env *Env, b polBot, key Key, iss *client.Issued, 
 			t.Errorf("step %d %s %v: ok, want denied by %s", i, s.op, s.args, s.deny)
 			continue
 		}
-		wantClass := ccxtAuthError
+		wantClass := polAuthError
 		if authed {
-			wantClass = ccxtBanError
+			wantClass = polBanError
 		}
 		want := "keywarden policy denied (rule " + s.deny + "): "
 		if s.msg != "" {
