@@ -410,7 +410,15 @@ func (l *Log) prepare(r *Record) ([]byte, error) {
 	}
 	sanitize(r)
 	l.hash.apply(r)
-	return encodeBody(r)
+	body, err := encodeBody(r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > maxLine-1024 {
+		// readers refuse longer lines; refusing here keeps the log readable
+		return nil, fmt.Errorf("record of %d bytes is over the %d byte limit", len(body), maxLine-1024)
+	}
+	return body, nil
 }
 
 // Healthy returns nil while the log accepts records, and the error that put

@@ -264,6 +264,7 @@ func TestAppendValidation(t *testing.T) {
 		{"bad decision", Record{Intent: &Intent{Decision: "maybe"}}},
 		{"checkpoint forged", Record{Type: TypeCheckpoint, Checkpoint: &Checkpoint{Count: 1}}},
 		{"event without kind", Record{Event: &Event{}}},
+		{"record too large", Record{Event: &Event{Kind: "x", Detail: map[string]string{"blob": strings.Repeat("&", maxLine/4)}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
