@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -51,7 +53,7 @@ func (a *app) withClientOps(ctx context.Context, fn func(clientOps) error) error
 
 func newClientIssueCmd(a *app) *cobra.Command {
 	var req issueRequest
-	var keyRef, pubFile string
+	var keyRef, pubFile, certFile string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "issue --key EXCHANGE/NAME --policy POLICY --ttl 24h",
@@ -85,6 +87,21 @@ with --public-key-file.`,
 				}
 				req.PublicKey = string(b)
 			}
+			if certFile != "" {
+				b, err := os.ReadFile(certFile)
+				if err != nil {
+					return err
+				}
+				blk, _ := pem.Decode(b)
+				if blk == nil || blk.Type != "CERTIFICATE" {
+					return fmt.Errorf("--client-cert %s: no PEM certificate found", certFile)
+				}
+				cert, err := x509.ParseCertificate(blk.Bytes)
+				if err != nil {
+					return fmt.Errorf("--client-cert %s: %w", certFile, err)
+				}
+				req.CertSHA256 = client.CertFingerprint(cert)
+			}
 			var out *issuedCredential
 			err = a.withClientOps(cmd.Context(), func(o clientOps) error {
 				out, err = o.Issue(cmd.Context(), req)
@@ -105,6 +122,7 @@ with --public-key-file.`,
 	f.StringVar(&req.Label, "label", "", "a note for operators")
 	f.StringVar(&req.Kind, "kind", "hmac", "hmac, ed25519, ecdsa or rsa")
 	f.StringVar(&pubFile, "public-key-file", "", "the bot's PEM public key, for public-key kinds")
+	f.StringVar(&certFile, "client-cert", "", "bind the credential to this TLS client certificate (PEM; needs gateway client_ca)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("policy")

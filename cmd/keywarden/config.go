@@ -117,8 +117,10 @@ func (c *Config) decodeFile(path string) error {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) && md.IsDefined("data_dir") {
 		c.DataDir = filepath.Join(base, c.DataDir)
 	}
-	if c.Vault.PassphraseFile != "" && !filepath.IsAbs(c.Vault.PassphraseFile) {
-		c.Vault.PassphraseFile = filepath.Join(base, c.Vault.PassphraseFile)
+	for _, p := range []*string{&c.Vault.PassphraseFile, &c.Gateway.TLSCert, &c.Gateway.TLSKey, &c.Gateway.ClientCA, &c.Gateway.AuditDir} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
 	}
 	return nil
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -106,7 +109,9 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
+		// Handshake failures and malformed requests are the callers'
+		// problem, not the operator's: debug level.
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
 	ctl, err := a.startControl(ctx, srv)
 	if err != nil {
@@ -140,6 +145,19 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 // CA sealed in the vault.
 func (a *app) tlsConfig(ctx context.Context, db store.Store, v tlsca.Secrets, g GatewayConfig) (*tls.Config, error) {
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	if g.ClientCA != "" {
+		pem, err := os.ReadFile(g.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("gateway client_ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("gateway client_ca %s: no PEM certificate found", g.ClientCA)
+		}
+		// Certificates are verified when given; credentials bound to one
+		// refuse requests without it.
+		tc.ClientCAs, tc.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
 	if g.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(g.TLSCert, g.TLSKey)
 		if err != nil {

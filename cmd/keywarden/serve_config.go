@@ -23,6 +23,10 @@ type GatewayConfig struct {
 	// certificate from keywarden's local CA (see `keywarden tls ca`).
 	TLSCert string `toml:"tls_cert"`
 	TLSKey  string `toml:"tls_key"`
+	// ClientCA names a PEM file of CAs for TLS client certificates. With it
+	// the gateway asks bots for a certificate, and credentials issued with
+	// --client-cert accept requests only over a connection that presents it.
+	ClientCA string `toml:"client_ca"`
 	// Hosts are the names and addresses on the local CA's certificate.
 	Hosts []string `toml:"hosts"`
 	// Plaintext serves plain HTTP; allowed on loopback addresses only,
@@ -80,6 +84,9 @@ func validateGateway(c *Config) error {
 	}
 	if g.Plaintext && !g.InsecurePlaintext && !isLoopbackHost(host) {
 		errs = append(errs, fmt.Errorf("gateway listen %q: plain HTTP is allowed only on a loopback address (set insecure_plaintext to override)", g.Listen))
+	}
+	if g.ClientCA != "" && g.Plaintext {
+		errs = append(errs, errors.New("gateway client_ca needs TLS; it cannot be used with plaintext"))
 	}
 	if (g.TLSCert == "") != (g.TLSKey == "") {
 		errs = append(errs, errors.New("gateway tls_cert and tls_key go together"))

@@ -37,6 +37,8 @@ type issueRequest struct {
 	Label     string   `json:"label,omitempty"`
 	Kind      string   `json:"kind,omitempty"`
 	PublicKey string   `json:"public_key,omitempty"`
+	// CertSHA256 binds the credential to a TLS client certificate.
+	CertSHA256 string `json:"cert_sha256,omitempty"`
 }
 
 // issuedCredential is shown to the operator once. Secret fields are plain
@@ -107,7 +109,7 @@ func (o registryOps) Issue(ctx context.Context, r issueRequest) (*issuedCredenti
 	}
 	kind := exchange.KeyKind(r.Kind)
 	iss, err := o.reg.Issue(ctx, client.IssueOptions{Venue: r.Venue, Key: r.Key, Policy: r.Policy, TTL: ttl, CIDRs: cidrs,
-		Label: r.Label, Kind: kind, PublicKeyPEM: r.PublicKey, Format: def.Format})
+		Label: r.Label, Kind: kind, PublicKeyPEM: r.PublicKey, Format: def.Format, CertSHA256: r.CertSHA256})
 	if err != nil {
 		return nil, err
 	}

@@ -19,8 +19,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -72,6 +75,9 @@ type Client struct {
 	Account string `json:"account,omitempty"`
 	// Passphrase says the credential has a passphrase (sealed with the secret).
 	Passphrase bool `json:"passphrase,omitempty"`
+	// CertSHA256 binds the credential to a TLS client certificate: the
+	// hex SHA-256 of its DER. Requests without that certificate are refused.
+	CertSHA256 string `json:"cert_sha256,omitempty"`
 }
 
 // Active reports why c cannot be used at now, or nil.
@@ -83,6 +89,37 @@ func (c *Client) Active(now time.Time) error {
 		return ErrExpired
 	}
 	return nil
+}
+
+// AllowsCert says whether a request whose TLS client certificate chain is
+// peer may use the credential. Credentials bound to no certificate allow any.
+func (c *Client) AllowsCert(peer []*x509.Certificate) bool {
+	if c.CertSHA256 == "" {
+		return true
+	}
+	if len(peer) == 0 {
+		return false
+	}
+	sum := sha256.Sum256(peer[0].Raw)
+	return subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(c.CertSHA256)) == 1
+}
+
+// CertFingerprint is the fingerprint CertSHA256 holds for cert.
+func CertFingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // AllowsIP says whether addr may use the credential.
@@ -122,6 +159,8 @@ type IssueOptions struct {
 	Account string
 	// Format says how to shape the generated secret.
 	Format Format
+	// CertSHA256 binds the credential to a TLS client certificate.
+	CertSHA256 string
 }
 
 // Format is how a venue expects a credential to look.
@@ -289,7 +328,10 @@ func (r *Registry) Issue(ctx context.Context, o IssueOptions) (*Issued, error) {
 	now := r.now().UTC()
 	c := Client{
 		Venue: o.Venue, Key: o.Key, Policy: o.Policy, Kind: o.Kind, Label: o.Label,
-		Created: now, Expires: now.Add(o.TTL), CIDRs: o.CIDRs, Account: o.Account,
+		Created: now, Expires: now.Add(o.TTL), CIDRs: o.CIDRs, Account: o.Account, CertSHA256: o.CertSHA256,
+	}
+	if c.CertSHA256 != "" && !isHexSHA256(c.CertSHA256) {
+		return nil, errors.New("issue client: certificate fingerprint must be 64 lower-case hex digits")
 	}
 	id, err := randomString(alnum, 48)
 	if err != nil {
@@ -468,7 +510,7 @@ func (r *Registry) Rotate(ctx context.Context, venue, id string, format Format, 
 	ttl := c.Expires.Sub(c.Created)
 	n, err := r.Issue(ctx, IssueOptions{
 		Venue: c.Venue, Key: c.Key, Policy: c.Policy, TTL: ttl, CIDRs: c.CIDRs, Label: c.Label,
-		Kind: c.Kind, PublicKeyPEM: pubPEM, Format: format,
+		Kind: c.Kind, PublicKeyPEM: pubPEM, Format: format, CertSHA256: c.CertSHA256,
 	})
 	if err != nil {
 		return nil, err

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -413,7 +415,9 @@ func TestUpstreamFailures(t *testing.T) {
 		handler func(w http.ResponseWriter, r *http.Request)
 		status  int
 	}{
-		{"5xx relayed once", func(w http.ResponseWriter, r *http.Request) { http.Error(w, `{"code":-1000}`, http.StatusServiceUnavailable) }, 503},
+		{"5xx relayed once", func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, `{"code":-1000}`, http.StatusServiceUnavailable)
+		}, 503},
 		{"hang gives 504", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, 504},
 		{"truncated body gives 502", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1000")
@@ -576,5 +580,32 @@ func TestPublicCallsCarryNoCredential(t *testing.T) {
 	got := h.up.received[0].Header
 	if got.Get("X-Mbx-Apikey") != "" || got.Get("Authorization") != "" {
 		t.Errorf("public call forwarded credential headers: %v", got)
+	}
+}
+
+func TestClientCertificateBinding(t *testing.T) {
+	certA := &x509.Certificate{Raw: []byte("certificate A")}
+	certB := &x509.Certificate{Raw: []byte("certificate B")}
+	tests := []struct {
+		name   string
+		peer   []*x509.Certificate
+		status int
+	}{
+		{"no certificate", nil, 401},
+		{"another certificate", []*x509.Certificate{certB}, 401},
+		{"the bound certificate", []*x509.Certificate{certA}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			h.clients.m["tv/"+clientID].CertSHA256 = client.CertFingerprint(certA)
+			r := signed("GET", "/tv/balance", "", clientSecret, time.Now())
+			if tt.peer != nil {
+				r.TLS = &tls.ConnectionState{PeerCertificates: tt.peer}
+			}
+			if w := h.do(r); w.Code != tt.status {
+				t.Errorf("status = %d %s, want %d", w.Code, w.Body, tt.status)
+			}
+		})
 	}
 }

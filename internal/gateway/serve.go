@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net/http"
@@ -96,6 +97,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.entry = entry
 	st.obs.Client, st.obs.Key = entry.ID, entry.Key
+	var peerCerts []*x509.Certificate
+	if r.TLS != nil {
+		peerCerts = r.TLS.PeerCertificates
+	}
+	if !entry.AllowsCert(peerCerts) {
+		st.fail(exchange.Errorf(exchange.ErrAuth, "this credential needs its TLS client certificate"))
+		return
+	}
 	if !entry.AllowsIP(ip) {
 		st.fail(exchange.Errorf(exchange.ErrIP, "source address %s is not allowed for this credential", ip))
 		return
