@@ -283,13 +283,14 @@ func TestCCXTCoinbaseThroughGateway(t *testing.T) {
 	}
 }
 
-// TestCCXTCoinbaseOrderDenied: a policy capping order value denies a market
-// order whose value only the reference price (the venue's public ticker)
-// reveals, and an order on a symbol it does not list; ccxt raises
-// PermissionDenied, and neither order reaches the simulator.
+// TestCCXTCoinbaseOrderDenied: a policy with a notional cap and a price band
+// denies a market order whose value only the reference price (the venue's
+// public ticker) reveals, a small limit order priced far from that ticker,
+// and an order on a symbol it does not list; ccxt raises PermissionDenied,
+// and none of them reaches the simulator, while a small market order does.
 func TestCCXTCoinbaseOrderDenied(t *testing.T) {
 	env := NewEnv(t, []string{"coinbase"}, map[string]policy.Definition{
-		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTC-USD"}, MaxOrderNotional: 1000, NotionalCurrency: "USD"},
+		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTC-USD"}, MaxOrderNotional: 1000, NotionalCurrency: "USD", PriceBandPct: 5},
 	})
 	kit := env.Sims["coinbase"].Kit
 	kit.SetPrice("BTC-USD", 50000)
@@ -302,13 +303,18 @@ func TestCCXTCoinbaseOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD", "market", "sell", 0.1}},
 		// A limit order under the cap on a symbol the policy does not list.
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USD", "limit", "buy", 0.1, 2000}},
+		// Small, but priced 20% above the ticker: outside the 5% band.
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD", "limit", "buy", 0.001, 60000}},
 	))
-	venueExpectSteps(t, res, true, false, false)
+	venueExpectSteps(t, res, true, false, false, false)
 	if e := res[1].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule max_order_notional") {
 		t.Errorf("large market order error = %+v, want PermissionDenied naming the notional cap", e)
 	}
 	if e := res[2].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule symbol") {
 		t.Errorf("ETH-USD order error = %+v, want PermissionDenied naming the symbol rule", e)
+	}
+	if e := res[3].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule price_band") {
+		t.Errorf("off-band order error = %+v, want PermissionDenied naming the price band", e)
 	}
 
 	var orders []string
@@ -326,7 +332,7 @@ func TestCCXTCoinbaseOrderDenied(t *testing.T) {
 		t.Errorf("keywarden never read the BTC-USD ticker, want it as the market order's reference price")
 	}
 	got := Decisions(env.CheckAudit(key.Secret, bot.secret))
-	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1}
+	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}

@@ -104,13 +104,15 @@ func TestCCXTKrakenThroughGateway(t *testing.T) {
 	}
 }
 
-// TestCCXTKrakenOrderDenied: a policy capping order value denies a market
-// order whose value only Kraken's public ticker reveals, and an order on a
-// pair it does not list; ccxt raises PermissionDenied from Kraken's
-// "EGeneral:Permission denied", and neither order reaches the simulator.
+// TestCCXTKrakenOrderDenied: a policy with a notional cap and a price band
+// denies a market order whose value only Kraken's public ticker reveals, a
+// small limit order priced far from that ticker, and an order on a pair it
+// does not list; ccxt raises PermissionDenied from Kraken's
+// "EGeneral:Permission denied", and none of them reaches the simulator,
+// while a small market order does.
 func TestCCXTKrakenOrderDenied(t *testing.T) {
 	env := NewEnv(t, []string{"kraken"}, map[string]policy.Definition{
-		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"XXBTZUSD"}, MaxOrderNotional: 1000, NotionalCurrency: "USD"},
+		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"XXBTZUSD"}, MaxOrderNotional: 1000, NotionalCurrency: "USD", PriceBandPct: 5},
 	})
 	kit := env.Sims["kraken"].Kit
 	kit.SetPrice("XXBTZUSD", 50000)
@@ -120,13 +122,18 @@ func TestCCXTKrakenOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD", "market", "sell", 0.01}},
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD", "market", "sell", 0.1}},
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USD", "limit", "buy", 0.1, 2000}},
+		// Small, but priced 20% above the ticker: outside the 5% band.
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD", "limit", "buy", 0.001, 60000}},
 	))
-	venueExpectSteps(t, res, true, false, false)
+	venueExpectSteps(t, res, true, false, false, false)
 	if e := res[1].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule max_order_notional") {
 		t.Errorf("large market order error = %+v, want PermissionDenied naming the notional cap", e)
 	}
 	if e := res[2].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule symbol") {
 		t.Errorf("XETHZUSD order error = %+v, want PermissionDenied naming the symbol rule", e)
+	}
+	if e := res[3].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule price_band") {
+		t.Errorf("off-band order error = %+v, want PermissionDenied naming the price band", e)
 	}
 	if tickers := venueCheckForwarded(t, kit.Log(), krakenTicker, key.APIKey, []string{iss.ID, string(iss.Secret)},
 		[]string{"POST /0/private/AddOrder"}); tickers == 0 {
@@ -136,7 +143,7 @@ func TestCCXTKrakenOrderDenied(t *testing.T) {
 		t.Errorf("simulator orders = %+v, want only the 0.01 market sell", o)
 	}
 	got := Decisions(env.CheckAudit(key.Secret, string(iss.Secret)))
-	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1}
+	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}

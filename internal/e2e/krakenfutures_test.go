@@ -110,13 +110,15 @@ func TestCCXTKrakenFuturesThroughGateway(t *testing.T) {
 	}
 }
 
-// TestCCXTKrakenFuturesOrderDenied: a policy capping order value denies a
-// market order whose value only the contract's public ticker reveals, and an
-// order on a contract it does not list; ccxt raises Kraken Futures'
-// "permissionDenied" reply, and neither order reaches the simulator.
+// TestCCXTKrakenFuturesOrderDenied: a policy with a notional cap and a price
+// band denies a market order whose value only the contract's public ticker
+// reveals, a small limit order priced far from that ticker, and an order on
+// a contract it does not list; ccxt raises Kraken Futures' "permissionDenied"
+// reply, and none of them reaches the simulator, while a small market order
+// does.
 func TestCCXTKrakenFuturesOrderDenied(t *testing.T) {
 	env := NewEnv(t, []string{"kraken-futures"}, map[string]policy.Definition{
-		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"PF_XBTUSD"}, MaxOrderNotional: 1000, NotionalCurrency: "USD"},
+		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"PF_XBTUSD"}, MaxOrderNotional: 1000, NotionalCurrency: "USD", PriceBandPct: 5},
 	})
 	kit := env.Sims["kraken-futures"].Kit
 	kit.SetPrice("PF_XBTUSD", 50000)
@@ -126,13 +128,18 @@ func TestCCXTKrakenFuturesOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD:USD", "market", "sell", 0.01}},
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD:USD", "market", "sell", 0.1}},
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USD:USD", "limit", "buy", 0.1, 2000}},
+		// Small, but priced 20% above the ticker: outside the 5% band.
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USD:USD", "limit", "buy", 0.001, 60000}},
 	))
-	venueExpectSteps(t, res, true, false, false)
+	venueExpectSteps(t, res, true, false, false, false)
 	if !krakenFuturesDenied(res[1], "rule max_order_notional") {
 		t.Errorf("large market order error = %+v, want Kraken Futures' permissionDenied naming the notional cap", res[1].Error)
 	}
 	if !krakenFuturesDenied(res[2], "rule symbol") {
 		t.Errorf("PF_ETHUSD order error = %+v, want Kraken Futures' permissionDenied naming the symbol rule", res[2].Error)
+	}
+	if !krakenFuturesDenied(res[3], "rule price_band") {
+		t.Errorf("off-band order error = %+v, want Kraken Futures' permissionDenied naming the price band", res[3].Error)
 	}
 	if tickers := venueCheckForwarded(t, kit.Log(), krakenFuturesTicker, key.APIKey, []string{iss.ID, string(iss.Secret)},
 		[]string{"POST /derivatives/api/v3/sendorder"}); tickers == 0 {
@@ -142,7 +149,7 @@ func TestCCXTKrakenFuturesOrderDenied(t *testing.T) {
 		t.Errorf("simulator orders = %+v, want only the 0.01 market sell", o)
 	}
 	got := Decisions(env.CheckAudit(key.Secret, string(iss.Secret)))
-	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1}
+	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}
