@@ -39,20 +39,16 @@ func newReplayCache(entries int, window time.Duration) *replayCache {
 }
 
 // seen records r and reports whether it was already recorded within the
-// window.
+// window. The digest covers the query, the body and every header a venue
+// carries credentials in, but not the method or path: several venues
+// (Binance, Bybit) sign without the path, so a captured signature replayed
+// against another endpoint must count as the same request.
 func (c *replayCache) seen(r *exchange.Request, now time.Time) bool {
 	h := sha256.New()
-	h.Write([]byte(r.Method))
-	h.Write([]byte{0})
-	h.Write([]byte(r.Path))
-	h.Write([]byte{0})
 	h.Write([]byte(r.RawQuery))
 	h.Write([]byte{0})
 	h.Write(r.Body)
-	for _, k := range []string{"X-Mbx-Apikey", "Authorization", "Ok-Access-Sign", "Ok-Access-Timestamp",
-		"X-Bapi-Sign", "X-Bapi-Timestamp", "Kc-Api-Sign", "Kc-Api-Timestamp", "Access-Sign", "Access-Timestamp",
-		"Sign", "Timestamp", "Api-Sign", "Authent", "Nonce", "Api-Signature", "Api-Expires", "Cb-Access-Sign",
-		"Cb-Access-Timestamp"} {
+	for _, k := range authHeaders {
 		for _, v := range r.Header[k] {
 			h.Write([]byte(k))
 			h.Write([]byte{0})

@@ -609,3 +609,25 @@ func TestClientCertificateBinding(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayAcrossEndpoints: a signature that does not cover the path
+// (Binance, Bybit) cannot be reused on another endpoint.
+func TestReplayAcrossEndpoints(t *testing.T) {
+	c := newReplayCache(64, time.Minute)
+	now := time.Now()
+	mk := func(method, path, query string) *exchange.Request {
+		return &exchange.Request{Method: method, Path: path, RawQuery: query, Header: http.Header{"X-Bapi-Sign": {"abc"}}}
+	}
+	if c.seen(mk("GET", "/v5/account/wallet-balance", "accountType=UNIFIED"), now) {
+		t.Fatal("first request reported as seen")
+	}
+	if !c.seen(mk("POST", "/v5/asset/withdraw/create", "accountType=UNIFIED"), now) {
+		t.Error("the same signature on another endpoint was not recognised")
+	}
+	if c.seen(mk("GET", "/v5/account/wallet-balance", "accountType=CONTRACT"), now) {
+		t.Error("a different request was reported as a replay")
+	}
+	if c.seen(mk("GET", "/v5/account/wallet-balance", "accountType=UNIFIED"), now.Add(2*time.Minute)) {
+		t.Error("a request outside the window was reported as a replay")
+	}
+}
