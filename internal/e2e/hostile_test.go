@@ -55,6 +55,10 @@ import (
 //
 // At the end every log line (debug level), server error log line,
 // monitoring observation and audit file is scanned for the same canaries.
+//
+// Known departures from the spec are listed per case and check in gaps and
+// skipped with their reason; KEYWARDEN_HOSTILE_NOGAP=1 runs them anyway, to
+// see which are fixed.
 
 const hostilePassphrase = "correct horse battery " + Marker
 
@@ -531,6 +535,9 @@ func hostileCases() []hostileCase {
 		{name: "A3/unknown id", req: func(h *hostileEnv) rawReq {
 			return h.botWith("kw"+randHex(24), randHex(32), "POST", orderPath, "", orderBody)
 		}, statuses: unauthorized, code: -2015, rules: []string{"auth"}},
+		{name: "A3/exchange API key as client id", req: func(h *hostileEnv) rawReq {
+			return h.botWith(h.key.APIKey, h.key.Secret, "POST", orderPath, "", orderBody)
+		}, statuses: unauthorized, code: -2015, rules: []string{"auth"}, sameAs: "A3/unknown id"},
 		{name: "A4/wrong secret", req: func(h *hostileEnv) rawReq {
 			return h.botWith(h.creds["trader"].ID, randHex(32), "POST", orderPath, "", orderBody)
 		}, statuses: unauthorized, code: -2015, rules: []string{"auth"},
@@ -952,6 +959,20 @@ func TestHostileRequests(t *testing.T) {
 			h.judge(t, tt, res)
 		})
 	}
+	t.Run("H8/credentials carry at least 128 random bits", func(t *testing.T) {
+		seen := map[string]bool{}
+		for name, iss := range h.creds {
+			for _, v := range []string{iss.ID, string(iss.Secret)} {
+				if bits := alnumBits(v); bits < 128 {
+					t.Errorf("credential %s: a %d-character value carries at most %d bits, want at least 128", name, len(v), bits)
+				}
+				if seen[v] {
+					t.Errorf("credential %s repeats a value issued before", name)
+				}
+				seen[v] = true
+			}
+		}
+	})
 	t.Run("H1/no secret in logs, observations, audit or environment", func(t *testing.T) { h.hygiene(t) })
 }
 
@@ -1046,6 +1067,18 @@ func (h *hostileEnv) judgeAudit(t *testing.T, tt hostileCase, gap func(string) b
 	if denied != 1 || len(recs) != 1 || !slices.Contains(tt.rules, rules[0]) {
 		t.Errorf("audit: %d records, denials with rules %v, want exactly one denial with a rule in %v", len(recs), rules, tt.rules)
 	}
+}
+
+// alnumBits bounds the entropy of a random string over [A-Za-z0-9]: about
+// 5.95 bits a character; 0 if it holds anything else.
+func alnumBits(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return 0
+		}
+	}
+	return len(s) * 595 / 100
 }
 
 func trim(b []byte) string {
