@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/keywarden/keywarden/internal/exchange"
 )
 
 // childEnv makes the test binary act as the gateway process.
@@ -276,5 +280,53 @@ func TestFindNginxMessage(t *testing.T) {
 	}
 	if _, err := FindNginx(); err != nil && !errors.Is(err, ErrNoNginx) {
 		t.Errorf("FindNginx() = %v, want nil or ErrNoNginx", err)
+	}
+}
+
+// BenchmarkOrderBuild measures the load generator's own work per request
+// (sign a Binance order with HMAC-SHA256 and build the http.Request): it
+// shares the CPUs with the processes under test.
+func BenchmarkOrderBuild(b *testing.B) {
+	key, secret := randomKey()
+	var seq atomic.Uint64
+	ob, err := newOrderBuilder("http://127.0.0.1:1", []*exchange.Credential{{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret)}}, &seq)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := ob.build(i&63, i); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestOrderBodiesAreUnique(t *testing.T) {
+	key, secret := randomKey()
+	var seq atomic.Uint64
+	ob, err := newOrderBuilder("http://127.0.0.1:1", []*exchange.Credential{{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret)}}, &seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		req, err := ob.build(i%7, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[string(body)] {
+			t.Fatalf("build(%d, %d) repeated a body", i%7, i)
+		}
+		seen[string(body)] = true
+		if got := req.Header.Get("X-MBX-APIKEY"); got != key {
+			t.Fatalf("build() X-MBX-APIKEY = %q, want the credential's key", got)
+		}
+		if !bytes.Contains(body, []byte("&signature=")) || !bytes.HasPrefix(body, []byte("timestamp=")) {
+			t.Fatalf("build() body = %q, want a signed Binance body", body)
+		}
 	}
 }
