@@ -334,6 +334,8 @@ func TestPolicyRulesThroughGateway(t *testing.T) {
 	}
 
 	results := polCCXTBots(t, jobs)
+	// The gateway answers before it records the outcome; wait for it.
+	env.Server.Gateway.Wait()
 	simLog := kit.Log()
 	recs := env.Records()
 	// Market orders and price bands were judged against the simulator's
@@ -645,6 +647,7 @@ func TestPolicyWindowConcurrency(t *testing.T) {
 			}
 			close(start)
 			wg.Wait()
+			env.Server.Gateway.Wait() // outcomes are recorded after the answer
 
 			ok, denied := 0, 0
 			for i, a := range answers {
