@@ -76,11 +76,15 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	sinks, err := auditSinks(g)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
 	trusted, _ := parsePrefixes(g.TrustedProxies)
 	timeout, _ := time.ParseDuration(g.UpstreamTimeout)
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
-		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log,
+		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: sinks,
 	})
 	if err != nil {
 		return err

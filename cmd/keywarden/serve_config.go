@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/gateway"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
@@ -42,6 +45,14 @@ type GatewayConfig struct {
 	// AuditHashFields are record fields stored as keyed HMACs instead of
 	// in clear: client, key, source_ip, address.
 	AuditHashFields []string `toml:"audit_hash_fields"`
+	// AuditSyslog copies every audit record to a syslog server as RFC 5424
+	// messages: "tcp://host:514" or "udp://host:514".
+	AuditSyslog string `toml:"audit_syslog"`
+	// AuditHTTP copies every audit record, as JSON Lines, to a SIEM's HTTP
+	// collector; AuditHTTPTokenFile names a file (0600) holding a bearer
+	// token for it.
+	AuditHTTP          string `toml:"audit_http"`
+	AuditHTTPTokenFile string `toml:"audit_http_token_file"`
 }
 
 // VenueConfig is one [[venue]] table. With no [[venue]] tables, every known
@@ -96,6 +107,9 @@ func validateGateway(c *Config) error {
 	}
 	if _, err := parsePrefixes(g.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("gateway trusted_proxies: %w", err))
+	}
+	if _, err := auditSinks(g); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := routes(c.Venues); err != nil {
 		errs = append(errs, err)
@@ -176,6 +190,39 @@ func routes(vcs []VenueConfig) ([]server.Route, error) {
 			r.PublicCacheTTL = ttl
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// auditSinks builds the configured audit destinations.
+func auditSinks(g GatewayConfig) ([]server.NamedSink, error) {
+	var out []server.NamedSink
+	if g.AuditSyslog != "" {
+		u, err := url.Parse(g.AuditSyslog)
+		if err != nil || (u.Scheme != "tcp" && u.Scheme != "udp") || u.Host == "" {
+			return nil, fmt.Errorf("gateway audit_syslog %q: want tcp://host:port or udp://host:port", g.AuditSyslog)
+		}
+		sl, err := audit.NewSyslog(audit.SyslogOptions{Network: u.Scheme, Addr: u.Host, Timeout: 5 * time.Second})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, server.NamedSink{Name: "syslog", Sink: sl})
+	}
+	if g.AuditHTTP != "" {
+		o := audit.HTTPSinkOptions{URL: g.AuditHTTP}
+		if g.AuditHTTPTokenFile != "" {
+			tok, err := readPassphraseFile(g.AuditHTTPTokenFile)
+			if err != nil {
+				return nil, fmt.Errorf("gateway audit_http_token_file: %w", err)
+			}
+			o.Header = http.Header{"Authorization": {"Bearer " + strings.TrimSpace(string(tok))}}
+			clear(tok)
+		}
+		hs, err := audit.NewHTTPSink(o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, server.NamedSink{Name: "http", Sink: hs})
 	}
 	return out, nil
 }

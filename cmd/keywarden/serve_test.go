@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +44,16 @@ func TestServeIssueRevoke(t *testing.T) {
 		Permissions: map[string]bool{"read": true, "trade": true}})
 	up := httptest.NewServer(binance.NewSimulator(kit))
 	defer up.Close()
+	var siemMu sync.Mutex
+	var siem []string
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		siemMu.Lock()
+		siem = append(siem, r.Header.Get("Authorization")+" "+string(b))
+		siemMu.Unlock()
+	}))
+	defer collector.Close()
+	writeFile(t, filepath.Join(c.dir, "siem-token"), "siem-token-1\n", 0o600)
 	addr := freePort(t)
 	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
@@ -52,6 +63,8 @@ func TestServeIssueRevoke(t *testing.T) {
 [gateway]
 listen = "` + addr + `"
 plaintext = true
+audit_http = "` + collector.URL + `"
+audit_http_token_file = "siem-token"
 
 [[venue]]
 name = "binance"
@@ -118,6 +131,23 @@ scopes = ["read", "trade"]
 	}
 	if signed != 1 {
 		t.Errorf("simulator saw %d requests signed with the exchange key, want 1", signed)
+	}
+	// The SIEM collector receives the audit records, with its token.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		siemMu.Lock()
+		all := strings.Join(siem, "\n")
+		siemMu.Unlock()
+		if strings.Contains(all, `"outcome"`) {
+			if !strings.HasPrefix(all, "Bearer siem-token-1 ") {
+				t.Errorf("collector got no bearer token: %.80s", all)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("collector never received the outcome record; got:\n%s", all)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	cancel()
 	select {

@@ -47,15 +47,29 @@ type Options struct {
 	Transport       gateway.TransportOptions
 	Logger          *slog.Logger
 	Observe         func(gateway.Observation)
+	// AuditSinks receive a copy of every audit record (SIEM, syslog), each
+	// from its own cursor in the audit directory: a slow or failing sink
+	// loses nothing and holds nothing back.
+	AuditSinks []NamedSink
+}
+
+// NamedSink is an audit destination with the name its cursor is kept under.
+type NamedSink struct {
+	Name string
+	Sink audit.Sink
 }
 
 // Server is an assembled keywarden.
 type Server struct {
-	Vault   *vault.Vault
-	Clients *client.Registry
-	Engine  *policy.Engine
-	Audit   *audit.Log
-	Gateway *gateway.Gateway
+	Vault      *vault.Vault
+	Clients    *client.Registry
+	Engine     *policy.Engine
+	Audit      *audit.Log
+	Gateway    *gateway.Gateway
+	Forwarders []*audit.Forwarder
+
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // Vault record ids of keywarden's own keys.
@@ -106,6 +120,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	if err := closeOrphans(ctx, s.Audit, time.Now()); err != nil {
+		s.Audit.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	pa := &policyAdapter{}
 	s.Engine = policy.NewEngine(policy.Options{Policies: o.Policies})
 	pa.engine = s.Engine
@@ -129,7 +147,54 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	pa.prices = s.Gateway
+	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop, s.done = stop, make(chan struct{})
+	var running []chan struct{}
+	for _, ns := range o.AuditSinks {
+		f, err := audit.NewForwarder(audit.ForwarderOptions{Log: s.Audit, Sink: ns.Sink, Name: ns.Name,
+			Logger: o.Logger.With("component", "audit-forward", "sink", ns.Name)})
+		if err != nil {
+			stop()
+			s.Audit.Close()
+			return nil, fmt.Errorf("server: audit sink %s: %w", ns.Name, err)
+		}
+		s.Forwarders = append(s.Forwarders, f)
+		d := make(chan struct{})
+		running = append(running, d)
+		go func() {
+			defer close(d)
+			_ = f.Run(fctx)
+		}()
+	}
+	go func() {
+		for _, d := range running {
+			<-d
+		}
+		close(s.done)
+	}()
 	return s, nil
+}
+
+// orphanWindow is how far back start-up looks for intents without outcome.
+const orphanWindow = 7 * 24 * time.Hour
+
+// closeOrphans records an outcome for every allowed intent that has none:
+// calls that may have reached the venue while keywarden stopped. Their
+// state at the venue is unknown, and the audit trail says so.
+func closeOrphans(ctx context.Context, l *audit.Log, now time.Time) error {
+	orphans, err := audit.Orphans(l.Dir(), now.Add(-orphanWindow))
+	if err != nil {
+		return fmt.Errorf("audit orphans: %w", err)
+	}
+	for _, r := range orphans {
+		_, err := l.Append(ctx, audit.Record{Type: audit.TypeOutcome, RequestID: r.RequestID, Outcome: &audit.Outcome{
+			Error: "unknown: keywarden stopped before the venue's answer was recorded; check the order at the venue",
+		}})
+		if err != nil {
+			return fmt.Errorf("audit orphan %s: %w", r.RequestID, err)
+		}
+	}
+	return nil
 }
 
 // AuditPublicKey returns the key that verifies the audit log's checkpoints.
@@ -142,9 +207,12 @@ func AuditPublicKey(ctx context.Context, v *vault.Vault) (ed25519.PublicKey, err
 	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey), nil
 }
 
-// Close waits for in-flight requests and closes the audit log.
+// Close waits for in-flight requests, stops the audit forwarders and closes
+// the audit log.
 func (s *Server) Close() error {
 	s.Gateway.Wait()
+	s.stop()
+	<-s.done
 	return s.Audit.Close()
 }
 
