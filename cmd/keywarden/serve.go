@@ -112,7 +112,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    12 << 10, // net/http allows 4 KiB more: 16 KiB in all
 		// Handshake failures and malformed requests are the callers'
 		// problem, not the operator's: debug level.
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),

@@ -145,6 +145,10 @@ type Options struct {
 	RateLimitShare float64
 	// Observe, when set, is told about every finished request (monitoring).
 	Observe func(Observation)
+	// Ready, when set, reports why keywarden cannot serve signed requests
+	// (a sealed vault); requests are refused before any policy or audit
+	// work while it returns an error.
+	Ready func() error
 }
 
 // Observation summarizes one finished request for monitoring.
@@ -174,6 +178,7 @@ type Gateway struct {
 	replay   *replayCache
 	limits   *limiter
 	observe  func(Observation)
+	ready    func() error
 	prices   *priceCache
 	reqSeq   atomic.Uint64
 	reqBase  string
@@ -228,6 +233,7 @@ func New(o Options) (*Gateway, error) {
 		replay:  newReplayCache(o.ReplayEntries, o.ReplayWindow),
 		limits:  newLimiter(o.RateLimitShare),
 		observe: o.Observe,
+		ready:   o.Ready,
 		prices:  newPriceCache(),
 	}
 	var rb [4]byte
@@ -292,6 +298,11 @@ func (g *Gateway) Healthy() error {
 	}
 	if msg := g.failed.Load(); msg != nil {
 		return errors.New(*msg)
+	}
+	if g.ready != nil {
+		if err := g.ready(); err != nil {
+			return err
+		}
 	}
 	return nil
 }

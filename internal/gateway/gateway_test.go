@@ -296,7 +296,7 @@ func TestRefusedRequestsAreNotForwarded(t *testing.T) {
 		{"dot-dot path", func() *http.Request { return signed("GET", "/tv/../other/balance", "", clientSecret, now) }, 400, nil},
 		{"double slash", func() *http.Request { return signed("GET", "/tv//withdraw", "", clientSecret, now) }, 400, nil},
 		{"encoded slash", func() *http.Request { return signed("GET", "/tv/a%2Fwithdraw", "", clientSecret, now) }, 400, nil},
-		{"trace", func() *http.Request { return signed("TRACE", "/tv/balance", "", clientSecret, now) }, 400, nil},
+		{"trace", func() *http.Request { return signed("TRACE", "/tv/balance", "", clientSecret, now) }, 405, nil},
 		{"duplicate param", func() *http.Request {
 			return signed("POST", "/tv/order?symbol=BTCUSDT&qty=1&qty=1000", "", clientSecret, now)
 		}, 400, nil},
@@ -308,7 +308,7 @@ func TestRefusedRequestsAreNotForwarded(t *testing.T) {
 		}, 401, nil},
 		{"body too large", func() *http.Request {
 			return signed("POST", "/tv/order?symbol=BTCUSDT", strings.Repeat("a", 70<<10), clientSecret, now)
-		}, 400, nil},
+		}, 413, nil},
 		{"stopped", func() *http.Request { return signed("GET", "/tv/balance", "", clientSecret, now) }, 503, func(h *harness) { h.gw.Stop() }},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -16,14 +17,25 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 )
 
-// authHeaders are headers that carry a bot's or an exchange's credentials in
-// some venue's scheme. A request keeps none of them after Verify; the
-// outbound request gets only what the Signer sets.
-var dropHeaders = []string{
-	"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Connection",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Cookie",
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip",
-	"Accept-Encoding", "Expect", "Http2-Settings",
+// forwardHeaders are the request headers that go upstream; everything else
+// the bot sent stays behind, its credentials above all. The Signer then adds
+// the venue's auth headers for the exchange key.
+var forwardHeaders = []string{
+	"Content-Type", "Accept", "User-Agent",
+	"X-Simulated-Trading", // OKX demo trading
+	"Paptrading",          // Bitget demo trading
+	"Locale",              // Bitget
+}
+
+// outboundHeaders copies the allowed headers of h.
+func outboundHeaders(h http.Header) http.Header {
+	out := make(http.Header, len(forwardHeaders)+6)
+	for _, k := range forwardHeaders {
+		if vs := h[k]; len(vs) > 0 {
+			out[k] = vs
+		}
+	}
+	return out
 }
 
 // authHeaders are the headers any supported venue reads credentials from.
@@ -45,10 +57,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.healthz(w)
 		return
 	}
+	if e, status := checkTarget(r); e != nil {
+		g.refuseUnrouted(w, r, status, e.Message)
+		return
+	}
 	name, rest := splitVenue(r.URL.Path)
 	rt := g.routes[name]
 	if rt == nil {
-		writePlain(w, http.StatusNotFound, "keywarden: no venue named in the path; use /{venue}/...")
+		g.refuseUnrouted(w, r, http.StatusNotFound, "no venue named in the path; use /{venue}/...")
 		return
 	}
 	reqID := g.requestID()
@@ -60,13 +76,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "keywarden is not accepting requests: %s", err.Error()))
 		return
 	}
-	if e := checkFraming(r, rest); e != nil {
-		st.fail(e)
+	if e, status := checkFraming(r, rest); e != nil {
+		if len(r.TransferEncoding) > 0 {
+			// After a refused chunked body the connection's framing
+			// cannot be trusted: close it (RFC 9112 §6.1).
+			w.Header().Set("Connection", "close")
+		}
+		st.failStatus(e, status)
 		return
 	}
-	body, berr := readBody(w, r, g.maxBody)
+	body, berr, status := readBody(w, r, g.maxBody)
 	if berr != nil {
-		st.fail(berr)
+		st.failStatus(berr, status)
 		return
 	}
 	in := &exchange.Request{Method: r.Method, Path: rest, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
@@ -91,7 +112,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.claimed = clientKey
 	entry, err := g.clients.Lookup(v.Name, clientKey)
 	if err != nil {
-		// Unknown, revoked and expired answer alike so a prober learns nothing.
+		// Unknown, revoked and expired answer alike so a prober learns
+		// nothing; the audit record keeps the real cause.
+		st.auditReason = err.Error()
 		st.fail(exchange.Errorf(exchange.ErrAuth, "invalid API key or signature"))
 		return
 	}
@@ -111,7 +134,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := v.Verifier.Verify(in, entry.Cred, start)
 	if err != nil {
-		st.fail(exchange.AsError(err))
+		e := exchange.AsError(err)
+		if e.Kind == exchange.ErrAuth || e.Kind == exchange.ErrPassphrase {
+			// A wrong signature or passphrase answers exactly like an
+			// unknown key, so credential ids cannot be probed.
+			st.auditReason = e.Message
+			e = exchange.Errorf(exchange.ErrAuth, "invalid API key or signature")
+		}
+		st.fail(e)
 		return
 	}
 	if g.replay.seen(in, start) {
@@ -165,9 +195,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "exchange key %s is unavailable", entry.Key))
 		return
 	}
-	for _, h := range dropHeaders {
-		out.Header.Del(h)
-	}
+	out.Header = outboundHeaders(out.Header)
 	if err := v.Signer.Sign(out, key, g.now()); err != nil {
 		g.log.Error("sign failed", "request_id", reqID, "err", err)
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "could not sign the request"))
@@ -196,18 +224,14 @@ func (g *Gateway) servePublic(st *state, in *exchange.Request) {
 	st.call = call
 	st.obs.Scope = call.Scope
 	if call.Scope != exchange.ScopePublic {
+		st.public = false // refused: it leaves an audit record
 		st.fail(exchange.Errorf(exchange.ErrAuth, "this endpoint needs an API key"))
 		return
 	}
 	out := in.Clone()
-	for _, h := range dropHeaders {
-		out.Header.Del(h)
-	}
 	// A public call carries no credential upstream, not even the client's
 	// key id that some clients send on every call.
-	for _, h := range authHeaders {
-		out.Header.Del(h)
-	}
+	out.Header = outboundHeaders(out.Header)
 	if c := st.rt.pubCache; c != nil && in.Method == http.MethodGet {
 		if resp, ok := c.get(in.Path+"?"+in.RawQuery, st.start); ok {
 			st.writeCached(resp)
@@ -241,46 +265,55 @@ func splitVenue(p string) (string, string) {
 	return p[1 : i+1], p[i+1:]
 }
 
-// checkFraming refuses what no venue API needs and what hides a different
-// request from the policy than the venue would see: odd methods, paths that
-// are not plain, control bytes, escaped slashes or dots.
-func checkFraming(r *http.Request, rest string) *exchange.Error {
+// checkTarget refuses, before any routing, methods no venue API uses and
+// request targets that are not a plain origin-form path.
+func checkTarget(r *http.Request) (*exchange.Error, int) {
 	switch r.Method {
 	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch:
 	default:
-		return &exchange.Error{Kind: exchange.ErrBadRequest, Message: "method " + exchange.SafeName(r.Method) + " is not allowed"}
+		return &exchange.Error{Kind: exchange.ErrBadRequest, Message: "method " + exchange.SafeName(r.Method) + " is not allowed"}, http.StatusMethodNotAllowed
 	}
-	if r.URL.IsAbs() || r.URL.Opaque != "" || r.URL.User != nil {
-		return exchange.Errorf(exchange.ErrBadRequest, "absolute-form request targets are not accepted")
+	if r.URL.IsAbs() || r.URL.Opaque != "" || r.URL.User != nil || r.RequestURI == "*" || !strings.HasPrefix(r.RequestURI, "/") {
+		return exchange.Errorf(exchange.ErrBadRequest, "absolute-form request targets are not accepted"), http.StatusBadRequest
 	}
+	return nil, 0
+}
+
+// checkFraming refuses what no venue API needs and what hides a different
+// request from the policy than the venue would see: paths that are not
+// plain, control bytes, escaped slashes or dots, chunked bodies, upgrades.
+func checkFraming(r *http.Request, rest string) (*exchange.Error, int) {
 	if r.URL.RawPath != "" {
-		return exchange.Errorf(exchange.ErrBadRequest, "percent-encoded paths are not accepted")
+		return exchange.Errorf(exchange.ErrBadRequest, "percent-encoded paths are not accepted"), http.StatusBadRequest
 	}
 	if len(rest) > 1024 || len(r.URL.RawQuery) > 8192 {
-		return exchange.Errorf(exchange.ErrBadRequest, "request target too long")
+		return exchange.Errorf(exchange.ErrBadRequest, "request target too long"), http.StatusRequestURITooLong
 	}
 	if !cleanPath(rest) {
-		return exchange.Errorf(exchange.ErrBadRequest, "path is not a plain API path")
+		return exchange.Errorf(exchange.ErrBadRequest, "path is not a plain API path"), http.StatusBadRequest
 	}
 	if !utf8.ValidString(r.URL.RawQuery) {
-		return exchange.Errorf(exchange.ErrBadRequest, "query is not valid UTF-8")
+		return exchange.Errorf(exchange.ErrBadRequest, "query is not valid UTF-8"), http.StatusBadRequest
 	}
 	for i := 0; i < len(r.URL.RawQuery); i++ {
 		if c := r.URL.RawQuery[i]; c < 0x20 || c == 0x7f {
-			return exchange.Errorf(exchange.ErrBadRequest, "control character in query")
+			return exchange.Errorf(exchange.ErrBadRequest, "control character in query"), http.StatusBadRequest
 		}
 	}
 	if q := r.URL.RawQuery; strings.Contains(q, "%00") || strings.Contains(q, "%0d") || strings.Contains(q, "%0D") ||
 		strings.Contains(q, "%0a") || strings.Contains(q, "%0A") {
-		return exchange.Errorf(exchange.ErrBadRequest, "encoded control character in query")
+		return exchange.Errorf(exchange.ErrBadRequest, "encoded control character in query"), http.StatusBadRequest
 	}
-	if len(r.TransferEncoding) > 0 && r.Header.Get("Content-Length") != "" {
-		return exchange.Errorf(exchange.ErrBadRequest, "both Content-Length and Transfer-Encoding")
+	// Venue clients send bodies with a Content-Length. A chunked body is
+	// where request smuggling hides (Content-Length and Transfer-Encoding
+	// together arrive here as chunked alone), so none is accepted.
+	if len(r.TransferEncoding) > 0 {
+		return exchange.Errorf(exchange.ErrBadRequest, "chunked request bodies are not accepted; send a Content-Length"), http.StatusBadRequest
 	}
 	if up := r.Header.Get("Upgrade"); up != "" {
-		return exchange.Errorf(exchange.ErrBadRequest, "protocol upgrades are not accepted")
+		return exchange.Errorf(exchange.ErrBadRequest, "protocol upgrades are not accepted"), http.StatusBadRequest
 	}
-	return nil
+	return nil, 0
 }
 
 // cleanPath accepts "/seg/seg" with segments of [A-Za-z0-9_.:~-], no empty,
@@ -313,29 +346,33 @@ func cleanPath(p string) bool {
 	return true
 }
 
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *exchange.Error) {
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *exchange.Error, int) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, nil, 0
 	}
 	if r.ContentLength > max {
-		return nil, &exchange.Error{Kind: exchange.ErrBadRequest, Message: "request body too large"}
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "request body too large (limit %d bytes)", max), http.StatusRequestEntityTooLarge
 	}
 	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "compressed request bodies are not accepted")
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "compressed request bodies are not accepted"), http.StatusUnsupportedMediaType
 	}
 	lr := http.MaxBytesReader(w, r.Body, max)
 	b, err := io.ReadAll(lr)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, exchange.Errorf(exchange.ErrBadRequest, "request body too large")
+			return nil, exchange.Errorf(exchange.ErrBadRequest, "request body too large (limit %d bytes)", max), http.StatusRequestEntityTooLarge
 		}
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "could not read the request body")
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, exchange.Errorf(exchange.ErrBadRequest, "request body not received in time"), http.StatusRequestTimeout
+		}
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "could not read the request body"), http.StatusBadRequest
 	}
 	if len(b) == 0 {
-		return nil, nil
+		return nil, nil, 0
 	}
-	return b, nil
+	return b, nil, 0
 }
 
 // state carries one request through the path.
@@ -349,6 +386,7 @@ type state struct {
 	ip            netip.Addr
 	entry         *client.Entry
 	claimed       string // the credential id the request claims, unverified
+	auditReason   string // the refusal's real cause, when the answer hides it
 	public        bool   // an unsigned call to a public endpoint
 	call          exchange.Call
 	body          []byte
@@ -396,7 +434,11 @@ func (st *state) fail(e *exchange.Error) {
 	} else if !st.public {
 		// Every refused request leaves one record with its reason; an
 		// unknown or forged credential is recorded under the id it claimed.
-		in := st.intent("deny", reasonCode(e.Kind), e.Message)
+		reason := e.Message
+		if st.auditReason != "" {
+			reason = st.auditReason
+		}
+		in := st.intent("deny", reasonCode(e.Kind), reason)
 		if st.entry == nil {
 			in.Client = exchange.SafeName(st.claimed)
 		}
@@ -410,6 +452,22 @@ func (st *state) fail(e *exchange.Error) {
 func (st *state) writeError(e *exchange.Error) {
 	st.obs.Status = statusOf(e.Kind)
 	st.rt.Venue.Errors.WriteError(st.w, e)
+}
+
+// failStatus is fail with an HTTP status the venue's own shapes do not
+// have (405, 413, 414, 408): the venue's body, keywarden's status.
+func (st *state) failStatus(e *exchange.Error, status int) {
+	if status == 0 || status == http.StatusBadRequest {
+		st.fail(e)
+		return
+	}
+	w := st.w
+	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestTimeout {
+		w.Header().Set("Connection", "close")
+	}
+	st.w = &statusOverride{ResponseWriter: w, status: status}
+	st.fail(e)
+	st.obs.Status = status
 }
 
 func (st *state) finish() {
@@ -485,4 +543,27 @@ func writePlain(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, msg+"\n")
+}
+
+// refuseUnrouted answers a request that names no configured venue or whose
+// target is not a plain path, and records the refusal: it has no venue whose
+// error shape to use.
+func (g *Gateway) refuseUnrouted(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	rule := "not_found"
+	switch status {
+	case http.StatusMethodNotAllowed:
+		rule = "method"
+		w.Header().Set("Allow", "GET, POST, PUT, DELETE, PATCH")
+	case http.StatusBadRequest:
+		rule = "bad_request"
+	}
+	in := Intent{RequestID: g.requestID(), Time: g.now(), Method: exchange.SafeName(r.Method),
+		Path: exchange.SafeName(r.URL.Path), Decision: "deny", Rule: rule, Reason: msg}
+	if ip, err := g.remoteAddr(r); err == nil {
+		in.SourceIP = ip.String()
+	}
+	if err := g.audit.Intent(context.WithoutCancel(r.Context()), in); err != nil {
+		g.log.Warn("audit of a refusal failed", "err", err)
+	}
+	writePlain(w, status, "keywarden: "+msg)
 }

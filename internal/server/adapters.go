@@ -42,8 +42,10 @@ func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Per
 }
 
 // closedBy counts the open orders a call closes once the venue accepts it:
-// cancels, and new orders that cannot rest on the book (market, IOC, FOK),
-// so the open-order count follows what the bot does through keywarden.
+// cancels, and new orders the policy counted as opening but that cannot rest
+// on the book (IOC, FOK), so the open-order count follows what the bot does
+// through keywarden. Market orders are never counted as open, so they close
+// nothing.
 func closedBy(c *exchange.Call) int {
 	n := 0
 	for _, o := range c.Orders {
@@ -59,7 +61,7 @@ func closedBy(c *exchange.Call) int {
 
 func immediate(orderType string) bool {
 	switch orderType {
-	case "market", "ioc", "fok", "immediate_or_cancel", "fill_or_kill", "market_if_touched":
+	case "ioc", "fok", "immediate_or_cancel", "fill_or_kill":
 		return true
 	}
 	return false

@@ -36,6 +36,17 @@ func TestOpenOrdersFollowCancels(t *testing.T) {
 	if _, err := check(exchange.ActionNew, "limit"); err == nil {
 		t.Fatal("third resting order allowed past max_open_orders 2")
 	}
+	// Market orders never rest: they neither take nor free a slot.
+	for i := 0; i < 3; i++ {
+		p, err := check(exchange.ActionNew, "market")
+		if err != nil {
+			t.Fatalf("market order %d: %v", i, err)
+		}
+		p.Commit()
+	}
+	if _, err := check(exchange.ActionNew, "limit"); err == nil {
+		t.Fatal("market orders freed resting-order slots")
+	}
 	p, err := check(exchange.ActionCancel, "")
 	if err != nil {
 		t.Fatal(err)

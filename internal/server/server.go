@@ -141,6 +141,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
 		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
 		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: o.Observe,
+		Ready: func() error {
+			if o.Vault.Sealed() {
+				return vault.ErrSealed
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		s.Audit.Close()

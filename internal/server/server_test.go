@@ -123,3 +123,20 @@ func TestNewRefusesSealedVault(t *testing.T) {
 		t.Fatal("New with a sealed vault succeeded")
 	}
 }
+
+func TestSealedVaultStopsTheGateway(t *testing.T) {
+	v, st := newVault(t)
+	binance, _ := venues.ByName("binance")
+	s, err := New(context.Background(), Options{Store: st, Vault: v, AuditDir: t.TempDir(), Routes: []Route{{Def: binance}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Gateway.Healthy(); err != nil {
+		t.Fatalf("healthy while unsealed: %v", err)
+	}
+	v.Seal()
+	if err := s.Gateway.Healthy(); err == nil || !strings.Contains(err.Error(), "sealed") {
+		t.Fatalf("Healthy after seal = %v, want sealed", err)
+	}
+}

@@ -148,7 +148,16 @@ func decimal(ps exchange.Params, name string) (float64, *exchange.Error) {
 	if !isDecimal(v) {
 		return 0, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, name, `^([0-9]{1,20})(\.[0-9]{1,20})?$`)
 	}
-	return exchange.ParseFloat(v), nil
+	f := exchange.ParseFloat(v)
+	if f == 0 {
+		switch name {
+		case "quantity", "quoteOrderQty", "price":
+			// An order of nothing, or at no price, is never what a bot
+			// means; Binance refuses it too.
+			return 0, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, name, "a value greater than 0")
+		}
+	}
+	return f, nil
 }
 
 // isDecimal matches ^([0-9]{1,20})(\.[0-9]{1,20})?$, Binance's legal range.
