@@ -61,13 +61,10 @@ type polBot struct {
 	steps    []polStep
 }
 
-// ccxt's names for a Binance -2015 answer: AuthenticationError, except
-// after a successful call to Binance's private /api, when ccxt takes -2015
-// for a temporary ban.
-const (
-	polAuthError = "AuthenticationError"
-	polBanError  = "DDoSProtection"
-)
+// polDeniedClass is ccxt's name for keywarden's policy denial in Binance's
+// shape (-1002, "not authorized to execute this request"). It stays the same
+// after successful calls, unlike -2015, which ccxt then takes for a ban.
+const polDeniedClass = "AuthenticationError"
 
 func polLimit(tag, symbol, side string, qty, price float64, deny string) polStep {
 	return polStep{op: "createOrder", args: []any{symbol, "limit", side, qty, price, map[string]any{"newClientOrderId": tag}}, tag: tag, deny: deny}
@@ -274,7 +271,7 @@ func polBots() []polBot {
 
 // TestPolicyRulesThroughGateway: for every policy rule, an unmodified ccxt
 // binance bot makes a call the rule allows and one it denies, through a
-// real keywarden. A denied call reaches ccxt as Binance's -2015 error
+// real keywarden. A denied call reaches ccxt as Binance's -1002 error
 // naming the rule, never reaches the simulator, and leaves exactly one
 // denied audit record with that rule; an allowed call is forwarded once and
 // leaves an intent and an outcome record.
@@ -451,15 +448,11 @@ func polRunNode(job exchangetest.BotJob) ([]exchangetest.BotResult, error) {
 // case.
 func polCheckBot(t *testing.T, env *Env, b polBot, key Key, iss *client.Issued, res []exchangetest.BotResult, simLog []sim.Logged, recs []audit.Record) {
 	// What ccxt saw.
-	authed := false // ccxt has had an answer from Binance's private /api
 	for i, s := range b.steps {
 		r := res[i]
 		if s.deny == "" {
 			if !r.OK {
 				t.Errorf("step %d %s %v: error %+v, want allowed", i, s.op, s.args, r.Error)
-			}
-			if s.op != "withdraw" {
-				authed = true
 			}
 			continue
 		}
@@ -467,16 +460,16 @@ func polCheckBot(t *testing.T, env *Env, b polBot, key Key, iss *client.Issued, 
 			t.Errorf("step %d %s %v: ok, want denied by %s", i, s.op, s.args, s.deny)
 			continue
 		}
-		wantClass := polAuthError
-		if authed {
-			wantClass = polBanError
-		}
 		want := "keywarden policy denied (rule " + s.deny + "): "
 		if s.msg != "" {
 			want = s.msg
 		}
-		if r.Error.Name != wantClass || !strings.Contains(r.Error.Message, `"code":-2015`) || !strings.Contains(r.Error.Message, want) {
-			t.Errorf("step %d %s %v: error %s %q, want %s with code -2015 and %q", i, s.op, s.args, r.Error.Name, r.Error.Message, wantClass, want)
+		code := `"code":-1002`
+		if s.deny == "auth" { // refused before the policy: Binance's invalid-key answer
+			code = `"code":-2015`
+		}
+		if r.Error.Name != polDeniedClass || !strings.Contains(r.Error.Message, code) || !strings.Contains(r.Error.Message, want) {
+			t.Errorf("step %d %s %v: error %s %q, want %s with %s and %q", i, s.op, s.args, r.Error.Name, r.Error.Message, polDeniedClass, code, want)
 		}
 	}
 	for _, r := range res {

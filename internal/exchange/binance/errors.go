@@ -46,8 +46,14 @@ func errorCode(e *exchange.Error) (status, code int) {
 		return http.StatusBadRequest, -1101
 	}
 	switch e.Kind {
-	case exchange.ErrAuth, exchange.ErrPassphrase, exchange.ErrIP, exchange.ErrPermission:
+	case exchange.ErrAuth, exchange.ErrPassphrase, exchange.ErrIP:
 		return http.StatusUnauthorized, -2015
+	case exchange.ErrPermission:
+		// -1002 "You are not authorized to execute this request": a
+		// refusal of this call, not of the key. With -2015 ccxt reads a
+		// refusal after a successful call as a ban (DDoSProtection), and
+		// bots back off and retry instead of giving up on the call.
+		return http.StatusUnauthorized, -1002
 	case exchange.ErrTimestamp:
 		return http.StatusBadRequest, -1021
 	case exchange.ErrRateLimit:

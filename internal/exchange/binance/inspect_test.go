@@ -95,7 +95,7 @@ func TestWriteError(t *testing.T) {
 		{"recv window", exchange.Errorf(exchange.ErrBadRequest, msgRecvWindowMax), 400, -1131, ""},
 		{"mandatory", exchange.Errorf(exchange.ErrBadRequest, msgMandatory, "symbol"), 400, -1102, ""},
 		{"duplicate", exchange.Errorf(exchange.ErrBadRequest, `duplicate parameter "quantity"`), 400, -1101, ""},
-		{"policy denial", exchange.Errorf(exchange.ErrPermission, "denied by rule max-notional"), 401, -2015, ""},
+		{"policy denial", exchange.Errorf(exchange.ErrPermission, "denied by rule max-notional"), 401, -1002, ""},
 		{"ip", exchange.Errorf(exchange.ErrIP, "source address not allowed"), 401, -2015, ""},
 		{"rate limit", &exchange.Error{Kind: exchange.ErrRateLimit, Message: "Too many requests.", RetryAfter: 1500 * time.Millisecond}, 429, -1003, "2"},
 		{"unavailable", exchange.Errorf(exchange.ErrUnavailable, "sealed"), 503, -1008, ""},
