@@ -140,7 +140,7 @@ func TestRunSmoke(t *testing.T) {
 	}
 }
 
-func TestGatewayCredentialsStayOutOfReport(t *testing.T) {
+func TestGatewaySecretsStayOutOfStderr(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a gateway process")
 	}
