@@ -208,6 +208,10 @@ func runDemo(ctx context.Context, a *app, stay time.Duration, keep bool) error {
 	}
 	fmt.Fprintf(out, "\n5. The exchange simulator received %d requests signed with the exchange key (and %d public price lookups by keywarden);\n   the refused calls never left keywarden.\n\n", signed, public)
 
+	srv.Gateway.Wait()
+	if err := srv.Audit.Sync(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "6. The audit trail (hash-chained; every intent durable before forwarding):")
 	for r, err := range audit.Search(filepath.Join(dir, "audit"), audit.Filter{}) {
 		if err != nil {

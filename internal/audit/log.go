@@ -141,7 +141,13 @@ type pending struct {
 	done chan struct{}
 	rec  Receipt
 	err  error
+	// lazy records need no flush of their own: nobody waits for them.
+	lazy bool
 }
+
+// lazyWait is how long the writer holds a batch of lazy records for a
+// record that needs a flush, so they share it.
+const lazyWait = 5 * time.Millisecond
 
 // Open opens (or creates) the log in opts.Dir, recovers from a crash that
 // left a torn final record, and starts the writer.
@@ -312,6 +318,25 @@ func (l *Log) Append(ctx context.Context, r Record) (Receipt, error) {
 	if err != nil {
 		return Receipt{}, fmt.Errorf("audit: append: %w", err)
 	}
+	return l.commitAndWait(ctx, body)
+}
+
+// Sync returns once every record appended before it, lazy ones included, is
+// durable. It writes no record of its own.
+func (l *Log) Sync(ctx context.Context) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.failed.Load() != nil {
+		return ErrUnavailable
+	}
+	_, err := l.commitAndWait(ctx, nil)
+	return err
+}
+
+// commitAndWait queues body (nil: a barrier that only waits for the flush)
+// and waits until the writer has made it durable.
+func (l *Log) commitAndWait(ctx context.Context, body []byte) (Receipt, error) {
 	g := l.gen.Load()
 	p := l.pool.Get().(*pending)
 	p.body, p.err, p.rec = body, nil, Receipt{}
@@ -345,6 +370,39 @@ func (l *Log) Append(ctx context.Context, r Record) (Receipt, error) {
 	p.body = nil
 	l.pool.Put(p)
 	return rec, err
+}
+
+// AppendLazy adds r to the log without waiting for it to be durable: it is
+// written with the next flush, which it does not start on its own for up to
+// a few milliseconds. It suits records written after the fact that must not
+// delay anyone, such as a request's outcome once the bot has its answer. A
+// crash within that window can lose the record; a write failure puts the
+// log in its failed state, so every later Append fails (fail closed).
+func (l *Log) AppendLazy(ctx context.Context, r Record) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.failed.Load() != nil {
+		return ErrUnavailable
+	}
+	body, err := l.prepare(&r)
+	if err != nil {
+		return fmt.Errorf("audit: append: %w", err)
+	}
+	// Not from the pool: the writer drops it after the flush.
+	p := &pending{body: body, done: make(chan struct{}, 1), lazy: true}
+	g := l.gen.Load()
+	select {
+	case g.queue <- p:
+		return nil
+	case <-g.stop:
+		if l.closed.Load() {
+			return ErrClosed
+		}
+		return ErrUnavailable
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // prepare validates r, applies redaction and hashing to copies of its
@@ -533,8 +591,47 @@ func (l *Log) run(g *generation) {
 				break fill
 			}
 		}
+		if allLazy(batch) {
+			var stopped bool
+			batch, stopped = l.holdLazy(g, batch)
+			if stopped {
+				l.commit(st, batch, false)
+				l.drain(g, st)
+				return
+			}
+		}
 		l.commit(st, batch, false)
 	}
+}
+
+func allLazy(batch []*pending) bool {
+	for _, p := range batch {
+		if !p.lazy {
+			return false
+		}
+	}
+	return len(batch) > 0
+}
+
+// holdLazy waits up to lazyWait for a record that needs a flush to join a
+// batch of lazy ones. It reports whether the log is stopping.
+func (l *Log) holdLazy(g *generation, batch []*pending) ([]*pending, bool) {
+	t := time.NewTimer(lazyWait)
+	defer t.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case p := <-g.queue:
+			batch = append(batch, p)
+			if !p.lazy {
+				return batch, false
+			}
+		case <-t.C:
+			return batch, false
+		case <-g.stop:
+			return batch, true
+		}
+	}
+	return batch, false
 }
 
 // drain commits everything still queued, then a final checkpoint.
@@ -582,12 +679,17 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	}
 	buf := st.buf[:0]
 	seq, prev := st.nextSeq, st.prev
+	records := 0
 	for _, pd := range batch {
+		if pd.body == nil {
+			continue // a barrier (Sync): it only waits for the flush
+		}
 		buf, prev = appendLine(buf, seq, now, pd.body, prev)
 		pd.rec = Receipt{Seq: seq, Hash: prev}
 		seq++
+		records++
 	}
-	since := st.sinceCkpt + len(batch)
+	since := st.sinceCkpt + records
 	ckpt := l.opts.Signer != nil && since > 0 &&
 		(forceCkpt || since >= l.opts.CheckpointEvery)
 	if ckpt {
@@ -597,6 +699,9 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	}
 	st.buf = buf
 	if len(buf) == 0 {
+		for _, pd := range batch {
+			pd.done <- struct{}{}
+		}
 		return
 	}
 	if _, err := st.w.Write(buf); err != nil {

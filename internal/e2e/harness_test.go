@@ -148,9 +148,14 @@ func (e *Env) Issue(venue, key, pol string) *client.Issued {
 	return iss
 }
 
-// Records returns every audit record so far.
+// Records returns every audit record so far, once in-flight requests are
+// done and lazily written outcomes are durable.
 func (e *Env) Records() []audit.Record {
 	e.t.Helper()
+	e.Server.Gateway.Wait()
+	if err := e.Server.Audit.Sync(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
 	var out []audit.Record
 	for r, err := range audit.Search(e.AuditDir, audit.Filter{}) {
 		if err != nil {
@@ -175,6 +180,10 @@ func (e *Env) AssertNoSecretIn(what, s string, secrets ...string) {
 // the audit files, and returns the records.
 func (e *Env) CheckAudit(secrets ...string) []audit.Record {
 	e.t.Helper()
+	e.Server.Gateway.Wait()
+	if err := e.Server.Audit.Sync(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
 	if _, err := audit.Verify(e.AuditDir, e.AuditPub); err != nil {
 		e.t.Errorf("audit verify: %v", err)
 	}

@@ -99,9 +99,12 @@ func (a auditAdapter) Intent(ctx context.Context, in gateway.Intent) error {
 	return err
 }
 
+// Outcome is written lazily: the bot already has its answer and the intent
+// was durable before anything went upstream, so the outcome shares the next
+// flush instead of waiting for one of its own. A failed write still puts the
+// log, and so the gateway, into the failed state.
 func (a auditAdapter) Outcome(ctx context.Context, o gateway.Outcome) error {
-	_, err := a.log.Append(ctx, audit.Record{Type: audit.TypeOutcome, RequestID: o.RequestID, Outcome: &audit.Outcome{
+	return a.log.AppendLazy(ctx, audit.Record{Type: audit.TypeOutcome, RequestID: o.RequestID, Outcome: &audit.Outcome{
 		Status: o.Status, VenueOrderID: o.VenueOrderID, LatencyMicros: o.Latency.Microseconds(), Error: o.Error,
 	}})
-	return err
 }
