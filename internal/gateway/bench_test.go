@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
 )
 
 // BenchmarkServeHTTP measures the gateway's own work per request (verify,
@@ -47,6 +49,17 @@ func BenchmarkCleanPath(b *testing.B) {
 	for b.Loop() {
 		if !cleanPath("/api/v3/order/test") {
 			b.Fatal("rejected")
+		}
+	}
+}
+
+// BenchmarkReplayCacheFull measures the memory of a full replay cache.
+func BenchmarkReplayCacheFull(b *testing.B) {
+	for b.Loop() {
+		c := newReplayCache(1<<19, time.Minute)
+		now := time.Now()
+		for i := 0; i < 1<<19; i++ {
+			c.seen(&exchange.Request{RawQuery: strconv.Itoa(i), Header: http.Header{}}, now)
 		}
 	}
 }

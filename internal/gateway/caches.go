@@ -18,10 +18,14 @@ type replayCache struct {
 	shards [16]replayShard
 }
 
+// replayKey is the first 128 bits of a request's SHA-256 digest: enough to
+// tell requests apart, half the memory of the full digest.
+type replayKey [16]byte
+
 type replayShard struct {
 	mu   sync.Mutex
-	seen map[[32]byte]time.Time
-	ring [][32]byte
+	seen map[replayKey]int64 // unix nanoseconds first seen
+	ring []replayKey
 	next int
 }
 
@@ -32,8 +36,8 @@ func newReplayCache(entries int, window time.Duration) *replayCache {
 		per = 16
 	}
 	for i := range c.shards {
-		c.shards[i].seen = make(map[[32]byte]time.Time, 64)
-		c.shards[i].ring = make([][32]byte, per)
+		c.shards[i].seen = make(map[replayKey]int64, 64)
+		c.shards[i].ring = make([]replayKey, per)
 	}
 	return c
 }
@@ -56,22 +60,23 @@ func (c *replayCache) seen(r *exchange.Request, now time.Time) bool {
 			h.Write([]byte{0})
 		}
 	}
-	var d [32]byte
-	h.Sum(d[:0])
+	var sum [32]byte
+	h.Sum(sum[:0])
+	var d replayKey
+	copy(d[:], sum[:])
 	s := &c.shards[d[0]&15]
+	ns := now.UnixNano()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t, ok := s.seen[d]; ok && now.Sub(t) < c.window {
+	if t, ok := s.seen[d]; ok && time.Duration(ns-t) < c.window {
 		return true
 	}
-	old := s.ring[s.next]
-	if t, ok := s.seen[old]; ok && old != ([32]byte{}) {
-		_ = t
+	if old := s.ring[s.next]; old != (replayKey{}) {
 		delete(s.seen, old)
 	}
 	s.ring[s.next] = d
 	s.next = (s.next + 1) % len(s.ring)
-	s.seen[d] = now
+	s.seen[d] = ns
 	return false
 }
 

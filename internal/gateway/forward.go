@@ -40,10 +40,13 @@ func NewTransport(o TransportOptions) *http.Transport {
 	}
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	t := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           4 * o.MaxIdlePerHost,
-		MaxIdleConnsPerHost:    o.MaxIdlePerHost,
+		Proxy:               nil,
+		DialContext:         d.DialContext,
+		MaxIdleConns:        4 * o.MaxIdlePerHost,
+		MaxIdleConnsPerHost: o.MaxIdlePerHost,
+		// Beyond the pool, requests wait for a pooled connection rather
+		// than dial one that would be dropped after a single use.
+		MaxConnsPerHost:        o.MaxIdlePerHost,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    5 * time.Second,
 		ResponseHeaderTimeout:  10 * time.Second,
@@ -51,8 +54,8 @@ func NewTransport(o TransportOptions) *http.Transport {
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      false,
 		MaxResponseHeaderBytes: 64 << 10,
-		WriteBufferSize:        16 << 10,
-		ReadBufferSize:         16 << 10,
+		WriteBufferSize:        8 << 10,
+		ReadBufferSize:         8 << 10,
 		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 	}
 	if o.TLS != nil {

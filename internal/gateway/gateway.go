@@ -136,8 +136,10 @@ type Options struct {
 	MaxBody, MaxResponse int64
 	// UpstreamTimeout bounds one forwarded call (default 10 s).
 	UpstreamTimeout time.Duration
-	// ReplayWindow is how long a seen signature is remembered (default 2 min)
-	// and ReplayEntries bounds the cache (default 1<<20).
+	// ReplayWindow is how long a seen signature is remembered (default 65 s:
+	// longer than any venue's timestamp window, beyond which the venue
+	// scheme itself refuses a replay) and ReplayEntries bounds the cache
+	// (default 1<<19, about 40 MB when full: the window at 8k requests/s).
 	ReplayWindow  time.Duration
 	ReplayEntries int
 	// RateLimitShare refuses a key's calls early once the venue reports
@@ -215,10 +217,10 @@ func New(o Options) (*Gateway, error) {
 		o.UpstreamTimeout = 10 * time.Second
 	}
 	if o.ReplayWindow <= 0 {
-		o.ReplayWindow = 2 * time.Minute
+		o.ReplayWindow = 65 * time.Second
 	}
 	if o.ReplayEntries <= 0 {
-		o.ReplayEntries = 1 << 20
+		o.ReplayEntries = 1 << 19
 	}
 	if o.RateLimitShare <= 0 || o.RateLimitShare > 1 {
 		o.RateLimitShare = 0.95
