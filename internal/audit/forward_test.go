@@ -193,8 +193,6 @@ func (f *flakyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.lines = append(f.lines, strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")...)
 }
 
-func (f *flakyReceiver) count() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.lines) }
-
 func TestForwardHTTPRetainsDuringOutage(t *testing.T) {
 	recv := &flakyReceiver{}
 	srv := httptest.NewServer(recv)

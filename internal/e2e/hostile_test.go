@@ -499,10 +499,6 @@ func hostileCases() []hostileCase {
 	unauthorized := []int{http.StatusUnauthorized}
 	badStatus := []int{http.StatusBadRequest}
 	unaudited := []string(nil)
-	const (
-		gapZero = "the Binance describer accepts quantity 0 as a decimal; without a notional cap the order is forwarded"
-	)
-
 	return []hostileCase{
 		// Controls: well-formed requests go through, so every refusal below
 		// is due to its hostile part.
