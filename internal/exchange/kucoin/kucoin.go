@@ -263,10 +263,16 @@ func (keyManager) ParseCreatedKey(status int, body []byte) (*exchange.Credential
 	}, nil
 }
 
-// DeleteKeyRequest refuses: KuCoin's DELETE /api/v1/sub/api-key needs the
-// key's passphrase, which the KeyManager contract does not pass.
+// DeleteKeyRequest deletes a sub-account key: KuCoin's
+// DELETE /api/v1/sub/api-key takes the key, its passphrase and the
+// sub-account name as query parameters.
 func (keyManager) DeleteKeyRequest(apiKey string, spec exchange.KeySpec) (*exchange.Request, error) {
-	return nil, exchange.Errorf(exchange.ErrBadRequest, "kucoin: delete key: needs the key's passphrase, which KeySpec does not carry")
+	if apiKey == "" || spec.SubAccount == "" || len(spec.Passphrase) == 0 {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "kucoin: delete key: needs the api key, its passphrase and the sub-account name")
+	}
+	q := "apiKey=" + url.QueryEscape(apiKey) + "&passphrase=" + url.QueryEscape(string(spec.Passphrase)) +
+		"&subName=" + url.QueryEscape(spec.SubAccount)
+	return &exchange.Request{Method: "DELETE", Path: "/api/v1/sub/api-key", RawQuery: q, Header: http.Header{}}, nil
 }
 
 // randomPassphrase returns 28 characters with lower- and upper-case letters
