@@ -159,12 +159,10 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	st.w.WriteHeader(resp.StatusCode)
 	_, _ = st.w.Write(respBody)
 	if st.entry != nil {
-		// The bot has its answer before the outcome is written: the intent
-		// was already durable, and the outcome must not add a flush to the
+		// The intent was durable before anything went upstream; the outcome
+		// is recorded after the answer is written, and an Auditor may make
+		// it durable lazily (server's does), so it adds no flush to the
 		// bot's wait. A failed outcome still stops new requests.
-		if f, ok := st.w.(http.Flusher); ok {
-			f.Flush()
-		}
 		orderID := ""
 		if resp.StatusCode < 300 && st.call.Scope == exchange.ScopeTrade {
 			orderID = findOrderID(respBody)
