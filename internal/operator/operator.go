@@ -1,0 +1,465 @@
+// Package operator holds keywarden's operator accounts: roles with per-key
+// scoping, Argon2id passwords, TOTP second factors with recovery codes,
+// login throttling and lockout, short-lived sessions with an idle timeout,
+// API tokens with scopes and expiry, step-up freshness for dangerous actions,
+// and k-of-n approvals.
+//
+// Security: passwords are stored only as Argon2id hashes, session and API
+// tokens and recovery codes only as SHA-256 digests, and TOTP seeds only
+// sealed by the vault (Secrets). Nothing secret is logged or returned in an
+// error. Every comparison of a secret is constant-time. A TOTP code is
+// accepted once: a code for a step at or before the last accepted step is
+// refused, so a code seen over a shoulder or in a log cannot be replayed.
+//
+// A Manager is safe for concurrent use. Changes to security code here need a
+// second review.
+package operator
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/store"
+)
+
+// Errors callers match.
+var (
+	// ErrBadCredentials is every login failure that is not a lockout: wrong
+	// name, password or code are not told apart.
+	ErrBadCredentials = errors.New("invalid credentials")
+	ErrLocked         = errors.New("account locked, try later")
+	ErrUnauthorized   = errors.New("not authenticated")
+	ErrStepUp         = errors.New("a fresh TOTP code is required")
+	ErrExists         = errors.New("operator already exists")
+	ErrNotFound       = errors.New("not found")
+	ErrInvalid        = errors.New("invalid request")
+)
+
+// Secrets seals TOTP seeds; *vault.Vault implements it.
+type Secrets interface {
+	PutSecret(ctx context.Context, kind, id string, secret []byte) error
+	Secret(ctx context.Context, kind, id string) ([]byte, error)
+}
+
+const seedKind = "operator-totp"
+
+// Options configure New.
+type Options struct {
+	Store   store.Store
+	Secrets Secrets
+	Now     func() time.Time // nil means time.Now
+	KDF     KDF              // zero means DefaultKDF
+	Issuer  string           // TOTP issuer shown in authenticator apps
+
+	SessionTTL  time.Duration // absolute session lifetime; default 8h
+	IdleTimeout time.Duration // session idle timeout; default 15m
+	StepUpTTL   time.Duration // how long a step-up stays fresh; default 5m
+	MaxFailures int           // failed logins before lockout; default 5
+	Lockout     time.Duration // lockout duration; default 15m
+}
+
+// Operator is an account's metadata. It holds nothing secret.
+type Operator struct {
+	Name     string    `json:"name"`
+	Role     Role      `json:"role"`
+	Keys     []string  `json:"keys,omitempty"` // "venue/key" in scope; empty: all keys
+	Disabled bool      `json:"disabled,omitempty"`
+	Created  time.Time `json:"created"`
+}
+
+// InScope reports whether the operator's role applies to the exchange key
+// venue/key.
+func (o Operator) InScope(venue, key string) bool {
+	return len(o.Keys) == 0 || slices.Contains(o.Keys, venue+"/"+key)
+}
+
+// account is the stored record of an operator.
+type account struct {
+	Operator
+	PasswordHash string    `json:"password_hash"`
+	Recovery     []string  `json:"recovery,omitempty"` // SHA-256 hex of unused recovery codes
+	LastStep     int64     `json:"last_step"`          // last accepted TOTP step
+	Failures     int       `json:"failures,omitempty"`
+	LockedUntil  time.Time `json:"locked_until,omitzero"`
+}
+
+// Enrollment is what creating an operator returns once: the TOTP key URI
+// and the recovery codes. It redacts itself when printed or logged.
+type Enrollment struct {
+	URL           string
+	Seed          []byte
+	RecoveryCodes []string
+}
+
+// String returns a redaction marker.
+func (Enrollment) String() string { return "[REDACTED]" }
+
+// GoString returns a redaction marker.
+func (Enrollment) GoString() string { return "[REDACTED]" }
+
+// Manager manages operators, sessions, tokens and approvals.
+type Manager struct {
+	o   Options
+	now func() time.Time
+
+	mu       sync.Mutex // guards account read-modify-write and sessions
+	sessions map[string]*session
+}
+
+type session struct {
+	name     string
+	created  time.Time
+	lastSeen time.Time
+	stepUp   time.Time
+}
+
+// New returns a Manager.
+func New(o Options) (*Manager, error) {
+	if o.Store == nil || o.Secrets == nil {
+		return nil, errors.New("operator: store and secrets are required")
+	}
+	if o.KDF == (KDF{}) {
+		o.KDF = DefaultKDF()
+	}
+	if o.Issuer == "" {
+		o.Issuer = "keywarden"
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.SessionTTL, 8*time.Hour)
+	def(&o.IdleTimeout, 15*time.Minute)
+	def(&o.StepUpTTL, 5*time.Minute)
+	def(&o.Lockout, 15*time.Minute)
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = 5
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Manager{o: o, now: now, sessions: map[string]*session{}}, nil
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+func accountKey(name string) string { return "operators/accounts/" + name }
+
+// CreateOptions describe a new operator.
+type CreateOptions struct {
+	Name     string
+	Role     Role
+	Keys     []string
+	Password []byte
+}
+
+// Create adds an operator, enrolls a TOTP seed and makes recovery codes.
+func (m *Manager) Create(ctx context.Context, c CreateOptions) (Operator, *Enrollment, error) {
+	if !nameRE.MatchString(c.Name) || !c.Role.Valid() || len(c.Password) < 12 || !validKeys(c.Keys) {
+		return Operator{}, nil, fmt.Errorf("create operator: %w: name [a-z0-9._-], known role, keys venue/key, password of 12 or more bytes", ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.o.Store.Get(ctx, accountKey(c.Name)); err == nil {
+		return Operator{}, nil, fmt.Errorf("create operator %s: %w", c.Name, ErrExists)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
+	}
+	hash, err := hashPassword(c.Password, m.o.KDF)
+	if err != nil {
+		return Operator{}, nil, err
+	}
+	seed := make([]byte, 20)
+	if _, err := rand.Read(seed); err != nil {
+		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
+	}
+	codes, digests, err := newRecoveryCodes(10)
+	if err != nil {
+		return Operator{}, nil, err
+	}
+	a := account{
+		Operator:     Operator{Name: c.Name, Role: c.Role, Keys: slices.Clone(c.Keys), Created: m.now().UTC()},
+		PasswordHash: hash,
+		Recovery:     digests,
+	}
+	if err := m.o.Secrets.PutSecret(ctx, seedKind, c.Name, seed); err != nil {
+		return Operator{}, nil, fmt.Errorf("create operator: seal totp seed: %w", err)
+	}
+	if err := m.put(ctx, &a); err != nil {
+		return Operator{}, nil, err
+	}
+	return a.Operator, &Enrollment{URL: otpauthURL(m.o.Issuer, c.Name, seed), Seed: seed, RecoveryCodes: codes}, nil
+}
+
+func validKeys(keys []string) bool {
+	for _, k := range keys {
+		v, n, ok := strings.Cut(k, "/")
+		if !ok || v == "" || n == "" || strings.Contains(n, "/") {
+			return false
+		}
+	}
+	return true
+}
+
+func newRecoveryCodes(n int) (codes, digests []string, err error) {
+	enc := base32.StdEncoding.WithPadding(base32.NoPadding)
+	for range n {
+		b := make([]byte, 10)
+		if _, err := rand.Read(b); err != nil {
+			return nil, nil, fmt.Errorf("recovery codes: %w", err)
+		}
+		c := strings.ToLower(enc.EncodeToString(b))
+		codes = append(codes, c[:8]+"-"+c[8:])
+		digests = append(digests, digest(c[:8]+"-"+c[8:]))
+	}
+	return codes, digests, nil
+}
+
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func (m *Manager) get(ctx context.Context, name string) (*account, error) {
+	if !nameRE.MatchString(name) {
+		return nil, ErrNotFound
+	}
+	b, err := m.o.Store.Get(ctx, accountKey(name))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	} else if err != nil {
+		return nil, fmt.Errorf("read operator: %w", err)
+	}
+	var a account
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, fmt.Errorf("read operator: %w", err)
+	}
+	return &a, nil
+}
+
+func (m *Manager) put(ctx context.Context, a *account) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("write operator: %w", err)
+	}
+	if err := m.o.Store.Put(ctx, accountKey(a.Name), b); err != nil {
+		return fmt.Errorf("write operator: %w", err)
+	}
+	return nil
+}
+
+// Get returns an operator.
+func (m *Manager) Get(ctx context.Context, name string) (Operator, error) {
+	a, err := m.get(ctx, name)
+	if err != nil {
+		return Operator{}, err
+	}
+	return a.Operator, nil
+}
+
+// List returns every operator, by name.
+func (m *Manager) List(ctx context.Context) ([]Operator, error) {
+	keys, err := m.o.Store.List(ctx, "operators/accounts/")
+	if err != nil {
+		return nil, fmt.Errorf("list operators: %w", err)
+	}
+	out := []Operator{}
+	for _, k := range keys {
+		a, err := m.get(ctx, strings.TrimPrefix(k, "operators/accounts/"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a.Operator)
+	}
+	return out, nil
+}
+
+// Any reports whether at least one operator exists.
+func (m *Manager) Any(ctx context.Context) (bool, error) {
+	keys, err := m.o.Store.List(ctx, "operators/accounts/")
+	return len(keys) > 0, err
+}
+
+// SetRole changes an operator's role and key scope.
+func (m *Manager) SetRole(ctx context.Context, name string, r Role, keys []string) (Operator, error) {
+	if !r.Valid() || !validKeys(keys) {
+		return Operator{}, fmt.Errorf("set role: %w", ErrInvalid)
+	}
+	return m.update(ctx, name, func(a *account) { a.Role, a.Keys = r, slices.Clone(keys) })
+}
+
+// SetDisabled disables or enables an operator. Disabling ends their
+// sessions and makes their API tokens unusable.
+func (m *Manager) SetDisabled(ctx context.Context, name string, disabled bool) (Operator, error) {
+	op, err := m.update(ctx, name, func(a *account) { a.Disabled = disabled })
+	if err == nil && disabled {
+		m.mu.Lock()
+		for k, s := range m.sessions {
+			if s.name == name {
+				delete(m.sessions, k)
+			}
+		}
+		m.mu.Unlock()
+	}
+	return op, err
+}
+
+func (m *Manager) update(ctx context.Context, name string, fn func(*account)) (Operator, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, err := m.get(ctx, name)
+	if err != nil {
+		return Operator{}, err
+	}
+	fn(a)
+	if err := m.put(ctx, a); err != nil {
+		return Operator{}, err
+	}
+	return a.Operator, nil
+}
+
+// dummyHash is checked against for unknown names so that a login for a
+// name that does not exist costs the same as one that does.
+var dummyHash = "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// Login checks name, password and a TOTP code (or an unused recovery code)
+// and starts a session. It returns the session token, shown once.
+// After MaxFailures failures in a row the account is locked for Lockout;
+// a locked account's logins fail with ErrLocked even with the right
+// password.
+func (m *Manager) Login(ctx context.Context, name string, password []byte, code string) (string, Principal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	a, err := m.get(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		_, _ = checkPassword(dummyHash, password)
+		return "", Principal{}, ErrBadCredentials
+	} else if err != nil {
+		return "", Principal{}, err
+	}
+	if now.Before(a.LockedUntil) {
+		return "", Principal{}, ErrLocked
+	}
+	ok, err := checkPassword(a.PasswordHash, password)
+	if err != nil {
+		return "", Principal{}, fmt.Errorf("login: %w", err)
+	}
+	if ok {
+		ok, err = m.checkSecondFactor(ctx, a, code, now, true)
+		if err != nil {
+			return "", Principal{}, err
+		}
+	}
+	if !ok || a.Disabled {
+		a.Failures++
+		if a.Failures >= m.o.MaxFailures {
+			a.LockedUntil = now.Add(m.o.Lockout)
+			a.Failures = 0
+		}
+		if err := m.put(ctx, a); err != nil {
+			return "", Principal{}, err
+		}
+		return "", Principal{}, ErrBadCredentials
+	}
+	a.Failures, a.LockedUntil = 0, time.Time{}
+	if err := m.put(ctx, a); err != nil {
+		return "", Principal{}, err
+	}
+	tok, err := newToken("kws_")
+	if err != nil {
+		return "", Principal{}, err
+	}
+	// Logging in with a TOTP code counts as a step-up; a recovery code does not.
+	s := &session{name: a.Name, created: now, lastSeen: now}
+	if len(code) == totpDigits {
+		s.stepUp = now
+	}
+	m.sessions[digest(tok)] = s
+	return tok, m.principal(a, s, nil), nil
+}
+
+// checkSecondFactor checks a TOTP code, or with recovery set an unused
+// recovery code, and records its use in a (the caller saves a).
+func (m *Manager) checkSecondFactor(ctx context.Context, a *account, code string, now time.Time, recovery bool) (bool, error) {
+	seed, err := m.o.Secrets.Secret(ctx, seedKind, a.Name)
+	if err != nil {
+		return false, fmt.Errorf("check code: unseal totp seed: %w", err)
+	}
+	defer clear(seed)
+	if step, ok := matchTOTP(seed, code, now, a.LastStep); ok {
+		a.LastStep = step
+		return true, nil
+	}
+	if !recovery || len(code) == totpDigits {
+		return false, nil
+	}
+	d := digest(strings.ToLower(strings.TrimSpace(code)))
+	for i, r := range a.Recovery {
+		if subtle.ConstantTimeCompare([]byte(r), []byte(d)) == 1 {
+			a.Recovery = slices.Delete(a.Recovery, i, i+1)
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// VerifyCode checks a TOTP code of name (single-use). It counts failures
+// towards the lockout like logins do.
+func (m *Manager) VerifyCode(ctx context.Context, name, code string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.verifyCodeLocked(ctx, name, code)
+}
+
+func (m *Manager) verifyCodeLocked(ctx context.Context, name, code string) error {
+	now := m.now()
+	a, err := m.get(ctx, name)
+	if err != nil {
+		return ErrStepUp
+	}
+	if now.Before(a.LockedUntil) {
+		return ErrLocked
+	}
+	ok, err := m.checkSecondFactor(ctx, a, code, now, false)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		a.Failures++
+		if a.Failures >= m.o.MaxFailures {
+			a.LockedUntil, a.Failures = now.Add(m.o.Lockout), 0
+		}
+	} else {
+		a.Failures = 0
+	}
+	if err := m.put(ctx, a); err != nil {
+		return err
+	}
+	if !ok {
+		return ErrStepUp
+	}
+	return nil
+}
+
+func newToken(prefix string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("new token: %w", err)
+	}
+	return prefix + hex.EncodeToString(b), nil
+}
