@@ -384,11 +384,9 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	if err != nil {
 		return "", Principal{}, err
 	}
-	// Logging in with a TOTP code counts as a step-up; a recovery code does not.
+	// Logging in is not a step-up: a session token taken from a browser or
+	// a log must not be enough for a dangerous action.
 	s := &session{name: a.Name, created: now, lastSeen: now}
-	if len(code) == totpDigits {
-		s.stepUp = now
-	}
 	m.sessions[digest(tok)] = s
 	return tok, m.principal(a, s, nil), nil
 }

@@ -105,8 +105,8 @@ func TestLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Login = %v", err)
 	}
-	if p.Name != "ann" || p.Role != RoleSecurity || !m.Fresh(p) {
-		t.Errorf("Login principal = %+v, want fresh ann/security", p)
+	if p.Name != "ann" || p.Role != RoleSecurity || m.Fresh(p) {
+		t.Errorf("Login principal = %+v, want ann/security, not stepped up", p)
 	}
 	// The same code is single-use within its window.
 	if _, _, err := m.Login(ctx, "ann", pw, code); !errors.Is(err, ErrBadCredentials) {
@@ -119,8 +119,8 @@ func TestLogin(t *testing.T) {
 	if err := m.StepUp(ctx, tok, Code(seed, c.Now())); err != nil {
 		t.Errorf("StepUp(next code) = %v", err)
 	}
-	if _, err := m.Authenticate(ctx, tok); err != nil {
-		t.Errorf("Authenticate = %v", err)
+	if p, err := m.Authenticate(ctx, tok); err != nil || !m.Fresh(p) {
+		t.Errorf("Authenticate after step-up = fresh %v, %v; want fresh", m.Fresh(p), err)
 	}
 	if err := m.Logout(ctx, tok); err != nil {
 		t.Fatal(err)
@@ -173,6 +173,9 @@ func TestSessionTimeouts(t *testing.T) {
 	seed := create(t, m, "ann", RoleAdmin)
 	tok, _, err := m.Login(ctx, "ann", pw, Code(seed, c.Now()))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.StepUp(ctx, tok, Code(seed, c.Now().Add(30*time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	c.Add(6 * time.Minute)

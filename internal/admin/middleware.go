@@ -1,0 +1,81 @@
+package admin
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/keywarden/keywarden/internal/operator"
+)
+
+type ctxKey struct{}
+
+type caller struct {
+	p     operator.Principal
+	token string
+}
+
+func from(r *http.Request) caller {
+	c, _ := r.Context().Value(ctxKey{}).(caller)
+	return c
+}
+
+// TOTPHeader carries a fresh TOTP code for a step-up action.
+const TOTPHeader = "X-Keywarden-TOTP"
+
+// guard authenticates and authorizes a route, and enforces step-up.
+func (s *api) guard(rt route) http.Handler {
+	if rt.perm == public {
+		return rt.h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			writeError(w, s.log, operator.ErrUnauthorized)
+			return
+		}
+		p, err := s.ops.Authenticate(r.Context(), tok)
+		if err != nil {
+			writeError(w, s.log, operator.ErrUnauthorized)
+			return
+		}
+		if rt.perm != authenticated && !p.Can(rt.perm) {
+			s.deny(r, p, rt)
+			writeError(w, s.log, errForbidden)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, caller{p: p, token: tok}))
+		if rt.stepUp {
+			if err := s.stepUp(r); err != nil {
+				writeError(w, s.log, err)
+				return
+			}
+		}
+		rt.h.ServeHTTP(w, r)
+	})
+}
+
+// deny records a refused request in the audit log (best effort: the
+// request is refused either way).
+func (s *api) deny(r *http.Request, p operator.Principal, rt route) {
+	_ = s.event(r.Context(), "denied", p.Name, map[string]string{"route": rt.method + " " + rt.path, "perm": string(rt.perm), "source": remoteAddr(r)})
+}
+
+// stepUp checks that the caller is a session that stepped up recently, or
+// sent a fresh TOTP code of its operator. API tokens never pass.
+func (s *api) stepUp(r *http.Request) error {
+	c := from(r)
+	if c.p.Token != "" {
+		return operator.ErrStepUp
+	}
+	if code := r.Header.Get(TOTPHeader); code != "" {
+		if err := s.ops.StepUp(r.Context(), c.token, code); err != nil {
+			return err
+		}
+		return nil
+	}
+	if !s.ops.Fresh(c.p) {
+		return operator.ErrStepUp
+	}
+	return nil
+}
