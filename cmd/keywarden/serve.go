@@ -123,6 +123,12 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer ctl.Close()
+	adm, err := a.startAdmin(ctx, db, v, srv, g)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer adm.Close()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/admin"
+	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/operator"
+	"github.com/keywarden/keywarden/internal/server"
+	"github.com/keywarden/keywarden/internal/store"
+	"github.com/keywarden/keywarden/internal/vault"
+)
+
+// AdminConfig is the [admin] section: the admin API's own TLS listener.
+type AdminConfig struct {
+	// Listen is the admin API's address (default 127.0.0.1:8444).
+	Listen string `toml:"listen"`
+	// Disabled turns the admin API off.
+	Disabled bool `toml:"disabled"`
+	// Approvals maps an action (gateway.resume, operators.create,
+	// operators.role) to the k-of-n approval it needs.
+	Approvals map[string]ApprovalConfig `toml:"approvals"`
+}
+
+// ApprovalConfig is one [admin.approvals.<action>] table.
+type ApprovalConfig struct {
+	Role     string `toml:"role"`
+	Required int    `toml:"required"`
+	TTL      string `toml:"ttl"` // default 24h
+}
+
+func (c AdminConfig) rules() (map[string]operator.Rule, error) {
+	out := map[string]operator.Rule{}
+	for action, ac := range c.Approvals {
+		switch action {
+		case admin.ActionGatewayResume, admin.ActionOperatorCreate, admin.ActionOperatorRole:
+		default:
+			return nil, fmt.Errorf("admin approvals: unknown action %q", action)
+		}
+		ttl := 24 * time.Hour
+		if ac.TTL != "" {
+			d, err := time.ParseDuration(ac.TTL)
+			if err != nil || d <= 0 {
+				return nil, fmt.Errorf("admin approvals %s: ttl %q: a positive duration", action, ac.TTL)
+			}
+			ttl = d
+		}
+		r := operator.Rule{Role: operator.Role(ac.Role), Required: ac.Required, TTL: ttl}
+		if !r.Role.Valid() || r.Required < 1 {
+			return nil, fmt.Errorf("admin approvals %s: a known role and required of 1 or more", action)
+		}
+		out[action] = r
+	}
+	return out, nil
+}
+
+// newOperators returns the operator accounts kept in db, with TOTP seeds
+// sealed by v.
+func newOperators(db store.Store, v *vault.Vault) (*operator.Manager, error) {
+	return operator.New(operator.Options{Store: db, Secrets: v})
+}
+
+// startAdmin serves the admin API on its own TLS listener, with the
+// gateway's certificate (configured or from the local CA) and without
+// client certificates.
+func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, srv *server.Server, g GatewayConfig) (io.Closer, error) {
+	c := a.cfg.Admin
+	if c.Disabled {
+		return io.NopCloser(nil), nil
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8444"
+	}
+	rules, err := c.rules()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	ops, err := newOperators(db, v)
+	if err != nil {
+		return nil, err
+	}
+	formats := map[string]client.Format{}
+	if rs, err := routes(a.cfg.Venues); err == nil {
+		for _, r := range rs {
+			formats[r.Def.Name] = r.Def.Format
+		}
+	}
+	h := admin.New(admin.Options{
+		Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway, Audit: srv.Audit, AuditDir: g.AuditDir,
+		Policies: a.cfg.Policies, Approvals: rules, Logger: a.log.With("component", "admin"),
+		Format: func(venue string) client.Format { return formats[venue] },
+	})
+	g.ClientCA = "" // the admin API authenticates operators, not certificates
+	tc, err := a.tlsConfig(ctx, db, v, g)
+	if err != nil {
+		return nil, err
+	}
+	tc.MinVersion = tls.VersionTLS12
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		// The gateway and its panic switch (the control socket) keep
+		// working without the admin API; the operator must act on this.
+		a.log.Error("admin API not started", "listen", c.Listen, "err", err)
+		return io.NopCloser(nil), nil
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	go func() { _ = hs.Serve(tls.NewListener(ln, tc)) }()
+	a.log.Info("admin API listening", "url", "https://"+ln.Addr().String())
+	return hs, nil
+}
