@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
+	"github.com/keywarden/keywarden/internal/policy"
+)
+
+// bitgetMarket is ccxt's BTC/USDT (or ETH/USDT) spot market on Bitget, as
+// its loadMarkets would build it from /api/v2/spot/public/symbols.
+func bitgetMarket(base string) map[string]any {
+	id := base + "USDT"
+	m := spotMarket(id, base, "USDT")
+	m["margin"] = true
+	m["precision"] = map[string]any{"amount": 0.00000001, "price": 0.1}
+	m["info"] = map[string]any{"symbol": id, "baseCoin": base, "quoteCoin": "USDT", "status": "online"}
+	return m
+}
+
+// bitgetJob is a ccxt bitget bot holding iss (passphrase as ccxt's
+// password) and pointed at env's gateway. ccxt's Bitget urls are
+// "https://api.{hostname}" with hostname bitget.com, so the template itself
+// is mapped.
+func bitgetJob(env *Env, iss *client.Issued, steps ...exchangetest.BotStep) exchangetest.BotJob {
+	return exchangetest.BotJob{
+		Exchange: "bitget",
+		Credentials: map[string]string{
+			"apiKey": iss.ID, "secret": string(iss.Secret), "password": string(iss.Passphrase),
+		},
+		HostMap:    map[string]string{"https://api.{hostname}": env.URL + "/bitget"},
+		Markets:    []map[string]any{bitgetMarket("BTC"), bitgetMarket("ETH")},
+		Currencies: currencies("BTC", "ETH", "USDT"),
+		Steps:      steps,
+	}
+}
+
+// bitgetTicker is where keywarden reads Bitget reference prices.
+const bitgetTicker = "/api/v2/spot/market/tickers"
+
+// TestCCXTBitgetThroughGateway: an unmodified ccxt bitget bot, pointed at
+// keywarden with a client key, secret and passphrase, reads its balance,
+// places and cancels a limit order, and is denied a withdrawal; the
+// simulator sees only requests signed with the exchange key.
+func TestCCXTBitgetThroughGateway(t *testing.T) {
+	env := NewEnv(t, []string{"bitget"}, map[string]policy.Definition{
+		"trader": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTCUSDT"}, MaxOrderNotional: 100000, NotionalCurrency: "USDT"},
+	})
+	kit := env.Sims["bitget"].Kit
+	kit.SetPrice("BTCUSDT", 50000)
+	key := env.AddKey("bitget", "main", "read", "trade", "withdraw")
+	iss := env.Issue("bitget", "main", "trader")
+	res := exchangetest.CCXTBot(t, bitgetJob(env, iss,
+		exchangetest.BotStep{Op: "fetchBalance"},
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.01, 49000}, Save: "id", SaveField: "id"},
+		exchangetest.BotStep{Op: "cancelOrder", Args: []any{"$id", "BTC/USDT"}},
+		exchangetest.BotStep{Op: "withdraw", Args: []any{"USDT", 100, "TXYZ1111111111111111111111111111111", nil, map[string]any{"network": "TRC20"}}},
+	))
+	expectBotSteps(t, res, true, true, true, false)
+	expectFreeBalance(t, res[0], "USDT", 100000)
+	orders := kit.Orders(key.APIKey)
+	if len(orders) != 1 {
+		t.Fatalf("simulator holds %d orders, want 1", len(orders))
+	}
+	if id := botResultField(t, res[1], "id"); id != orders[0].ID {
+		t.Errorf("createOrder id = %q, want the simulator's %q", id, orders[0].ID)
+	}
+	if id := botResultField(t, res[2], "id"); id != orders[0].ID {
+		t.Errorf("cancelOrder id = %q, want %q", id, orders[0].ID)
+	}
+	if o := orders[0]; o.Status != "CANCELED" || o.Symbol != "BTCUSDT" || o.Quantity != 0.01 || o.Price != 49000 {
+		t.Errorf("simulator order = %+v, want a canceled BTCUSDT buy of 0.01 at 49000", o)
+	}
+	if e := res[3].Error; e == nil || !strings.Contains(e.Message, "rule scope") {
+		t.Errorf("withdraw error = %+v, want a policy denial naming the scope rule", e)
+	}
+	// The withdrawal is never forwarded.
+	venueCheckForwarded(t, kit.Log(), bitgetTicker, key.APIKey, []string{iss.ID, string(iss.Secret), string(iss.Passphrase)}, []string{
+		// ccxt asks whether the account is a unified trading account
+		// before its first private call; the read scope allows it.
+		"GET /api/v3/account/settings",
+		"GET /api/v2/spot/account/assets",
+		"POST /api/v2/spot/trade/place-order",
+		"POST /api/v2/spot/trade/cancel-order",
+	})
+	expectBotOutputClean(t, env, res, key)
+	got := Decisions(env.CheckAudit(key.Secret, key.Passphrase, string(iss.Secret), string(iss.Passphrase)))
+	want := map[string]int{"intent/allow/": 4, "outcome": 4, "denied/deny/scope": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit decisions (-want +got):\n%s", diff)
+	}
+}
+
+// TestCCXTBitgetOrderDenied: a policy with a notional cap and a price band
+// denies a market order whose value only Bitget's public ticker reveals, a
+// small limit order priced far from that ticker, and an order on a symbol
+// it does not list; each reaches ccxt as Bitget's permission error and none
+// reaches the simulator, while a small market order does.
+func TestCCXTBitgetOrderDenied(t *testing.T) {
+	env := NewEnv(t, []string{"bitget"}, map[string]policy.Definition{
+		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTCUSDT"}, MaxOrderNotional: 1000, NotionalCurrency: "USDT", PriceBandPct: 5},
+	})
+	kit := env.Sims["bitget"].Kit
+	kit.SetPrice("BTCUSDT", 50000)
+	key := env.AddKey("bitget", "main", "read", "trade")
+	iss := env.Issue("bitget", "main", "small")
+	res := exchangetest.CCXTBot(t, bitgetJob(env, iss,
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "market", "sell", 0.01}},
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "market", "sell", 0.1}},
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USDT", "limit", "buy", 0.1, 2000}},
+		// Small, but priced 20% above the ticker: outside the 5% band.
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.001, 60000}},
+	))
+	expectBotSteps(t, res, true, false, false, false)
+	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band"} {
+		if e := res[i].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule "+rule) {
+			t.Errorf("createOrder step %d error = %+v, want PermissionDenied naming rule %s", i, e, rule)
+		}
+	}
+	if tickers := venueCheckForwarded(t, kit.Log(), bitgetTicker, key.APIKey, []string{iss.ID, string(iss.Secret), string(iss.Passphrase)},
+		[]string{"GET /api/v3/account/settings", "POST /api/v2/spot/trade/place-order"}); tickers == 0 {
+		t.Errorf("keywarden never read the BTCUSDT ticker, want it as the market order's reference price")
+	}
+	if o := kit.Orders(key.APIKey); len(o) != 1 || o[0].Quantity != 0.01 || o[0].Type != "market" {
+		t.Errorf("simulator orders = %+v, want only the 0.01 market sell", o)
+	}
+	expectBotOutputClean(t, env, res, key)
+	got := Decisions(env.CheckAudit(key.Secret, key.Passphrase, string(iss.Secret), string(iss.Passphrase)))
+	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("audit decisions (-want +got):\n%s", diff)
+	}
+}
