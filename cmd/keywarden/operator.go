@@ -14,12 +14,13 @@ import (
 func newOperatorCmd(a *app) *cobra.Command {
 	cmd := group("operator", "Initialize, unseal, rotate and rekey the vault")
 	cmd.AddCommand(newOperatorInitCmd(a), newOperatorUnsealCmd(a), newOperatorStatusCmd(a),
-		newOperatorRotateCmd(a), newOperatorRekeyCmd(a), newOperatorVerifyCmd(a))
+		newOperatorRotateCmd(a), newOperatorRekeyCmd(a), newOperatorVerifyCmd(a), newOperatorFirstAdminCmd(a))
 	return cmd
 }
 
 func newOperatorInitCmd(a *app) *cobra.Command {
 	var shares, threshold int
+	var adminName, adminPassFile string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the vault, sealed by a passphrase or by k-of-n unseal shares",
@@ -59,18 +60,31 @@ they are printed once and never stored.`,
 			if err != nil {
 				return err
 			}
+			// The first admin is created after the vault's own output, so a
+			// failure here never hides the unseal shares.
+			firstAdmin := func() error {
+				if adminName == "" {
+					return nil
+				}
+				if err := a.createFirstAdmin(ctx, db, v, adminName, adminPassFile); err != nil {
+					return fmt.Errorf("first admin: %w (the vault is initialized; retry with keywarden operator first-admin)", err)
+				}
+				return nil
+			}
 			if !useShares {
 				fmt.Fprintf(a.stdout, "Vault initialized in %s, sealed by a passphrase (Argon2id).\n", db.Dir())
 				fmt.Fprintln(a.stdout, "Keep the passphrase safe: without it the exchange keys stored here cannot be recovered.")
-				return nil
+				return firstAdmin()
 			}
 			printShares(a.stdout, out, threshold)
 			fmt.Fprintf(a.stdout, "Vault initialized in %s.\n", db.Dir())
-			return nil
+			return firstAdmin()
 		},
 	}
 	cmd.Flags().IntVar(&shares, "shares", 5, "number of unseal shares to create")
 	cmd.Flags().IntVar(&threshold, "threshold", 3, "number of shares needed to unseal")
+	cmd.Flags().StringVar(&adminName, "admin-name", "", "also create the first admin operator of the admin API")
+	cmd.Flags().StringVar(&adminPassFile, "admin-password-file", "", "file holding that admin's password (mode 0600); default: prompt")
 	return cmd
 }
 

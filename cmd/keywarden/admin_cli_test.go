@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base32"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/operator"
+)
+
+// TestAdminCLI creates the first admin at operator init, runs serve with
+// the admin API, logs in from the CLI and uses the panic switch, lifting
+// it with a fresh TOTP code.
+func TestAdminCLI(t *testing.T) {
+	c := newCLI(t)
+	adminAddr := freePort(t)
+	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`
+[gateway]
+listen = "` + freePort(t) + `"
+plaintext = true
+
+[admin]
+listen = "` + adminAddr + `"
+
+[[venue]]
+name = "binance"
+`)
+	f.Close()
+	pwFile := filepath.Join(c.dir, "admin-pass")
+	writeFile(t, pwFile, "the first admin's password\n", 0o600)
+	out := c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", pwFile)
+	m := regexp.MustCompile(`otpauth://\S+`).FindString(out)
+	u, err := url.Parse(m)
+	if err != nil || m == "" {
+		t.Fatalf("operator init printed no otpauth URL:\n%s", out)
+	}
+	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.fails("operators exist already", "", "operator", "first-admin", "--name", "again", "--password-file", pwFile)
+	caFile := filepath.Join(c.dir, "ca.pem")
+	writeFile(t, caFile, c.ok("", "tls", "ca"), 0o600)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var serveOut, serveErr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		getenv := func(k string) string {
+			if k == "KEYWARDEN_CONFIG" {
+				return c.config
+			}
+			return ""
+		}
+		done <- runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), &serveOut, &serveErr)
+	}()
+	waitHealthy(t, "http://"+strings.TrimPrefix(gatewayAddr(t, c.config), "http://"), done)
+
+	// Codes are single-use per 30-second step: log in with the previous
+	// step's code and step up with the current one, away from a boundary.
+	for i := 0; i < 30 && time.Now().Unix()%30 > 25; i++ {
+		time.Sleep(200 * time.Millisecond)
+	}
+	now := time.Now()
+	c.ok("the first admin's password\n"+operator.Code(seed, now.Add(-30*time.Second))+"\n", "login", "--url", "https://"+adminAddr, "--name", "root", "--ca", caFile)
+	if got := c.ok("", "admin", "GET", "/v1/auth/whoami"); !strings.Contains(got, `"name":"root"`) || !strings.Contains(got, `"role":"admin"`) {
+		t.Errorf("whoami = %s", got)
+	}
+	c.ok("", "admin", "POST", "/v1/gateway/stop")
+	if got := c.ok("", "admin", "GET", "/v1/gateway"); !strings.Contains(got, `"stopped"`) {
+		t.Errorf("gateway status after stop = %s", got)
+	}
+	c.fails("403", "", "admin", "POST", "/v1/gateway/resume")
+	c.ok(operator.Code(seed, now)+"\n", "admin", "POST", "/v1/gateway/resume", "--totp")
+	if got := c.ok("", "admin", "GET", "/v1/gateway"); !strings.Contains(got, `"running"`) {
+		t.Errorf("gateway status after resume = %s", got)
+	}
+	if got := c.ok("", "admin", "GET", "/v1/audit?type=event"); !strings.Contains(got, `"admin.gateway.resume"`) || !strings.Contains(got, `"actor":"root"`) {
+		t.Errorf("audit lacks the resume event: %s", got)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v\n%s", err, serveErr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop after cancel")
+	}
+}
+
+// gatewayAddr reads [gateway] listen back from the config file.
+func gatewayAddr(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^listen = "([^"]+)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no listen in config")
+	}
+	return string(m[1])
+}
