@@ -13,7 +13,9 @@ import (
 )
 
 // CCXTJob asks ccxt to sign one request with its clock frozen at NowMs.
-// Path, API, Method and Params are ccxt's own sign() arguments.
+// Path, API, Method and Params are ccxt's own sign() arguments; Params is
+// usually a map[string]any, but any JSON value is passed on unchanged (OKX's
+// batch endpoints take an array).
 type CCXTJob struct {
 	Exchange    string            `json:"exchange"`
 	Credentials map[string]string `json:"credentials"`
@@ -23,7 +25,7 @@ type CCXTJob struct {
 	Path        string            `json:"path"`
 	API         any               `json:"api"`
 	Method      string            `json:"method"`
-	Params      map[string]any    `json:"params,omitempty"`
+	Params      any               `json:"params,omitempty"`
 	Headers     map[string]string `json:"headers,omitempty"`
 	Body        string            `json:"body,omitempty"`
 }

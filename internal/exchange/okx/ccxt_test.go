@@ -1,14 +1,10 @@
 package okx
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -38,7 +34,7 @@ func TestCCXTCrossCheck(t *testing.T) {
 	type job struct {
 		key  *exchange.Credential
 		now  time.Time
-		ccxt ccxtJob
+		ccxt exchangetest.CCXTJob
 	}
 	var jobs []job
 	for i := range 40 {
@@ -74,17 +70,17 @@ func TestCCXTCrossCheck(t *testing.T) {
 			params = map[string]any{"ccy": "USDT", "amt": fmt.Sprint(rng.IntN(500) + 1), "dest": "4",
 				"toAddr": "T" + randString(rng, alnum, 33), "chain": "USDT-TRC20"}
 		}
-		jobs = append(jobs, job{key: key, now: time.UnixMilli(nowMs), ccxt: ccxtJob{
+		jobs = append(jobs, job{key: key, now: time.UnixMilli(nowMs), ccxt: exchangetest.CCXTJob{
 			Exchange:    "okx",
 			Credentials: map[string]string{"apiKey": key.APIKey, "secret": string(key.Secret), "password": string(key.Passphrase)},
 			NowMs:       nowMs, Path: path, API: "private", Method: method, Params: params,
 		}})
 	}
-	ccxtJobs := make([]ccxtJob, len(jobs))
+	ccxtJobs := make([]exchangetest.CCXTJob, len(jobs))
 	for i, j := range jobs {
 		ccxtJobs[i] = j.ccxt
 	}
-	results := runCCXT(t, ccxtJobs)
+	results := exchangetest.CCXT(t, ccxtJobs)
 	for i, res := range results {
 		j := jobs[i]
 		t.Run(fmt.Sprintf("%d-%s-%s", i, j.ccxt.Method, j.ccxt.Path), func(t *testing.T) {
@@ -121,44 +117,6 @@ func TestCCXTCrossCheck(t *testing.T) {
 			}
 		})
 	}
-}
-
-// ccxtJob is exchangetest.CCXTJob with params of any JSON shape: OKX's
-// batch endpoints take an array, which sign.js passes to ccxt unchanged.
-type ccxtJob struct {
-	Exchange    string            `json:"exchange"`
-	Credentials map[string]string `json:"credentials"`
-	Sandbox     bool              `json:"sandbox,omitempty"`
-	NowMs       int64             `json:"nowMs"`
-	Path        string            `json:"path"`
-	API         any               `json:"api"`
-	Method      string            `json:"method"`
-	Params      any               `json:"params,omitempty"`
-}
-
-// runCCXT runs jobs through exchangetest's ccxt sign.js in one node process.
-func runCCXT(t *testing.T, jobs []ccxtJob) []exchangetest.CCXTResult {
-	t.Helper()
-	exchangetest.CCXT(t, []exchangetest.CCXTJob{}) // skips or fails when ccxt is not installed
-	in, err := json.Marshal(jobs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := exchangetest.CCXTDir()
-	cmd := exec.Command("node", filepath.Join(dir, "sign.js"))
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ccxt sign.js: %v: %s", err, stderr.String())
-	}
-	var res []exchangetest.CCXTResult
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(jobs) {
-		t.Fatalf("ccxt sign.js output (%d results for %d jobs): %v", len(res), len(jobs), err)
-	}
-	return res
 }
 
 // fromCCXT turns ccxt's sign() output into the request a bot would send.
