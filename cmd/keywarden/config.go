@@ -34,6 +34,7 @@ type Config struct {
 	Gateway  GatewayConfig                `toml:"gateway"`
 	Venues   []VenueConfig                `toml:"venue"`
 	Policies map[string]policy.Definition `toml:"policy"`
+	Alerts   AlertsConfig                 `toml:"alerts"`
 	Admin    AdminConfig                  `toml:"admin"`
 
 	// path is the file the config came from, if any.

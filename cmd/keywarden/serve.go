@@ -82,9 +82,14 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	trusted, _ := parsePrefixes(g.TrustedProxies)
 	timeout, _ := time.ParseDuration(g.UpstreamTimeout)
+	mon, err := a.startMonitor(ctx)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
 		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: sinks,
+		Observe: mon.Observe,
 	})
 	if err != nil {
 		return err

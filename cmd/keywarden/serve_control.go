@@ -201,6 +201,7 @@ func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, 
 		a.log.Warn("gateway resumed by operator")
 		writeControl(w, map[string]string{"gateway": "running"}, nil)
 	})
+	mux.HandleFunc("POST /v1/panic", a.handlePanic(srv))
 	mux.HandleFunc("GET /v1/gateway/status", func(w http.ResponseWriter, r *http.Request) {
 		st := gatewayStatus{State: "running", RateLimits: map[string]rateLimitStatus{}}
 		if err := srv.Gateway.Healthy(); err != nil {

@@ -271,6 +271,7 @@ func (m *Monitor) Run(ctx context.Context) {
 }
 
 func (m *Monitor) deliver(ctx context.Context, a Alert) {
+	m.log.Warn("alert", "rule", a.Rule, "severity", string(a.Severity), "subject", a.Subject, "summary", a.Summary)
 	for _, n := range m.notifiers {
 		nctx, cancel := context.WithTimeout(ctx, m.timeout)
 		if err := n.Notify(nctx, a); err != nil {
