@@ -25,6 +25,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -108,6 +109,13 @@ func (Enrollment) String() string { return "[REDACTED]" }
 
 // GoString returns a redaction marker.
 func (Enrollment) GoString() string { return "[REDACTED]" }
+
+// LogValue returns a redaction marker.
+func (Enrollment) LogValue() slog.Value { return slog.StringValue("[REDACTED]") }
+
+// MarshalJSON returns a redaction marker: callers that must show the URL
+// and codes once pick the fields themselves.
+func (Enrollment) MarshalJSON() ([]byte, error) { return []byte(`"[REDACTED]"`), nil }
 
 // Manager manages operators, sessions, tokens and approvals.
 type Manager struct {

@@ -2,7 +2,9 @@ package operator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +84,14 @@ func TestEnrollmentRedacts(t *testing.T) {
 	}
 	if !strings.HasPrefix(e.URL, "otpauth://totp/keywarden:ann?") || len(e.RecoveryCodes) != 10 {
 		t.Errorf("enrollment = %q with %d codes, want an otpauth URL and 10 codes", e.URL, len(e.RecoveryCodes))
+	}
+	j, _ := json.Marshal(e)
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "enrollment", e)
+	for _, s := range []string{e.String(), e.GoString(), string(j), buf.String()} {
+		if strings.Contains(s, "otpauth") || strings.Contains(s, e.RecoveryCodes[0]) {
+			t.Errorf("Enrollment printed as %q, holds a secret", s)
+		}
 	}
 	for _, s := range []string{e.String(), e.GoString()} {
 		if s != "[REDACTED]" {
