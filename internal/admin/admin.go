@@ -85,9 +85,16 @@ const (
 
 type api struct {
 	Options
-	ops *operator.Manager
-	log *slog.Logger
+	ops      *operator.Manager
+	log      *slog.Logger
+	throttle *throttle
 }
+
+// Failed logins allowed per source address in loginWindow.
+const (
+	loginLimit  = 20
+	loginWindow = 15 * time.Minute
+)
 
 // New returns the admin API handler.
 func New(o Options) http.Handler {
@@ -100,7 +107,7 @@ func New(o Options) http.Handler {
 	if o.Format == nil {
 		o.Format = func(string) client.Format { return client.Format{} }
 	}
-	s := &api{Options: o, ops: o.Operators, log: o.Logger}
+	s := &api{Options: o, ops: o.Operators, log: o.Logger, throttle: newThrottle(o.Now, loginLimit, loginWindow)}
 	mux := http.NewServeMux()
 	for _, rt := range s.routes() {
 		mux.Handle(rt.method+" "+rt.path, s.guard(rt))

@@ -73,7 +73,7 @@ func newEnv(t *testing.T, approvals map[string]operator.Rule) *env {
 		t.Fatal(err)
 	}
 	h := New(Options{Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway, Audit: srv.Audit, AuditDir: dir,
-		Policies: map[string]policy.Definition{"read": {}, "trade": {Scopes: []string{"trade"}}}, Approvals: approvals})
+		Policies: map[string]policy.Definition{"read": {}, "trade": {Scopes: []string{"trade"}}}, Approvals: approvals, Now: c.Now})
 	ts := httptest.NewTLSServer(h)
 	t.Cleanup(ts.Close)
 	e := &env{t: t, ts: ts, srv: srv, ops: ops, clock: c, seeds: map[string][]byte{}}

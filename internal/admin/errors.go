@@ -24,6 +24,7 @@ func (e *httpError) Error() string { return e.msg }
 var (
 	errNotFound         = &httpError{http.StatusNotFound, "not_found", "not found"}
 	errForbidden        = &httpError{http.StatusForbidden, "forbidden", "permission denied"}
+	errThrottled        = &httpError{http.StatusTooManyRequests, "throttled", "too many failed logins from this address, try later"}
 	errAuditUnavailable = &httpError{http.StatusServiceUnavailable, "audit_unavailable", "audit log unavailable; action refused"}
 )
 

@@ -30,12 +30,21 @@ func handleLogin(s *api) http.Handler {
 		}
 		pw := []byte(in.Password)
 		defer clear(pw)
+		src := remoteAddr(r)
+		detail := map[string]string{"source": src}
+		if s.throttle.Blocked(src) {
+			detail["result"] = "throttled"
+			_ = s.event(r.Context(), "login", in.Name, detail)
+			writeError(w, s.log, errThrottled)
+			return
+		}
 		tok, p, err := s.ops.Login(r.Context(), in.Name, pw, in.Code)
-		detail := map[string]string{"source": remoteAddr(r)}
 		if err != nil {
 			detail["result"] = "failed"
 			if errors.Is(err, operator.ErrLocked) {
 				detail["result"] = "locked"
+			} else {
+				s.throttle.Fail(src)
 			}
 			_ = s.event(r.Context(), "login", in.Name, detail)
 			writeError(w, s.log, err)

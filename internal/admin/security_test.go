@@ -306,3 +306,26 @@ func TestNoSecretsInResponses(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginThrottlingPerAddress: one address guessing across many
+// accounts is refused after 20 failures in 15 minutes, before any
+// password is checked, and the accounts themselves are not locked.
+func TestLoginThrottlingPerAddress(t *testing.T) {
+	e := newEnv(t, nil)
+	names := []string{"admin", "security", "trader-ops", "auditor", "sec2", "sec3", "scoped"}
+	for i := range 20 {
+		r := e.do("POST", "/v1/auth/login", "", map[string]string{"name": names[i%len(names)], "password": "guess", "code": "000000"})
+		if r.status != http.StatusUnauthorized {
+			t.Fatalf("guess %d = %d %s, want 401", i, r.status, r.raw)
+		}
+	}
+	r := e.do("POST", "/v1/auth/login", "", map[string]string{"name": "victim", "password": password, "code": e.code("victim")})
+	if r.status != http.StatusTooManyRequests || r.body["code"] != "throttled" {
+		t.Errorf("login after 20 failures = %d %s, want 429 throttled", r.status, r.raw)
+	}
+	e.clock.Add(15 * time.Minute)
+	e.login("victim")
+	if got := len(e.events("admin.login")); got != 22 {
+		t.Errorf("login events = %d, want 22", got)
+	}
+}

@@ -350,9 +350,8 @@ var dummyHash = "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAA
 // a locked account's logins fail with ErrLocked even with the right
 // password.
 func (m *Manager) Login(ctx context.Context, name string, password []byte, code string) (string, Principal, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := m.now()
+	// The Argon2id check runs outside the lock so that a flood of logins
+	// does not stall other operators' requests.
 	a, err := m.get(ctx, name)
 	if errors.Is(err, ErrNotFound) {
 		_, _ = checkPassword(dummyHash, password)
@@ -360,13 +359,24 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	} else if err != nil {
 		return "", Principal{}, err
 	}
-	if now.Before(a.LockedUntil) {
+	if m.now().Before(a.LockedUntil) {
 		return "", Principal{}, ErrLocked
 	}
-	ok, err := checkPassword(a.PasswordHash, password)
+	pwOK, err := checkPassword(a.PasswordHash, password)
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("login: %w", err)
 	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if a, err = m.get(ctx, name); err != nil {
+		return "", Principal{}, err
+	}
+	if now.Before(a.LockedUntil) {
+		return "", Principal{}, ErrLocked
+	}
+	ok := pwOK
 	if ok {
 		ok, err = m.checkSecondFactor(ctx, a, code, now, true)
 		if err != nil {
