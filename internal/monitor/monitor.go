@@ -168,11 +168,11 @@ type Monitor struct {
 	queue     chan Alert
 
 	mu         sync.Mutex
-	rates      map[string]*rate
-	auth       map[string]*window
-	denials    map[string]*window
+	rates      map[subject]*rate
+	auth       map[subject]*window
+	denials    map[subject]*window
 	errs       map[string]*errWindow
-	ips        map[string]map[netip.Addr]bool
+	ips        map[subject]map[netip.Addr]bool
 	sent       map[string]time.Time
 	tokens     float64
 	tokensAt   time.Time
@@ -202,8 +202,8 @@ func New(o Options) *Monitor {
 	return &Monitor{
 		now: o.Now, log: o.Logger, notifiers: o.Notifiers, th: o.Thresholds.withDefaults(),
 		cooldown: o.Cooldown, perMinute: o.MaxPerMinute, timeout: o.NotifyTimeout,
-		queue: make(chan Alert, o.Queue), rates: map[string]*rate{}, auth: map[string]*window{},
-		denials: map[string]*window{}, errs: map[string]*errWindow{}, ips: map[string]map[netip.Addr]bool{},
+		queue: make(chan Alert, o.Queue), rates: map[subject]*rate{}, auth: map[subject]*window{},
+		denials: map[subject]*window{}, errs: map[string]*errWindow{}, ips: map[subject]map[netip.Addr]bool{},
 		sent: map[string]time.Time{}, tokens: float64(o.MaxPerMinute),
 	}
 }
@@ -332,30 +332,30 @@ func (m *Monitor) check(e Event) []Alert {
 	if who == "" {
 		who = "unknown"
 	}
-	client := e.Venue + "/" + who
-	key := e.Venue + "/" + e.Key
+	cs := subject{kind: "client", venue: e.Venue, id: who}
+	ks := subject{kind: "key", venue: e.Venue, id: e.Key}
 
 	if e.Scope == exchange.ScopeWithdraw {
-		add(RuleWithdraw, SeverityCritical, client, "withdraw attempt by "+client,
+		add(RuleWithdraw, SeverityCritical, cs.String(), "withdraw attempt by "+cs.String(),
 			map[string]string{"client": who, "key": e.Key, "decision": e.Decision, "rule": e.Rule, "status": strconv.Itoa(e.Status)})
 	}
 	// The request reached the venue (allow) and the venue refused the
 	// exchange key itself: it was revoked, expired or lost permissions.
 	if e.Decision == "allow" && (e.Status == 401 || e.Status == 403) && e.Key != "" {
-		add(RuleVenueAuth, SeverityCritical, key, "venue refused exchange key "+key+" (revoked or expired at the venue?)",
+		add(RuleVenueAuth, SeverityCritical, ks.String(), "venue refused exchange key "+ks.String()+" (revoked or expired at the venue?)",
 			map[string]string{"key": e.Key, "client": who, "status": strconv.Itoa(e.Status)})
 	}
 	if e.Decision == "error" && (e.Status == 401 || e.Status == 403) {
-		w := lookup(m.auth, client, func() *window { return &window{} })
+		w := lookup(m.auth, cs, func() *window { return &window{} })
 		if n := w.add(e.Time, m.th.Window); n >= m.th.AuthFailures {
-			add(RuleAuthFailures, SeverityCritical, client, "repeated authentication failures for "+client,
+			add(RuleAuthFailures, SeverityCritical, cs.String(), "repeated authentication failures for "+cs.String(),
 				map[string]string{"client": who, "failures": strconv.Itoa(n), "window": m.th.Window.String(), "status": strconv.Itoa(e.Status)})
 		}
 	}
 	if e.Decision == "deny" {
-		w := lookup(m.denials, client, func() *window { return &window{} })
+		w := lookup(m.denials, cs, func() *window { return &window{} })
 		if n := w.add(e.Time, m.th.Window); n >= m.th.Denials {
-			add(RuleDenialBurst, SeverityWarning, client, "burst of policy denials for "+client,
+			add(RuleDenialBurst, SeverityWarning, cs.String(), "burst of policy denials for "+cs.String(),
 				map[string]string{"client": who, "denials": strconv.Itoa(n), "window": m.th.Window.String(), "last_rule": e.Rule})
 		}
 	}
@@ -368,23 +368,23 @@ func (m *Monitor) check(e Event) []Alert {
 		}
 	}
 	if e.Client != "" {
-		for _, s := range []struct{ kind, subject string }{{"client", client}, {"key", key}} {
-			if s.kind == "key" && e.Key == "" {
+		for _, s := range [...]subject{cs, ks} {
+			if s.id == "" {
 				continue
 			}
-			r := lookup(m.rates, s.kind+":"+s.subject, func() *rate { return &rate{} })
+			r := lookup(m.rates, s, func() *rate { return &rate{} })
 			if n, base, surge := r.add(e.Time, m.th); surge {
-				add(RuleRateSurge, SeverityWarning, s.subject, "request rate surge for "+s.kind+" "+s.subject,
-					map[string]string{s.kind: s.subject, "requests": strconv.Itoa(n), "interval": m.th.Interval.String(),
+				add(RuleRateSurge, SeverityWarning, s.String(), "request rate surge for "+s.kind+" "+s.String(),
+					map[string]string{s.kind: s.String(), "requests": strconv.Itoa(n), "interval": m.th.Interval.String(),
 						"baseline": strconv.FormatFloat(base, 'f', 1, 64)})
 			}
 		}
 		if e.SourceIP.IsValid() {
-			seen := lookup(m.ips, client, func() map[netip.Addr]bool { return map[netip.Addr]bool{} })
+			seen := lookup(m.ips, cs, func() map[netip.Addr]bool { return map[netip.Addr]bool{} })
 			ip := e.SourceIP.Unmap()
 			if !seen[ip] {
 				if len(seen) > 0 {
-					add(RuleNewSourceIP, SeverityWarning, client, "new source address for "+client,
+					add(RuleNewSourceIP, SeverityWarning, cs.String(), "new source address for "+cs.String(),
 						map[string]string{"client": who, "source_ip": ip.String(), "known_addresses": strconv.Itoa(len(seen))})
 				}
 				if len(seen) < maxIPsPerClient {
@@ -398,7 +398,7 @@ func (m *Monitor) check(e Event) []Alert {
 
 // lookup returns m[k], creating it with mk; the map is bounded by dropping
 // an arbitrary entry when full (state is advisory).
-func lookup[V any](m map[string]V, k string, mk func() V) V {
+func lookup[K comparable, V any](m map[K]V, k K, mk func() V) V {
 	v, ok := m[k]
 	if !ok {
 		if len(m) >= maxSubjects {
@@ -412,6 +412,12 @@ func lookup[V any](m map[string]V, k string, mk func() V) V {
 	}
 	return v
 }
+
+// subject is what rules keep state for: a client or an exchange key at a
+// venue. A struct key keeps the hot path free of string building.
+type subject struct{ kind, venue, id string }
+
+func (s subject) String() string { return s.venue + "/" + s.id }
 
 // window counts events in a fixed window that starts with its first event.
 type window struct {
