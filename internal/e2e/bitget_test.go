@@ -98,7 +98,8 @@ func TestCCXTBitgetThroughGateway(t *testing.T) {
 // denies a market order whose value only Bitget's public ticker reveals, a
 // small limit order priced far from that ticker, and an order on a symbol
 // it does not list; each reaches ccxt as Bitget's permission error and none
-// reaches the simulator, while a small market order does.
+// reaches the simulator, while a small market sell and a small market buy
+// sized in USDT do.
 func TestCCXTBitgetOrderDenied(t *testing.T) {
 	env := NewEnv(t, []string{"bitget"}, map[string]policy.Definition{
 		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTCUSDT"}, MaxOrderNotional: 1000, NotionalCurrency: "USDT", PriceBandPct: 5},
@@ -113,23 +114,28 @@ func TestCCXTBitgetOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USDT", "limit", "buy", 0.1, 2000}},
 		// Small, but priced 20% above the ticker: outside the 5% band.
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.001, 60000}},
+		// Market buys sized in USDT: their value is the size itself.
+		exchangetest.BotStep{Op: "createMarketBuyOrderWithCost", Args: []any{"BTC/USDT", 500}},
+		exchangetest.BotStep{Op: "createMarketBuyOrderWithCost", Args: []any{"BTC/USDT", 5000}},
 	))
-	expectBotSteps(t, res, true, false, false, false)
-	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band"} {
+	expectBotSteps(t, res, true, false, false, false, true, false)
+	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band", 5: "max_order_notional"} {
 		if e := res[i].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule "+rule) {
 			t.Errorf("createOrder step %d error = %+v, want PermissionDenied naming rule %s", i, e, rule)
 		}
 	}
 	if tickers := venueCheckForwarded(t, kit.Log(), bitgetTicker, key.APIKey, []string{iss.ID, string(iss.Secret), string(iss.Passphrase)},
-		[]string{"GET /api/v3/account/settings", "POST /api/v2/spot/trade/place-order"}); tickers == 0 {
+		[]string{"GET /api/v3/account/settings", "POST /api/v2/spot/trade/place-order", "POST /api/v2/spot/trade/place-order"}); tickers == 0 {
 		t.Errorf("keywarden never read the BTCUSDT ticker, want it as the market order's reference price")
 	}
-	if o := kit.Orders(key.APIKey); len(o) != 1 || o[0].Quantity != 0.01 || o[0].Type != "market" {
-		t.Errorf("simulator orders = %+v, want only the 0.01 market sell", o)
+	// The simulator fills the 500 USDT buy at its 50000 price: 0.01 BTC.
+	if o := kit.Orders(key.APIKey); len(o) != 2 || o[0].Side != "sell" || o[0].Quantity != 0.01 || o[0].Type != "market" ||
+		o[1].Side != "buy" || o[1].Quantity != 0.01 || o[1].Type != "market" {
+		t.Errorf("simulator orders = %+v, want only the 0.01 market sell and the 500 USDT market buy", o)
 	}
 	expectBotOutputClean(t, env, res, key)
 	got := Decisions(env.CheckAudit(key.Secret, key.Passphrase, string(iss.Secret), string(iss.Passphrase)))
-	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
+	want := map[string]int{"intent/allow/": 3, "outcome": 3, "denied/deny/max_order_notional": 2, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}

@@ -116,7 +116,8 @@ func TestCCXTBybitThroughGateway(t *testing.T) {
 // denies a market order whose value only Bybit's public ticker reveals, a
 // small limit order priced far from that ticker, and an order on a symbol
 // it does not list; each reaches ccxt as Bybit's permission error and none
-// reaches the simulator, while a small market order does.
+// reaches the simulator, while a small market sell and a small market buy
+// sized in USDT do.
 func TestCCXTBybitOrderDenied(t *testing.T) {
 	env := NewEnv(t, []string{"bybit"}, map[string]policy.Definition{
 		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTCUSDT"}, MaxOrderNotional: 1000, NotionalCurrency: "USDT", PriceBandPct: 5},
@@ -131,23 +132,28 @@ func TestCCXTBybitOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USDT", "limit", "buy", 0.1, 2000}},
 		// Small, but priced 20% above the ticker: outside the 5% band.
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.001, 60000}},
+		// Market buys sized in USDT: their value is the size itself.
+		exchangetest.BotStep{Op: "createMarketBuyOrderWithCost", Args: []any{"BTC/USDT", 500}},
+		exchangetest.BotStep{Op: "createMarketBuyOrderWithCost", Args: []any{"BTC/USDT", 5000}},
 	))
-	expectBotSteps(t, res, true, false, false, false)
-	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band"} {
+	expectBotSteps(t, res, true, false, false, false, true, false)
+	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band", 5: "max_order_notional"} {
 		if e := res[i].Error; e == nil || e.Name != "PermissionDenied" || !strings.Contains(e.Message, "rule "+rule) {
 			t.Errorf("createOrder step %d error = %+v, want PermissionDenied naming rule %s", i, e, rule)
 		}
 	}
 	if tickers := venueCheckForwarded(t, bybitLog(kit), bybitTicker, key.APIKey, []string{iss.ID, string(iss.Secret)},
-		[]string{"GET /v5/user/query-api", "GET /v5/account/info", "POST /v5/order/create"}); tickers == 0 {
+		[]string{"GET /v5/user/query-api", "GET /v5/account/info", "POST /v5/order/create", "POST /v5/order/create"}); tickers == 0 {
 		t.Errorf("keywarden never read the BTCUSDT ticker, want it as the market order's reference price")
 	}
-	if o := kit.Orders(key.APIKey); len(o) != 1 || o[0].Quantity != 0.01 || o[0].Type != "market" {
-		t.Errorf("simulator orders = %+v, want only the 0.01 market sell", o)
+	// The simulator fills the 500 USDT buy at its 50000 price: 0.01 BTC.
+	if o := kit.Orders(key.APIKey); len(o) != 2 || o[0].Side != "sell" || o[0].Quantity != 0.01 || o[0].Type != "market" ||
+		o[1].Side != "buy" || o[1].Quantity != 0.01 || o[1].Type != "market" {
+		t.Errorf("simulator orders = %+v, want only the 0.01 market sell and the 500 USDT market buy", o)
 	}
 	expectBotOutputClean(t, env, res, key)
 	got := Decisions(env.CheckAudit(key.Secret, string(iss.Secret)))
-	want := map[string]int{"intent/allow/": 3, "outcome": 3, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
+	want := map[string]int{"intent/allow/": 4, "outcome": 4, "denied/deny/max_order_notional": 2, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}

@@ -95,7 +95,8 @@ func TestCCXTOKXThroughGateway(t *testing.T) {
 // denies a market order whose value only OKX's public ticker reveals, a
 // small limit order priced far from that ticker, and an order on an
 // instrument it does not list; each reaches ccxt as OKX's permission error
-// and none reaches the simulator, while a small market order does.
+// and none reaches the simulator, while a small market sell and a small
+// market buy sized in USDT do.
 func TestCCXTOKXOrderDenied(t *testing.T) {
 	env := NewEnv(t, []string{"okx"}, map[string]policy.Definition{
 		"small": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTC-USDT"}, MaxOrderNotional: 1000, NotionalCurrency: "USDT", PriceBandPct: 5},
@@ -110,26 +111,31 @@ func TestCCXTOKXOrderDenied(t *testing.T) {
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"ETH/USDT", "limit", "buy", 0.1, 2000}},
 		// Small, but priced 20% above the ticker: outside the 5% band.
 		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.001, 60000}},
+		// Market buys sized in USDT: their value is the size itself.
+		exchangetest.BotStep{Op: "createMarketBuyOrderWithCost", Args: []any{"BTC/USDT", 500}},
+		exchangetest.BotStep{Op: "createMarketBuyOrderWithCost", Args: []any{"BTC/USDT", 5000}},
 	))
-	expectBotSteps(t, res, true, false, false, false)
+	expectBotSteps(t, res, true, false, false, false, true, false)
 	// Denials answer OKX's 50120 "API key doesn't have permission", which
 	// ccxt 4.5.84 does not map and raises as ExchangeError with the body.
-	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band"} {
+	for i, rule := range map[int]string{1: "max_order_notional", 2: "symbol", 3: "price_band", 5: "max_order_notional"} {
 		if e := res[i].Error; e == nil || e.Name != "ExchangeError" || !strings.Contains(e.Message, `"code":"50120"`) ||
 			!strings.Contains(e.Message, "rule "+rule) {
 			t.Errorf("createOrder step %d error = %+v, want ExchangeError with code 50120 naming rule %s", i, e, rule)
 		}
 	}
 	if tickers := venueCheckForwarded(t, kit.Log(), okxTicker, key.APIKey, []string{iss.ID, string(iss.Secret), string(iss.Passphrase)},
-		[]string{"POST /api/v5/trade/batch-orders"}); tickers == 0 {
+		[]string{"POST /api/v5/trade/batch-orders", "POST /api/v5/trade/batch-orders"}); tickers == 0 {
 		t.Errorf("keywarden never read the BTC-USDT ticker, want it as the market order's reference price")
 	}
-	if o := kit.Orders(key.APIKey); len(o) != 1 || o[0].Quantity != 0.01 || o[0].Type != "market" {
-		t.Errorf("simulator orders = %+v, want only the 0.01 market sell", o)
+	// The simulator fills the 500 USDT buy at its 50000 price: 0.01 BTC.
+	if o := kit.Orders(key.APIKey); len(o) != 2 || o[0].Side != "sell" || o[0].Quantity != 0.01 || o[0].Type != "market" ||
+		o[1].Side != "buy" || o[1].Quantity != 0.01 || o[1].Type != "market" {
+		t.Errorf("simulator orders = %+v, want only the 0.01 market sell and the 500 USDT market buy", o)
 	}
 	expectBotOutputClean(t, env, res, key)
 	got := Decisions(env.CheckAudit(key.Secret, key.Passphrase, string(iss.Secret), string(iss.Passphrase)))
-	want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
+	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 2, "denied/deny/symbol": 1, "denied/deny/price_band": 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", diff)
 	}
