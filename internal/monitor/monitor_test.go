@@ -2,9 +2,11 @@ package monitor
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -269,45 +271,56 @@ func TestDedupAndRateLimit(t *testing.T) {
 }
 
 type recorder struct {
-	mu sync.Mutex
-	as []Alert
-	ch chan struct{}
+	mu  sync.Mutex
+	as  []Alert
+	err error
 }
 
 func (r *recorder) Notify(ctx context.Context, a Alert) error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.as = append(r.as, a)
-	r.mu.Unlock()
-	r.ch <- struct{}{}
-	return nil
+	return r.err
+}
+
+// stuck is a notifier whose service never answers.
+type stuck struct{ calls int }
+
+func (s *stuck) Notify(ctx context.Context, a Alert) error {
+	s.calls++
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func TestRunDeliversToNotifiers(t *testing.T) {
-	c := &clock{t0}
-	r1, r2 := &recorder{ch: make(chan struct{}, 4)}, &recorder{ch: make(chan struct{}, 4)}
-	m := newMonitor(c, Options{Notifiers: []Notifier{r1, r2}})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go m.Run(ctx)
-	m.Observe(obs("c1", "main", exchange.ScopeWithdraw, "deny", 403))
-	if !m.Raise(Alert{Rule: RuleTest, Severity: SeverityInfo, Subject: "test", Summary: "test alert"}) {
-		t.Fatal("Raise(test) = false, want true")
-	}
-	for _, r := range []*recorder{r1, r2} {
-		for range 2 {
-			select {
-			case <-r.ch:
-			case <-time.After(10 * time.Second):
-				t.Fatal("notifier was not called")
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		failing := &recorder{err: errors.New("service down")}
+		slow := &stuck{}
+		ok := &recorder{}
+		m := New(Options{Notifiers: []Notifier{failing, slow, ok}, NotifyTimeout: 30 * time.Second})
+		ctx, cancel := context.WithCancel(t.Context())
+		go m.Run(ctx)
+		m.Observe(obs("c1", "main", exchange.ScopeWithdraw, "deny", 403))
+		if !m.Raise(Alert{Rule: RuleTest, Severity: SeverityInfo, Subject: "test", Summary: "test alert"}) {
+			t.Fatal("Raise(test) = false, want true")
+		}
+		// Each alert waits out the stuck notifier's timeout, and neither a
+		// failing nor a stuck notifier keeps the alert from the others.
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		for _, r := range []*recorder{failing, ok} {
+			if diff := cmp.Diff([]string{"withdraw_attempt binance/c1", "test test"}, rules(r.as)); diff != "" {
+				t.Errorf("delivered (-want +got):\n%s", diff)
+			}
+			if !r.as[0].Time.Equal(start) {
+				t.Errorf("alert time = %v, want the clock's %v", r.as[0].Time, start)
 			}
 		}
-		r.mu.Lock()
-		if diff := cmp.Diff([]string{"withdraw_attempt binance/c1", "test test"}, rules(r.as)); diff != "" {
-			t.Errorf("delivered (-want +got):\n%s", diff)
+		if slow.calls != 2 {
+			t.Errorf("stuck notifier calls = %d, want 2", slow.calls)
 		}
-		if !r.as[0].Time.Equal(t0) {
-			t.Errorf("alert time = %v, want the injected clock's %v", r.as[0].Time, t0)
-		}
-		r.mu.Unlock()
-	}
+		cancel()
+		synctest.Wait()
+	})
 }
