@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,7 +198,52 @@ key_file = "hook-key"
 	if code, body := botCall(t, base, cred); code != 200 {
 		t.Fatalf("call with a new client = %d %s, want 200", code, body)
 	}
+	// Bots keep calling while the panic goes out: every request that
+	// starts after `keywarden panic --all` returned must be refused.
+	type result struct {
+		start time.Time
+		code  int
+	}
+	results := make(chan result, 4096)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 1000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				results <- result{start, signedCall(base, cred)}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
 	out = c.ok("", "panic", "--all", "--reason", "drill")
+	returned := time.Now()
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(results)
+	var before, after int
+	for r := range results {
+		if r.start.Before(returned) {
+			before++
+			continue
+		}
+		after++
+		if r.code != 503 {
+			t.Errorf("request started after panic --all returned = %d, want 503", r.code)
+		}
+	}
+	if after == 0 {
+		t.Error("no request started after the panic: the load did not overlap")
+	}
+	t.Logf("under load (%d requests before, %d after): %s", before, after, strings.TrimSpace(out))
 	if !strings.Contains(out, "gateway stopped") || !strings.Contains(out, "suspension took") {
 		t.Errorf("panic --all output:\n%s", out)
 	}
@@ -243,4 +289,29 @@ func waitRule(t *testing.T, rcv *hookReceiver, rule string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("webhook never received a %s alert; got %v", rule, rcv.rules())
+}
+
+// signedCall is botCall for other goroutines: it reports failures as
+// status 0 instead of stopping the test.
+func signedCall(base string, cred *exchange.Credential) int {
+	u, err := url.Parse(base)
+	if err != nil {
+		return 0
+	}
+	r := &exchange.Request{Method: "GET", Path: "/api/v3/account", Header: http.Header{}}
+	if err := binance.Spot(u).Signer.Sign(r, cred, time.Now()); err != nil {
+		return 0
+	}
+	req, err := http.NewRequest(r.Method, base+"/binance"+r.Path+"?"+r.RawQuery, nil)
+	if err != nil {
+		return 0
+	}
+	req.Header = r.Header
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
 }
