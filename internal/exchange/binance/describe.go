@@ -651,3 +651,10 @@ func routeTable() []route {
 		"/fapi/v1/positionMargin", "/fapi/v1/positionSide/dual", "/fapi/v1/multiAssetsMargin")
 	return t
 }
+
+// maxJSONDepth bounds the nesting of JSON parameters such as batchOrders.
+const maxJSONDepth = 16
+
+// checkStrictJSON reports an error unless data is exactly one strict JSON
+// value (see exchange.DecodeJSON) nested at most maxJSONDepth deep.
+func checkStrictJSON(data []byte) error { return exchange.CheckJSON(data, maxJSONDepth) }

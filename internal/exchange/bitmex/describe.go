@@ -2,6 +2,7 @@ package bitmex
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"mime"
 	"strings"
@@ -203,8 +204,8 @@ func parseParams(r *exchange.Request) (map[string]any, error) {
 	var bodyParams map[string]any
 	switch {
 	case ct == "application/json" || (ct == "" && (body[0] == '{' || body[0] == '[')):
-		v, err := parseJSON(body)
-		if err == errDuplicateKey {
+		v, err := exchange.DecodeJSON(body, exchange.MaxJSONDepth)
+		if errors.Is(err, exchange.ErrJSONDuplicateKey) {
 			return nil, exchange.Errorf(exchange.ErrBadRequest, "duplicate key in JSON body")
 		}
 		if err != nil {
@@ -274,7 +275,7 @@ func (p params) list(k string) []any {
 		return v
 	case string:
 		if strings.HasPrefix(strings.TrimSpace(v), "[") || strings.HasPrefix(strings.TrimSpace(v), "{") {
-			parsed, err := parseJSON([]byte(v))
+			parsed, err := exchange.DecodeJSON([]byte(v), exchange.MaxJSONDepth)
 			if err != nil {
 				return []any{0} // malformed: callers reject non-strings and non-objects
 			}

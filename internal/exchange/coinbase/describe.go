@@ -151,7 +151,7 @@ func jsonBody(b []byte) (fields, error) {
 	if len(b) == 0 {
 		return fields{}, nil
 	}
-	v, err := decodeStrict(b)
+	v, err := exchange.DecodeJSON(b, exchange.MaxJSONDepth)
 	if err != nil {
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "body is not valid JSON")
 	}
@@ -329,7 +329,7 @@ func checkPath(path string) error {
 type fields map[string]any
 
 func (f fields) str(name string) string {
-	s, _ := jsonString(f[name])
+	s, _ := exchange.JSONString(f[name])
 	return s
 }
 

@@ -186,11 +186,11 @@ func parseJWT(tok string) (*jwt, error) {
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, errToken
 	}
-	hv, err := decodeStrict(hb)
+	hv, err := exchange.DecodeJSON(hb, exchange.MaxJSONDepth)
 	if err != nil {
 		return nil, errToken
 	}
-	cv, err := decodeStrict(cb)
+	cv, err := exchange.DecodeJSON(cb, exchange.MaxJSONDepth)
 	if err != nil {
 		return nil, errToken
 	}

@@ -2,6 +2,7 @@ package deribit
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/keywarden/keywarden/internal/exchange"
@@ -36,9 +37,9 @@ func parseRPC(r *exchange.Request) (rpcCall, error) {
 	var bodyMethod string
 	var bodyParams map[string]any
 	if len(trimSpace(r.Body)) > 0 {
-		v, err := parseJSON(r.Body)
+		v, err := exchange.DecodeJSON(r.Body, exchange.MaxJSONDepth)
 		if err != nil {
-			if err == errDuplicateKey {
+			if errors.Is(err, exchange.ErrJSONDuplicateKey) {
 				return c, exchange.Errorf(exchange.ErrBadRequest, "duplicate key in JSON body")
 			}
 			return c, exchange.Errorf(exchange.ErrBadRequest, "body is not valid JSON")
@@ -435,7 +436,7 @@ func (p params) list(k string) []any {
 	case []any:
 		return v
 	case string:
-		parsed, err := parseJSON([]byte(v))
+		parsed, err := exchange.DecodeJSON([]byte(v), exchange.MaxJSONDepth)
 		if err != nil {
 			return []any{v}
 		}

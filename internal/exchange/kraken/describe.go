@@ -214,7 +214,7 @@ func checkPath(path string) error {
 type fields map[string]any
 
 func (f fields) str(name string) string {
-	s, _ := jsonString(f[name])
+	s, _ := exchange.JSONString(f[name])
 	return s
 }
 
@@ -262,7 +262,7 @@ func requestParams(r *exchange.Request) (fields, error) {
 		return out, nil
 	}
 	if isJSON(r.Header) {
-		v, err := decodeStrict(r.Body)
+		v, err := exchange.DecodeJSON(r.Body, exchange.MaxJSONDepth)
 		if err != nil {
 			return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
 		}

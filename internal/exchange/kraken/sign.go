@@ -77,11 +77,11 @@ func bodyWithNonce(r *exchange.Request, nonce []byte) ([]byte, error) {
 		if len(body) == 0 {
 			body = []byte("{}")
 		}
-		body, err := removeJSONMembers(body, "nonce", "otp")
+		body, err := exchange.RemoveJSONMembers(body, "nonce", "otp")
 		if err != nil {
 			return nil, exchange.Errorf(exchange.ErrBadRequest, "kraken: sign: body is not a JSON object")
 		}
-		return prependJSONMember(body, `"nonce":"`+string(nonce)+`"`)
+		return exchange.PrependJSONMember(body, `"nonce":"`+string(nonce)+`"`)
 	}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rest := exchange.RemoveParams(string(r.Body), "nonce", "otp")

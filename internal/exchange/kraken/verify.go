@@ -89,7 +89,7 @@ func (v *Verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 	out.Header.Del("API-Key")
 	out.Header.Del("API-Sign")
 	if isJSON(r.Header) {
-		out.Body, err = removeJSONMembers(out.Body, "nonce", "otp")
+		out.Body, err = exchange.RemoveJSONMembers(out.Body, "nonce", "otp")
 		if err != nil {
 			return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
 		}
@@ -114,7 +114,7 @@ func (v *Verifier) advance(key string, nonce uint64) bool {
 // body strictly (no duplicate fields, valid UTF-8).
 func bodyNonce(r *exchange.Request) (string, error) {
 	if isJSON(r.Header) {
-		v, err := decodeStrict(r.Body)
+		v, err := exchange.DecodeJSON(r.Body, exchange.MaxJSONDepth)
 		if err != nil {
 			return "", exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body")
 		}
@@ -122,7 +122,7 @@ func bodyNonce(r *exchange.Request) (string, error) {
 		if !ok {
 			return "", exchange.Errorf(exchange.ErrBadRequest, "body is not a JSON object")
 		}
-		s, ok := jsonString(obj["nonce"])
+		s, ok := exchange.JSONString(obj["nonce"])
 		if !ok || s == "" {
 			return "", exchange.Errorf(exchange.ErrTimestamp, "missing nonce")
 		}

@@ -161,7 +161,7 @@ func describeParams(call exchange.Call, name string, p fields) (exchange.Call, e
 		if raw == "" {
 			return call, exchange.Errorf(exchange.ErrBadRequest, "batchorder needs json")
 		}
-		v, err := decodeStrict([]byte(raw))
+		v, err := exchange.DecodeJSON([]byte(raw), exchange.MaxJSONDepth)
 		if err != nil {
 			return call, exchange.Errorf(exchange.ErrBadRequest, "invalid batchorder json")
 		}
@@ -261,7 +261,7 @@ func checkPath(path string) error {
 type fields map[string]any
 
 func (f fields) str(name string) string {
-	s, _ := jsonString(f[name])
+	s, _ := exchange.JSONString(f[name])
 	return s
 }
 
