@@ -124,7 +124,7 @@ func (s *Simulator) handle(w http.ResponseWriter, r *http.Request, logged *sim.L
 		return 0, nil, errParam("invalid query")
 	}
 	if len(body) > 0 {
-		if err := checkJSON(body); err != nil {
+		if err := exchange.CheckJSON(body, exchange.MaxJSONDepth); err != nil {
 			return 0, nil, fail(http.StatusBadRequest, "INVALID_REQUEST_BODY", "invalid request body")
 		}
 	}

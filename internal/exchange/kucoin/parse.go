@@ -1,101 +1,21 @@
 package kucoin
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/keywarden/keywarden/internal/exchange"
 )
 
-// maxJSONDepth bounds nesting so a hostile body cannot exhaust the stack.
-const maxJSONDepth = 32
-
-// checkJSON reports whether body is exactly one JSON value with no duplicate
-// object keys at any depth and no trailing data. A duplicated key is how a
-// parser differential hides a second quantity from the policy (threat T5).
-func checkJSON(body []byte) error {
-	_, err := decodeJSON(body)
-	return err
-}
-
-// decodeJSON checks body strictly (see checkJSON) and decodes it in the same
-// pass, with numbers kept as json.Number.
+// decodeJSON parses body as one strict JSON value (see exchange.DecodeJSON),
+// with numbers kept as json.Number.
 func decodeJSON(body []byte) (any, error) {
-	if !utf8.Valid(body) {
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	v, err := buildValue(dec, 0)
+	v, err := exchange.DecodeJSON(body, exchange.MaxJSONDepth)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body: trailing data")
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "%v", err)
 	}
 	return v, nil
-}
-
-func errJSON() error { return exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body") }
-
-// buildValue reads one value from dec, rejecting duplicate keys.
-func buildValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > maxJSONDepth {
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid JSON body: nested too deeply")
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, errJSON()
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return tok, nil
-	}
-	switch d {
-	case '{':
-		obj := map[string]any{}
-		for dec.More() {
-			kt, err := dec.Token()
-			if err != nil {
-				return nil, errJSON()
-			}
-			k, ok := kt.(string)
-			if !ok {
-				return nil, errJSON()
-			}
-			if _, dup := obj[k]; dup {
-				return nil, exchange.Errorf(exchange.ErrBadRequest, "duplicate JSON key %q", exchange.SafeName(k))
-			}
-			v, err := buildValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			obj[k] = v
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, errJSON()
-		}
-		return obj, nil
-	case '[':
-		list := []any{}
-		for dec.More() {
-			v, err := buildValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			list = append(list, v)
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, errJSON()
-		}
-		return list, nil
-	}
-	return nil, errJSON()
 }
 
 // fields looks a request field up in the JSON object of the body and in the

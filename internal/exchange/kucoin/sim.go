@@ -147,7 +147,7 @@ func (s *Simulator) handle(w http.ResponseWriter, r *http.Request, logged *sim.L
 		return nil, "", errParam
 	}
 	if len(body) > 0 {
-		if err := checkJSON(body); err != nil {
+		if err := exchange.CheckJSON(body, exchange.MaxJSONDepth); err != nil {
 			return nil, "", errParam
 		}
 	}
