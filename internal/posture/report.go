@@ -67,7 +67,6 @@ func (r *Report) Counts() map[string]int {
 	return c
 }
 
-
 // Render writes r to w as "md", "html" or "json".
 func (r *Report) Render(w io.Writer, format string) error {
 	switch format {
