@@ -50,6 +50,9 @@ const (
 	maxSubjects       = 10000
 	maxIPsPerClient   = 64
 	maxDecayIntervals = 1000
+	// venueAuthFactor times Thresholds.AuthFailures refusals at one
+	// venue within the window raise an alert whatever ids were claimed.
+	venueAuthFactor = 4
 )
 
 // Alert is one finding. Evidence holds the facts that triggered it.
@@ -327,7 +330,7 @@ func (m *Monitor) check(e Event) []Alert {
 	}
 	who := e.Client
 	if who == "" {
-		who = e.Claimed
+		who = safeID(e.Claimed)
 	}
 	if who == "" {
 		who = "unknown"
@@ -351,6 +354,13 @@ func (m *Monitor) check(e Event) []Alert {
 			add(RuleAuthFailures, SeverityCritical, cs.String(), "repeated authentication failures for "+cs.String(),
 				map[string]string{"client": who, "failures": strconv.Itoa(n), "window": m.th.Window.String(), "status": strconv.Itoa(e.Status)})
 		}
+		// Failures spread over many claimed ids (guessing, or a list of
+		// stolen credentials) are caught venue-wide.
+		vw := lookup(m.auth, subject{kind: "venue", venue: e.Venue}, func() *window { return &window{} })
+		if n := vw.add(e.Time, m.th.Window); n >= venueAuthFactor*m.th.AuthFailures {
+			add(RuleAuthFailures, SeverityCritical, e.Venue, "repeated authentication failures at "+e.Venue,
+				map[string]string{"failures": strconv.Itoa(n), "window": m.th.Window.String(), "last_claimed": who})
+		}
 	}
 	if e.Decision == "deny" {
 		w := lookup(m.denials, cs, func() *window { return &window{} })
@@ -361,7 +371,9 @@ func (m *Monitor) check(e Event) []Alert {
 	}
 	if e.Venue != "" {
 		w := lookup(m.errs, e.Venue, func() *errWindow { return &errWindow{} })
-		failed := e.Decision == "error" || e.Status >= 500
+		// Refusals of bad requests are the bots' business and have rules
+		// of their own; errors here are 5xx, keywarden's or the venue's.
+		failed := e.Status >= 500
 		if total, bad := w.add(e.Time, m.th.Window, failed); total >= m.th.ErrorMin && float64(bad) >= m.th.ErrorRate*float64(total) {
 			add(RuleErrorRate, SeverityWarning, e.Venue, "error rate spike at "+e.Venue,
 				map[string]string{"requests": strconv.Itoa(total), "errors": strconv.Itoa(bad), "window": m.th.Window.String()})
@@ -411,6 +423,20 @@ func lookup[K comparable, V any](m map[K]V, k K, mk func() V) V {
 		m[k] = v
 	}
 	return v
+}
+
+// safeID keeps an attacker-chosen credential id printable and short.
+func safeID(s string) string {
+	if s == "" {
+		return ""
+	}
+	b := []byte(s[:min(len(s), 64)])
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // subject is what rules keep state for: a client or an exchange key at a

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -323,4 +325,34 @@ func TestRunDeliversToNotifiers(t *testing.T) {
 		cancel()
 		synctest.Wait()
 	})
+}
+
+func TestAuthFailuresSpreadOverIDs(t *testing.T) {
+	c := &clock{t0}
+	m := newMonitor(c, Options{})
+	var got []string
+	// 20 guesses, each with a fresh id: no id reaches 5, the venue does.
+	for i := range 20 {
+		ev := Event{Observation: gateway.Observation{Venue: "binance", Decision: "error", Status: 401},
+			Claimed: "guess\n" + strconv.Itoa(i) + strings.Repeat("x", 100)}
+		got = append(got, rules(m.Record(ev))...)
+		c.advance(time.Second)
+	}
+	if diff := cmp.Diff([]string{"auth_failures binance"}, got); diff != "" {
+		t.Fatalf("alerts (-want +got):\n%s", diff)
+	}
+}
+
+func TestSafeID(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"kwABC-1_2.3", "kwABC-1_2.3"},
+		{"a\nb c\x1b", "a_b_c_"},
+		{strings.Repeat("z", 100), strings.Repeat("z", 64)},
+	}
+	for _, tt := range tests {
+		if got := safeID(tt.in); got != tt.want {
+			t.Errorf("safeID(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }
