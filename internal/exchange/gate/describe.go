@@ -193,7 +193,7 @@ var _ exchange.Describer = describer{}
 // Describe classifies r by (method, canonical path) and extracts its orders
 // or transfer. Auth headers are ignored.
 func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
-	segs, err := splitPath(r.Path)
+	segs, err := exchange.SplitPath(r.Path)
 	if err != nil {
 		return exchange.Call{}, err
 	}
@@ -233,7 +233,7 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	if body != nil && ((wantList && !isList) || (!wantList && !isObj)) {
 		return exchange.Call{}, exchange.Errorf(exchange.ErrBadRequest, "unexpected JSON body shape")
 	}
-	f := fields{obj: obj, query: query}
+	f := exchange.Fields{Body: obj, Query: query}
 	switch rt.kind {
 	case spotOrder:
 		var o exchange.Order
@@ -271,8 +271,8 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	return call, nil
 }
 
-func side(f fields) (exchange.Side, error) {
-	s, err := f.str("side")
+func side(f exchange.Fields) (exchange.Side, error) {
+	s, err := f.Field("side")
 	if err != nil {
 		return "", err
 	}
@@ -289,16 +289,16 @@ func side(f fields) (exchange.Side, error) {
 
 // spotNew reads a spot order. Gate orders are limit unless type says
 // otherwise; a market buy's amount is in the quote currency.
-func spotNew(f fields) (exchange.Order, error) {
+func spotNew(f exchange.Fields) (exchange.Order, error) {
 	o := exchange.Order{Action: exchange.ActionNew}
 	var err error
-	if o.Symbol, err = f.str("currency_pair"); err != nil {
+	if o.Symbol, err = f.Field("currency_pair"); err != nil {
 		return o, err
 	}
 	if o.Side, err = side(f); err != nil {
 		return o, err
 	}
-	typ, err := f.str("type")
+	typ, err := f.Field("type")
 	if err != nil {
 		return o, err
 	}
@@ -306,14 +306,14 @@ func spotNew(f fields) (exchange.Order, error) {
 	if o.Type == "" {
 		o.Type = "limit"
 	}
-	amount, err := f.decimal("amount")
+	amount, err := f.Decimal("amount")
 	if err != nil {
 		return o, err
 	}
-	if o.Price, err = f.decimal("price"); err != nil {
+	if o.Price, err = f.Decimal("price"); err != nil {
 		return o, err
 	}
-	if o.ClientOrderID, err = f.str("text"); err != nil {
+	if o.ClientOrderID, err = f.Field("text"); err != nil {
 		return o, err
 	}
 	switch {
@@ -328,19 +328,19 @@ func spotNew(f fields) (exchange.Order, error) {
 	return o, nil
 }
 
-func spotAmendOrder(f fields) (exchange.Order, error) {
+func spotAmendOrder(f exchange.Fields) (exchange.Order, error) {
 	o := exchange.Order{Action: exchange.ActionAmend}
 	var err error
-	if o.Symbol, err = f.str("currency_pair"); err != nil {
+	if o.Symbol, err = f.Field("currency_pair"); err != nil {
 		return o, err
 	}
-	if o.Quantity, err = f.decimal("amount"); err != nil {
+	if o.Quantity, err = f.Decimal("amount"); err != nil {
 		return o, err
 	}
-	if o.Price, err = f.decimal("price"); err != nil {
+	if o.Price, err = f.Decimal("price"); err != nil {
 		return o, err
 	}
-	if o.ClientOrderID, err = f.str("amend_text"); err != nil {
+	if o.ClientOrderID, err = f.Field("amend_text"); err != nil {
 		return o, err
 	}
 	o.Notional = o.Quantity * o.Price
@@ -357,7 +357,7 @@ func spotTriggerOrder(obj map[string]any) ([]exchange.Order, error) {
 		m[k] = v
 	}
 	m["currency_pair"] = obj["market"]
-	o, err := spotNew(fields{obj: m})
+	o, err := spotNew(exchange.Fields{Body: m})
 	if err != nil {
 		return nil, err
 	}
@@ -367,18 +367,18 @@ func spotTriggerOrder(obj map[string]any) ([]exchange.Order, error) {
 // futNew reads a futures order: size is a signed number of contracts,
 // positive to buy and negative to sell; price "0" with tif ioc is a market
 // order. The notional needs the contract multiplier, so it stays zero.
-func futNew(f fields, action exchange.Action) (exchange.Order, error) {
+func futNew(f exchange.Fields, action exchange.Action) (exchange.Order, error) {
 	o := exchange.Order{Action: action}
 	var err error
-	if o.Symbol, err = f.str("contract"); err != nil {
+	if o.Symbol, err = f.Field("contract"); err != nil {
 		return o, err
 	}
-	size, err := f.str("size")
+	size, err := f.Field("size")
 	if err != nil {
 		return o, err
 	}
 	if size != "" {
-		if !plainDecimal(size, true) || strings.Contains(size, ".") {
+		if !exchange.PlainDecimal(size, true) || strings.Contains(size, ".") {
 			return o, exchange.Errorf(exchange.ErrBadRequest, "field \"size\" is not an integer")
 		}
 		q := exchange.ParseFloat(size)
@@ -389,10 +389,10 @@ func futNew(f fields, action exchange.Action) (exchange.Order, error) {
 			o.Side, o.Quantity = exchange.Sell, -q
 		}
 	}
-	if o.Price, err = f.decimal("price"); err != nil {
+	if o.Price, err = f.Decimal("price"); err != nil {
 		return o, err
 	}
-	tif, err := f.str("tif")
+	tif, err := f.Field("tif")
 	if err != nil {
 		return o, err
 	}
@@ -400,14 +400,14 @@ func futNew(f fields, action exchange.Action) (exchange.Order, error) {
 	if o.Price == 0 && (strings.EqualFold(tif, "ioc") || strings.EqualFold(tif, "fok")) {
 		o.Type = "market"
 	}
-	if o.ClientOrderID, err = f.str("text"); err != nil {
+	if o.ClientOrderID, err = f.Field("text"); err != nil {
 		return o, err
 	}
-	ro, err := f.str("reduce_only")
+	ro, err := f.Field("reduce_only")
 	if err != nil {
 		return o, err
 	}
-	cl, err := f.str("close")
+	cl, err := f.Field("close")
 	if err != nil {
 		return o, err
 	}
@@ -420,7 +420,7 @@ func futTriggerOrder(obj map[string]any) ([]exchange.Order, error) {
 	if !ok {
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "price order needs initial")
 	}
-	o, err := futNew(fields{obj: initial}, exchange.ActionNew)
+	o, err := futNew(exchange.Fields{Body: initial}, exchange.ActionNew)
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +447,7 @@ func expand(k kind, list []any, query exchange.Params) ([]exchange.Order, error)
 		if !ok {
 			return nil, exchange.Errorf(exchange.ErrBadRequest, "batch entries must be objects")
 		}
-		f := fields{obj: m}
+		f := exchange.Fields{Body: m}
 		var o exchange.Order
 		var err error
 		switch k {
@@ -472,14 +472,14 @@ func expand(k kind, list []any, query exchange.Params) ([]exchange.Order, error)
 	return out, nil
 }
 
-func cancelBy(f fields, symbolField, alt string) ([]exchange.Order, error) {
+func cancelBy(f exchange.Fields, symbolField, alt string) ([]exchange.Order, error) {
 	o := exchange.Order{Action: exchange.ActionCancel}
 	var err error
-	if o.Symbol, err = f.str(symbolField); err != nil {
+	if o.Symbol, err = f.Field(symbolField); err != nil {
 		return nil, err
 	}
 	if o.Symbol == "" && alt != "" {
-		if o.Symbol, err = f.str(alt); err != nil {
+		if o.Symbol, err = f.Field(alt); err != nil {
 			return nil, err
 		}
 	}
@@ -489,19 +489,19 @@ func cancelBy(f fields, symbolField, alt string) ([]exchange.Order, error) {
 	return []exchange.Order{o}, nil
 }
 
-func transfer(f fields, k kind) (*exchange.Transfer, error) {
+func transfer(f exchange.Fields, k kind) (*exchange.Transfer, error) {
 	t := &exchange.Transfer{}
 	var err error
-	if t.Asset, err = f.str("currency"); err != nil {
+	if t.Asset, err = f.Field("currency"); err != nil {
 		return nil, err
 	}
-	if t.Amount, err = f.decimal("amount"); err != nil {
+	if t.Amount, err = f.Decimal("amount"); err != nil {
 		return nil, err
 	}
 	get := func(names ...string) (string, error) {
 		parts := make([]string, 0, len(names))
 		for _, n := range names {
-			v, err := f.str(n)
+			v, err := f.Field(n)
 			if err != nil {
 				return "", err
 			}
@@ -513,17 +513,17 @@ func transfer(f fields, k kind) (*exchange.Transfer, error) {
 	}
 	switch k {
 	case withdraw:
-		if t.Address, err = f.str("address"); err != nil {
+		if t.Address, err = f.Field("address"); err != nil {
 			return nil, err
 		}
-		if t.Memo, err = f.str("memo"); err != nil {
+		if t.Memo, err = f.Field("memo"); err != nil {
 			return nil, err
 		}
-		t.Network, err = f.str("chain")
+		t.Network, err = f.Field("chain")
 	case withdrawPush:
 		// a transfer to another Gate user by UID: funds leave the account
 		var uid string
-		if uid, err = f.str("receive_uid"); err == nil {
+		if uid, err = f.Field("receive_uid"); err == nil {
 			t.Destination = "uid:" + uid
 		}
 	case walletXfer:

@@ -42,7 +42,7 @@ func (signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 	if key == nil || key.APIKey == "" || len(key.Secret) == 0 {
 		return exchange.Errorf(exchange.ErrAuth, "gate: sign: incomplete credential")
 	}
-	q, err := signedQuery(r.RawQuery)
+	q, err := exchange.UnescapedQuery(r.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (v verifier) Verify(r *exchange.Request, client *exchange.Credential, now t
 // documented rule); when lenient, one over the query as sent is accepted
 // too, for clients that sign the wire bytes.
 func checkSignature(r *exchange.Request, secret []byte, ts, sig string, lenient bool) bool {
-	q, err := signedQuery(r.RawQuery)
+	q, err := exchange.UnescapedQuery(r.RawQuery)
 	if err != nil {
 		q = r.RawQuery
 	}
@@ -175,7 +175,7 @@ func checkSignature(r *exchange.Request, secret []byte, ts, sig string, lenient 
 // checkTimestamp accepts Unix seconds, with an optional fraction (Gate's
 // own SDKs send time.time()), within the window of now.
 func checkTimestamp(ts string, now time.Time) error {
-	if !plainDecimal(ts, false) || len(ts) > 24 {
+	if !exchange.PlainDecimal(ts, false) || len(ts) > 24 {
 		return exchange.Errorf(exchange.ErrTimestamp, "Request timestamp is invalid")
 	}
 	sec, err := strconv.ParseFloat(ts, 64)

@@ -116,7 +116,7 @@ func (s *Simulator) handle(w http.ResponseWriter, r *http.Request, logged *sim.L
 		return 0, nil, fail(http.StatusBadRequest, "INVALID_REQUEST_BODY", "cannot read body")
 	}
 	req := &exchange.Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
-	segs, err := splitPath(req.Path)
+	segs, err := exchange.SplitPath(req.Path)
 	if err != nil {
 		return 0, nil, fail(http.StatusNotFound, "NOT_FOUND", "not found")
 	}

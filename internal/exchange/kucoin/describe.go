@@ -216,7 +216,7 @@ var _ exchange.Describer = describer{}
 // after Verify.
 func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	call := exchange.Call{Venue: Name, Method: r.Method, Path: r.Path, Scope: exchange.ScopeAccountAdmin}
-	segs, err := splitPath(r.Path)
+	segs, err := exchange.SplitPath(r.Path)
 	if err != nil {
 		return exchange.Call{}, err
 	}
@@ -245,7 +245,7 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	if body != nil && obj == nil && rt.kind != orderBatch {
 		return exchange.Call{}, exchange.Errorf(exchange.ErrBadRequest, "JSON body must be an object")
 	}
-	f := fields{obj: obj, query: query}
+	f := exchange.Fields{Body: obj, Query: query}
 	pathParam := segs[len(segs)-1]
 	switch rt.kind {
 	case orderNew:
@@ -318,8 +318,8 @@ func isVersion(s string) bool {
 	return len(s) >= 2 && len(s) <= 3 && s[0] == 'v' && allDigits(s[1:])
 }
 
-func side(f fields) (exchange.Side, error) {
-	s, err := f.str("side")
+func side(f exchange.Fields) (exchange.Side, error) {
+	s, err := f.Field("side")
 	if err != nil {
 		return "", err
 	}
@@ -336,16 +336,16 @@ func side(f fields) (exchange.Side, error) {
 
 // newOrder reads one order. KuCoin orders are limit unless type says
 // otherwise; a market order is sized by size (base) or funds (quote).
-func newOrder(f fields, action exchange.Action) (exchange.Order, error) {
+func newOrder(f exchange.Fields, action exchange.Action) (exchange.Order, error) {
 	o := exchange.Order{Action: action}
 	var err error
-	if o.Symbol, err = f.str("symbol"); err != nil {
+	if o.Symbol, err = f.Field("symbol"); err != nil {
 		return o, err
 	}
 	if o.Side, err = side(f); err != nil {
 		return o, err
 	}
-	typ, err := f.str("type")
+	typ, err := f.Field("type")
 	if err != nil {
 		return o, err
 	}
@@ -353,19 +353,19 @@ func newOrder(f fields, action exchange.Action) (exchange.Order, error) {
 	if o.Type == "" {
 		o.Type = "limit"
 	}
-	if o.Quantity, err = f.decimal("size"); err != nil {
+	if o.Quantity, err = f.Decimal("size"); err != nil {
 		return o, err
 	}
-	if o.Price, err = f.decimal("price"); err != nil {
+	if o.Price, err = f.Decimal("price"); err != nil {
 		return o, err
 	}
-	if o.QuoteQuantity, err = f.decimal("funds"); err != nil {
+	if o.QuoteQuantity, err = f.Decimal("funds"); err != nil {
 		return o, err
 	}
-	if o.ClientOrderID, err = f.str("clientOid"); err != nil {
+	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
 		return o, err
 	}
-	ro, err := f.str("reduceOnly")
+	ro, err := f.Field("reduceOnly")
 	if err != nil {
 		return o, err
 	}
@@ -381,7 +381,7 @@ func newOrder(f fields, action exchange.Action) (exchange.Order, error) {
 
 // batch expands hf/orders/multi and orders/multi: an orderList (with an
 // optional shared symbol) or, on futures, a top-level array.
-func batch(body any, f fields) ([]exchange.Order, error) {
+func batch(body any, f exchange.Fields) ([]exchange.Order, error) {
 	var list []any
 	switch b := body.(type) {
 	case []any:
@@ -398,7 +398,7 @@ func batch(body any, f fields) ([]exchange.Order, error) {
 	if len(list) == 0 || len(list) > 50 {
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "batch must hold 1 to 50 orders")
 	}
-	shared, err := f.str("symbol")
+	shared, err := f.Field("symbol")
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +408,7 @@ func batch(body any, f fields) ([]exchange.Order, error) {
 		if !ok {
 			return nil, exchange.Errorf(exchange.ErrBadRequest, "batch entries must be objects")
 		}
-		o, err := newOrder(fields{obj: m}, exchange.ActionNew)
+		o, err := newOrder(exchange.Fields{Body: m}, exchange.ActionNew)
 		if err != nil {
 			return nil, err
 		}
@@ -424,19 +424,19 @@ func batch(body any, f fields) ([]exchange.Order, error) {
 
 // amend reads hf/orders/alter: newSize and newPrice replace the order's
 // size and price.
-func amend(f fields) ([]exchange.Order, error) {
+func amend(f exchange.Fields) ([]exchange.Order, error) {
 	o := exchange.Order{Action: exchange.ActionAmend}
 	var err error
-	if o.Symbol, err = f.str("symbol"); err != nil {
+	if o.Symbol, err = f.Field("symbol"); err != nil {
 		return nil, err
 	}
-	if o.ClientOrderID, err = f.str("clientOid"); err != nil {
+	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
 		return nil, err
 	}
-	if o.Quantity, err = f.decimal("newSize"); err != nil {
+	if o.Quantity, err = f.Decimal("newSize"); err != nil {
 		return nil, err
 	}
-	if o.Price, err = f.decimal("newPrice"); err != nil {
+	if o.Price, err = f.Decimal("newPrice"); err != nil {
 		return nil, err
 	}
 	o.Type = "limit"
@@ -444,13 +444,13 @@ func amend(f fields) ([]exchange.Order, error) {
 	return []exchange.Order{o}, nil
 }
 
-func cancel(f fields, k kind, param string, hasParam bool) ([]exchange.Order, error) {
+func cancel(f exchange.Fields, k kind, param string, hasParam bool) ([]exchange.Order, error) {
 	o := exchange.Order{Action: exchange.ActionCancel}
 	var err error
-	if o.Symbol, err = f.str("symbol"); err != nil {
+	if o.Symbol, err = f.Field("symbol"); err != nil {
 		return nil, err
 	}
-	if o.ClientOrderID, err = f.str("clientOid"); err != nil {
+	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
 		return nil, err
 	}
 	if k == orderCancelCOID && hasParam {
@@ -459,30 +459,30 @@ func cancel(f fields, k kind, param string, hasParam bool) ([]exchange.Order, er
 	return []exchange.Order{o}, nil
 }
 
-func withdrawal(f fields) (*exchange.Transfer, error) {
+func withdrawal(f exchange.Fields) (*exchange.Transfer, error) {
 	t := &exchange.Transfer{}
 	var err error
-	if t.Asset, err = f.str("currency"); err != nil {
+	if t.Asset, err = f.Field("currency"); err != nil {
 		return nil, err
 	}
-	if t.Amount, err = f.decimal("amount"); err != nil {
+	if t.Amount, err = f.Decimal("amount"); err != nil {
 		return nil, err
 	}
-	if t.Address, err = f.str("toAddress"); err != nil {
+	if t.Address, err = f.Field("toAddress"); err != nil {
 		return nil, err
 	}
 	if t.Address == "" { // v1 spelling
-		if t.Address, err = f.str("address"); err != nil {
+		if t.Address, err = f.Field("address"); err != nil {
 			return nil, err
 		}
 	}
-	if t.Network, err = f.str("chain"); err != nil {
+	if t.Network, err = f.Field("chain"); err != nil {
 		return nil, err
 	}
-	if t.Memo, err = f.str("memo"); err != nil {
+	if t.Memo, err = f.Field("memo"); err != nil {
 		return nil, err
 	}
-	wt, err := f.str("withdrawType")
+	wt, err := f.Field("withdrawType")
 	if err != nil {
 		return nil, err
 	}
@@ -494,7 +494,7 @@ func withdrawal(f fields) (*exchange.Transfer, error) {
 	default:
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "invalid withdrawType")
 	}
-	inner, err := f.str("isInner")
+	inner, err := f.Field("isInner")
 	if err != nil {
 		return nil, err
 	}
@@ -504,19 +504,19 @@ func withdrawal(f fields) (*exchange.Transfer, error) {
 	return t, nil
 }
 
-func transfer(f fields, k kind) (*exchange.Transfer, error) {
+func transfer(f exchange.Fields, k kind) (*exchange.Transfer, error) {
 	t := &exchange.Transfer{}
 	var err error
-	if t.Asset, err = f.str("currency"); err != nil {
+	if t.Asset, err = f.Field("currency"); err != nil {
 		return nil, err
 	}
-	if t.Amount, err = f.decimal("amount"); err != nil {
+	if t.Amount, err = f.Decimal("amount"); err != nil {
 		return nil, err
 	}
 	get := func(names ...string) (string, error) {
 		parts := make([]string, 0, len(names))
 		for _, n := range names {
-			v, err := f.str(n)
+			v, err := f.Field(n)
 			if err != nil {
 				return "", err
 			}

@@ -52,7 +52,7 @@ func (signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 	if len(key.Passphrase) == 0 {
 		return exchange.Errorf(exchange.ErrAuth, "kucoin: sign: credential has no passphrase")
 	}
-	q, err := signedQuery(r.RawQuery)
+	q, err := exchange.UnescapedQuery(r.RawQuery)
 	if err != nil {
 		return err
 	}
@@ -200,7 +200,7 @@ func (v verifier) Verify(r *exchange.Request, client *exchange.Credential, now t
 // documented rule). When lenient, a signature over the query exactly as
 // sent is accepted too, for clients that sign the wire bytes.
 func checkSignature(r *exchange.Request, secret []byte, ts, sig string, lenient bool) bool {
-	q, err := signedQuery(r.RawQuery)
+	q, err := exchange.UnescapedQuery(r.RawQuery)
 	if err != nil {
 		q = r.RawQuery
 	}

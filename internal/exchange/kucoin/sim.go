@@ -139,7 +139,7 @@ func (s *Simulator) handle(w http.ResponseWriter, r *http.Request, logged *sim.L
 		return nil, "", errParam
 	}
 	req := &exchange.Request{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
-	segs, err := splitPath(req.Path)
+	segs, err := exchange.SplitPath(req.Path)
 	if err != nil {
 		return nil, "", fail(http.StatusNotFound, "404000", "Url Not Found")
 	}
