@@ -59,6 +59,9 @@ type KeyInfo struct {
 	Created     time.Time        `json:"created"`
 	Rotated     time.Time        `json:"rotated"`
 	LastUsed    time.Time        `json:"last_used,omitzero"`
+	// Disabled is set when the key was revoked: Credential refuses it.
+	Disabled       time.Time `json:"disabled,omitzero"`
+	DisabledReason string    `json:"disabled_reason,omitempty"`
 }
 
 // ID is the key's "exchange/name".
@@ -368,6 +371,9 @@ func (v *Vault) openCredential(ctx context.Context, ex, name string) (*exchange.
 	rec, err := v.keyRecord(ctx, ex, name)
 	if err != nil {
 		return nil, err
+	}
+	if !rec.Disabled.IsZero() {
+		return nil, fmt.Errorf("key %s: %w", rec.ID(), ErrDisabled)
 	}
 	id := rec.ID()
 	blob, err := v.store.Get(ctx, secretKey(exchangeKind, id))

@@ -50,6 +50,7 @@ var (
 	ErrTampered       = errors.New("record failed authentication")
 	ErrNotFound       = errors.New("not found")
 	ErrExists         = errors.New("already exists")
+	ErrDisabled       = errors.New("key is disabled")
 )
 
 // Seal types recorded in the seal configuration.
