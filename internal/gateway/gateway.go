@@ -156,6 +156,10 @@ type Options struct {
 // Observation summarizes one finished request for monitoring.
 type Observation struct {
 	Venue, Client, Key string
+	// Claimed is the credential id a refused request claimed when it
+	// matched no credential (cleaned for display); SourceIP is the caller.
+	Claimed            string
+	SourceIP           netip.Addr
 	Scope              exchange.Scope
 	Decision           string // allow, deny, error
 	Rule               string

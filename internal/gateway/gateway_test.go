@@ -631,3 +631,26 @@ func TestReplayAcrossEndpoints(t *testing.T) {
 		t.Error("a request outside the window was reported as a replay")
 	}
 }
+
+func TestObservationCarriesCallerAndClaim(t *testing.T) {
+	var got []Observation
+	var mu sync.Mutex
+	h := newHarness(t, func(o *Options) {
+		o.Observe = func(ob Observation) { mu.Lock(); got = append(got, ob); mu.Unlock() }
+	})
+	r := signed("GET", "/tv/balance", "", clientSecret, time.Now())
+	r.Header.Set("X-Key", "kwstolen\x1b[31m")
+	h.do(r)
+	h.do(signed("GET", "/tv/balance?a=1", "", clientSecret, time.Now()))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("%d observations, want 2", len(got))
+	}
+	if got[0].Claimed != "kwstolen?[31m" || got[0].Decision != "error" || got[0].SourceIP.String() != "127.0.0.1" {
+		t.Errorf("refused observation = %+v, want the cleaned claimed id and the caller", got[0])
+	}
+	if got[1].Claimed != "" || got[1].Client != clientID || got[1].Decision != "allow" {
+		t.Errorf("allowed observation = %+v", got[1])
+	}
+}

@@ -474,6 +474,10 @@ func (st *state) finish() {
 	if st.g.observe == nil {
 		return
 	}
+	st.obs.SourceIP = st.ip
+	if st.entry == nil && st.claimed != "" {
+		st.obs.Claimed = exchange.SafeName(st.claimed)
+	}
 	total := st.g.now().Sub(st.start)
 	st.obs.Upstream = st.upstream
 	st.obs.Overhead = total - st.upstream

@@ -213,7 +213,7 @@ func New(o Options) *Monitor {
 
 // Observe records a gateway observation; it is gateway.Options.Observe.
 func (m *Monitor) Observe(o gateway.Observation) {
-	m.Record(Event{Observation: o, Time: m.now()})
+	m.Record(Event{Observation: o, Time: m.now(), SourceIP: o.SourceIP, Claimed: o.Claimed})
 }
 
 // Record applies every rule to e and returns the alerts it raised after
