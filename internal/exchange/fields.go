@@ -119,3 +119,29 @@ func UnescapedQuery(raw string) (string, error) {
 	}
 	return s, nil
 }
+
+// CheckPath rejects a path, at most maxLen bytes long, that a server might
+// normalise into another one: it must be absolute, printable ASCII without
+// '%', '\\', ';', '?' or '#', and free of empty, "." and ".." segments and
+// a trailing slash. Unlike SplitPath it allows the characters some venues
+// use in path segments, such as '@' and '{'.
+func CheckPath(path string, maxLen int) error {
+	if path == "" || path[0] != '/' || len(path) > maxLen {
+		return Errorf(ErrBadRequest, "malformed path")
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c <= ' ' || c >= 0x7f || c == '%' || c == '\\' || c == ';' || c == '?' || c == '#' {
+			return Errorf(ErrBadRequest, "malformed path")
+		}
+	}
+	if strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
+		return Errorf(ErrBadRequest, "malformed path")
+	}
+	for seg := range strings.SplitSeq(path[1:], "/") {
+		if seg == "." || seg == ".." {
+			return Errorf(ErrBadRequest, "malformed path")
+		}
+	}
+	return nil
+}

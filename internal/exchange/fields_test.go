@@ -133,3 +133,32 @@ func TestUnescapedQuery(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckPath(t *testing.T) {
+	tests := []struct {
+		in      string
+		maxLen  int
+		wantErr bool
+	}{
+		{"/0/private/AddOrder", 64, false},
+		{"/api/v3/brokerage/orders/historical/batch", 64, false},
+		{"/a@b", 64, false},
+		{"", 64, true},
+		{"a/b", 64, true},
+		{"/a/", 64, true},
+		{"/a//b", 64, true},
+		{"/a/./b", 64, true},
+		{"/a/../b", 64, true},
+		{"/a%2fb", 64, true},
+		{`/a\b`, 64, true},
+		{"/a;b", 64, true},
+		{"/a b", 64, true},
+		{"/caf\xc3\xa9", 64, true},
+		{"/abcdef", 4, true},
+	}
+	for _, tt := range tests {
+		if err := CheckPath(tt.in, tt.maxLen); (err != nil) != tt.wantErr {
+			t.Errorf("CheckPath(%q, %d) = %v, want error %v", tt.in, tt.maxLen, err, tt.wantErr)
+		}
+	}
+}

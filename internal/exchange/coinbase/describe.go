@@ -6,6 +6,9 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 )
 
+// maxPathLen bounds request paths; see exchange.CheckPath.
+const maxPathLen = 512
+
 // route is one known endpoint; "{x}" in pattern matches one path segment.
 type route struct {
 	method, pattern string
@@ -116,7 +119,7 @@ type describer struct{}
 
 func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	call := exchange.Call{Venue: Name, Method: r.Method, Path: r.Path, Scope: exchange.ScopeAccountAdmin}
-	if err := checkPath(r.Path); err != nil {
+	if err := exchange.CheckPath(r.Path, maxPathLen); err != nil {
 		return call, err
 	}
 	lower := strings.ToLower(r.Path)
@@ -301,28 +304,6 @@ func matchPattern(pattern, path string) bool {
 		}
 	}
 	return true
-}
-
-// checkPath rejects paths that a server might normalise into another one.
-func checkPath(path string) error {
-	if path == "" || path[0] != '/' || len(path) > 512 {
-		return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-	}
-	for i := 0; i < len(path); i++ {
-		c := path[i]
-		if c <= ' ' || c >= 0x7f || c == '%' || c == '\\' || c == ';' || c == '?' || c == '#' {
-			return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-		}
-	}
-	if strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
-		return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-	}
-	for seg := range strings.SplitSeq(path[1:], "/") {
-		if seg == "." || seg == ".." {
-			return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-		}
-	}
-	return nil
 }
 
 // fields is a decoded JSON object.

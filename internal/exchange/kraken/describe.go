@@ -9,6 +9,9 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 )
 
+// maxPathLen bounds request paths; see exchange.CheckPath.
+const maxPathLen = 256
+
 // privateScopes classifies Kraken's private methods (spec §4c, §4e). Keys
 // are lower case: method names are matched without regard to case, so a
 // case variant of Withdraw is still a withdrawal. A method missing here is
@@ -165,7 +168,7 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 // with nothing that could alias another method: no dot segments, no empty
 // segments, no percent-encoding, no trailing slash.
 func splitPath(path string) (kind, method string, err error) {
-	if err := checkPath(path); err != nil {
+	if err := exchange.CheckPath(path, maxPathLen); err != nil {
 		return "", "", err
 	}
 	rest, ok := strings.CutPrefix(path, "/0/")
@@ -185,28 +188,6 @@ func splitPath(path string) (kind, method string, err error) {
 		return "", "", exchange.Errorf(exchange.ErrNotFound, "unknown endpoint")
 	}
 	return kind, method, nil
-}
-
-// checkPath rejects paths that a server might normalise into another one.
-func checkPath(path string) error {
-	if path == "" || path[0] != '/' || len(path) > 256 {
-		return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-	}
-	for i := 0; i < len(path); i++ {
-		c := path[i]
-		if c <= ' ' || c >= 0x7f || c == '%' || c == '\\' || c == ';' || c == '?' || c == '#' {
-			return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-		}
-	}
-	if strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
-		return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-	}
-	for seg := range strings.SplitSeq(path[1:], "/") {
-		if seg == "." || seg == ".." {
-			return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-		}
-	}
-	return nil
 }
 
 // fields is a request's parameters: decoded form values are strings, JSON

@@ -6,6 +6,9 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 )
 
+// maxPathLen bounds request paths; see exchange.CheckPath.
+const maxPathLen = 256
+
 // route is one known endpoint: method and path pattern below
 // /derivatives/api/v3 ("{x}" matches one segment).
 type route struct {
@@ -71,7 +74,7 @@ type describer struct{}
 
 func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	call := exchange.Call{Venue: Name, Method: r.Method, Path: r.Path}
-	if err := checkPath(r.Path); err != nil {
+	if err := exchange.CheckPath(r.Path, maxPathLen); err != nil {
 		return call, err
 	}
 	params, err := requestParams(r)
@@ -233,28 +236,6 @@ func orderFrom(p fields) (exchange.Order, error) {
 		o.Notional = size * o.Price
 	}
 	return o, nil
-}
-
-// checkPath rejects paths that a server might normalise into another one.
-func checkPath(path string) error {
-	if path == "" || path[0] != '/' || len(path) > 256 {
-		return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-	}
-	for i := 0; i < len(path); i++ {
-		c := path[i]
-		if c <= ' ' || c >= 0x7f || c == '%' || c == '\\' || c == ';' || c == '?' || c == '#' {
-			return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-		}
-	}
-	if strings.HasSuffix(path, "/") || strings.Contains(path, "//") {
-		return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-	}
-	for seg := range strings.SplitSeq(path[1:], "/") {
-		if seg == "." || seg == ".." {
-			return exchange.Errorf(exchange.ErrBadRequest, "malformed path")
-		}
-	}
-	return nil
 }
 
 // fields is a request's decoded parameters (JSON values keep their types).

@@ -96,7 +96,7 @@ func postData(r *exchange.Request) (string, error) {
 // endpointPath is the signed path: the request path without the
 // /derivatives prefix (spec §5a).
 func endpointPath(path string) (string, error) {
-	if err := checkPath(path); err != nil {
+	if err := exchange.CheckPath(path, maxPathLen); err != nil {
 		return "", err
 	}
 	if rest, ok := strings.CutPrefix(path, "/derivatives/"); ok {
