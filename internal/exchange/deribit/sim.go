@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"maps"
@@ -37,11 +38,15 @@ type Simulator struct {
 	mu     sync.Mutex
 	nonces *replayCache
 	nextID int64
+	// keyIDs maps the numeric id of a key made by private/create_api_key
+	// to its client id; removed holds the client ids of removed keys.
+	keyIDs  map[string]string
+	removed map[string]bool
 }
 
 // NewSimulator returns a Simulator over kit.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit, nonces: newReplayCache(1 << 20), nextID: 1}
+	s := &Simulator{kit: kit, nonces: newReplayCache(1 << 20), nextID: 1, keyIDs: map[string]string{}, removed: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v2/", s.serve)
 	mux.HandleFunc("/api/v2", s.serve)
@@ -145,7 +150,7 @@ func (s *Simulator) authenticate(r *exchange.Request, remote string) (*sim.Accou
 		return nil, unauthorized(exchange.AsError(err).Message)
 	}
 	acc, found := s.kit.Account(a.id)
-	if !found {
+	if !found || s.isRemoved(a.id) {
 		return nil, rpcErr(http.StatusUnauthorized, codeInvalidCredentials, "invalid_credentials", "unknown client id")
 	}
 	now := s.kit.Now()
@@ -290,6 +295,10 @@ func (s *Simulator) execute(c rpcCall, acc *sim.Account, remote string) (any, *s
 			out = append(out, orderJSON(o))
 		}
 		return out, nil
+	case "private/create_api_key":
+		return s.createKey(p, acc)
+	case "private/remove_api_key":
+		return s.removeKey(p, acc)
 	case "private/list_api_keys":
 		return []any{map[string]any{
 			"id": 1, "client_id": acc.Key.APIKey, "client_secret": string(acc.Key.Secret),
@@ -389,7 +398,7 @@ func orderJSON(o sim.Order) map[string]any {
 func (s *Simulator) auth(p params, remote string) (any, *simError) {
 	bad := rpcErr(http.StatusBadRequest, codeInvalidCredentials, "invalid_credentials", "")
 	acc, ok := s.kit.Account(p.str("client_id"))
-	if !ok {
+	if !ok || s.isRemoved(p.str("client_id")) {
 		return nil, bad
 	}
 	now := s.kit.Now()
@@ -430,4 +439,74 @@ func token() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+func (s *Simulator) isRemoved(clientID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removed[clientID]
+}
+
+// createKey serves private/create_api_key: a key with account:read_write
+// makes a new key of the same account, with no more than max_scope.
+func (s *Simulator) createKey(p params, acc *sim.Account) (any, *simError) {
+	if !acc.Allowed("admin") {
+		return nil, rpcErr(http.StatusForbidden, codeForbidden, "forbidden", "account:read_write scope required")
+	}
+	perms := map[string]bool{}
+	scope := p.str("max_scope")
+	for _, part := range strings.Fields(scope) {
+		switch part {
+		case "account:read", "trade:read", "wallet:read":
+			perms["read"] = true
+		case "trade:read_write":
+			perms["read"], perms["trade"] = true, true
+		case "wallet:read_write":
+			perms["read"], perms["withdraw"], perms["transfer"] = true, true, true
+		case "account:read_write":
+			perms["read"], perms["admin"] = true, true
+		case "account:none", "trade:none", "wallet:none":
+		default:
+			return nil, rpcErr(http.StatusBadRequest, codeInvalidParams, "Invalid params", "unknown scope")
+		}
+	}
+	if len(perms) == 0 {
+		return nil, rpcErr(http.StatusBadRequest, codeInvalidParams, "Invalid params", "max_scope is required")
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	clientID := hex.EncodeToString(b[:5])
+	secret := hex.EncodeToString(b[5:])
+	s.mu.Lock()
+	s.nextID++
+	id := strconv.FormatInt(s.nextID+100, 10)
+	s.keyIDs[id] = clientID
+	if acc.Key.Account != "" { // the creating key, so its successor can remove it
+		s.keyIDs[acc.Key.Account] = acc.Key.APIKey
+	}
+	s.mu.Unlock()
+	s.kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: clientID, Secret: exchange.Secret(secret), Account: id},
+		Permissions: perms, Balances: acc.Balances})
+	return map[string]any{"id": json.Number(id), "client_id": clientID, "client_secret": secret, "max_scope": scope,
+		"enabled": true, "default": false, "name": p.str("name"), "timestamp": s.kit.Now().UnixMilli()}, nil
+}
+
+// removeKey serves private/remove_api_key: a key made by create_api_key or
+// one that made keys, or the calling key itself, by its numeric id.
+func (s *Simulator) removeKey(p params, acc *sim.Account) (any, *simError) {
+	if !acc.Allowed("admin") {
+		return nil, rpcErr(http.StatusForbidden, codeForbidden, "forbidden", "account:read_write scope required")
+	}
+	id := p.str("id")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clientID, ok := s.keyIDs[id]
+	if !ok && id != "" && acc.Key.Account == id {
+		clientID, ok = acc.Key.APIKey, true
+	}
+	if !ok || s.removed[clientID] {
+		return nil, rpcErr(http.StatusBadRequest, codeInvalidParams, "Invalid params", "no such key")
+	}
+	s.removed[clientID] = true
+	return "ok", nil
 }

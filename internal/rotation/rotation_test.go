@@ -1,0 +1,249 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/deribit"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
+	"github.com/keywarden/keywarden/internal/store/memory"
+	"github.com/keywarden/keywarden/internal/vault"
+)
+
+// records is an Auditor that keeps what it is given.
+type records struct {
+	actions []string
+	fail    bool
+}
+
+func (a *records) Record(_ context.Context, action, key, detail string) error {
+	if a.fail {
+		return errors.New("audit sink down")
+	}
+	a.actions = append(a.actions, action+" "+key)
+	return nil
+}
+
+type env struct {
+	kit   *sim.Kit
+	venue *HTTPVenue
+	store *memory.Store
+	vault *vault.Vault
+	audit *records
+	now   time.Time
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	kit := sim.NewKit()
+	srv := httptest.NewServer(deribit.NewSimulator(kit))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	old := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789"), Account: "7"}
+	kit.AddAccount(sim.Account{Key: old, Permissions: map[string]bool{"read": true, "trade": true, "admin": true}})
+	st := memory.New()
+	v, err := vault.New(vault.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := vault.MinKDF()
+	if _, err := v.Init(ctx, vault.InitOptions{Passphrase: []byte("rotation test passphrase"), KDF: &kdf}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Seal)
+	if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: "deribit", Name: "bot", Account: "7", APIKey: old.APIKey, Secret: old.Secret, Scopes: []string{"read", "trade"}}); err != nil {
+		t.Fatal(err)
+	}
+	return &env{kit: kit, venue: &HTTPVenue{Venue: deribit.New(u), Client: srv.Client()}, store: st, vault: v, audit: &records{}, now: now}
+}
+
+func (e *env) rotator(t *testing.T, hook func(Step) error) *Rotator {
+	t.Helper()
+	r, err := New(Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now },
+		Permissions: []string{"account:read_write", "trade:read_write", "wallet:none"}, AfterStep: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// works says whether the venue accepts key.
+func (e *env) works(key *exchange.Credential) bool {
+	_, err := e.venue.Inspect(context.Background(), key)
+	return err == nil
+}
+
+// checkRotated checks the end state at the venue and in the vault.
+func (e *env) checkRotated(t *testing.T, r *Rotator) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := r.Load(ctx, "deribit", "bot")
+	if err != nil || st.Step != StepDone {
+		t.Fatalf("Load = %+v, %v, want step done", st, err)
+	}
+	c, err := e.vault.Credential(ctx, "deribit", "bot")
+	if err != nil {
+		t.Fatalf("Credential = %v", err)
+	}
+	if c.APIKey == "oldclient" {
+		t.Errorf("vault still signs with the old key")
+	}
+	if !e.works(c) {
+		t.Errorf("the vault's new key is refused by the venue")
+	}
+	if e.works(&exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789")}) {
+		t.Errorf("the old key still works at the venue")
+	}
+	created := 0
+	for _, l := range e.kit.Log() {
+		if strings.Contains(l.Path, "create_api_key") && l.Verified && l.Error == "" {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("keys created at the venue = %d, want 1", created)
+	}
+	if _, err := e.vault.Secret(ctx, secretKind, "deribit.bot"); err == nil {
+		t.Errorf("the pending new key is still in the vault after the rotation")
+	}
+	info, _ := e.vault.Key(ctx, "deribit", "bot")
+	if strings.Join(info.Scopes, ",") != "read,trade" {
+		t.Errorf("scopes after rotation = %v, want read,trade", info.Scopes)
+	}
+}
+
+func TestRotate(t *testing.T) {
+	e := newEnv(t)
+	r := e.rotator(t, nil)
+	st, err := r.Start(context.Background(), e.venue, "deribit", "bot")
+	if err != nil {
+		t.Fatalf("Start = %v", err)
+	}
+	if st.Step != StepDone {
+		t.Errorf("Start step = %s, want done (no grace)", st.Step)
+	}
+	e.checkRotated(t, r)
+	want := []string{"key.rotate.started deribit/bot", "key.rotate.created deribit/bot", "key.rotate.verified deribit/bot", "key.rotate.switched deribit/bot", "key.rotate.done deribit/bot"}
+	if !slices.Equal(e.audit.actions, want) {
+		t.Errorf("audit = %v, want %v", e.audit.actions, want)
+	}
+}
+
+// TestCrashResume stops the rotation right after each step is persisted,
+// as a crash would, then resumes it with a fresh Rotator.
+func TestCrashResume(t *testing.T) {
+	for _, crashAt := range []Step{StepStarted, StepCreated, StepVerified, StepSwitched} {
+		t.Run(string(crashAt), func(t *testing.T) {
+			e := newEnv(t)
+			crash := errors.New("crash")
+			r := e.rotator(t, func(s Step) error {
+				if s == crashAt {
+					return crash
+				}
+				return nil
+			})
+			st, err := r.Start(context.Background(), e.venue, "deribit", "bot")
+			if !errors.Is(err, crash) || st.Step != crashAt {
+				t.Fatalf("Start = %+v, %v, want a crash at %s", st, err, crashAt)
+			}
+			if _, err := e.rotator(t, nil).Start(context.Background(), e.venue, "deribit", "bot"); err == nil {
+				t.Errorf("Start over an unfinished rotation = nil error, want refusal")
+			}
+			// bots keep working between the crash and the resume
+			c, err := e.vault.Credential(context.Background(), "deribit", "bot")
+			if err != nil || !e.works(c) {
+				t.Errorf("the vault's key after a crash at %s: %v, works %v", crashAt, err, err == nil && e.works(c))
+			}
+			r2 := e.rotator(t, nil)
+			if _, err := r2.Resume(context.Background(), e.venue, "deribit", "bot"); err != nil {
+				t.Fatalf("Resume = %v", err)
+			}
+			e.checkRotated(t, r2)
+		})
+	}
+}
+
+func TestGracePeriod(t *testing.T) {
+	e := newEnv(t)
+	r, err := New(Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now },
+		Grace: time.Hour, Permissions: []string{"account:read_write", "trade:read_write"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Start(context.Background(), e.venue, "deribit", "bot")
+	if err != nil || st.Step != StepSwitched {
+		t.Fatalf("Start = %+v, %v, want switched", st, err)
+	}
+	if !e.works(&exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789")}) {
+		t.Errorf("the old key stopped working during the grace period")
+	}
+	e.now = e.now.Add(2 * time.Hour)
+	if _, err := r.Resume(context.Background(), e.venue, "deribit", "bot"); err != nil {
+		t.Fatalf("Resume after grace = %v", err)
+	}
+	e.checkRotated(t, r)
+}
+
+func TestRefusals(t *testing.T) {
+	tests := []struct {
+		name  string
+		perms []string
+		audit bool // audit sink down
+	}{
+		{"new key broader than declared", []string{"account:read_write", "trade:read_write", "wallet:read_write"}, false},
+		{"audit down", []string{"account:read_write", "trade:read_write"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.audit.fail = tt.audit
+			r, err := New(Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now }, Permissions: tt.perms})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Start(context.Background(), e.venue, "deribit", "bot"); err == nil {
+				t.Fatalf("Start = nil error, want refusal")
+			} else if strings.Contains(err.Error(), "oldsecret") {
+				t.Errorf("error %q shows a secret", err)
+			}
+			c, err := e.vault.Credential(context.Background(), "deribit", "bot")
+			if err != nil || c.APIKey != "oldclient" {
+				t.Errorf("Credential = %v, %v, want the old key kept", c, err)
+			}
+		})
+	}
+}
+
+func TestGuided(t *testing.T) {
+	e := newEnv(t)
+	// the operator made a key by hand at the venue
+	nk := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "handmade", Secret: exchange.Secret("handmade-secret-99"), Account: "8"}
+	e.kit.AddAccount(sim.Account{Key: nk, Permissions: map[string]bool{"read": true, "trade": true}})
+	r := e.rotator(t, nil)
+	st, err := r.StartGuided(context.Background(), e.venue, "deribit", "bot", &nk)
+	if err != nil || st.Step != StepSwitched {
+		t.Fatalf("StartGuided = %+v, %v, want switched awaiting confirmation", st, err)
+	}
+	if c, _ := e.vault.Credential(context.Background(), "deribit", "bot"); c == nil || c.APIKey != "handmade" {
+		t.Errorf("Credential after guided switch = %v, want handmade", c)
+	}
+	if st, err = r.Confirm(context.Background(), "deribit", "bot"); err != nil || st.Step != StepDone {
+		t.Errorf("Confirm = %+v, %v, want done", st, err)
+	}
+	if _, err := r.Confirm(context.Background(), "deribit", "bot"); err == nil {
+		t.Errorf("Confirm twice = nil error, want one")
+	}
+	list, err := r.List(context.Background())
+	if err != nil || len(list) != 1 || !list[0].Guided {
+		t.Errorf("List = %v, %v, want one guided rotation", list, err)
+	}
+}
