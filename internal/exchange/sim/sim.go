@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -223,7 +224,7 @@ func (k *Kit) CancelOrder(apiKey, id, clientID string) (*Order, bool) {
 	return nil, false
 }
 
-// Orders returns a copy of every order of apiKey.
+// Orders returns a copy of every order of apiKey, oldest first.
 func (k *Kit) Orders(apiKey string) []Order {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -233,6 +234,13 @@ func (k *Kit) Orders(apiKey string) []Order {
 			out = append(out, *o)
 		}
 	}
+	// Ids are increasing decimal numbers: shorter is older.
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i].ID) != len(out[j].ID) {
+			return len(out[i].ID) < len(out[j].ID)
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 

@@ -95,3 +95,17 @@ func TestFaults(t *testing.T) {
 		t.Error("truncated body read without error")
 	}
 }
+
+func TestOrdersOldestFirst(t *testing.T) {
+	k := NewKit()
+	var want []string
+	for i := 0; i < 50; i++ {
+		want = append(want, k.PlaceOrder(Order{APIKey: "a"}).ID)
+	}
+	got := k.Orders("a")
+	for i := range want {
+		if got[i].ID != want[i] {
+			t.Fatalf("Orders()[%d] = %s, want %s", i, got[i].ID, want[i])
+		}
+	}
+}
