@@ -277,11 +277,7 @@ gateway).`,
 				return err
 			}
 			hv := &rotation.HTTPVenue{Venue: ven, Client: a.httpClient()}
-			id := cred.APIKey
-			if cred.Account != "" {
-				id = cred.Account
-			}
-			if err := hv.DeleteKey(ctx, cred, id, exchange.KeySpec{Passphrase: cred.Passphrase}); err != nil {
+			if err := hv.DeleteKey(ctx, cred, rotation.KeyID(ex, cred), exchange.KeySpec{Passphrase: cred.Passphrase}); err != nil {
 				return fmt.Errorf("the key is disabled in keywarden but could not be deleted at %s (delete it there by hand): %w", ex, err)
 			}
 			a.log.Warn("exchange key deleted at the venue", "key", info.ID())
@@ -304,6 +300,7 @@ func (l logAuditor) Record(_ context.Context, action, key, detail string) error 
 
 func newKeyRotateCmd(a *app) *cobra.Command {
 	var perms, ips []string
+	var subAccount, manager string
 	var grace time.Duration
 	var guided, confirm bool
 	var f keyAddFlags
@@ -337,7 +334,7 @@ keywarden key rotate --confirm EXCHANGE/NAME.`,
 			if !ok {
 				return errors.New("key rotate: the data store is not a store")
 			}
-			r, err := rotation.New(rotation.Options{Store: st, Vault: v, Audit: logAuditor{a.log}, Log: a.log, Grace: grace, Permissions: perms, IPs: ips})
+			r, err := rotation.New(rotation.Options{Store: st, Vault: v, Audit: logAuditor{a.log}, Log: a.log, Grace: grace, Permissions: perms, IPs: ips, SubAccount: subAccount, Manager: manager})
 			if err != nil {
 				return err
 			}
@@ -384,6 +381,8 @@ keywarden key rotate --confirm EXCHANGE/NAME.`,
 	}
 	cmd.Flags().StringSliceVar(&perms, "permission", nil, "the venue's permission names for the new key (automated)")
 	cmd.Flags().StringSliceVar(&ips, "ip", nil, "the new key's IP allowlist (automated)")
+	cmd.Flags().StringVar(&subAccount, "sub-account", "", "the sub-account of the key, where the venue creates keys for sub-accounts (automated)")
+	cmd.Flags().StringVar(&manager, "manager", "", "the vault key EXCHANGE/NAME that manages sub-account keys, when not the key itself (automated)")
 	cmd.Flags().DurationVar(&grace, "grace", 0, "keep the old key working this long after the switch")
 	cmd.Flags().BoolVar(&guided, "guided", false, "switch to a key you created at the venue by hand")
 	cmd.Flags().BoolVar(&confirm, "confirm", false, "confirm the old key of a guided rotation is deleted at the venue")

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
@@ -93,6 +94,13 @@ type Options struct {
 	// as or narrower than the old key's).
 	Permissions []string
 	IPs         []string
+	// SubAccount is the sub-account the key belongs to, for venues that
+	// create keys only for sub-accounts (Bybit, OKX, KuCoin, Gate).
+	SubAccount string
+	// Manager names the vault key ("exchange/name") that creates and
+	// deletes keys, for venues where a master key manages sub-account
+	// keys. Empty means the key being rotated manages itself (Deribit).
+	Manager string
 	// AfterStep, when set, runs after each step is persisted; an error
 	// stops the rotation there (tests use it to simulate a crash).
 	AfterStep func(Step) error
@@ -220,7 +228,7 @@ func (r *Rotator) Start(ctx context.Context, v Venue, ex, name string) (*State, 
 		return nil, fmt.Errorf("rotation start: %w", err)
 	}
 	now := r.o.Now().UTC()
-	st := &State{Exchange: ex, Name: name, OldKeyID: keyID(old), Started: now,
+	st := &State{Exchange: ex, Name: name, OldKeyID: KeyID(ex, old), Started: now,
 		Label: fmt.Sprintf("keywarden-%s-%d", name, now.Unix())}
 	if err := r.save(ctx, st, StepStarted, "label "+st.Label); err != nil {
 		return st, err
@@ -228,13 +236,28 @@ func (r *Rotator) Start(ctx context.Context, v Venue, ex, name string) (*State, 
 	return r.Resume(ctx, v, ex, name)
 }
 
-// keyID is the venue's id to delete a key by: Deribit deletes by the
+// KeyID is the venue's id to delete a key by: Deribit deletes by the
 // numeric id kept in Account, every other venue by the API key.
-func keyID(c *exchange.Credential) string {
-	if c.Account != "" {
+func KeyID(ex string, c *exchange.Credential) string {
+	if ex == "deribit" && c.Account != "" {
 		return c.Account
 	}
 	return c.APIKey
+}
+
+// signer returns the credential that manages keys for ex/name.
+func (r *Rotator) signer(ctx context.Context, ex, name string) (*exchange.Credential, error) {
+	if r.o.Manager == "" {
+		return r.o.Vault.Credential(ctx, ex, name)
+	}
+	mex, mname, ok := strings.Cut(r.o.Manager, "/")
+	if !ok {
+		return nil, fmt.Errorf("manager key %q is not exchange/name", r.o.Manager)
+	}
+	if mex != ex {
+		return nil, fmt.Errorf("manager key %s is not a %s key", r.o.Manager, ex)
+	}
+	return r.o.Vault.Credential(ctx, mex, mname)
 }
 
 // Resume continues the rotation of ex/name from its persisted step, as far
@@ -245,14 +268,14 @@ func (r *Rotator) Resume(ctx context.Context, v Venue, ex, name string) (*State,
 	if err != nil {
 		return nil, err
 	}
-	spec := exchange.KeySpec{Label: st.Label, Permissions: r.o.Permissions, IPs: r.o.IPs}
+	spec := exchange.KeySpec{Label: st.Label, Permissions: r.o.Permissions, IPs: r.o.IPs, SubAccount: r.o.SubAccount}
 	for range 5 { // one pass per step at most
 		switch st.Step {
 		case StepStarted:
 			if v == nil {
 				return st, fmt.Errorf("rotation %s: the venue cannot create keys; add the new key with a guided rotation", st.ID())
 			}
-			signer, err := r.o.Vault.Credential(ctx, ex, name)
+			signer, err := r.signer(ctx, ex, name)
 			if err != nil {
 				return st, fmt.Errorf("rotation %s: %w", st.ID(), err)
 			}
@@ -301,7 +324,7 @@ func (r *Rotator) Resume(ctx context.Context, v Venue, ex, name string) (*State,
 			if st.Guided || v == nil {
 				return st, nil // the operator confirms deletion with Confirm
 			}
-			signer, err := r.o.Vault.Credential(ctx, ex, name)
+			signer, err := r.signer(ctx, ex, name)
 			if err != nil {
 				return st, fmt.Errorf("rotation %s: %w", st.ID(), err)
 			}
@@ -366,7 +389,7 @@ func (r *Rotator) StartGuided(ctx context.Context, v Venue, ex, name string, nk 
 		return nil, fmt.Errorf("rotation start: %w", err)
 	}
 	now := r.o.Now().UTC()
-	st := &State{Exchange: ex, Name: name, Guided: true, OldKeyID: keyID(old), Started: now,
+	st := &State{Exchange: ex, Name: name, Guided: true, OldKeyID: KeyID(ex, old), Started: now,
 		NewKeyFP: r.o.Vault.Fingerprint([]byte(nk.APIKey)), Label: fmt.Sprintf("keywarden-%s-%d", name, now.Unix())}
 	if err := r.putPending(ctx, st, nk); err != nil {
 		return nil, fmt.Errorf("rotation %s: keep new key: %w", st.ID(), err)

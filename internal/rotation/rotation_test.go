@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/bybit"
 	"github.com/keywarden/keywarden/internal/exchange/deribit"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
 	"github.com/keywarden/keywarden/internal/store/memory"
@@ -31,25 +33,45 @@ func (a *records) Record(_ context.Context, action, key, detail string) error {
 	return nil
 }
 
-type env struct {
-	kit   *sim.Kit
-	venue *HTTPVenue
-	store *memory.Store
-	vault *vault.Vault
-	audit *records
-	now   time.Time
+// venueCase is a venue whose simulator creates and deletes keys.
+type venueCase struct {
+	name    string
+	build   func(*url.URL) exchange.Venue
+	sim     func(*sim.Kit) http.Handler
+	perms   []string // the new key's permissions
+	broader []string // permissions broader than the key's declared scopes
+	sub     string
+	manager bool // a master key manages sub-account keys
 }
 
-func newEnv(t *testing.T) *env {
+func venueCases() []venueCase {
+	return []venueCase{
+		{name: "deribit", build: deribit.New, sim: func(k *sim.Kit) http.Handler { return deribit.NewSimulator(k) },
+			perms: []string{"account:read_write", "trade:read_write", "wallet:none"}, broader: []string{"account:read_write", "trade:read_write", "wallet:read_write"}},
+		{name: "bybit", build: bybit.New, sim: func(k *sim.Kit) http.Handler { return bybit.NewSimulator(k) },
+			perms: []string{"Spot.SpotTrade", "ContractTrade.Order"}, broader: []string{"Spot.SpotTrade", "Wallet.AccountTransfer"}, sub: "100", manager: true},
+	}
+}
+
+type env struct {
+	vc      venueCase
+	kit     *sim.Kit
+	venue   *HTTPVenue
+	store   *memory.Store
+	vault   *vault.Vault
+	audit   *records
+	now     time.Time
+	old     exchange.Credential
+	logFrom int // kit log entries made by the setup
+}
+
+func newEnv(t *testing.T, vc venueCase) *env {
 	t.Helper()
 	ctx := context.Background()
-	now := time.Now()
 	kit := sim.NewKit()
-	srv := httptest.NewServer(deribit.NewSimulator(kit))
+	srv := httptest.NewServer(vc.sim(kit))
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	old := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789"), Account: "7"}
-	kit.AddAccount(sim.Account{Key: old, Permissions: map[string]bool{"read": true, "trade": true, "admin": true}})
 	st := memory.New()
 	v, err := vault.New(vault.Options{Store: st})
 	if err != nil {
@@ -60,16 +82,41 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(v.Seal)
-	if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: "deribit", Name: "bot", Account: "7", APIKey: old.APIKey, Secret: old.Secret, Scopes: []string{"read", "trade"}}); err != nil {
+	e := &env{vc: vc, kit: kit, venue: &HTTPVenue{Venue: vc.build(u), Client: srv.Client()}, store: st, vault: v, audit: &records{}, now: time.Now()}
+	if vc.manager {
+		master := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "masterkey", Secret: exchange.Secret("master-secret-0123456789")}
+		kit.AddAccount(sim.Account{Key: master, Permissions: map[string]bool{"read": true, "admin": true}})
+		if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: vc.name, Name: "master", APIKey: master.APIKey, Secret: master.Secret, Scopes: []string{"read", "account-admin"}}); err != nil {
+			t.Fatal(err)
+		}
+		old, err := e.venue.CreateKey(ctx, &master, exchange.KeySpec{SubAccount: vc.sub, Permissions: vc.perms})
+		if err != nil {
+			t.Fatalf("create the old key = %v", err)
+		}
+		e.old = *old
+	} else {
+		e.old = exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789"), Account: "7"}
+		kit.AddAccount(sim.Account{Key: e.old, Permissions: map[string]bool{"read": true, "trade": true, "admin": true}})
+	}
+	if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: vc.name, Name: "bot", Account: e.old.Account, APIKey: e.old.APIKey, Secret: e.old.Secret, Scopes: []string{"read", "trade"}}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{kit: kit, venue: &HTTPVenue{Venue: deribit.New(u), Client: srv.Client()}, store: st, vault: v, audit: &records{}, now: now}
+	e.logFrom = len(kit.Log())
+	return e
+}
+
+func (e *env) options(hook func(Step) error) Options {
+	o := Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now },
+		Permissions: e.vc.perms, SubAccount: e.vc.sub, AfterStep: hook}
+	if e.vc.manager {
+		o.Manager = e.vc.name + "/master"
+	}
+	return o
 }
 
 func (e *env) rotator(t *testing.T, hook func(Step) error) *Rotator {
 	t.Helper()
-	r, err := New(Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now },
-		Permissions: []string{"account:read_write", "trade:read_write", "wallet:none"}, AfterStep: hook})
+	r, err := New(e.options(hook))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,145 +133,165 @@ func (e *env) works(key *exchange.Credential) bool {
 func (e *env) checkRotated(t *testing.T, r *Rotator) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := r.Load(ctx, "deribit", "bot")
+	ex := e.vc.name
+	st, err := r.Load(ctx, ex, "bot")
 	if err != nil || st.Step != StepDone {
 		t.Fatalf("Load = %+v, %v, want step done", st, err)
 	}
-	c, err := e.vault.Credential(ctx, "deribit", "bot")
+	c, err := e.vault.Credential(ctx, ex, "bot")
 	if err != nil {
 		t.Fatalf("Credential = %v", err)
 	}
-	if c.APIKey == "oldclient" {
+	if c.APIKey == e.old.APIKey {
 		t.Errorf("vault still signs with the old key")
 	}
 	if !e.works(c) {
 		t.Errorf("the vault's new key is refused by the venue")
 	}
-	if e.works(&exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789")}) {
+	if e.works(&e.old) {
 		t.Errorf("the old key still works at the venue")
 	}
 	created := 0
-	for _, l := range e.kit.Log() {
-		if strings.Contains(l.Path, "create_api_key") && l.Verified && l.Error == "" {
+	for _, l := range e.kit.Log()[e.logFrom:] {
+		if (strings.Contains(l.Path, "create_api_key") || strings.Contains(l.Path, "create-sub-api")) && l.Verified && l.Error == "" {
 			created++
 		}
 	}
 	if created != 1 {
 		t.Errorf("keys created at the venue = %d, want 1", created)
 	}
-	if _, err := e.vault.Secret(ctx, secretKind, "deribit.bot"); err == nil {
+	if _, err := e.vault.Secret(ctx, secretKind, ex+".bot"); err == nil {
 		t.Errorf("the pending new key is still in the vault after the rotation")
 	}
-	info, _ := e.vault.Key(ctx, "deribit", "bot")
+	info, _ := e.vault.Key(ctx, ex, "bot")
 	if strings.Join(info.Scopes, ",") != "read,trade" {
 		t.Errorf("scopes after rotation = %v, want read,trade", info.Scopes)
 	}
 }
 
 func TestRotate(t *testing.T) {
-	e := newEnv(t)
-	r := e.rotator(t, nil)
-	st, err := r.Start(context.Background(), e.venue, "deribit", "bot")
-	if err != nil {
-		t.Fatalf("Start = %v", err)
-	}
-	if st.Step != StepDone {
-		t.Errorf("Start step = %s, want done (no grace)", st.Step)
-	}
-	e.checkRotated(t, r)
-	want := []string{"key.rotate.started deribit/bot", "key.rotate.created deribit/bot", "key.rotate.verified deribit/bot", "key.rotate.switched deribit/bot", "key.rotate.done deribit/bot"}
-	if !slices.Equal(e.audit.actions, want) {
-		t.Errorf("audit = %v, want %v", e.audit.actions, want)
+	for _, vc := range venueCases() {
+		t.Run(vc.name, func(t *testing.T) {
+			e := newEnv(t, vc)
+			r := e.rotator(t, nil)
+			st, err := r.Start(context.Background(), e.venue, vc.name, "bot")
+			if err != nil {
+				t.Fatalf("Start = %v", err)
+			}
+			if st.Step != StepDone {
+				t.Errorf("Start step = %s, want done (no grace)", st.Step)
+			}
+			e.checkRotated(t, r)
+			id := vc.name + "/bot"
+			want := []string{"key.rotate.started " + id, "key.rotate.created " + id, "key.rotate.verified " + id, "key.rotate.switched " + id, "key.rotate.done " + id}
+			if !slices.Equal(e.audit.actions, want) {
+				t.Errorf("audit = %v, want %v", e.audit.actions, want)
+			}
+		})
 	}
 }
 
 // TestCrashResume stops the rotation right after each step is persisted,
 // as a crash would, then resumes it with a fresh Rotator.
 func TestCrashResume(t *testing.T) {
-	for _, crashAt := range []Step{StepStarted, StepCreated, StepVerified, StepSwitched} {
-		t.Run(string(crashAt), func(t *testing.T) {
-			e := newEnv(t)
-			crash := errors.New("crash")
-			r := e.rotator(t, func(s Step) error {
-				if s == crashAt {
-					return crash
+	for _, vc := range venueCases() {
+		for _, crashAt := range []Step{StepStarted, StepCreated, StepVerified, StepSwitched} {
+			t.Run(vc.name+"/"+string(crashAt), func(t *testing.T) {
+				e := newEnv(t, vc)
+				crash := errors.New("crash")
+				r := e.rotator(t, func(s Step) error {
+					if s == crashAt {
+						return crash
+					}
+					return nil
+				})
+				st, err := r.Start(context.Background(), e.venue, vc.name, "bot")
+				if !errors.Is(err, crash) || st.Step != crashAt {
+					t.Fatalf("Start = %+v, %v, want a crash at %s", st, err, crashAt)
 				}
-				return nil
+				if _, err := e.rotator(t, nil).Start(context.Background(), e.venue, vc.name, "bot"); err == nil {
+					t.Errorf("Start over an unfinished rotation = nil error, want refusal")
+				}
+				// bots keep working between the crash and the resume
+				c, err := e.vault.Credential(context.Background(), vc.name, "bot")
+				if err != nil || !e.works(c) {
+					t.Errorf("the vault's key after a crash at %s does not work: %v", crashAt, err)
+				}
+				r2 := e.rotator(t, nil)
+				if _, err := r2.Resume(context.Background(), e.venue, vc.name, "bot"); err != nil {
+					t.Fatalf("Resume = %v", err)
+				}
+				e.checkRotated(t, r2)
 			})
-			st, err := r.Start(context.Background(), e.venue, "deribit", "bot")
-			if !errors.Is(err, crash) || st.Step != crashAt {
-				t.Fatalf("Start = %+v, %v, want a crash at %s", st, err, crashAt)
-			}
-			if _, err := e.rotator(t, nil).Start(context.Background(), e.venue, "deribit", "bot"); err == nil {
-				t.Errorf("Start over an unfinished rotation = nil error, want refusal")
-			}
-			// bots keep working between the crash and the resume
-			c, err := e.vault.Credential(context.Background(), "deribit", "bot")
-			if err != nil || !e.works(c) {
-				t.Errorf("the vault's key after a crash at %s: %v, works %v", crashAt, err, err == nil && e.works(c))
-			}
-			r2 := e.rotator(t, nil)
-			if _, err := r2.Resume(context.Background(), e.venue, "deribit", "bot"); err != nil {
-				t.Fatalf("Resume = %v", err)
-			}
-			e.checkRotated(t, r2)
-		})
+		}
 	}
 }
 
 func TestGracePeriod(t *testing.T) {
-	e := newEnv(t)
-	r, err := New(Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now },
-		Grace: time.Hour, Permissions: []string{"account:read_write", "trade:read_write"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := r.Start(context.Background(), e.venue, "deribit", "bot")
-	if err != nil || st.Step != StepSwitched {
-		t.Fatalf("Start = %+v, %v, want switched", st, err)
-	}
-	if !e.works(&exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789")}) {
-		t.Errorf("the old key stopped working during the grace period")
-	}
-	e.now = e.now.Add(2 * time.Hour)
-	if _, err := r.Resume(context.Background(), e.venue, "deribit", "bot"); err != nil {
-		t.Fatalf("Resume after grace = %v", err)
-	}
-	e.checkRotated(t, r)
-}
-
-func TestRefusals(t *testing.T) {
-	tests := []struct {
-		name  string
-		perms []string
-		audit bool // audit sink down
-	}{
-		{"new key broader than declared", []string{"account:read_write", "trade:read_write", "wallet:read_write"}, false},
-		{"audit down", []string{"account:read_write", "trade:read_write"}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.audit.fail = tt.audit
-			r, err := New(Options{Store: e.store, Vault: e.vault, Audit: e.audit, Now: func() time.Time { return e.now }, Permissions: tt.perms})
+	for _, vc := range venueCases() {
+		t.Run(vc.name, func(t *testing.T) {
+			e := newEnv(t, vc)
+			o := e.options(nil)
+			o.Grace = time.Hour
+			r, err := New(o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.Start(context.Background(), e.venue, "deribit", "bot"); err == nil {
-				t.Fatalf("Start = nil error, want refusal")
-			} else if strings.Contains(err.Error(), "oldsecret") {
-				t.Errorf("error %q shows a secret", err)
+			st, err := r.Start(context.Background(), e.venue, vc.name, "bot")
+			if err != nil || st.Step != StepSwitched {
+				t.Fatalf("Start = %+v, %v, want switched", st, err)
 			}
-			c, err := e.vault.Credential(context.Background(), "deribit", "bot")
-			if err != nil || c.APIKey != "oldclient" {
-				t.Errorf("Credential = %v, %v, want the old key kept", c, err)
+			if !e.works(&e.old) {
+				t.Errorf("the old key stopped working during the grace period")
 			}
+			if st, err := r.Resume(context.Background(), e.venue, vc.name, "bot"); err != nil || st.Step != StepSwitched {
+				t.Errorf("Resume within grace = %+v, %v, want still switched", st, err)
+			}
+			e.now = e.now.Add(2 * time.Hour)
+			if _, err := r.Resume(context.Background(), e.venue, vc.name, "bot"); err != nil {
+				t.Fatalf("Resume after grace = %v", err)
+			}
+			e.checkRotated(t, r)
 		})
 	}
 }
 
+func TestRefusals(t *testing.T) {
+	for _, vc := range venueCases() {
+		tests := []struct {
+			name  string
+			perms []string
+			audit bool // audit sink down
+		}{
+			{"new key broader than declared", vc.broader, false},
+			{"audit down", vc.perms, true},
+		}
+		for _, tt := range tests {
+			t.Run(vc.name+"/"+tt.name, func(t *testing.T) {
+				e := newEnv(t, vc)
+				e.audit.fail = tt.audit
+				o := e.options(nil)
+				o.Permissions = tt.perms
+				r, err := New(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := r.Start(context.Background(), e.venue, vc.name, "bot"); err == nil {
+					t.Fatalf("Start = nil error, want refusal")
+				} else if strings.Contains(err.Error(), string(e.old.Secret)) {
+					t.Errorf("error %q shows a secret", err)
+				}
+				c, err := e.vault.Credential(context.Background(), vc.name, "bot")
+				if err != nil || c.APIKey != e.old.APIKey {
+					t.Errorf("Credential = %v, %v, want the old key kept", c, err)
+				}
+			})
+		}
+	}
+}
+
 func TestGuided(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, venueCases()[0])
 	// the operator made a key by hand at the venue
 	nk := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "handmade", Secret: exchange.Secret("handmade-secret-99"), Account: "8"}
 	e.kit.AddAccount(sim.Account{Key: nk, Permissions: map[string]bool{"read": true, "trade": true}})

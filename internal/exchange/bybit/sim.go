@@ -1,7 +1,10 @@
 package bybit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -37,6 +40,10 @@ type Simulator struct {
 	sec     int64
 	spent   map[string]int
 	enforce bool
+	// subKeys are the keys made by create-sub-api, by API key, with the
+	// master key that made them; removed holds deleted keys.
+	subKeys map[string]string
+	removed map[string]bool
 }
 
 // EnforceBudget makes the simulator refuse a key's requests beyond its
@@ -49,13 +56,15 @@ func (s *Simulator) EnforceBudget() {
 
 // NewSimulator returns a Simulator serving kit's accounts.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit, spent: map[string]int{}}
+	s := &Simulator{kit: kit, spent: map[string]int{}, subKeys: map[string]string{}, removed: map[string]bool{}}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v5/market/time", s.public(s.serverTime))
 	mux.Handle("GET /v5/market/tickers", s.public(s.ticker))
 	mux.Handle("GET /v5/account/wallet-balance", s.private("read", s.balance))
 	mux.Handle("GET /v5/user/query-api", s.private("", s.queryAPI))
 	mux.Handle("GET /v5/account/info", s.private("", s.accountInfo))
+	mux.Handle("POST /v5/user/create-sub-api", s.private("admin", s.createSubAPI))
+	mux.Handle("POST /v5/user/delete-sub-api", s.private("admin", s.deleteSubAPI))
 	mux.Handle("GET /v5/order/realtime", s.private("read", s.openOrders))
 	mux.Handle("POST /v5/order/create", s.private("trade", s.placeOrder))
 	mux.Handle("POST /v5/order/cancel", s.private("trade", s.cancelOrder))
@@ -145,7 +154,7 @@ func (s *Simulator) private(perm string, h func(w http.ResponseWriter, c *simCal
 			return
 		}
 		acc, ok := s.kit.Account(key)
-		if !ok {
+		if !ok || s.isRemoved(key) {
 			s.reject(w, r, req, key, exchange.Errorf(exchange.ErrAuth, "API key is invalid."))
 			return
 		}
@@ -410,4 +419,68 @@ func (s *Simulator) debit(acc *sim.Account, asset string, amount float64) bool {
 	}
 	acc.Balances[asset] -= amount
 	return true
+}
+
+func (s *Simulator) isRemoved(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removed[key]
+}
+
+// createSubAPI serves POST /v5/user/create-sub-api for a master key (the
+// simulator's "admin" permission): a new sub-account key with the asked
+// permission groups, never withdraw.
+func (s *Simulator) createSubAPI(w http.ResponseWriter, c *simCall) {
+	uid, err := strconv.ParseInt(fmt.Sprint(c.body["subuid"]), 10, 64)
+	if err != nil || uid <= 0 {
+		s.fail(w, 10001, "params error: subuid is required")
+		return
+	}
+	perms := map[string]bool{"read": true}
+	groups, _ := c.body["permissions"].(map[string]any)
+	for g, v := range groups {
+		names, _ := v.([]any)
+		for _, n := range names {
+			switch name, _ := n.(string); g + "." + name {
+			case "Wallet.Withdraw":
+				s.fail(w, 10001, "params error: sub-account keys cannot withdraw")
+				return
+			case "Wallet.AccountTransfer", "Wallet.SubMemberTransfer":
+				perms["transfer"] = true
+			default:
+				perms["trade"] = true
+			}
+		}
+	}
+	var ips []string
+	if raw, _ := c.body["ips"].(string); raw != "" && raw != "*" {
+		ips = strings.Split(raw, ",")
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		s.fail(w, 10016, "server error")
+		return
+	}
+	key, secret := hex.EncodeToString(b[:9]), hex.EncodeToString(b[9:])
+	s.kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret)}, Permissions: perms, IPs: ips})
+	s.mu.Lock()
+	s.subKeys[key] = c.acc.Key.APIKey
+	s.mu.Unlock()
+	note, _ := c.body["note"].(string)
+	s.ok(w, map[string]any{"id": "16651283", "note": note, "apiKey": key, "readOnly": 0, "secret": secret,
+		"permissions": groups, "ips": ips})
+}
+
+// deleteSubAPI serves POST /v5/user/delete-sub-api: the master key that
+// made a sub-account key deletes it.
+func (s *Simulator) deleteSubAPI(w http.ResponseWriter, c *simCall) {
+	key, _ := c.body["apikey"].(string)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if master, ok := s.subKeys[key]; !ok || master != c.acc.Key.APIKey || s.removed[key] {
+		s.fail(w, 10001, "params error: no such sub-account key")
+		return
+	}
+	s.removed[key] = true
+	s.ok(w, struct{}{})
 }
