@@ -7,8 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,4 +139,36 @@ func equalSet(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestInspectFailures checks that a venue error or a venue without an
+// Inspector gives an error that never shows the key's secret.
+func TestInspectFailures(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, def := range venues.Known() {
+		if def.Simulator == nil {
+			continue
+		}
+		t.Run(def.Name, func(t *testing.T) {
+			kit := sim.NewKit()
+			kit.Now = func() time.Time { return now }
+			srv := httptest.NewServer(def.Simulator(kit))
+			defer srv.Close()
+			u, _ := url.Parse(srv.URL)
+			v := def.Build(u)
+			cred := newCredential(t, v)
+			kit.AddAccount(sim.Account{Key: *cred, Permissions: map[string]bool{"read": true}})
+			kit.Inject(sim.Fault{Status: 500, Body: `{"error":"down"}`, Count: 1})
+			_, err := Inspect(context.Background(), srv.Client(), v, cred, now)
+			if err == nil {
+				t.Fatalf("Inspect with the venue down = nil error, want one")
+			}
+			if v.Inspector == nil && !errors.Is(err, ErrNoInspector) {
+				t.Errorf("Inspect without an Inspector = %v, want ErrNoInspector", err)
+			}
+			if len(cred.Secret) > 0 && strings.Contains(err.Error(), string(cred.Secret)) {
+				t.Errorf("Inspect error %q shows the secret", err)
+			}
+		})
+	}
 }
