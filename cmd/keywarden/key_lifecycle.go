@@ -235,9 +235,8 @@ every client bound to it fails on its next request. With --at-venue, also
 delete the key at the venue when the venue's API can (the key itself must be
 allowed to manage keys). The reason is recorded with the key.
 
-A running keywarden serve keeps a cached copy of the key until it restarts or
-is told to drop it (see keywarden panic for suspending a key in a running
-gateway).`,
+When keywarden serve is running, the command goes through its control socket
+and the running gateway stops signing with the key on the next request.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ex, name, err := splitKeyID(cmd, args)
 			if err != nil {
@@ -247,47 +246,82 @@ gateway).`,
 				return errors.New("key revoke needs --reason")
 			}
 			ctx := cmd.Context()
-			v, db, err := a.unsealedVault(ctx)
-			if err != nil {
-				return err
-			}
-			defer db.Close()
-			var cred *exchange.Credential
-			if venueToo {
-				// read it before it is disabled: deleting it at the venue needs it
-				c, err := v.Credential(ctx, ex, name)
+			req := keyRevokeRequest{Exchange: ex, Name: name, Reason: reason, AtVenue: venueToo}
+			var out keyRevokeResult
+			if s := dialControl(a.cfg.DataDir); s != nil {
+				// A running gateway must stop signing at once: it revokes
+				// the key in its own process.
+				err = s.call(ctx, "POST", "/v1/keys/revoke", req, &out)
+			} else {
+				var v *vault.Vault
+				var db interface{ Close() error }
+				v, db, err = a.unsealedVault(ctx)
 				if err != nil {
 					return err
 				}
-				cp := *c
-				cred = &cp
+				defer db.Close()
+				out, err = a.revokeKey(ctx, v, req)
 			}
-			info, err := v.DisableKey(ctx, ex, name, reason)
-			if err != nil {
-				return err
+			for _, l := range out.Lines {
+				fmt.Fprintln(a.stdout, l)
 			}
-			a.log.Warn("exchange key revoked", "key", info.ID(), "reason", reason)
-			fmt.Fprintf(a.stdout, "Revoked %s: keywarden no longer signs with it.\n", info.ID())
-			if !venueToo {
-				fmt.Fprintln(a.stdout, "Delete the key at the exchange too: it still works there.")
-				return nil
-			}
-			ven, err := a.venueFor(ex)
-			if err != nil {
-				return err
-			}
-			hv := &rotation.HTTPVenue{Venue: ven, Client: a.httpClient()}
-			if err := hv.DeleteKey(ctx, cred, rotation.KeyID(ex, cred), exchange.KeySpec{Passphrase: cred.Passphrase}); err != nil {
-				return fmt.Errorf("the key is disabled in keywarden but could not be deleted at %s (delete it there by hand): %w", ex, err)
-			}
-			a.log.Warn("exchange key deleted at the venue", "key", info.ID())
-			fmt.Fprintf(a.stdout, "Deleted %s at the venue.\n", info.ID())
-			return nil
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the key is revoked (recorded; no secrets)")
 	cmd.Flags().BoolVar(&venueToo, "at-venue", false, "also delete the key at the venue through its API")
 	return cmd
+}
+
+// keyRevokeRequest asks to revoke an exchange key, locally or in a running
+// gateway through the control socket.
+type keyRevokeRequest struct {
+	Exchange string `json:"exchange"`
+	Name     string `json:"name"`
+	Reason   string `json:"reason"`
+	AtVenue  bool   `json:"at_venue"`
+}
+
+// keyRevokeResult is what the operator is told.
+type keyRevokeResult struct {
+	Lines []string `json:"lines"`
+}
+
+// revokeKey disables the key in v (the gateway refuses to sign with it from
+// the next request) and, when asked, deletes it at the venue.
+func (a *app) revokeKey(ctx context.Context, v *vault.Vault, r keyRevokeRequest) (keyRevokeResult, error) {
+	var out keyRevokeResult
+	var cred *exchange.Credential
+	if r.AtVenue {
+		// read it before it is disabled: deleting it at the venue needs it
+		c, err := v.Credential(ctx, r.Exchange, r.Name)
+		if err != nil {
+			return out, err
+		}
+		cp := *c
+		cred = &cp
+	}
+	info, err := v.DisableKey(ctx, r.Exchange, r.Name, r.Reason)
+	if err != nil {
+		return out, err
+	}
+	a.log.Warn("exchange key revoked", "key", info.ID(), "reason", r.Reason)
+	out.Lines = append(out.Lines, fmt.Sprintf("Revoked %s: keywarden no longer signs with it.", info.ID()))
+	if !r.AtVenue {
+		out.Lines = append(out.Lines, "Delete the key at the exchange too: it still works there.")
+		return out, nil
+	}
+	ven, err := a.venueFor(r.Exchange)
+	if err != nil {
+		return out, err
+	}
+	hv := &rotation.HTTPVenue{Venue: ven, Client: a.httpClient()}
+	if err := hv.DeleteKey(ctx, cred, rotation.KeyID(r.Exchange, cred), exchange.KeySpec{Passphrase: cred.Passphrase}); err != nil {
+		return out, fmt.Errorf("the key is disabled in keywarden but could not be deleted at %s (delete it there by hand): %w", r.Exchange, err)
+	}
+	a.log.Warn("exchange key deleted at the venue", "key", info.ID())
+	out.Lines = append(out.Lines, fmt.Sprintf("Deleted %s at the venue.", info.ID()))
+	return out, nil
 }
 
 // logAuditor records rotation steps in the log.

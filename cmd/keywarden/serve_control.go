@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/server"
@@ -211,6 +212,26 @@ func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, 
 			st.RateLimits[k] = rateLimitStatus{Used: rl.Used, Limit: rl.Limit, Window: rl.Window.String()}
 		}
 		writeControl(w, st, nil)
+	})
+	mux.HandleFunc("POST /v1/keys/revoke", func(w http.ResponseWriter, r *http.Request) {
+		var req keyRevokeRequest
+		if !decodeControl(w, r, &req) {
+			return
+		}
+		out, err := a.revokeKey(r.Context(), srv.Vault, req)
+		ev := audit.Event{Kind: "key.revoke", Actor: "control-socket", Detail: map[string]string{
+			"key": req.Exchange + "/" + req.Name, "reason": req.Reason, "at_venue": fmt.Sprint(req.AtVenue)}}
+		if err != nil {
+			ev.Detail["error"] = err.Error()
+		}
+		if _, aerr := srv.Audit.Append(r.Context(), audit.Record{Event: &ev}); aerr != nil {
+			a.log.Error("audit of a key revocation failed", "err", aerr)
+		}
+		if err != nil {
+			writeControl(w, nil, errors.New(strings.Join(append(out.Lines, err.Error()), "; ")))
+			return
+		}
+		writeControl(w, out, nil)
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()

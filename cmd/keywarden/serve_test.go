@@ -120,6 +120,23 @@ scopes = ["read", "trade"]
 	if code, body := botCall(t, base, cred); code != 401 {
 		t.Fatalf("call after revoke = %d %s, want 401", code, body)
 	}
+	// Revoking the exchange key in a running gateway stops every client
+	// bound to it on the next request.
+	out = c.ok("", "client", "issue", "--key", "binance/main", "--policy", "trader", "--ttl", "1h", "--json")
+	var iss2 issuedCredential
+	if err := json.Unmarshal([]byte(out), &iss2); err != nil {
+		t.Fatal(err)
+	}
+	cred2 := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss2.ID, Secret: exchange.Secret(iss2.SecretText)}
+	if code, body := botCall(t, base, cred2); code != 200 {
+		t.Fatalf("second client = %d %s, want 200", code, body)
+	}
+	if out := c.ok("", "key", "revoke", "binance/main", "--reason", "suspected leak"); !strings.Contains(out, "Revoked binance/main") {
+		t.Errorf("key revoke: %s", out)
+	}
+	if code, body := botCall(t, base, cred2); code != 503 {
+		t.Fatalf("call after key revoke = %d %s, want 503", code, body)
+	}
 	signed := 0
 	for _, l := range kit.Log() {
 		if l.APIKey == exKey && l.Verified {
@@ -129,8 +146,8 @@ scopes = ["read", "trade"]
 			t.Error("simulator saw the client secret")
 		}
 	}
-	if signed != 1 {
-		t.Errorf("simulator saw %d requests signed with the exchange key, want 1", signed)
+	if signed != 2 {
+		t.Errorf("simulator saw %d requests signed with the exchange key, want 2 (one per client before the revocations)", signed)
 	}
 	// The SIEM collector receives the audit records, with its token.
 	deadline := time.Now().Add(20 * time.Second)
