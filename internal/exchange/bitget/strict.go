@@ -159,12 +159,6 @@ func (o objFields) str(name string) (string, error) {
 	return "", badRequest("parameter %q has the wrong type", exchange.SafeName(name))
 }
 
-type queryFields exchange.Params
-
-func (q queryFields) str(name string) (string, error) {
-	return exchange.Params(q).Get(name), nil
-}
-
 // decimal parses a plain non-negative decimal ("0.01", "30000"); "" is 0.
 // Exponents, signs, hex, underscores, spaces and non-ASCII digits are
 // rejected rather than read as 0, so a policy never sees a smaller number
