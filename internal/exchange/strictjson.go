@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -35,12 +37,25 @@ var (
 // The error is one of the ErrJSON* values, or wraps ErrJSONDuplicateKey with
 // the key's SafeName.
 func DecodeJSON(b []byte, maxDepth int) (any, error) {
+	return decodeJSON(b, maxDepth, false)
+}
+
+// DecodeJSONFold is DecodeJSON that also rejects two keys of one object that
+// differ only in case ("qty" and "Qty", or "s" and "\u017f"), for venues
+// whose servers match keys the way encoding/json does, without regard to
+// case: such a server reads one of the two values and keywarden cannot tell
+// which. Keys are compared as strings.EqualFold compares them.
+func DecodeJSONFold(b []byte, maxDepth int) (any, error) {
+	return decodeJSON(b, maxDepth, true)
+}
+
+func decodeJSON(b []byte, maxDepth int, fold bool) (any, error) {
 	if !utf8.Valid(b) {
 		return nil, ErrJSONUTF8
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	v, err := decodeJSONValue(dec, 0, maxDepth)
+	v, err := decodeJSONValue(dec, 0, maxDepth, fold)
 	if err != nil {
 		return nil, err
 	}
@@ -57,8 +72,9 @@ func CheckJSON(b []byte, maxDepth int) error {
 }
 
 // decodeJSONValue reads one value from dec; depth counts the objects and
-// arrays already open around it. Recursion is bounded by maxDepth.
-func decodeJSONValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
+// arrays already open around it. Recursion is bounded by maxDepth. With
+// fold, keys of one object must also differ other than in case.
+func decodeJSONValue(dec *json.Decoder, depth, maxDepth int, fold bool) (any, error) {
 	tok, err := dec.Token()
 	if err != nil {
 		return nil, ErrJSONSyntax
@@ -76,7 +92,7 @@ func decodeJSONValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 	if d == '[' {
 		list := []any{}
 		for dec.More() {
-			v, err := decodeJSONValue(dec, depth+1, maxDepth)
+			v, err := decodeJSONValue(dec, depth+1, maxDepth, fold)
 			if err != nil {
 				return nil, err
 			}
@@ -88,6 +104,10 @@ func decodeJSONValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 		return list, nil
 	}
 	obj := map[string]any{}
+	var folded map[string]struct{}
+	if fold {
+		folded = map[string]struct{}{}
+	}
 	for dec.More() {
 		kt, err := dec.Token()
 		if err != nil {
@@ -100,7 +120,14 @@ func decodeJSONValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 		if _, dup := obj[k]; dup {
 			return nil, fmt.Errorf("%w %q", ErrJSONDuplicateKey, SafeName(k))
 		}
-		v, err := decodeJSONValue(dec, depth+1, maxDepth)
+		if fold {
+			fk := foldKey(k)
+			if _, dup := folded[fk]; dup {
+				return nil, fmt.Errorf("%w %q", ErrJSONDuplicateKey, SafeName(k))
+			}
+			folded[fk] = struct{}{}
+		}
+		v, err := decodeJSONValue(dec, depth+1, maxDepth, fold)
 		if err != nil {
 			return nil, err
 		}
@@ -110,6 +137,34 @@ func decodeJSONValue(dec *json.Decoder, depth, maxDepth int) (any, error) {
 		return nil, ErrJSONSyntax
 	}
 	return obj, nil
+}
+
+// foldKey returns k with every rune replaced by the smallest rune of its
+// Unicode simple case-folding orbit, so foldKey(a) == foldKey(b) exactly when
+// strings.EqualFold(a, b). For an ASCII letter that rune is its upper case,
+// so ASCII keys, the usual case, are only upper-cased.
+func foldKey(k string) string {
+	ascii := true
+	for i := 0; i < len(k); i++ {
+		if k[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return strings.ToUpper(k)
+	}
+	var sb strings.Builder
+	sb.Grow(len(k))
+	for _, r := range k {
+		least := r
+		// An orbit holds at most a handful of runes; the bound is a guard.
+		for f, n := unicode.SimpleFold(r), 0; f != r && n < 8; f, n = unicode.SimpleFold(f), n+1 {
+			least = min(least, f)
+		}
+		sb.WriteRune(least)
+	}
+	return sb.String()
 }
 
 // JSONString returns a decoded JSON scalar as the text a venue reads: a

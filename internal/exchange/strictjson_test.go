@@ -56,6 +56,54 @@ func TestDecodeJSON(t *testing.T) {
 	}
 }
 
+func TestDecodeJSONFold(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    any
+		wantErr error
+	}{
+		{"distinct keys", `{"qty":"1","price":"2"}`,
+			map[string]any{"qty": "1", "price": "2"}, nil},
+		{"same key in sibling objects", `[{"Qty":1},{"qty":2}]`,
+			[]any{map[string]any{"Qty": json.Number("1")}, map[string]any{"qty": json.Number("2")}}, nil},
+		{"exact duplicate", `{"qty":"1","qty":"2"}`, nil, ErrJSONDuplicateKey},
+		{"case variant", `{"qty":"1","Qty":"100"}`, nil, ErrJSONDuplicateKey},
+		{"upper case variant", `{"QTY":"1","qty":"100"}`, nil, ErrJSONDuplicateKey},
+		{"nested case variant", `{"list":[{"size":"1","SIZE":"9"}]}`, nil, ErrJSONDuplicateKey},
+		{"long s folds to s", `{"side":"buy","\u017fide":"sell"}`, nil, ErrJSONDuplicateKey},
+		{"kelvin sign folds to k", `{"kind":1,"\u212aind":2}`, nil, ErrJSONDuplicateKey},
+		{"non-ASCII case variant", `{"é":1,"É":2}`, nil, ErrJSONDuplicateKey},
+		{"different letters", `{"a":1,"b":2,"ab":3}`,
+			map[string]any{"a": json.Number("1"), "b": json.Number("2"), "ab": json.Number("3")}, nil},
+		{"still strict", `{"a":1}x`, nil, ErrJSONTrailing},
+		{"still depth bounded", strings.Repeat("[", 40) + strings.Repeat("]", 40), nil, ErrJSONTooDeep},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeJSONFold([]byte(tt.in), MaxJSONDepth)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("DecodeJSONFold(%q) error = %v, want %v", tt.in, err, tt.wantErr)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("DecodeJSONFold(%q) mismatch (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestFoldKeyMatchesEqualFold(t *testing.T) {
+	keys := []string{"a", "A", "qty", "QTY", "Qty", "s", "S", "\u017f", "k", "K", "\u212a",
+		"é", "É", "ß", "ẞ", "σ", "Σ", "ς", "", "a\u0301", "size", "\u017fize", "ǅ", "ǆ", "Ǆ"}
+	for _, a := range keys {
+		for _, b := range keys {
+			if got, want := foldKey(a) == foldKey(b), strings.EqualFold(a, b); got != want {
+				t.Errorf("foldKey(%q) == foldKey(%q) is %v, want %v", a, b, got, want)
+			}
+		}
+	}
+}
+
 func TestDecodeJSONDuplicateKeyMessage(t *testing.T) {
 	_, err := DecodeJSON([]byte("{\"k\\u0001\":1,\"k\\u0001\":2}"), MaxJSONDepth)
 	if got, want := err.Error(), `duplicate JSON key "k?"`; got != want {

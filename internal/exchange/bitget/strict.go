@@ -1,13 +1,7 @@
 package bitget
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/keywarden/keywarden/internal/exchange"
 )
@@ -23,18 +17,13 @@ func badRequest(format string, args ...any) *exchange.Error {
 }
 
 // canonicalPath checks that p is a plain venue path and returns it in lower
-// case, the form used to look up routes. It rejects anything a router could
-// read differently from keywarden: percent-encoding, dot segments, empty
-// segments, a trailing slash, backslashes, parameters and non-ASCII bytes.
-// Lower-casing means a case variant of a dangerous path is classified as
-// that path (or as an unknown, admin-scoped one), never as something milder.
+// case, the form used to look up routes. Only letters, digits, '-', '_', '.'
+// and '/' are allowed, and exchange.CheckPath rejects the rest of what a
+// router could read differently from keywarden: dot segments, empty
+// segments and a trailing slash. Lower-casing means a case variant of a
+// dangerous path is classified as that path (or as an unknown, admin-scoped
+// one), never as something milder.
 func canonicalPath(p string) (string, error) {
-	if p == "" || p[0] != '/' || len(p) > maxPath {
-		return "", badRequest("invalid request path")
-	}
-	if len(p) > 1 && p[len(p)-1] == '/' {
-		return "", badRequest("invalid request path: trailing slash")
-	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
@@ -43,96 +32,22 @@ func canonicalPath(p string) (string, error) {
 			return "", badRequest("invalid request path: unexpected character")
 		}
 	}
-	if strings.Contains(p, "//") {
-		return "", badRequest("invalid request path: empty segment")
-	}
-	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." {
-			return "", badRequest("invalid request path: dot segment")
-		}
+	if err := exchange.CheckPath(p, maxPath); err != nil {
+		return "", err
 	}
 	return strings.ToLower(p), nil
 }
 
-// parseJSON decodes body strictly: valid UTF-8, one JSON value and nothing
-// after it, no duplicate object keys (not even ones differing only in case,
-// which case-insensitive decoders would merge), bounded depth. Objects are
-// map[string]any, numbers json.Number.
+// parseJSON decodes body strictly with exchange.DecodeJSONFold: valid UTF-8,
+// one JSON value and nothing after it, no duplicate object keys (not even
+// ones differing only in case, which case-insensitive decoders would merge),
+// bounded depth. Objects are map[string]any, numbers json.Number.
 func parseJSON(body []byte) (any, error) {
-	if !utf8.Valid(body) {
-		return nil, badRequest("json body is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	v, err := parseValue(dec, 0)
+	v, err := exchange.DecodeJSONFold(body, maxDepth)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, badRequest("json body has data after the value")
+		return nil, badRequest("%v", err)
 	}
 	return v, nil
-}
-
-func parseValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, badRequest("json body nests too deeply")
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, badRequest("invalid json body")
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			m := map[string]any{}
-			var folded map[string]bool
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, badRequest("invalid json body")
-				}
-				k, ok := kt.(string)
-				if !ok {
-					return nil, badRequest("invalid json body")
-				}
-				if folded == nil {
-					folded = map[string]bool{}
-				}
-				lk := strings.ToLower(k)
-				if folded[lk] {
-					return nil, badRequest("duplicate json key %q", exchange.SafeName(k))
-				}
-				folded[lk] = true
-				v, err := parseValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				m[k] = v
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, badRequest("invalid json body")
-			}
-			return m, nil
-		case '[':
-			a := []any{}
-			for dec.More() {
-				v, err := parseValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				a = append(a, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, badRequest("invalid json body")
-			}
-			return a, nil
-		}
-		return nil, badRequest("invalid json body")
-	default:
-		return t, nil
-	}
 }
 
 // fields is one JSON object or one set of query parameters, read by exact
@@ -143,20 +58,10 @@ type fields interface {
 
 type objFields map[string]any
 
+// str returns the named member as text (see exchange.Fields.Field): null and
+// absent are "", objects and arrays are rejected.
 func (o objFields) str(name string) (string, error) {
-	v, ok := o[name]
-	if !ok || v == nil {
-		return "", nil
-	}
-	switch t := v.(type) {
-	case string:
-		return t, nil
-	case json.Number:
-		return string(t), nil
-	case bool:
-		return strconv.FormatBool(t), nil
-	}
-	return "", badRequest("parameter %q has the wrong type", exchange.SafeName(name))
+	return exchange.Fields{Body: o}.Field(name)
 }
 
 // decimal parses a plain non-negative decimal ("0.01", "30000"); "" is 0.
@@ -167,30 +72,10 @@ func decimal(name, s string) (float64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	if len(s) > 40 {
+	if !exchange.PlainDecimal(s, false) {
 		return 0, badRequest("parameter %q is not a decimal number", exchange.SafeName(name))
 	}
-	dot := false
-	digits := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case '0' <= c && c <= '9':
-			digits++
-		case c == '.' && !dot:
-			dot = true
-		default:
-			return 0, badRequest("parameter %q is not a decimal number", exchange.SafeName(name))
-		}
-	}
-	if digits == 0 {
-		return 0, badRequest("parameter %q is not a decimal number", exchange.SafeName(name))
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, badRequest("parameter %q is not a decimal number", exchange.SafeName(name))
-	}
-	return f, nil
+	return exchange.ParseFloat(s), nil
 }
 
 // num reads the named field as a decimal.
