@@ -206,7 +206,11 @@ func runDemo(ctx context.Context, a *app, stay time.Duration, keep bool) error {
 			public++
 		}
 	}
-	fmt.Fprintf(out, "\n5. The exchange simulator received %d requests signed with the exchange key (and %d public price lookups by keywarden);\n   the refused calls never left keywarden.\n\n", signed, public)
+	lookups := "public price lookups"
+	if public == 1 {
+		lookups = "public price lookup"
+	}
+	fmt.Fprintf(out, "\n5. The exchange simulator received %d requests signed with the exchange key (and %d %s by keywarden);\n   the refused calls never left keywarden.\n\n", signed, public, lookups)
 
 	srv.Gateway.Wait()
 	if err := srv.Audit.Sync(ctx); err != nil {
