@@ -164,35 +164,9 @@ func (signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 // for concurrent use.
 type verifier struct{}
 
-// header returns the single value of header name; more than one value is an
-// auth error, as an ambiguous credential must not be guessed at.
-func header(h http.Header, name string) (string, bool, error) {
-	vs := h[name]
-	switch len(vs) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return vs[0], true, nil
-	}
-	return "", true, exchange.Errorf(exchange.ErrAuth, "repeated %s header", name)
-}
-
-// validKey says whether k looks like an API key: printable ASCII, bounded.
-func validKey(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] <= 0x20 || k[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // ClientKey returns the X-BAPI-API-KEY of r, or "" when r carries no auth.
 func (verifier) ClientKey(r *exchange.Request) (string, error) {
-	key, ok, err := header(r.Header, hdrKey)
+	key, ok, err := exchange.SingleHeader(r.Header, hdrKey)
 	if err != nil {
 		return "", err
 	}
@@ -209,7 +183,7 @@ func (verifier) ClientKey(r *exchange.Request) (string, error) {
 		}
 		return "", nil
 	}
-	if !validKey(key) {
+	if !exchange.ValidKeyID(key) {
 		return "", exchange.Errorf(exchange.ErrAuth, "API key is invalid.")
 	}
 	return key, nil
@@ -250,21 +224,21 @@ func (v verifier) Verify(r *exchange.Request, client *exchange.Credential, now t
 // Bybit does: now - recvWindow <= timestamp < now + 1 s. The simulator
 // shares it with the verifier.
 func check(r *exchange.Request, cred *exchange.Credential, now time.Time) error {
-	sig, ok, err := header(r.Header, hdrSign)
+	sig, ok, err := exchange.SingleHeader(r.Header, hdrSign)
 	if err != nil {
 		return err
 	}
 	if !ok || sig == "" {
 		return exchange.Errorf(exchange.ErrAuth, "error sign! missing X-BAPI-SIGN")
 	}
-	ts, ok, err := header(r.Header, hdrTimestamp)
+	ts, ok, err := exchange.SingleHeader(r.Header, hdrTimestamp)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return exchange.Errorf(exchange.ErrTimestamp, "invalid request, please check your timestamp")
 	}
-	recv, present, err := header(r.Header, hdrRecvWindow)
+	recv, present, err := exchange.SingleHeader(r.Header, hdrRecvWindow)
 	if err != nil {
 		return err
 	}

@@ -124,35 +124,9 @@ func (s signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Tim
 // credential. It is safe for concurrent use.
 type verifier struct{}
 
-// header returns the single value of header name; more than one value is an
-// auth error, as an ambiguous credential must not be guessed at.
-func header(h http.Header, name string) (string, bool, error) {
-	vs := h[name]
-	switch len(vs) {
-	case 0:
-		return "", false, nil
-	case 1:
-		return vs[0], true, nil
-	}
-	return "", true, exchange.Errorf(exchange.ErrAuth, "repeated %s header", name)
-}
-
-// validKey says whether k looks like an API key: printable ASCII, bounded.
-func validKey(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] <= 0x20 || k[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // ClientKey returns the OK-ACCESS-KEY of r, or "" when r carries no auth.
 func (verifier) ClientKey(r *exchange.Request) (string, error) {
-	key, ok, err := header(r.Header, hdrKey)
+	key, ok, err := exchange.SingleHeader(r.Header, hdrKey)
 	if err != nil {
 		return "", err
 	}
@@ -164,7 +138,7 @@ func (verifier) ClientKey(r *exchange.Request) (string, error) {
 		}
 		return "", nil
 	}
-	if !validKey(key) {
+	if !exchange.ValidKeyID(key) {
 		return "", exchange.Errorf(exchange.ErrAuth, "invalid OK-ACCESS-KEY")
 	}
 	return key, nil
@@ -197,21 +171,21 @@ func (v verifier) Verify(r *exchange.Request, client *exchange.Credential, now t
 // check verifies r's signature with secret, its timestamp against now and
 // its passphrase, as OKX does. The simulator shares it with the verifier.
 func check(r *exchange.Request, secret, passphrase []byte, now time.Time) error {
-	sig, ok, err := header(r.Header, hdrSign)
+	sig, ok, err := exchange.SingleHeader(r.Header, hdrSign)
 	if err != nil {
 		return err
 	}
 	if !ok || sig == "" {
 		return exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-SIGN can not be empty")
 	}
-	ts, ok, err := header(r.Header, hdrTimestamp)
+	ts, ok, err := exchange.SingleHeader(r.Header, hdrTimestamp)
 	if err != nil {
 		return err
 	}
 	if !ok || ts == "" {
 		return exchange.Errorf(exchange.ErrAuth, "request header OK-ACCESS-TIMESTAMP can not be empty")
 	}
-	pass, ok, err := header(r.Header, hdrPassphrase)
+	pass, ok, err := exchange.SingleHeader(r.Header, hdrPassphrase)
 	if err != nil {
 		return err
 	}
