@@ -235,18 +235,17 @@ func waitHealthy(t *testing.T, base string, done chan error) {
 // botCall signs GET /api/v3/account as a Binance client would.
 func botCall(t *testing.T, base string, cred *exchange.Credential) (int, string) {
 	t.Helper()
-	v := binance.Spot(mustURL(base))
-	r := &exchange.Request{Method: "GET", Path: "/api/v3/account", Header: http.Header{}}
-	if err := v.Signer.Sign(r, cred, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	req, _ := http.NewRequest(r.Method, base+"/binance"+r.Path+"?"+r.RawQuery, nil)
-	req.Header = r.Header
-	resp, err := http.DefaultClient.Do(req)
+	return botCallWith(t, http.DefaultClient, base, cred)
+}
+
+// botCallWith signs GET /api/v3/account with cred, as the demo bot (and any
+// Binance client) would, and sends it through hc.
+func botCallWith(t *testing.T, hc *http.Client, base string, cred *exchange.Credential) (int, string) {
+	t.Helper()
+	bot := &demoBot{base: base + "/binance", venue: binance.Spot(mustURL(base)), cred: cred, hc: hc}
+	code, body, err := bot.call(context.Background(), "GET", "/api/v3/account", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return code, string(body)
 }

@@ -161,18 +161,8 @@ func TestMutualTLSBinding(t *testing.T) {
 	}
 	cred := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss.ID, Secret: exchange.Secret(iss.SecretText)}
 	call := func(hc *http.Client) int {
-		r := &exchange.Request{Method: "GET", Path: "/api/v3/account", Header: http.Header{}}
-		if err := binance.Spot(mustURL(base)).Signer.Sign(r, cred, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		req, _ := http.NewRequest("GET", base+"/binance"+r.Path+"?"+r.RawQuery, nil)
-		req.Header = r.Header
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		code, _ := botCallWith(t, hc, base, cred)
+		return code
 	}
 	if got := call(without); got != 401 {
 		t.Errorf("without the client certificate: %d, want 401", got)
