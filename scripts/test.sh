@@ -27,6 +27,14 @@ if [ ! -f "$ccxt_dir/node_modules/ccxt/package.json" ] || \
   npm ci --prefix "$ccxt_dir" --no-audit --no-fund --ignore-scripts --loglevel=error
 fi
 export KEYWARDEN_REQUIRE_CCXT=1
+# Each file in scripts/setup installs or starts one thing the tests need
+# (idempotently) and exports the variables that tell the tests it is there.
+for setup in scripts/setup/*.sh; do
+  [ -e "$setup" ] || continue
+  log "setup: $(basename "$setup" .sh)"
+  # shellcheck source=/dev/null
+  . "$setup"
+done
 export KEYWARDEN_REQUIRE_NGINX=1
 
 log "gofmt"
