@@ -195,6 +195,10 @@ func (m *Manager) Create(ctx context.Context, c CreateOptions) (Operator, *Enrol
 	if _, err := rand.Read(seed); err != nil {
 		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
 	}
+	uri, err := otpauthURL(m.o.Issuer, c.Name, seed)
+	if err != nil {
+		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
+	}
 	codes, digests, err := newRecoveryCodes(10)
 	if err != nil {
 		return Operator{}, nil, err
@@ -210,7 +214,7 @@ func (m *Manager) Create(ctx context.Context, c CreateOptions) (Operator, *Enrol
 	if err := m.put(ctx, &a); err != nil {
 		return Operator{}, nil, err
 	}
-	return a.Operator, &Enrollment{URL: otpauthURL(m.o.Issuer, c.Name, seed), Seed: seed, RecoveryCodes: codes}, nil
+	return a.Operator, &Enrollment{URL: uri, Seed: seed, RecoveryCodes: codes}, nil
 }
 
 func validKeys(keys []string) bool {

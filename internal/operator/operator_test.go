@@ -70,7 +70,7 @@ func TestHOTPVectors(t *testing.T) {
 		{20000000000 / 30, 8, "65353130"},
 	}
 	for _, tt := range tests {
-		if got := hotp(seed, tt.counter, tt.digits); got != tt.want {
+		if got := hotpCode(seed, tt.counter, tt.digits); got != tt.want {
 			t.Errorf("hotp(%d, %d) = %q, want %q", tt.counter, tt.digits, got, tt.want)
 		}
 	}

@@ -1,49 +1,54 @@
 package operator
 
 import (
-	"crypto/hmac"
-	"crypto/sha1"
 	"encoding/base32"
-	"encoding/binary"
 	"fmt"
-	"net/url"
 	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
 )
 
 // TOTP parameters: RFC 6238 with HMAC-SHA1, six digits and 30-second steps,
-// the defaults every authenticator app understands.
+// the defaults every authenticator app understands. Seeds enrolled before
+// codes were computed by github.com/pquerna/otp used the same parameters,
+// so they stay valid.
 const (
 	totpPeriod = 30
 	totpDigits = 6
 	totpSkew   = 1 // steps accepted either side of now
 )
 
-// hotp is RFC 4226's HOTP value for counter, truncated to digits digits.
-func hotp(seed []byte, counter uint64, digits int) string {
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], counter)
-	m := hmac.New(sha1.New, seed)
-	m.Write(msg[:])
-	sum := m.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	mod := uint32(1)
-	for range digits {
-		mod *= 10
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// hotpOpts are the HOTP options for codes of digits digits.
+func hotpOpts(digits int) hotp.ValidateOpts {
+	return hotp.ValidateOpts{Digits: otp.Digits(digits), Algorithm: otp.AlgorithmSHA1}
+}
+
+// hotpCode is RFC 4226's HOTP value of seed for counter, truncated to
+// digits digits.
+func hotpCode(seed []byte, counter uint64, digits int) string {
+	c, err := hotp.GenerateCodeCustom(b32.EncodeToString(seed), counter, hotpOpts(digits))
+	if err != nil {
+		return "" // never a valid code: fails closed
 	}
-	return fmt.Sprintf("%0*d", digits, v%mod)
+	return c
 }
 
 // totpStep is the RFC 6238 time step of t.
 func totpStep(t time.Time) int64 { return t.Unix() / totpPeriod }
 
 // matchTOTP returns the step at which code is valid for seed around now and
-// after last (codes are single-use: a step at or before last is refused),
-// and whether one matched. It compares in constant time.
+// after last (codes are single-use: a step at or before last is refused,
+// which is the replay protection), and whether one matched. Every step of
+// the window is checked, each in constant time.
 func matchTOTP(seed []byte, code string, now time.Time, last int64) (int64, bool) {
 	if len(code) != totpDigits {
 		return 0, false
 	}
+	secret := b32.EncodeToString(seed)
 	cur := totpStep(now)
 	var found int64
 	ok := false
@@ -51,7 +56,8 @@ func matchTOTP(seed []byte, code string, now time.Time, last int64) (int64, bool
 		if s <= last || s < 0 {
 			continue
 		}
-		if hmac.Equal([]byte(hotp(seed, uint64(s), totpDigits)), []byte(code)) && !ok {
+		valid, err := hotp.ValidateCustom(code, uint64(s), secret, hotpOpts(totpDigits))
+		if err == nil && valid && !ok {
 			found, ok = s, true
 		}
 	}
@@ -60,18 +66,22 @@ func matchTOTP(seed []byte, code string, now time.Time, last int64) (int64, bool
 
 // otpauthURL is the key URI authenticator apps import (the format Google
 // Authenticator documents). It contains the seed: show it once, never log it.
-func otpauthURL(issuer, account string, seed []byte) string {
-	enc := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)
-	q := url.Values{}
-	q.Set("secret", enc)
-	q.Set("issuer", issuer)
-	q.Set("algorithm", "SHA1")
-	q.Set("digits", fmt.Sprint(totpDigits))
-	q.Set("period", fmt.Sprint(totpPeriod))
-	u := url.URL{Scheme: "otpauth", Host: "totp", Path: "/" + issuer + ":" + account, RawQuery: q.Encode()}
-	return u.String()
+func otpauthURL(issuer, account string, seed []byte) (string, error) {
+	k, err := totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: account, Period: totpPeriod,
+		Secret: seed, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return "", fmt.Errorf("totp key uri: %w", err)
+	}
+	return k.URL(), nil
 }
 
 // Code returns the TOTP code of seed at t. It exists for tests and for
 // tooling that enrolls a software authenticator.
-func Code(seed []byte, t time.Time) string { return hotp(seed, uint64(totpStep(t)), totpDigits) }
+func Code(seed []byte, t time.Time) string {
+	c, err := totp.GenerateCodeCustom(b32.EncodeToString(seed), t, totp.ValidateOpts{Period: totpPeriod,
+		Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return ""
+	}
+	return c
+}
