@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -62,22 +63,33 @@ func (a *app) createFirstAdmin(ctx context.Context, db store.Store, v *vault.Vau
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, `Admin operator %q created.
+	fmt.Fprintf(a.stdout, "Admin operator %q created.\n\n", op.Name)
+	err = printEnrollment(a.stdout, enr.URL, enr.RecoveryCodes)
+	clear(enr.Seed)
+	return err
+}
 
-Add this TOTP key to an authenticator app (it is shown once; a terminal QR
-code is not drawn, paste the URL or its secret= value into the app):
+// printEnrollment shows a TOTP enrollment once: the key URI as a QR code
+// for an authenticator app, the URI itself, and the recovery codes.
+func printEnrollment(w io.Writer, uri string, codes []string) error {
+	qr, err := operator.QRText(uri, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, `Scan this QR code with an authenticator app, or paste the URL (or its
+secret= value) into it. Both are shown once.
 
+%s
   %s
 
 Recovery codes: each one replaces a TOTP code once at login. Keep them
 offline, apart from the authenticator.
 
-`, op.Name, enr.URL)
-	for _, c := range enr.RecoveryCodes {
-		fmt.Fprintf(a.stdout, "  %s\n", c)
+`, qr, uri)
+	for _, c := range codes {
+		fmt.Fprintf(w, "  %s\n", c)
 	}
-	fmt.Fprintln(a.stdout)
-	clear(enr.Seed)
+	fmt.Fprintln(w)
 	return nil
 }
 

@@ -49,6 +49,9 @@ name = "binance"
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(out, "█") || !strings.Contains(out, "▀") {
+		t.Errorf("operator init drew no QR code:\n%s", out)
+	}
 	c.fails("operators exist already", "", "operator", "first-admin", "--name", "again", "--password-file", pwFile)
 	caFile := filepath.Join(c.dir, "ca.pem")
 	writeFile(t, caFile, c.ok("", "tls", "ca"), 0o600)
