@@ -74,8 +74,11 @@ type sealConfig struct {
 	Shares    int        `json:"shares,omitempty"`
 	Threshold int        `json:"threshold,omitempty"`
 	ShareSet  string     `json:"share_set,omitempty"`
-	Root      []byte     `json:"root"`
-	Created   time.Time  `json:"created"`
+	// Backend and KeyID name an external SealWrapper and its key.
+	Backend string    `json:"backend,omitempty"`
+	KeyID   string    `json:"key_id,omitempty"`
+	Root    []byte    `json:"root"`
+	Created time.Time `json:"created"`
 }
 
 func (c *sealConfig) encode() ([]byte, error) {
@@ -100,6 +103,9 @@ func decodeSeal(b []byte) (*sealConfig, error) {
 			return nil, fmt.Errorf("seal configuration: %w", ErrTampered)
 		}
 	case SealExternal:
+		if (c.Backend == "") != (c.KeyID == "") {
+			return nil, fmt.Errorf("seal configuration: %w", ErrTampered)
+		}
 	default:
 		return nil, fmt.Errorf("seal configuration: unknown seal type %q", c.Type)
 	}
@@ -108,8 +114,14 @@ func decodeSeal(b []byte) (*sealConfig, error) {
 
 // newSeal builds a seal configuration (without the wrapped root key) and the
 // wrapper that protects the root key under it.
-func newSeal(ctx context.Context, passphrase []byte, n, k int, external KeyWrapper, kdf *KDFParams) (*sealConfig, KeyWrapper, [][]byte, error) {
+func newSeal(ctx context.Context, passphrase []byte, n, k int, external KeyWrapper, backend SealWrapper, kdf *KDFParams) (*sealConfig, KeyWrapper, [][]byte, error) {
 	chosen := 0
+	if backend != nil {
+		if external != nil {
+			chosen++
+		}
+		external = sealWrapperAdapter{backend}
+	}
 	if len(passphrase) > 0 {
 		chosen++
 	}
@@ -126,6 +138,12 @@ func newSeal(ctx context.Context, passphrase []byte, n, k int, external KeyWrapp
 	switch {
 	case external != nil:
 		cfg.Type = SealExternal
+		if backend != nil {
+			cfg.Backend, cfg.KeyID = backend.Type(), backend.KeyID()
+			if cfg.Backend == "" || cfg.KeyID == "" {
+				return nil, nil, nil, errors.New("the external seal has no type or key id")
+			}
+		}
 		return cfg, external, nil, nil
 	case len(passphrase) > 0:
 		if len(passphrase) < minPassphrase {

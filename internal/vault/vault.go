@@ -140,6 +140,9 @@ type InitOptions struct {
 	// Wrapper seals with an external key (KMS, HSM); unseal with
 	// UnsealWith and an equivalent wrapper.
 	Wrapper KeyWrapper
+	// Seal seals with an external backend (transit, KMS, HSM); unseal
+	// with UnsealWithSeal and the same backend and key.
+	Seal SealWrapper
 	// KDF overrides the Argon2id cost; nil uses DefaultKDF(). It may not
 	// be below MinKDF().
 	KDF *KDFParams
@@ -149,7 +152,7 @@ type InitOptions struct {
 // shares, once: they are never stored. Init leaves the vault unsealed.
 func (v *Vault) Init(ctx context.Context, opts InitOptions) ([][]byte, error) {
 	root := memguard.NewBufferRandom(rootKeySize)
-	cfg, wrapper, shares, err := newSeal(ctx, opts.Passphrase, opts.Shares, opts.Threshold, opts.Wrapper, opts.KDF)
+	cfg, wrapper, shares, err := newSeal(ctx, opts.Passphrase, opts.Shares, opts.Threshold, opts.Wrapper, opts.Seal, opts.KDF)
 	if err != nil {
 		root.Destroy()
 		return nil, fmt.Errorf("vault init: %w", err)
@@ -248,8 +251,8 @@ func (v *Vault) UnsealWith(ctx context.Context, w KeyWrapper) error {
 	if err != nil {
 		return fmt.Errorf("vault unseal: %w", err)
 	}
-	if cfg.Type != SealExternal {
-		return fmt.Errorf("vault unseal: vault uses the %s seal, not an external one", cfg.Type)
+	if cfg.Type != SealExternal || cfg.Backend != "" {
+		return fmt.Errorf("vault unseal: vault uses the %s seal, not an external one", describeSeal(cfg))
 	}
 	if !v.Sealed() {
 		return nil
@@ -340,13 +343,21 @@ func (v *Vault) dropShares() {
 }
 
 // openRoot unwraps the root key with w, opens the keyring with it and
-// installs both. A failed unwrap is reported as bad.
+// installs both. A failed unwrap is reported as bad; with a nil bad, the
+// wrapper's own error is returned (an external backend's errors say whether
+// it was unreachable or refused, and carry nothing secret).
 func (v *Vault) openRoot(ctx context.Context, cfg *sealConfig, w KeyWrapper, bad error) error {
 	rootBytes, err := w.Unwrap(ctx, cfg.Root)
 	if err != nil || len(rootBytes) != rootKeySize {
 		clear(rootBytes)
-		v.log.Warn("unseal attempt failed", "seal", cfg.Type)
-		return bad
+		v.log.Warn("unseal attempt failed", "seal", describeSeal(cfg))
+		if bad != nil {
+			return bad
+		}
+		if err == nil {
+			err = fmt.Errorf("unwrapped root key has the wrong size: %w", ErrTampered)
+		}
+		return fmt.Errorf("%s seal: %w", describeSeal(cfg), err)
 	}
 	root := memguard.NewBufferFromBytes(rootBytes)
 	blob, err := v.store.Get(ctx, keyringKey)
@@ -365,7 +376,7 @@ func (v *Vault) openRoot(ctx context.Context, cfg *sealConfig, w KeyWrapper, bad
 		return fmt.Errorf("keyring: %w", ErrTampered)
 	}
 	v.install(root, ring)
-	v.log.Info("vault unsealed", "seal", cfg.Type, "keyring_term", ring.current)
+	v.log.Info("vault unsealed", "seal", describeSeal(cfg), "keyring_term", ring.current)
 	return nil
 }
 
@@ -418,6 +429,9 @@ type Status struct {
 	Initialized bool   `json:"initialized"`
 	Sealed      bool   `json:"sealed"`
 	SealType    string `json:"seal_type,omitempty"`
+	// SealBackend and SealKeyID name an external seal's backend and key.
+	SealBackend string `json:"seal_backend,omitempty"`
+	SealKeyID   string `json:"seal_key_id,omitempty"`
 	Shares      int    `json:"shares,omitempty"`
 	Threshold   int    `json:"threshold,omitempty"`
 	// Progress is the number of shares submitted toward an unseal.
@@ -444,6 +458,8 @@ func (v *Vault) Status(ctx context.Context) (Status, error) {
 		Initialized: true,
 		Sealed:      v.ring == nil,
 		SealType:    cfg.Type,
+		SealBackend: cfg.Backend,
+		SealKeyID:   cfg.KeyID,
 		Shares:      cfg.Shares,
 		Threshold:   cfg.Threshold,
 		Progress:    len(v.shares),
@@ -488,6 +504,7 @@ type RekeyOptions struct {
 	Passphrase        []byte
 	Shares, Threshold int
 	Wrapper           KeyWrapper
+	Seal              SealWrapper
 	KDF               *KDFParams
 }
 
@@ -506,7 +523,7 @@ func (v *Vault) Rekey(ctx context.Context, opts RekeyOptions) ([][]byte, error) 
 	}
 	// Derive the new seal (Argon2id is slow) before taking the lock, so
 	// that the hot path is not held up.
-	cfg, wrapper, shares, err := newSeal(ctx, opts.Passphrase, opts.Shares, opts.Threshold, opts.Wrapper, opts.KDF)
+	cfg, wrapper, shares, err := newSeal(ctx, opts.Passphrase, opts.Shares, opts.Threshold, opts.Wrapper, opts.Seal, opts.KDF)
 	if err != nil {
 		return nil, fmt.Errorf("vault rekey: %w", err)
 	}
