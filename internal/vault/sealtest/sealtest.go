@@ -90,7 +90,8 @@ func roundTrip(t *testing.T, b Backend) {
 		if bytes.Equal(blob1, blob2) {
 			t.Errorf("two wraps of the same %d bytes are equal: the wrap is not randomized", n)
 		}
-		if bytes.Contains(blob1, plain) {
+		// A short plaintext may appear in a random blob by chance.
+		if n >= 16 && bytes.Contains(blob1, plain) {
 			t.Errorf("wrapped blob contains the plaintext")
 		}
 		for i, blob := range [][]byte{blob1, blob2} {
