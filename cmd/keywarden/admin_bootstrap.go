@@ -45,7 +45,7 @@ func (a *app) adminPassword(file string) ([]byte, error) {
 // an operator exists already: later operators are created through the
 // admin API, by an admin with a fresh TOTP code.
 func (a *app) createFirstAdmin(ctx context.Context, db store.Store, v *vault.Vault, name, passFile string) error {
-	ops, err := newOperators(db, v)
+	ops, err := newOperators(ctx, db, v)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base32"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -116,4 +117,50 @@ func gatewayAddr(t *testing.T, path string) string {
 		t.Fatal("no listen in config")
 	}
 	return string(m[1])
+}
+
+// TestServeStopsWhenAdminCannotListen checks that serve refuses to run
+// without the admin API it was configured with, and says why.
+func TestServeStopsWhenAdminCannotListen(t *testing.T) {
+	c := newCLI(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`
+[gateway]
+listen = "` + freePort(t) + `"
+plaintext = true
+
+[admin]
+listen = "` + busy.Addr().String() + `"
+
+[[venue]]
+name = "binance"
+`)
+	f.Close()
+	pwFile := filepath.Join(c.dir, "admin-pass")
+	writeFile(t, pwFile, "the first admin's password\n", 0o600)
+	c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", pwFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	getenv := func(k string) string {
+		if k == "KEYWARDEN_CONFIG" {
+			return c.config
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	err = runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "admin API") || !strings.Contains(err.Error(), busy.Addr().String()) {
+		t.Fatalf("serve with a busy admin address = %v, want an admin API listen error naming %s", err, busy.Addr())
+	}
+	if ctx.Err() != nil {
+		t.Fatal("serve ran until the timeout instead of stopping")
+	}
 }

@@ -61,9 +61,18 @@ func (c AdminConfig) rules() (map[string]operator.Rule, error) {
 }
 
 // newOperators returns the operator accounts kept in db, with TOTP seeds
-// sealed by v.
-func newOperators(db store.Store, v *vault.Vault) (*operator.Manager, error) {
-	return operator.New(operator.Options{Store: db, Secrets: v})
+// sealed by v. Sessions go to their own table when db is a SQL database
+// (the data directory), so that they survive a restart.
+func newOperators(ctx context.Context, db store.Store, v *vault.Vault) (*operator.Manager, error) {
+	o := operator.Options{Store: db, Secrets: v}
+	if m, ok := db.(operator.Migrator); ok {
+		sess, err := operator.NewSQLSessions(ctx, m)
+		if err != nil {
+			return nil, err
+		}
+		o.Sessions = sess
+	}
+	return operator.New(o)
 }
 
 // startAdmin serves the admin API on its own TLS listener, with the
@@ -74,16 +83,24 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 	if c.Disabled {
 		return io.NopCloser(nil), nil
 	}
-	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8444"
-	}
 	rules, err := c.rules()
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	ops, err := newOperators(db, v)
+	ops, err := newOperators(ctx, db, v)
 	if err != nil {
 		return nil, err
+	}
+	if c.Listen == "" {
+		// Without a configured address the admin API starts once an
+		// operator exists: before that nobody could log in to it.
+		if any, err := ops.Any(ctx); err != nil {
+			return nil, err
+		} else if !any {
+			a.log.Info("admin API not started: no operator yet (keywarden operator first-admin) and no [admin] listen")
+			return io.NopCloser(nil), nil
+		}
+		c.Listen = "127.0.0.1:8444"
 	}
 	formats := map[string]client.Format{}
 	if rs, err := routes(a.cfg.Venues); err == nil {
@@ -104,10 +121,9 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 	tc.MinVersion = tls.VersionTLS12
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
-		// The gateway and its panic switch (the control socket) keep
-		// working without the admin API; the operator must act on this.
-		a.log.Error("admin API not started", "listen", c.Listen, "err", err)
-		return io.NopCloser(nil), nil
+		// Serving without the admin API the operator configured would
+		// hide the problem until they need it (to lift a panic, say).
+		return nil, fmt.Errorf("admin API: %w (free the address, change [admin] listen, or set [admin] disabled = true)", err)
 	}
 	hs := &http.Server{
 		Handler:           h,

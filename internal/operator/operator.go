@@ -63,6 +63,8 @@ type Options struct {
 	Now     func() time.Time // nil means time.Now
 	KDF     KDF              // zero means DefaultKDF
 	Issuer  string           // TOTP issuer shown in authenticator apps
+	// Sessions keeps sessions; nil keeps them as records of Store.
+	Sessions SessionStore
 
 	SessionTTL  time.Duration // absolute session lifetime; default 8h
 	IdleTimeout time.Duration // session idle timeout; default 15m
@@ -122,15 +124,8 @@ type Manager struct {
 	o   Options
 	now func() time.Time
 
-	mu       sync.Mutex // guards account read-modify-write and sessions
-	sessions map[string]*session
-}
-
-type session struct {
-	name     string
-	created  time.Time
-	lastSeen time.Time
-	stepUp   time.Time
+	mu       sync.Mutex // guards account read-modify-write
+	sessions SessionStore
 }
 
 // New returns a Manager.
@@ -160,7 +155,11 @@ func New(o Options) (*Manager, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Manager{o: o, now: now, sessions: map[string]*session{}}, nil
+	sessions := o.Sessions
+	if sessions == nil {
+		sessions = NewKVSessions(o.Store)
+	}
+	return &Manager{o: o, now: now, sessions: sessions}, nil
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
@@ -319,13 +318,9 @@ func (m *Manager) SetRole(ctx context.Context, name string, r Role, keys []strin
 func (m *Manager) SetDisabled(ctx context.Context, name string, disabled bool) (Operator, error) {
 	op, err := m.update(ctx, name, func(a *account) { a.Disabled = disabled })
 	if err == nil && disabled {
-		m.mu.Lock()
-		for k, s := range m.sessions {
-			if s.name == name {
-				delete(m.sessions, k)
-			}
-		}
-		m.mu.Unlock()
+		// Authenticate refuses a disabled operator's sessions anyway; this
+		// removes them from the store.
+		err = m.sessions.DeleteOperator(ctx, name)
 	}
 	return op, err
 }
@@ -408,9 +403,14 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	}
 	// Logging in is not a step-up: a session token taken from a browser or
 	// a log must not be enough for a dangerous action.
-	s := &session{name: a.Name, created: now, lastSeen: now}
-	m.sessions[digest(tok)] = s
-	return tok, m.principal(a, s, nil), nil
+	s := Session{ID: digest(tok), Operator: a.Name, Created: now.UTC(), LastSeen: now.UTC()}
+	if err := m.sessions.DeleteExpired(ctx, now.Add(-m.o.SessionTTL), now.Add(-m.o.IdleTimeout)); err != nil {
+		return "", Principal{}, err
+	}
+	if err := m.sessions.Create(ctx, s); err != nil {
+		return "", Principal{}, err
+	}
+	return tok, m.principal(a, &s, nil), nil
 }
 
 // checkSecondFactor checks a TOTP code, or with recovery set an unused

@@ -33,10 +33,10 @@ func (p Principal) Can(perm Permission) bool {
 	return p.Token == "" || slices.Contains(p.Scopes, perm)
 }
 
-func (m *Manager) principal(a *account, s *session, t *tokenRecord) Principal {
+func (m *Manager) principal(a *account, s *Session, t *tokenRecord) Principal {
 	p := Principal{Operator: a.Operator}
 	if s != nil {
-		p.StepUp = s.stepUp
+		p.StepUp = s.StepUp
 	}
 	if t != nil {
 		p.Token, p.Scopes = t.ID, t.Scopes
@@ -61,25 +61,28 @@ func (m *Manager) Authenticate(ctx context.Context, token string) (Principal, er
 }
 
 func (m *Manager) authSession(ctx context.Context, token string) (Principal, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := m.now()
 	k := digest(token)
-	s, ok := m.sessions[k]
-	if !ok {
+	s, err := m.sessions.Session(ctx, k)
+	if errors.Is(err, ErrNotFound) {
+		return Principal{}, ErrUnauthorized
+	} else if err != nil {
+		return Principal{}, err
+	}
+	if now.Sub(s.Created) >= m.o.SessionTTL || now.Sub(s.LastSeen) >= m.o.IdleTimeout {
+		_ = m.sessions.Delete(ctx, k)
 		return Principal{}, ErrUnauthorized
 	}
-	if now.Sub(s.created) >= m.o.SessionTTL || now.Sub(s.lastSeen) >= m.o.IdleTimeout {
-		delete(m.sessions, k)
-		return Principal{}, ErrUnauthorized
-	}
-	a, err := m.get(ctx, s.name)
+	a, err := m.get(ctx, s.Operator)
 	if err != nil || a.Disabled {
-		delete(m.sessions, k)
+		_ = m.sessions.Delete(ctx, k)
 		return Principal{}, ErrUnauthorized
 	}
-	s.lastSeen = now
-	return m.principal(a, s, nil), nil
+	// A session whose activity cannot be recorded is refused: fail closed.
+	if err := m.sessions.Touch(ctx, k, now); err != nil {
+		return Principal{}, ErrUnauthorized
+	}
+	return m.principal(a, &s, nil), nil
 }
 
 // Logout ends a session or revokes the API token it is given.
@@ -91,9 +94,9 @@ func (m *Manager) Logout(ctx context.Context, token string) error {
 		}
 		return nil
 	}
-	m.mu.Lock()
-	delete(m.sessions, digest(token))
-	m.mu.Unlock()
+	if err := m.sessions.Delete(ctx, digest(token)); err != nil {
+		return fmt.Errorf("logout: %w", err)
+	}
 	return nil
 }
 
@@ -103,17 +106,16 @@ func (m *Manager) StepUp(ctx context.Context, token, code string) error {
 	if !strings.HasPrefix(token, "kws_") {
 		return ErrStepUp
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s, ok := m.sessions[digest(token)]
-	if !ok {
-		return ErrUnauthorized
-	}
-	if err := m.verifyCodeLocked(ctx, s.name, code); err != nil {
+	p, err := m.authSession(ctx, token)
+	if err != nil {
 		return err
 	}
-	s.stepUp = m.now()
-	return nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.verifyCodeLocked(ctx, p.Name, code); err != nil {
+		return err
+	}
+	return m.sessions.SetStepUp(ctx, digest(token), m.now())
 }
 
 // tokenRecord is a stored API token. The token itself is stored only as
