@@ -210,3 +210,5 @@ func (e *envelope) encode() ([]byte, error) {
 	b.WriteByte('}')
 	return b.Bytes(), nil
 }
+
+func jsonNumber(s string) json.Number { return json.Number(s) }

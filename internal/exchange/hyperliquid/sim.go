@@ -1,0 +1,329 @@
+package hyperliquid
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keywarden/keywarden/internal/eip712"
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
+)
+
+// Simulator is a loopback stand-in for Hyperliquid's POST /exchange and
+// POST /info. For every action it rebuilds the signed digest from the
+// parsed body (msgpack in member order, as the venue re-encodes), recovers
+// the signer and checks it is a registered master wallet (a Kit account
+// whose APIKey is the lower-case address) or an agent approved for one;
+// user-signed actions need the master. Nonces are checked per signer as
+// Hyperliquid does: within (T-2d, T+1d), unused, and above the smallest of
+// the signer's 100 highest. approveAgent replaces the master's agent of the
+// same name and refuses an address that was ever approved before. Every
+// request is logged in the Kit. A Simulator is safe for concurrent use.
+type Simulator struct {
+	kit *sim.Kit
+	net Network
+	h   http.Handler
+
+	mu     sync.Mutex
+	agents map[eip712.Address]simAgent
+	used   map[eip712.Address]bool
+	nonces map[eip712.Address][]uint64 // ascending, at most 100
+}
+
+type simAgent struct {
+	master eip712.Address
+	name   string
+	added  time.Time
+}
+
+// NewSimulator returns a mainnet Simulator over kit.
+func NewSimulator(kit *sim.Kit) *Simulator { return NewNetworkSimulator(kit, Mainnet) }
+
+// NewNetworkSimulator returns a Simulator that checks signatures for net.
+func NewNetworkSimulator(kit *sim.Kit, net Network) *Simulator {
+	s := &Simulator{kit: kit, net: net, agents: map[eip712.Address]simAgent{},
+		used: map[eip712.Address]bool{}, nonces: map[eip712.Address][]uint64{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /exchange", s.exchange)
+	mux.HandleFunc("POST /info", s.info)
+	s.h = kit.Faults(mux)
+	return s
+}
+
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// ApproveAgent registers agent for master under name, as a master-signed
+// approveAgent would. It refuses an address approved before.
+func (s *Simulator) ApproveAgent(master, agent eip712.Address, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.approveLocked(master, agent, name)
+}
+
+func (s *Simulator) approveLocked(master, agent eip712.Address, name string) error {
+	if s.used[agent] {
+		return fmt.Errorf("agent address %s was already used", agent.Hex())
+	}
+	if _, ok := s.kit.Account(agent.Hex()); ok || agent == master {
+		return fmt.Errorf("agent address %s is a user", agent.Hex())
+	}
+	for a, ag := range s.agents {
+		if ag.master == master && ag.name == name {
+			delete(s.agents, a)
+		}
+	}
+	s.used[agent] = true
+	s.agents[agent] = simAgent{master: master, name: name, added: s.kit.Now()}
+	return nil
+}
+
+// Agents returns the addresses of master's approved agents, sorted.
+func (s *Simulator) Agents(master eip712.Address) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for a, ag := range s.agents {
+		if ag.master == master {
+			out = append(out, a.Hex())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func simErr(w http.ResponseWriter, msg string) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "err", "response": msg})
+}
+
+func simOK(w http.ResponseWriter, typ string, data any) {
+	resp := map[string]any{"type": typ}
+	if data != nil {
+		resp["data"] = data
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "response": resp})
+}
+
+func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	logged := sim.Logged{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body}
+	reject := func(status int, msg string) {
+		logged.Error = msg
+		s.kit.Record(logged)
+		if status == http.StatusOK {
+			simErr(w, msg)
+			return
+		}
+		http.Error(w, msg, status)
+	}
+	if err != nil {
+		reject(http.StatusRequestEntityTooLarge, "body too large")
+		return
+	}
+	env, err := parseEnvelope(body)
+	if err != nil {
+		reject(http.StatusUnprocessableEntity, "Failed to deserialize the JSON body into the target type: "+err.Error())
+		return
+	}
+	if env.Sig == nil {
+		reject(http.StatusUnprocessableEntity, "Failed to deserialize the JSON body into the target type: missing field `signature`")
+		return
+	}
+	d, err := env.digest(s.net)
+	if err != nil {
+		reject(http.StatusOK, err.Error())
+		return
+	}
+	signer, err := eip712.Recover(d, *env.Sig)
+	if err != nil {
+		reject(http.StatusOK, "Invalid signature: "+err.Error())
+		return
+	}
+	now := s.kit.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	master, isAgent := signer, false
+	if ag, ok := s.agents[signer]; ok {
+		master, isAgent = ag.master, true
+	} else if _, ok := s.kit.Account(signer.Hex()); !ok {
+		reject(http.StatusOK, "User or API Wallet "+signer.Hex()+" does not exist.")
+		return
+	}
+	if isAgent && env.userSigned() {
+		reject(http.StatusOK, "Must be signed by the master wallet, not an API wallet: "+env.Type)
+		return
+	}
+	if msg := s.checkNonceLocked(signer, env.Nonce, now); msg != "" {
+		reject(http.StatusOK, msg)
+		return
+	}
+	if env.Expires != nil && !time.UnixMilli(int64(*env.Expires)).After(now) {
+		reject(http.StatusOK, "Action expired")
+		return
+	}
+	logged.APIKey, logged.Verified = master.Hex(), true
+	s.kit.Record(logged)
+	s.execLocked(w, env, master)
+}
+
+// checkNonceLocked applies Hyperliquid's per-signer nonce rules and stores n.
+func (s *Simulator) checkNonceLocked(signer eip712.Address, n uint64, now time.Time) string {
+	t := time.UnixMilli(int64(n))
+	if n > 1<<62 || !t.After(now.Add(-48*time.Hour)) || !t.Before(now.Add(24*time.Hour)) {
+		return "Invalid nonce: nonce must be within (T - 2d, T + 1d)"
+	}
+	set := s.nonces[signer]
+	if slices.Contains(set, n) {
+		return "Invalid nonce: already used"
+	}
+	if len(set) >= 100 && n <= set[0] {
+		return "Invalid nonce: lower than the smallest of the 100 highest nonces"
+	}
+	i, _ := slices.BinarySearch(set, n)
+	set = slices.Insert(set, i, n)
+	if len(set) > 100 {
+		set = set[1:]
+	}
+	s.nonces[signer] = set
+	return ""
+}
+
+func (s *Simulator) execLocked(w http.ResponseWriter, env *envelope, master eip712.Address) {
+	a := env.Action
+	key := master.Hex()
+	switch env.Type {
+	case "order":
+		orders, err := describeOrders("order", a)
+		if err != nil {
+			simErr(w, err.Error())
+			return
+		}
+		var statuses []any
+		for _, o := range orders {
+			so := s.kit.PlaceOrder(sim.Order{APIKey: key, Symbol: o.Symbol, Side: string(o.Side), Type: o.Type,
+				Quantity: o.Quantity, Price: o.Price, ClientOrderID: o.ClientOrderID})
+			oid, _ := strconv.ParseInt(so.ID, 10, 64)
+			statuses = append(statuses, map[string]any{"resting": map[string]any{"oid": oid}})
+		}
+		simOK(w, "order", map[string]any{"statuses": statuses})
+	case "cancel", "cancelByCloid":
+		v, _ := a.Get("cancels")
+		list, _ := v.([]any)
+		var statuses []any
+		for _, it := range list {
+			m, ok := it.(*eip712.Object)
+			if !ok {
+				simErr(w, "cancels must hold objects")
+				return
+			}
+			var id, cloid string
+			if o, ok := m.Get("o"); ok {
+				id = numString(o)
+			}
+			cloid, _ = stringMember(m, "cloid")
+			if _, ok := s.kit.CancelOrder(key, id, cloid); ok {
+				statuses = append(statuses, "success")
+			} else {
+				statuses = append(statuses, map[string]any{"error": "Order was never placed, already canceled, or filled."})
+			}
+		}
+		simOK(w, "cancel", map[string]any{"statuses": statuses})
+	case "approveAgent":
+		addrS, _ := stringMember(a, "agentAddress")
+		agent, err := eip712.ParseAddress(addrS)
+		if err != nil {
+			simErr(w, "invalid agentAddress")
+			return
+		}
+		name, _ := stringMember(a, "agentName")
+		if err := s.approveLocked(master, agent, name); err != nil {
+			simErr(w, err.Error())
+			return
+		}
+		simOK(w, "default", nil)
+	case "usdSend", "withdraw3", "spotSend":
+		amt, _ := stringMember(a, "amount")
+		asset := "USDC"
+		if t, ok := stringMember(a, "token"); ok {
+			asset, _, _ = strings.Cut(t, ":")
+		}
+		f := exchange.ParseFloat(amt)
+		if !exchange.PlainDecimal(amt, false) || f <= 0 || !s.kit.Debit(key, asset, f) {
+			simErr(w, "Insufficient balance for withdrawal")
+			return
+		}
+		simOK(w, "default", nil)
+	default:
+		simOK(w, "default", nil)
+	}
+}
+
+func (s *Simulator) info(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	s.kit.Record(sim.Logged{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	v, err := eip712.DecodeOrdered(body)
+	o, ok := v.(*eip712.Object)
+	if err != nil || !ok {
+		http.Error(w, "Failed to deserialize the JSON body", http.StatusUnprocessableEntity)
+		return
+	}
+	typ, _ := stringMember(o, "type")
+	userS, _ := stringMember(o, "user")
+	user, uerr := eip712.ParseAddress(userS)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch typ {
+	case "extraAgents":
+		out := []any{}
+		if uerr == nil {
+			for a, ag := range s.agents {
+				if ag.master == user {
+					out = append(out, map[string]any{"name": ag.name, "address": a.Hex(), "validUntil": ag.added.Add(180 * 24 * time.Hour).UnixMilli()})
+				}
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	case "userRole":
+		switch {
+		case uerr != nil:
+			writeJSON(w, http.StatusOK, map[string]any{"role": "missing"})
+		case s.agents[user].master != (eip712.Address{}):
+			writeJSON(w, http.StatusOK, map[string]any{"role": "agent", "data": map[string]any{"user": s.agents[user].master.Hex()}})
+		default:
+			if _, ok := s.kit.Account(user.Hex()); ok {
+				writeJSON(w, http.StatusOK, map[string]any{"role": "user"})
+			} else {
+				writeJSON(w, http.StatusOK, map[string]any{"role": "missing"})
+			}
+		}
+	case "openOrders":
+		out := []any{}
+		for _, od := range s.kit.Orders(user.Hex()) {
+			if od.Status != "NEW" {
+				continue
+			}
+			side := "A"
+			if od.Side == string(exchange.Buy) {
+				side = "B"
+			}
+			oid, _ := strconv.ParseInt(od.ID, 10, 64)
+			out = append(out, map[string]any{"coin": od.Symbol, "side": side, "limitPx": strconv.FormatFloat(od.Price, 'f', -1, 64),
+				"sz": strconv.FormatFloat(od.Quantity, 'f', -1, 64), "oid": oid, "timestamp": od.Created.UnixMilli(), "cloid": od.ClientOrderID})
+		}
+		writeJSON(w, http.StatusOK, out)
+	case "clearinghouseState", "spotClearinghouseState":
+		bal := s.kit.Balances(user.Hex())
+		writeJSON(w, http.StatusOK, map[string]any{"withdrawable": strconv.FormatFloat(bal["USDC"], 'f', -1, 64)})
+	default:
+		writeJSON(w, http.StatusOK, nil)
+	}
+}
