@@ -36,6 +36,7 @@ type Config struct {
 	Policies map[string]policy.Definition `toml:"policy"`
 	Alerts   AlertsConfig                 `toml:"alerts"`
 	Admin    AdminConfig                  `toml:"admin"`
+	Store    StoreConfig                  `toml:"store"`
 
 	// path is the file the config came from, if any.
 	path string
@@ -119,7 +120,7 @@ func (c *Config) decodeFile(path string) error {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) && md.IsDefined("data_dir") {
 		c.DataDir = filepath.Join(base, c.DataDir)
 	}
-	for _, p := range []*string{&c.Vault.PassphraseFile, &c.Gateway.TLSCert, &c.Gateway.TLSKey, &c.Gateway.ClientCA, &c.Gateway.AuditDir, &c.Gateway.AuditHTTPTokenFile} {
+	for _, p := range []*string{&c.Vault.PassphraseFile, &c.Gateway.TLSCert, &c.Gateway.TLSKey, &c.Gateway.ClientCA, &c.Gateway.AuditDir, &c.Gateway.AuditHTTPTokenFile, &c.Store.DSNFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -181,7 +182,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("KEYWARDEN_PASSPHRASE_FILE"); v != "" {
 		c.Vault.PassphraseFile = v
 	}
-	return nil
+	return c.Store.applyEnv(getenv)
 }
 
 // Validate checks the final configuration.
@@ -200,6 +201,9 @@ func (c *Config) Validate() error {
 		if p.Time < min.Time || p.MemoryKiB < min.MemoryKiB || p.Threads < min.Threads {
 			errs = append(errs, fmt.Errorf("vault argon2 cost is below the minimum (argon2_time >= %d, argon2_memory_kib >= %d, argon2_threads >= %d)", min.Time, min.MemoryKiB, min.Threads))
 		}
+	}
+	if err := c.Store.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/keywarden/keywarden/internal/store/sqlite"
 	"github.com/keywarden/keywarden/internal/vault"
 )
 
@@ -31,8 +30,8 @@ func decodeShare(s string) ([]byte, error) {
 
 // openVault opens the data directory and a sealed vault over it. The
 // caller closes the DB.
-func openVault(ctx context.Context, cfg *Config, log *slog.Logger) (*vault.Vault, *sqlite.DB, error) {
-	db, err := sqlite.Open(ctx, sqlite.Options{Dir: cfg.DataDir, Logger: log})
+func openVault(ctx context.Context, cfg *Config, log *slog.Logger) (*vault.Vault, dataStore, error) {
+	db, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}

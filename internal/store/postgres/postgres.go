@@ -308,6 +308,28 @@ func (d *DB) SchemaVersion(ctx context.Context, component string) (int, error) {
 	return v, nil
 }
 
+// Check reads every record and the schema version: PostgreSQL reports a
+// damaged page (or a checksum failure, when the cluster has data checksums)
+// on read, and a schema newer than this binary knows is refused.
+func (d *DB) Check(ctx context.Context) error {
+	var n, size int64
+	if err := d.pool.QueryRow(ctx, "SELECT count(*), coalesce(sum(length(key) + length(val)), 0) FROM kv").Scan(&n, &size); err != nil {
+		return d.errorf("check", err)
+	}
+	v, err := d.SchemaVersion(ctx, "store")
+	if err != nil {
+		return err
+	}
+	ms, err := migrationList(coreMigrations)
+	if err != nil {
+		return fmt.Errorf("postgres check: %w", err)
+	}
+	if latest := ms[len(ms)-1].Version; v != latest {
+		return fmt.Errorf("postgres check: store schema version %d, want %d", v, latest)
+	}
+	return nil
+}
+
 // querier is what both the pool and a transaction offer.
 type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/keywarden/keywarden/internal/store"
+	"github.com/keywarden/keywarden/internal/store/postgres"
+	"github.com/keywarden/keywarden/internal/store/sqlite"
+)
+
+// StoreConfig is the [store] section: where the vault's records live.
+//
+//	[store]
+//	driver = "postgres"            # or "sqlite" (the default)
+//	dsn_file = "/etc/keywarden/dsn" # mode 0600; holds the PostgreSQL DSN
+//
+// The DSN may hold a password, so it is only ever read from a file, never
+// from the configuration, the environment or the command line.
+type StoreConfig struct {
+	Driver  string `toml:"driver"`
+	DSNFile string `toml:"dsn_file"`
+}
+
+// Store drivers.
+const (
+	driverSQLite   = "sqlite"
+	driverPostgres = "postgres"
+)
+
+func (c StoreConfig) driver() string {
+	if c.Driver == "" {
+		return driverSQLite
+	}
+	return c.Driver
+}
+
+// applyEnv reads KEYWARDEN_STORE_DRIVER and KEYWARDEN_STORE_DSN_FILE.
+func (c *StoreConfig) applyEnv(getenv func(string) string) error {
+	if getenv("KEYWARDEN_STORE_DSN") != "" {
+		return errors.New("config: KEYWARDEN_STORE_DSN is not supported: a DSN may hold a password; put it in a file (mode 0600) and set KEYWARDEN_STORE_DSN_FILE")
+	}
+	if v := getenv("KEYWARDEN_STORE_DRIVER"); v != "" {
+		c.Driver = v
+	}
+	if v := getenv("KEYWARDEN_STORE_DSN_FILE"); v != "" {
+		c.DSNFile = v
+	}
+	return nil
+}
+
+func (c StoreConfig) validate() error {
+	switch c.driver() {
+	case driverSQLite:
+		if c.DSNFile != "" {
+			return errors.New("store dsn_file is only for driver = \"postgres\"")
+		}
+	case driverPostgres:
+		if c.DSNFile == "" {
+			return errors.New("store driver \"postgres\" needs dsn_file (a file, mode 0600, holding the DSN)")
+		}
+	default:
+		return fmt.Errorf("store driver %q: want sqlite or postgres", c.Driver)
+	}
+	return nil
+}
+
+// dataStore is what the commands need from a store: the records, atomic
+// updates, the local data directory (audit log, control socket) and Close.
+type dataStore interface {
+	store.Store
+	store.Transactional
+	Dir() string
+	QuickCheck(ctx context.Context) error
+	Close() error
+}
+
+// pgStore is a PostgreSQL store with this replica's local data directory.
+type pgStore struct {
+	*postgres.DB
+	dir string
+}
+
+func (p pgStore) Dir() string { return p.dir }
+
+func (p pgStore) QuickCheck(ctx context.Context) error { return p.Check(ctx) }
+
+// openStore opens the configured store. With PostgreSQL the data directory
+// still holds this replica's own files (audit log, control socket), so it
+// is created (mode 0700) when missing.
+func openStore(ctx context.Context, cfg *Config, log *slog.Logger) (dataStore, error) {
+	if cfg.Store.driver() != driverPostgres {
+		return sqlite.Open(ctx, sqlite.Options{Dir: cfg.DataDir, Logger: log})
+	}
+	dsn, err := readDSNFile(cfg.Store.DSNFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := postgres.Open(ctx, postgres.Options{DSN: dsn, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return pgStore{DB: db, dir: cfg.DataDir}, nil
+}
+
+// readDSNFile reads a DSN file, refusing one that other users can read.
+// Errors never quote the file's content.
+func readDSNFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("store dsn_file %s does not exist", path)
+		}
+		return "", fmt.Errorf("store dsn_file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("store dsn_file %s has mode %04o, want 0600 or stricter (chmod 600 %s)", path, perm, path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("store dsn_file: %w", err)
+	}
+	dsn := strings.TrimSpace(string(b))
+	clear(b)
+	if dsn == "" {
+		return "", fmt.Errorf("store dsn_file %s is empty", path)
+	}
+	return dsn, nil
+}
