@@ -51,6 +51,9 @@ type Options struct {
 	// from its own cursor in the audit directory: a slow or failing sink
 	// loses nothing and holds nothing back.
 	AuditSinks []NamedSink
+	// AuditCommit, when set, is told about every durable audit batch
+	// (metrics).
+	AuditCommit audit.CommitObserver
 }
 
 // NamedSink is an audit destination with the name its cursor is kept under.
@@ -113,10 +116,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	priv := ed25519.NewKeyFromSeed(signer)
 	clear(signer)
-	s.Audit, err = audit.Open(audit.Options{
+	ao := audit.Options{
 		Dir: o.AuditDir, Logger: o.Logger.With("component", "audit"), Signer: priv,
 		HashKey: hashKey, HashFields: o.AuditHashFields, NoSync: o.AuditNoSync,
-	})
+	}
+	if o.AuditCommit != nil {
+		ao.WrapFile = audit.ObserveCommits(nil, o.AuditCommit)
+	}
+	s.Audit, err = audit.Open(ao)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
