@@ -34,24 +34,24 @@ import (
 
 // Metric names, as the dashboard queries them.
 const (
-	NameRequests        = "keywarden_requests_total"
-	NameDenials         = "keywarden_policy_denials_total"
-	NameOverhead        = "keywarden_gateway_overhead_seconds"
-	NameUpstream        = "keywarden_upstream_seconds"
-	NameAuditCommit     = "keywarden_audit_commit_seconds"
-	NameAuditBatch      = "keywarden_audit_batch_records"
-	NameRateLimitUsed   = "keywarden_venue_rate_limit_used"
-	NameRateLimitLimit  = "keywarden_venue_rate_limit_limit"
-	NameRateLimitRatio  = "keywarden_venue_rate_limit_used_ratio"
-	NameSealed          = "keywarden_vault_sealed"
-	NameGatewayAccepts  = "keywarden_gateway_accepting"
-	NameAlerts          = "keywarden_alerts_total"
-	maxRulesPerVenue    = 64
-	maxVenues           = 256
-	otherLabel          = "other"
-	noScopeLabel        = "none"
-	ruleOverflowLabel   = "other"
-	decisionOtherLabel  = "other"
+	NameRequests       = "keywarden_requests_total"
+	NameDenials        = "keywarden_policy_denials_total"
+	NameOverhead       = "keywarden_gateway_overhead_seconds"
+	NameUpstream       = "keywarden_upstream_seconds"
+	NameAuditCommit    = "keywarden_audit_commit_seconds"
+	NameAuditBatch     = "keywarden_audit_batch_records"
+	NameRateLimitUsed  = "keywarden_venue_rate_limit_used"
+	NameRateLimitLimit = "keywarden_venue_rate_limit_limit"
+	NameRateLimitRatio = "keywarden_venue_rate_limit_used_ratio"
+	NameSealed         = "keywarden_vault_sealed"
+	NameGatewayAccepts = "keywarden_gateway_accepting"
+	NameAlerts         = "keywarden_alerts_total"
+	maxRulesPerVenue   = 64
+	maxVenues          = 256
+	otherLabel         = "other"
+	noScopeLabel       = "none"
+	ruleOverflowLabel  = "other"
+	decisionOtherLabel = "other"
 )
 
 // decisions are the gateway's Observation.Decision values, in index order;
