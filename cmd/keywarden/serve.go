@@ -86,15 +86,17 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	if err != nil {
 		return err
 	}
+	met := newServeMetrics(v)
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
 		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: sinks,
-		Observe: mon.Observe,
+		Observe: met.observeWith(mon.Observe), AuditCommit: met.ObserveAuditCommit,
 	})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
+	met.bind(srv)
 
 	ln, err := net.Listen("tcp", g.Listen)
 	if err != nil {
