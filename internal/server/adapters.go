@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"sync/atomic"
 
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/exchange"
@@ -17,7 +18,7 @@ var randRead = rand.Read
 // key are keyed "exchange/name", so binance and binance-usdm share a key's
 // budget.
 type policyAdapter struct {
-	engine *policy.Engine
+	engine atomic.Pointer[policy.Engine] // swapped by Server.SetPolicies
 	prices policy.PriceSource
 }
 
@@ -26,7 +27,8 @@ func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Per
 		Call: c.Call, Client: c.Client.ID, Key: c.Exchange + "/" + c.Client.Key, Venue: c.Call.Venue,
 		SourceIP: c.SourceIP, Now: c.Now, CredentialExpires: c.Client.Expires, Prices: a.prices,
 	}
-	res, err := a.engine.Check(c.Client.Policy, in)
+	engine := a.engine.Load()
+	res, err := engine.Check(c.Client.Policy, in)
 	if err != nil {
 		var d *policy.Denial
 		if errors.As(err, &d) {
@@ -38,7 +40,7 @@ func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Per
 	if res == nil && closes == 0 {
 		return nil, nil
 	}
-	return &permit{res: res, limiter: a.engine.Limiter(), client: c.Client.ID, closes: closes}, nil
+	return &permit{res: res, limiter: engine.Limiter(), client: c.Client.ID, closes: closes}, nil
 }
 
 // closedBy counts the open orders a call closes once the venue accepts it:

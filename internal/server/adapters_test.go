@@ -20,7 +20,8 @@ func TestOpenOrdersFollowCancels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &policyAdapter{engine: policy.NewEngine(policy.Options{Policies: pols})}
+	a := &policyAdapter{}
+	a.engine.Store(policy.NewEngine(policy.Options{Policies: pols}))
 	cl := &client.Client{ID: "kw1", Key: "main", Policy: "p"}
 	check := func(action exchange.Action, typ string) (gateway.Permit, error) {
 		return a.Check(context.Background(), gateway.Check{Client: cl, Exchange: "binance", SourceIP: netip.MustParseAddr("127.0.0.1"), Now: time.Now(),

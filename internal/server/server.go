@@ -71,8 +71,9 @@ type Server struct {
 	Gateway    *gateway.Gateway
 	Forwarders []*audit.Forwarder
 
-	stop context.CancelFunc
-	done chan struct{}
+	policies *policyAdapter
+	stop     context.CancelFunc
+	done     chan struct{}
 }
 
 // Vault record ids of keywarden's own keys.
@@ -133,7 +134,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	pa := &policyAdapter{}
 	s.Engine = policy.NewEngine(policy.Options{Policies: o.Policies})
-	pa.engine = s.Engine
+	pa.engine.Store(s.Engine)
+	s.policies = pa
 	var routes []gateway.Route
 	for _, r := range o.Routes {
 		u := r.Upstream
