@@ -177,6 +177,8 @@ func Mount(api http.Handler, ui http.Handler) http.Handler {
 	mux.Handle("/ui/", ui)
 	mux.Handle("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", CSP)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 	}))

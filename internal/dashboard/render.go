@@ -74,7 +74,7 @@ func (h *Handler) render(c *call, status int, page, title, nav string, data any)
 	for _, p := range operator.Permissions {
 		v.Can[string(p)] = c.p.Name != "" && c.p.Can(p)
 	}
-	h.write(c.w, status, page, "layout", v)
+	h.write(c.w, status, page, "layout.html", v)
 }
 
 // fragment writes one named template of page without the layout (htmx
