@@ -122,6 +122,7 @@ type orderJSON struct {
 	Price         float64         `json:"price,omitempty"`
 	QuoteQuantity float64         `json:"quote_quantity,omitempty"`
 	Notional      float64         `json:"notional,omitempty"`
+	Contracts     bool            `json:"contracts,omitempty"`
 	ClientOrderID string          `json:"client_order_id,omitempty"`
 	ReduceOnly    bool            `json:"reduce_only,omitempty"`
 }

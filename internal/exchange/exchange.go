@@ -105,7 +105,13 @@ type Order struct {
 	// Notional is the order's value in the quote currency when the request
 	// alone says it (quantity*price, or QuoteQuantity); zero when it needs a
 	// reference price.
-	Notional      float64
+	Notional float64
+	// Contracts says Quantity counts contracts or lots whose value the
+	// request does not tell (swaps, futures and options sized by a contract
+	// multiplier): Quantity*Price is not the order's value, so a policy that
+	// needs the notional treats it as unknown unless Notional or
+	// QuoteQuantity says it.
+	Contracts     bool
 	ClientOrderID string
 	ReduceOnly    bool
 }

@@ -237,6 +237,14 @@ func (c *checkCtx) value(i int) *orderValue {
 		}
 	}
 	switch {
+	case o.Contracts:
+		// A contract's value needs its multiplier, which the request does
+		// not carry: only a notional the venue's own fields state counts.
+		if o.QuoteQuantity > 0 {
+			v.notional, v.known = toUnits(o.QuoteQuantity), true
+		} else if o.Notional > 0 {
+			v.notional, v.known = toUnits(o.Notional), true
+		}
 	case o.Quantity > 0 && o.Price > 0:
 		n := o.Quantity * o.Price
 		if v.refKnown && v.ref > o.Price {
@@ -485,6 +493,9 @@ func (p *Policy) eval(r *rule, c *checkCtx) (applies bool, d *Denial) {
 			if !v.known {
 				if p.allowNoRef {
 					continue
+				}
+				if o.Contracts {
+					return true, p.deny(r.name, "order on %s is sized in contracts of unknown value; cannot check max_order_notional", exchange.SafeName(o.Symbol))
 				}
 				return true, p.deny(r.name, "order on %s has no known size or price; cannot check max_order_notional", exchange.SafeName(o.Symbol))
 			}

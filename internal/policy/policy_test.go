@@ -160,6 +160,12 @@ func TestCheck(t *testing.T) {
 		{"market no reference allowed", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000; d.UnknownPrice = "allow" }), trade(market("VIAUSDT", exchange.Buy, 10)), "", ""},
 		{"limit without reference uses its price", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }), trade(limit("VIAUSDT", exchange.Buy, 10, 1)), "", ""},
 		{"order without size", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }), trade(exchange.Order{Action: exchange.ActionAmend, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Price: 100000}), "max_order_notional", "has no known size or price"},
+		{"contracts of unknown value deny", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }),
+			trade(exchange.Order{Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 1, Contracts: true}), "max_order_notional", "sized in contracts of unknown value"},
+		{"contracts of unknown value allowed", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000; d.UnknownPrice = "allow" }),
+			trade(exchange.Order{Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 1, Contracts: true}), "", ""},
+		{"contracts valued by their stated notional", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }),
+			trade(exchange.Order{Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 1, Notional: 20000, Contracts: true}), "max_order_notional", "order notional 20000 exceeds"},
 		{"batch: one big order denies", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }),
 			trade(limit("BTCUSDT", exchange.Buy, 0.01, 100000), limit("ETHUSDT", exchange.Buy, 3, 4000)), "max_order_notional", "order notional 12000"},
 

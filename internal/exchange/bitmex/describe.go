@@ -339,13 +339,16 @@ func (p params) order(a exchange.Action) exchange.Order {
 		// notional itself, and the base (XBT) quantity depends on the fill
 		// price, so it is left at zero rather than mistaken for one.
 		o.QuoteQuantity, o.Notional, o.Quantity = o.Quantity, o.Quantity, 0
+	} else if o.Quantity > 0 {
+		// Linear and quanto contracts are worth the instrument's multiplier.
+		o.Contracts = true
 	}
 	return o
 }
 
 // inverse says whether symbol is a bitcoin-margined contract sized in USD:
 // XBTUSD or a dated XBT future such as XBTZ24. Linear and quanto contracts
-// need the instrument's multiplier, so their notional is left at zero.
+// need the instrument's multiplier, so their orders are marked Contracts.
 func inverse(symbol string) bool {
 	if symbol == "XBTUSD" {
 		return true

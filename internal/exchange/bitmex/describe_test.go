@@ -44,7 +44,7 @@ func TestDescribe(t *testing.T) {
 			}}}},
 		{"linear reduce-only", req("POST", "/api/v1/order", "", js, `{"symbol":"XBTUSDT","side":"Sell","orderQty":1000,"price":60000,"execInst":"ReduceOnly"}`),
 			exchange.Call{Endpoint: "POST /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
-				Action: exchange.ActionNew, Symbol: "XBTUSDT", Side: exchange.Sell, Type: "limit", Quantity: 1000, Price: 60000, ReduceOnly: true,
+				Action: exchange.ActionNew, Symbol: "XBTUSDT", Side: exchange.Sell, Type: "limit", Quantity: 1000, Contracts: true, Price: 60000, ReduceOnly: true,
 			}}}},
 		{"mixed query and body", req("POST", "/api/v1/order", "symbol=XBTUSD", js, `{"side":"Buy","orderQty":10,"price":1}`),
 			exchange.Call{Endpoint: "POST /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
@@ -52,7 +52,7 @@ func TestDescribe(t *testing.T) {
 			}}}},
 		{"amend", req("PUT", "/api/v1/order", "", js, `{"origClOrdID":"c1","orderQty":200,"price":100}`),
 			exchange.Call{Endpoint: "PUT /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
-				Action: exchange.ActionAmend, Quantity: 200, Price: 100, ClientOrderID: "c1",
+				Action: exchange.ActionAmend, Quantity: 200, Contracts: true, Price: 100, ClientOrderID: "c1",
 			}}}},
 		{"cancel several", req("DELETE", "/api/v1/order", "", js, `{"orderID":["a","b"],"clOrdID":"c"}`),
 			exchange.Call{Endpoint: "DELETE /api/v1/order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{
@@ -63,10 +63,10 @@ func TestDescribe(t *testing.T) {
 		{"bulk orders in form", req("POST", "/api/v1/order/bulk", "", form, "orders=%5B%7B%22symbol%22%3A%22XBTUSD%22%2C%22orderQty%22%3A1%2C%22price%22%3A2%7D%2C%7B%22symbol%22%3A%22ETHUSD%22%2C%22side%22%3A%22Sell%22%2C%22orderQty%22%3A3%7D%5D"),
 			exchange.Call{Endpoint: "POST /api/v1/order/bulk", Scope: exchange.ScopeTrade, Orders: []exchange.Order{
 				{Action: exchange.ActionNew, Symbol: "XBTUSD", Side: exchange.Buy, Type: "limit", Price: 2, Notional: 1, QuoteQuantity: 1},
-				{Action: exchange.ActionNew, Symbol: "ETHUSD", Side: exchange.Sell, Type: "market", Quantity: 3},
+				{Action: exchange.ActionNew, Symbol: "ETHUSD", Side: exchange.Sell, Type: "market", Quantity: 3, Contracts: true},
 			}}},
 		{"bulk amend", req("PUT", "/api/v1/order/bulk", "", js, `{"orders":[{"orderID":"x","leavesQty":5}]}`),
-			exchange.Call{Endpoint: "PUT /api/v1/order/bulk", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{Action: exchange.ActionAmend, Quantity: 5}}}},
+			exchange.Call{Endpoint: "PUT /api/v1/order/bulk", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{Action: exchange.ActionAmend, Quantity: 5, Contracts: true}}}},
 		{"close position", req("POST", "/api/v1/order/closePosition", "", js, `{"symbol":"XBTUSD"}`),
 			exchange.Call{Endpoint: "POST /api/v1/order/closePosition", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{Action: exchange.ActionNew, Symbol: "XBTUSD", Type: "market", ReduceOnly: true}}}},
 		{"withdraw", req("POST", "/api/v1/user/requestWithdrawal", "", js, `{"currency":"XBt","network":"btc","amount":100000,"address":"bc1qx","memo":"m"}`),

@@ -465,6 +465,7 @@ func (p params) order(a exchange.Action, side exchange.Side) exchange.Order {
 	}
 	if o.Quantity == 0 {
 		o.Quantity = p.num("contracts")
+		o.Contracts = o.Quantity > 0
 	}
 	if o.Type == "" && a == exchange.ActionNew {
 		o.Type = "limit"
@@ -485,7 +486,10 @@ func (p params) order(a exchange.Action, side exchange.Side) exchange.Order {
 // instrument's contract size and have no notional here.
 func sized(o exchange.Order) exchange.Order {
 	switch {
-	case o.Symbol == "" || option(o.Symbol):
+	case o.Symbol == "":
+	case option(o.Symbol):
+		// An option's price is a premium in the settlement coin.
+		o.Contracts = o.Quantity > 0
 	case inverse(o.Symbol):
 		if o.Quantity > 0 {
 			o.QuoteQuantity, o.Notional, o.Quantity = o.Quantity, o.Quantity, 0

@@ -45,7 +45,7 @@ func TestDescribe(t *testing.T) {
 			}}}},
 		{"market option", get("/api/v2/private/buy", "instrument_name=BTC-27DEC24-100000-C&amount=1&type=MARKET"),
 			exchange.Call{Endpoint: "private/buy", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
-				Action: exchange.ActionNew, Symbol: "BTC-27DEC24-100000-C", Side: exchange.Buy, Type: "market", Quantity: 1,
+				Action: exchange.ActionNew, Symbol: "BTC-27DEC24-100000-C", Side: exchange.Buy, Type: "market", Quantity: 1, Contracts: true,
 			}}}},
 		{"json-rpc body on bare endpoint", post("/api/v2", `{"jsonrpc":"2.0","id":7,"method":"private/sell","params":{"instrument_name":"BTC-PERPETUAL","amount":40,"price":60000}}`),
 			exchange.Call{Endpoint: "private/sell", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{

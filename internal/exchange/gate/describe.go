@@ -368,7 +368,7 @@ func spotTriggerOrder(obj map[string]any) ([]exchange.Order, error) {
 // positive to buy and negative to sell; price "0" with tif ioc is a market
 // order. The notional needs the contract multiplier, so it stays zero.
 func futNew(f exchange.Fields, action exchange.Action) (exchange.Order, error) {
-	o := exchange.Order{Action: action}
+	o := exchange.Order{Action: action, Contracts: true}
 	var err error
 	if o.Symbol, err = f.Field("contract"); err != nil {
 		return o, err

@@ -95,21 +95,21 @@ func TestDescribe(t *testing.T) {
 			name: "futures short market order", method: "POST", path: "/api/v4/futures/usdt/orders",
 			body: `{"contract":"BTC_USDT","size":-7,"price":"0","tif":"ioc","text":"t-f","reduce_only":true}`,
 			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/v4/futures/{}/orders", Orders: []exchange.Order{
-				{Action: exchange.ActionNew, Symbol: "BTC_USDT", Side: exchange.Sell, Type: "market", Quantity: 7, ClientOrderID: "t-f", ReduceOnly: true}}},
+				{Action: exchange.ActionNew, Symbol: "BTC_USDT", Side: exchange.Sell, Type: "market", Quantity: 7, Contracts: true, ClientOrderID: "t-f", ReduceOnly: true}}},
 		},
 		{
 			name: "futures batch", method: "POST", path: "/api/v4/futures/usdt/batch_orders",
 			body: `[{"contract":"BTC_USDT","size":10,"price":"50000","tif":"gtc"},{"contract":"ETH_USDT","size":"-3","price":"3000"}]`,
 			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/v4/futures/{}/batch_orders", Orders: []exchange.Order{
-				{Action: exchange.ActionNew, Symbol: "BTC_USDT", Side: exchange.Buy, Type: "limit", Quantity: 10, Price: 50000},
-				{Action: exchange.ActionNew, Symbol: "ETH_USDT", Side: exchange.Sell, Type: "limit", Quantity: 3, Price: 3000},
+				{Action: exchange.ActionNew, Symbol: "BTC_USDT", Side: exchange.Buy, Type: "limit", Quantity: 10, Contracts: true, Price: 50000},
+				{Action: exchange.ActionNew, Symbol: "ETH_USDT", Side: exchange.Sell, Type: "limit", Quantity: 3, Contracts: true, Price: 3000},
 			}},
 		},
 		{
 			name: "futures amend", method: "PUT", path: "/api/v4/futures/usdt/orders/987",
 			body: `{"size":20,"price":"51000"}`,
 			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "PUT /api/v4/futures/{}/orders/{}", Orders: []exchange.Order{
-				{Action: exchange.ActionAmend, Side: exchange.Buy, Quantity: 20, Price: 51000}}},
+				{Action: exchange.ActionAmend, Side: exchange.Buy, Quantity: 20, Contracts: true, Price: 51000}}},
 		},
 		{
 			name: "futures cancel all", method: "DELETE", path: "/api/v4/futures/usdt/orders", query: "contract=BTC_USDT",
@@ -171,7 +171,7 @@ func TestDescribe(t *testing.T) {
 			name: "settle parameter cannot reach withdraw", method: "POST", path: "/api/v4/futures/withdrawals/orders",
 			body: `{"contract":"BTC_USDT","size":1,"price":"1"}`,
 			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/v4/futures/{}/orders", Orders: []exchange.Order{
-				{Action: exchange.ActionNew, Symbol: "BTC_USDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 1}}},
+				{Action: exchange.ActionNew, Symbol: "BTC_USDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Contracts: true, Price: 1}}},
 		},
 	}
 	for _, tt := range tests {

@@ -240,6 +240,7 @@ func newOrder(o objFields, c *exchange.Call) error {
 		ord.Notional = sz
 	default:
 		ord.Quantity = sz
+		ord.Contracts = !spot
 		if spot && px > 0 && ord.Type != "market" {
 			ord.Notional = sz * px
 		}
@@ -264,6 +265,8 @@ func amendOrder(o objFields, c *exchange.Call) error {
 	ord := exchange.Order{Action: exchange.ActionAmend, Symbol: s[0], ClientOrderID: s[1], Quantity: sz, Price: px}
 	if isSpot(s[0]) {
 		ord.Notional = sz * px
+	} else {
+		ord.Contracts = true
 	}
 	c.Orders = append(c.Orders, ord)
 	return nil

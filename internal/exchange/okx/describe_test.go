@@ -51,7 +51,7 @@ func TestDescribe(t *testing.T) {
 		{name: "swap contracts have no notional", req: exchange.Request{Method: "POST", Path: "/api/v5/trade/order",
 			Body: []byte(`{"instId":"BTC-USDT-SWAP","tdMode":"cross","side":"sell","ordType":"limit","sz":"3","px":"30000","reduceOnly":true}`)},
 			want: with(call("POST", "/api/v5/trade/order", exchange.ScopeTrade), []exchange.Order{{
-				Action: exchange.ActionNew, Symbol: "BTC-USDT-SWAP", Side: exchange.Sell, Type: "limit", Quantity: 3,
+				Action: exchange.ActionNew, Symbol: "BTC-USDT-SWAP", Side: exchange.Sell, Type: "limit", Quantity: 3, Contracts: true,
 				Price: 30000, ReduceOnly: true}}, nil)},
 		{name: "numbers as json numbers", req: exchange.Request{Method: "POST", Path: "/api/v5/trade/order",
 			Body: []byte(`{"instId":"ETH-USDT","side":"sell","ordType":"limit","sz":1.5,"px":2000}`)},
