@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
-	"math/big"
 	"strings"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
@@ -99,8 +98,6 @@ func (p *PrivateKey) Sign(digest []byte) (Signature, error) {
 	return sig, nil
 }
 
-var halfOrder = new(big.Int).Rsh(secp256k1.S256().N, 1)
-
 // Recover returns the address whose key made sig over digest. It refuses
 // v other than 27 or 28 and a high s (the malleable twin of a valid
 // signature), so each signed message has exactly one accepted signature.
@@ -111,7 +108,8 @@ func Recover(digest []byte, sig Signature) (Address, error) {
 	if sig.V != 27 && sig.V != 28 {
 		return Address{}, errors.New("signature v must be 27 or 28")
 	}
-	if new(big.Int).SetBytes(sig.S[:]).Cmp(halfOrder) > 0 {
+	var sc secp256k1.ModNScalar
+	if overflow := sc.SetBytes(&sig.S); overflow != 0 || sc.IsOverHalfOrder() {
 		return Address{}, errors.New("signature s is not canonical (high s)")
 	}
 	c := make([]byte, 65)

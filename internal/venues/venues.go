@@ -20,6 +20,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange/coinbase"
 	"github.com/keywarden/keywarden/internal/exchange/deribit"
 	"github.com/keywarden/keywarden/internal/exchange/gate"
+	"github.com/keywarden/keywarden/internal/exchange/hyperliquid"
 	"github.com/keywarden/keywarden/internal/exchange/kraken"
 	"github.com/keywarden/keywarden/internal/exchange/krakenfutures"
 	"github.com/keywarden/keywarden/internal/exchange/kucoin"
@@ -73,6 +74,8 @@ func Known() []Def {
 			Build: deribit.New, Simulator: func(k *sim.Kit) http.Handler { return deribit.NewSimulator(k) }},
 		{Name: "bitmex", CCXT: "bitmex", Exchange: "bitmex", Upstream: bitmex.DefaultUpstream, Testnet: bitmex.TestnetUpstream,
 			Build: bitmex.New, Simulator: func(k *sim.Kit) http.Handler { return bitmex.NewSimulator(k) }},
+		{Name: "hyperliquid", CCXT: "hyperliquid", Exchange: "hyperliquid", Upstream: hyperliquid.DefaultUpstream, Testnet: hyperliquid.TestnetUpstream,
+			Build: hyperliquid.New, Simulator: func(k *sim.Kit) http.Handler { return hyperliquid.NewSimulator(k) }},
 	}
 }
 

@@ -41,8 +41,8 @@ func TestKnownVenuesAreComplete(t *testing.T) {
 			t.Errorf("ByName(%s): %v", d.Name, err)
 		}
 	}
-	if len(seen) != 12 {
-		t.Errorf("%d venues, want 12", len(seen))
+	if len(seen) != 13 {
+		t.Errorf("%d venues, want 13", len(seen))
 	}
 	if _, err := ByName("nope"); err == nil {
 		t.Error("ByName(nope) = nil error")

@@ -75,6 +75,12 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	case withdrawActions[env.Type]:
 		c.Scope = exchange.ScopeWithdraw
 		c.Transfer = describeTransfer(a)
+		// withdraw3 leaves through the Arbitrum bridge; the others pay
+		// another Hyperliquid address.
+		c.Transfer.Network = "hyperliquid"
+		if env.Type == "withdraw3" {
+			c.Transfer.Network = "arbitrum"
+		}
 	default:
 		c.Scope = exchange.ScopeAccountAdmin
 	}
