@@ -165,6 +165,13 @@ type Observation struct {
 	Rule               string
 	Status             int
 	Overhead, Upstream time.Duration
+	// Symbol is the first order's symbol; Notional the orders' value in
+	// the quote currency (from the request, else at the cached last
+	// price); PriceDeviation the first limit order's relative distance
+	// from the cached last price ((price-last)/last, 0 when unknown).
+	Symbol         string
+	Notional       float64
+	PriceDeviation float64
 }
 
 // Gateway is the signing proxy. It is an http.Handler.

@@ -478,6 +478,25 @@ func (st *state) finish() {
 	if st.entry == nil && st.claimed != "" {
 		st.obs.Claimed = exchange.SafeName(st.claimed)
 	}
+	if orders := st.call.Orders; len(orders) > 0 {
+		st.obs.Symbol = orders[0].Symbol
+		var last float64
+		if orders[0].Symbol != "" {
+			last, _ = st.g.prices.get(st.rt.Venue.Name, orders[0].Symbol, st.start)
+		}
+		for _, o := range orders {
+			if o.Action != exchange.ActionCancel {
+				n := o.Notional
+				if n == 0 && last > 0 && o.Symbol == orders[0].Symbol {
+					n = o.Quantity * last
+				}
+				st.obs.Notional += n
+			}
+		}
+		if last > 0 && orders[0].Price > 0 && orders[0].Action != exchange.ActionCancel {
+			st.obs.PriceDeviation = (orders[0].Price - last) / last
+		}
+	}
 	total := st.g.now().Sub(st.start)
 	st.obs.Upstream = st.upstream
 	st.obs.Overhead = total - st.upstream

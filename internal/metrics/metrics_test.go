@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,7 +216,8 @@ func TestGatewayEndToEnd(t *testing.T) {
 		Secret: exchange.Secret(exSecret), Kind: exchange.KeyHMAC}); err != nil {
 		t.Fatal(err)
 	}
-	pols, err := policy.CompileAll(map[string]policy.Definition{"reader": {Scopes: []string{"read"}}})
+	pols, err := policy.CompileAll(map[string]policy.Definition{"reader": {Scopes: []string{"read"}},
+		"trader": {Scopes: []string{"read", "trade"}, PriceBandPct: 90}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,9 +226,16 @@ func TestGatewayEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var m *Metrics
+	var obsMu sync.Mutex
+	var seen []gateway.Observation
 	srv, err := server.New(ctx, server.Options{Store: st, Vault: v, Policies: pols, AuditDir: t.TempDir(),
-		Routes:      []server.Route{{Def: def, Upstream: upURL}},
-		Observe:     func(o gateway.Observation) { m.Observe(o) },
+		Routes: []server.Route{{Def: def, Upstream: upURL}},
+		Observe: func(o gateway.Observation) {
+			m.Observe(o)
+			obsMu.Lock()
+			seen = append(seen, o)
+			obsMu.Unlock()
+		},
 		AuditCommit: func(n int, d time.Duration) { m.ObserveAuditCommit(n, d) }})
 	if err != nil {
 		t.Fatal(err)
@@ -272,20 +283,43 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if code := call("GET", "/api/v3/account", "", forged); code != 401 {
 		t.Fatalf("forged signature = %d, want 401", code)
 	}
+	// A trader's limit order: the observation carries its symbol, notional
+	// and distance from the venue's last price (fetched by the price band).
+	tiss, err := srv.Clients.Issue(ctx, client.IssueOptions{Venue: "binance", Key: "main", Policy: "trader", TTL: time.Hour, Format: def.Format})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcred := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: tiss.ID, Secret: tiss.Secret}
+	last, ok := srv.Gateway.LastPrice("binance", "BTCUSDT")
+	if !ok {
+		t.Fatal("no last price for BTCUSDT from the simulator")
+	}
+	price := strconv.FormatFloat(last*1.1, 'f', 2, 64)
+	if code := call("POST", "/api/v3/order", "symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price="+price, tcred); code != 200 {
+		t.Fatalf("trader's order = %d, want 200", code)
+	}
 	srv.Gateway.Wait()
+	obsMu.Lock()
+	lastObs := seen[len(seen)-1]
+	obsMu.Unlock()
+	p, _ := strconv.ParseFloat(price, 64)
+	if lastObs.Symbol != "BTCUSDT" || math.Abs(lastObs.Notional-0.01*p) > 1e-6 || math.Abs(lastObs.PriceDeviation-(p-last)/last) > 1e-9 {
+		t.Errorf("order observation: symbol %q notional %v deviation %v; want BTCUSDT, %v, %v",
+			lastObs.Symbol, lastObs.Notional, lastObs.PriceDeviation, 0.01*p, (p-last)/last)
+	}
 	if err := srv.Audit.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 
 	fams, text := scrape(t, m.Handler())
 	got := map[string]float64{}
-	for _, k := range []struct{ scope, decision string }{{"read", "allow"}, {"trade", "deny"}, {"none", "error"}} {
+	for _, k := range []struct{ scope, decision string }{{"read", "allow"}, {"trade", "deny"}, {"none", "error"}, {"trade", "allow"}} {
 		got[k.scope+"/"+k.decision], _ = value(fams, NameRequests, map[string]string{"venue": "binance", "scope": k.scope, "decision": k.decision})
 	}
 	got["denials/scope"], _ = value(fams, NameDenials, map[string]string{"venue": "binance", "rule": "scope"})
 	got["upstream"], _ = value(fams, NameUpstream, map[string]string{"venue": "binance"})
 	got["overhead"], _ = value(fams, NameOverhead, map[string]string{"venue": "binance"})
-	want := map[string]float64{"read/allow": 3, "trade/deny": 1, "none/error": 1, "denials/scope": 1, "upstream": 3, "overhead": 5}
+	want := map[string]float64{"read/allow": 3, "trade/deny": 1, "none/error": 1, "denials/scope": 1, "upstream": 4, "overhead": 6, "trade/allow": 1}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("scraped counts (-want +got):\n%s", d)
 	}
@@ -298,7 +332,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 	if rl, ok := value(fams, NameRateLimitUsed, map[string]string{"venue": "binance", "key": "main"}); !ok || rl <= 0 {
 		t.Errorf("rate-limit usage for binance/main = %v (present %v), want the simulator's weight", rl, ok)
 	}
-	for _, secret := range []string{marker, exKey, string(iss.Secret)} {
+	for _, secret := range []string{marker, exKey, string(iss.Secret), iss.ID, tiss.ID} {
 		if strings.Contains(text, secret) {
 			t.Errorf("the exposition contains a secret or exchange key id (%.8s...)", secret)
 		}
