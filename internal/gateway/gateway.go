@@ -198,6 +198,9 @@ type Gateway struct {
 	failed   atomic.Pointer[string] // set when an outcome could not be recorded
 	stopped  atomic.Bool            // panic switch
 	inflight sync.WaitGroup
+	upgrade  atomic.Pointer[http.Handler] // WebSocket upgrades, when set
+	hookMu   sync.Mutex
+	onStop   []func()
 }
 
 type route struct {
@@ -298,8 +301,29 @@ func CheckUpstream(u *url.URL) error {
 	return fmt.Errorf("upstream scheme %q is not https", u.Scheme)
 }
 
-// Stop refuses every new request with 503 (the panic switch) until Resume.
-func (g *Gateway) Stop() { g.stopped.Store(true) }
+// Stop refuses every new request with 503 (the panic switch) until Resume,
+// and runs the functions registered with OnStop.
+func (g *Gateway) Stop() {
+	g.stopped.Store(true)
+	g.hookMu.Lock()
+	hooks := append([]func(){}, g.onStop...)
+	g.hookMu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
+}
+
+// OnStop registers f to run whenever the panic switch stops the gateway
+// (the WebSocket proxy closes its open sockets).
+func (g *Gateway) OnStop(f func()) {
+	g.hookMu.Lock()
+	defer g.hookMu.Unlock()
+	g.onStop = append(g.onStop, f)
+}
+
+// SetUpgradeHandler hands WebSocket upgrade requests to h instead of
+// refusing them. Set it before serving.
+func (g *Gateway) SetUpgradeHandler(h http.Handler) { g.upgrade.Store(&h) }
 
 // Resume lifts Stop.
 func (g *Gateway) Resume() { g.stopped.Store(false) }

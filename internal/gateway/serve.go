@@ -49,6 +49,12 @@ var authHeaders = []string{
 
 // ServeHTTP runs one request through the whole path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := g.upgrade.Load(); h != nil && r.Header.Get("Upgrade") != "" {
+		// Long-lived sockets are not in-flight requests: the WebSocket
+		// proxy keeps its own accounting and checks.
+		(*h).ServeHTTP(w, r)
+		return
+	}
 	start := g.now()
 	g.inflight.Add(1)
 	defer g.inflight.Done()
