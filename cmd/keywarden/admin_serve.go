@@ -11,6 +11,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/admin"
 	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/dashboard"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
@@ -78,7 +79,7 @@ func newOperators(ctx context.Context, db store.Store, v *vault.Vault) (*operato
 // startAdmin serves the admin API on its own TLS listener, with the
 // gateway's certificate (configured or from the local CA) and without
 // client certificates.
-func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, srv *server.Server, g GatewayConfig) (io.Closer, error) {
+func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, srv *server.Server, g GatewayConfig, act *dashboard.Activity) (io.Closer, error) {
 	c := a.cfg.Admin
 	if c.Disabled {
 		return io.NopCloser(nil), nil
@@ -108,11 +109,14 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 			formats[r.Def.Name] = r.Def.Format
 		}
 	}
-	h := admin.New(admin.Options{
+	h, err := a.withDashboard(ctx, admin.Options{
 		Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway, Audit: srv.Audit, AuditDir: g.AuditDir,
 		Policies: a.cfg.Policies, Approvals: rules, Logger: a.log.With("component", "admin"),
 		Format: func(venue string) client.Format { return formats[venue] },
-	})
+	}, v, act)
+	if err != nil {
+		return nil, err
+	}
 	g.ClientCA = "" // the admin API authenticates operators, not certificates
 	tc, err := a.tlsConfig(ctx, db, v, g)
 	if err != nil {

@@ -14,10 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keywarden/keywarden/internal/admin"
+	"github.com/keywarden/keywarden/internal/dashboard"
+	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/tlsca"
+	"github.com/keywarden/keywarden/internal/vault"
 )
 
 func newServeCmd(a *app) *cobra.Command {
@@ -87,10 +91,12 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	met := newServeMetrics(v)
+	// The dashboard's live traffic and alerts see what the monitor sees.
+	act := dashboard.NewActivity(nil)
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
 		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: sinks,
-		Observe: met.observeWith(mon.Observe), AuditCommit: met.ObserveAuditCommit,
+		Observe: met.observeWith(act.Observer(mon.Record)), AuditCommit: met.ObserveAuditCommit,
 	})
 	if err != nil {
 		return err
@@ -130,7 +136,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer ctl.Close()
-	adm, err := a.startAdmin(ctx, db, v, srv, g)
+	adm, err := a.startAdmin(ctx, db, v, srv, g, act)
 	if err != nil {
 		ln.Close()
 		return err
@@ -193,4 +199,25 @@ func (a *app) tlsConfig(ctx context.Context, db store.Store, v tlsca.Secrets, g 
 	}
 	tc.Certificates = []tls.Certificate{cert}
 	return tc, nil
+}
+
+// withDashboard returns the admin listener's handler: the admin API under
+// /v1/ and the dashboard under /ui/, on the API's authorization.
+func (a *app) withDashboard(ctx context.Context, o admin.Options, v *vault.Vault, act *dashboard.Activity) (http.Handler, error) {
+	api, hooks := admin.NewWithDashboard(o)
+	pub, err := server.AuditPublicKey(ctx, v)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: audit key: %w", err)
+	}
+	ui, err := dashboard.New(dashboard.Options{
+		Admin: hooks, Vault: v, Revoker: v, Activity: act, AuditDir: o.AuditDir, AuditKey: pub,
+		Logger: a.log.With("component", "dashboard"),
+		Inspect: func(ctx context.Context, k vault.KeyInfo) (exchange.KeyPosture, error) {
+			return a.inspectKey(ctx, v, k, time.Now())
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.Mount(api, ui), nil
 }
