@@ -232,3 +232,42 @@ func simRequests(env *Env, venue, orderID string) []string {
 	}
 	return out
 }
+
+// TestCCXTKucoinUnifiedThroughGateway: a ccxt kucoin bot on a unified
+// trading account places and cancels through /api/ua/v1/unified/order/...,
+// which keywarden describes like any order: the policy's symbol and notional
+// rules apply to it.
+func TestCCXTKucoinUnifiedThroughGateway(t *testing.T) {
+	env := NewEnv(t, []string{"kucoin"}, map[string]policy.Definition{
+		"trader": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTC-USDT"}, MaxOrderNotional: 1000},
+	})
+	key := env.AddKey("kucoin", "main", "read", "trade")
+	kit := env.Sims["kucoin"].Kit
+	kit.SetPrice("BTC-USDT", 50000)
+	iss := env.Issue("kucoin", "main", "trader")
+	res := exchangetest.CCXTBot(t, kucoinJob(env, iss, map[string]any{"uta": true},
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 0.01, 49000}, Save: "id", SaveField: "id"},
+		exchangetest.BotStep{Op: "cancelOrder", Args: []any{"$id", "BTC/USDT"}},
+		exchangetest.BotStep{Op: "createOrder", Args: []any{"BTC/USDT", "limit", "buy", 1, 49000}},
+	))
+	expectBotSteps(t, res, true, true, false)
+	orders := kit.Orders(key.APIKey)
+	if len(orders) != 1 || orders[0].Status != "CANCELED" || orders[0].Quantity != 0.01 || orders[0].Price != 49000 {
+		t.Fatalf("simulator orders = %+v, want one canceled buy of 0.01 at 49000", orders)
+	}
+	if id := botResultField(t, res[0], "id"); id != orders[0].ID {
+		t.Errorf("createOrder id = %q, want the simulator's %q", id, orders[0].ID)
+	}
+	if e := res[2].Error; e == nil || !strings.Contains(e.Message, "max_order_notional") {
+		t.Errorf("large order error = %+v, want a denial naming max_order_notional", e)
+	}
+	want := []string{"POST /api/ua/v1/unified/order/place", "POST /api/ua/v1/unified/order/cancel"}
+	if diff := cmp.Diff(want, simRequests(env, "kucoin", orders[0].ID)); diff != "" {
+		t.Errorf("simulator requests (-want +got):\n%s", diff)
+	}
+	expectSimSawOnlyExchangeKey(t, env, "kucoin", key, iss)
+	got := Decisions(env.CheckAudit(key.Secret, key.Passphrase, string(iss.Secret), string(iss.Passphrase)))
+	if diff := cmp.Diff(map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 1}, got); diff != "" {
+		t.Errorf("audit decisions (-want +got):\n%s", diff)
+	}
+}

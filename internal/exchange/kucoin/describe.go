@@ -21,6 +21,8 @@ const (
 	subXfer              // accounts/sub-transfer
 	innerXfer            // accounts/inner-transfer
 	futuresXfer          // transfer-in / transfer-out
+	uaOrderNew           // ua {mode}/order/place: one order, sizeUnit says the size's unit
+	uaCancelBatch        // ua {mode}/order/cancel-batch: cancelOrderList
 )
 
 type route struct {
@@ -198,12 +200,41 @@ var routes = map[string]route{
 }
 
 // uaRoutes maps "METHOD rest" to a route for the unified trading account
-// API under /api/ua/vN/, keyed like routes. Only reads that ccxt makes
-// before any classic call are listed; UTA orders, transfers and everything
-// else stay account-admin (default deny) until they are described.
+// API under /api/ua/vN/, keyed like routes. The account mode (unified or
+// classic) is a path segment; both are listed explicitly. Batch placing,
+// transfers, leverage and everything else not listed stay account-admin
+// (default deny).
 var uaRoutes = map[string]route{
 	"GET account/mode":    {exchange.ScopeRead, plain},
 	"GET account/balance": {exchange.ScopeRead, plain},
+	"GET account/ledger":  {exchange.ScopeRead, plain},
+	"GET user/fee-rate":   {exchange.ScopeRead, plain},
+
+	"GET unified/account/balance":    {exchange.ScopeRead, plain},
+	"GET unified/account/overview":   {exchange.ScopeRead, plain},
+	"GET unified/order/detail":       {exchange.ScopeRead, plain},
+	"GET unified/order/open-list":    {exchange.ScopeRead, plain},
+	"GET unified/order/history":      {exchange.ScopeRead, plain},
+	"GET unified/order/execution":    {exchange.ScopeRead, plain},
+	"GET unified/position/open-list": {exchange.ScopeRead, plain},
+	"GET unified/position/history":   {exchange.ScopeRead, plain},
+	"GET classic/account/balance":    {exchange.ScopeRead, plain},
+	"GET classic/account/overview":   {exchange.ScopeRead, plain},
+	"GET classic/order/detail":       {exchange.ScopeRead, plain},
+	"GET classic/order/open-list":    {exchange.ScopeRead, plain},
+	"GET classic/order/history":      {exchange.ScopeRead, plain},
+	"GET classic/order/execution":    {exchange.ScopeRead, plain},
+	"GET classic/position/open-list": {exchange.ScopeRead, plain},
+	"GET classic/position/history":   {exchange.ScopeRead, plain},
+
+	"POST unified/order/place":        {exchange.ScopeTrade, uaOrderNew},
+	"POST unified/order/cancel":       {exchange.ScopeTrade, orderCancel},
+	"POST unified/order/cancel-batch": {exchange.ScopeTrade, uaCancelBatch},
+	"POST unified/order/cancel-all":   {exchange.ScopeTrade, orderCancel},
+	"POST classic/order/place":        {exchange.ScopeTrade, uaOrderNew},
+	"POST classic/order/cancel":       {exchange.ScopeTrade, orderCancel},
+	"POST classic/order/cancel-batch": {exchange.ScopeTrade, uaCancelBatch},
+	"POST classic/order/cancel-all":   {exchange.ScopeTrade, orderCancel},
 }
 
 // describer classifies KuCoin spot and futures requests.
@@ -254,6 +285,14 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 			return exchange.Call{}, err
 		}
 		call.Orders = []exchange.Order{o}
+	case uaOrderNew:
+		o, err := uaOrder(f)
+		if err != nil {
+			return exchange.Call{}, err
+		}
+		call.Orders = []exchange.Order{o}
+	case uaCancelBatch:
+		call.Orders, err = uaCancels(obj)
 	case orderBatch:
 		call.Orders, err = batch(body, f)
 	case orderAmend:
@@ -457,6 +496,99 @@ func cancel(f exchange.Fields, k kind, param string, hasParam bool) ([]exchange.
 		o.ClientOrderID = param
 	}
 	return []exchange.Order{o}, nil
+}
+
+// uaOrder reads a unified-account order: orderType, side (upper case),
+// size with its sizeUnit (BASECCY, QUOTECCY for spot market orders, or UNIT:
+// contracts), price, clientOid, reduceOnly. Without sizeUnit a FUTURES
+// order is sized in contracts and any other in the base currency.
+func uaOrder(f exchange.Fields) (exchange.Order, error) {
+	o := exchange.Order{Action: exchange.ActionNew}
+	var err error
+	if o.Symbol, err = f.Field("symbol"); err != nil {
+		return o, err
+	}
+	if o.Side, err = side(f); err != nil {
+		return o, err
+	}
+	typ, err := f.Field("orderType")
+	if err != nil {
+		return o, err
+	}
+	o.Type = strings.ToLower(typ)
+	size, err := f.Decimal("size")
+	if err != nil {
+		return o, err
+	}
+	if o.Price, err = f.Decimal("price"); err != nil {
+		return o, err
+	}
+	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
+		return o, err
+	}
+	ro, err := f.Field("reduceOnly")
+	if err != nil {
+		return o, err
+	}
+	o.ReduceOnly = ro == "true"
+	unit, err := f.Field("sizeUnit")
+	if err != nil {
+		return o, err
+	}
+	tradeType, err := f.Field("tradeType")
+	if err != nil {
+		return o, err
+	}
+	if unit == "" {
+		unit = "BASECCY"
+		if strings.EqualFold(tradeType, "FUTURES") {
+			unit = "UNIT"
+		}
+	}
+	switch strings.ToUpper(unit) {
+	case "BASECCY":
+		o.Quantity = size
+		if o.Type != "market" && o.Price > 0 {
+			o.Notional = size * o.Price
+		}
+	case "QUOTECCY":
+		o.QuoteQuantity, o.Notional = size, size
+	case "UNIT":
+		o.Quantity, o.Contracts = size, true
+	default:
+		return o, exchange.Errorf(exchange.ErrBadRequest, "invalid sizeUnit")
+	}
+	return o, nil
+}
+
+// uaCancels reads cancel-batch's cancelOrderList: one cancel per entry,
+// each with its symbol and orderId or clientOid.
+func uaCancels(obj map[string]any) ([]exchange.Order, error) {
+	list, ok := obj["cancelOrderList"].([]any)
+	if !ok {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "cancelOrderList must be an array")
+	}
+	if len(list) == 0 || len(list) > 50 {
+		return nil, exchange.Errorf(exchange.ErrBadRequest, "cancelOrderList must hold 1 to 50 orders")
+	}
+	out := make([]exchange.Order, 0, len(list))
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, exchange.Errorf(exchange.ErrBadRequest, "cancelOrderList entries must be objects")
+		}
+		f := exchange.Fields{Body: m}
+		o := exchange.Order{Action: exchange.ActionCancel}
+		var err error
+		if o.Symbol, err = f.Field("symbol"); err != nil {
+			return nil, err
+		}
+		if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }
 
 func withdrawal(f exchange.Fields) (*exchange.Transfer, error) {

@@ -175,9 +175,44 @@ func TestDescribe(t *testing.T) {
 			want: exchange.Call{Scope: exchange.ScopeRead, Endpoint: "GET /api/ua/v1/account/balance"},
 		},
 		{
-			name: "unified order is admin until described", method: "POST", path: "/api/ua/v1/unified/order/place",
-			body: `{"symbol":"BTC-USDT","side":"buy","type":"limit","size":"1","price":"1"}`,
-			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "POST /api/ua/v1/unified/order/place"},
+			name: "unified spot limit order", method: "POST", path: "/api/ua/v1/unified/order/place",
+			body: `{"tradeType":"SPOT","clientOid":"c1","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","sizeUnit":"BASECCY","size":"0.5","price":"60000"}`,
+			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/ua/v1/unified/order/place", Orders: []exchange.Order{{
+				Action: exchange.ActionNew, Symbol: "BTC-USDT", Side: exchange.Buy, Type: "limit", Quantity: 0.5, Price: 60000, Notional: 30000, ClientOrderID: "c1"}}},
+		},
+		{
+			name: "unified spot market order sized in quote", method: "POST", path: "/api/ua/v1/unified/order/place",
+			body: `{"tradeType":"SPOT","symbol":"BTC-USDT","side":"BUY","orderType":"MARKET","sizeUnit":"QUOTECCY","size":"250"}`,
+			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/ua/v1/unified/order/place", Orders: []exchange.Order{{
+				Action: exchange.ActionNew, Symbol: "BTC-USDT", Side: exchange.Buy, Type: "market", QuoteQuantity: 250, Notional: 250}}},
+		},
+		{
+			name: "classic futures order counts contracts", method: "POST", path: "/api/ua/v1/classic/order/place",
+			body: `{"tradeType":"FUTURES","symbol":"XBTUSDTM","side":"SELL","orderType":"LIMIT","size":"3","price":"60000","reduceOnly":true}`,
+			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/ua/v1/classic/order/place", Orders: []exchange.Order{{
+				Action: exchange.ActionNew, Symbol: "XBTUSDTM", Side: exchange.Sell, Type: "limit", Quantity: 3, Price: 60000, Contracts: true, ReduceOnly: true}}},
+		},
+		{
+			name: "unified cancel", method: "POST", path: "/api/ua/v1/unified/order/cancel",
+			body: `{"tradeType":"SPOT","symbol":"BTC-USDT","clientOid":"c1"}`,
+			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/ua/v1/unified/order/cancel", Orders: []exchange.Order{{
+				Action: exchange.ActionCancel, Symbol: "BTC-USDT", ClientOrderID: "c1"}}},
+		},
+		{
+			name: "unified batch cancel", method: "POST", path: "/api/ua/v1/unified/order/cancel-batch",
+			body: `{"tradeType":"SPOT","cancelOrderList":[{"symbol":"BTC-USDT","orderId":"1"},{"symbol":"ETH-USDT","clientOid":"c2"}]}`,
+			want: exchange.Call{Scope: exchange.ScopeTrade, Endpoint: "POST /api/ua/v1/unified/order/cancel-batch", Orders: []exchange.Order{
+				{Action: exchange.ActionCancel, Symbol: "BTC-USDT"}, {Action: exchange.ActionCancel, Symbol: "ETH-USDT", ClientOrderID: "c2"}}},
+		},
+		{
+			name: "unified batch place stays admin", method: "POST", path: "/api/ua/v1/unified/order/place-batch",
+			body: `{"orderList":[]}`,
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "POST /api/ua/v1/unified/order/place-batch"},
+		},
+		{
+			name: "unified transfer stays admin", method: "POST", path: "/api/ua/v1/account/transfer",
+			body: `{"currency":"USDT","amount":"1"}`,
+			want: exchange.Call{Scope: exchange.ScopeAccountAdmin, Endpoint: "POST /api/ua/v1/account/transfer"},
 		},
 		{
 			name: "unified path needs a version", method: "GET", path: "/api/ua/account/mode",
@@ -258,6 +293,8 @@ func TestDescribeRejects(t *testing.T) {
 		{"batch symbol mismatch", "POST", "/api/v1/orders/multi", "", `{"symbol":"BTC-USDT","orderList":[{"symbol":"ETH-USDT","size":"1"}]}`},
 		{"empty batch", "POST", "/api/v1/hf/orders/multi", "", `{"orderList":[]}`},
 		{"bad withdraw type", "POST", "/api/v3/withdrawals", "", `{"currency":"USDT","withdrawType":"OTHER"}`},
+		{"bad unified size unit", "POST", "/api/ua/v1/unified/order/place", "", `{"symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","sizeUnit":"LOTS","size":"1","price":"1"}`},
+		{"unified cancel list not an array", "POST", "/api/ua/v1/unified/order/cancel-batch", "", `{"cancelOrderList":{"symbol":"BTC-USDT"}}`},
 		{"unsupported method", "PATCH", "/api/v1/accounts", "", ""},
 	}
 	for _, tt := range tests {

@@ -74,8 +74,14 @@ type simRoute struct {
 // routes, without the version).
 func findSimRoute(method string, segs []string) (simRoute, bool) {
 	if len(segs) >= 4 && segs[0] == "api" && segs[1] == "ua" && isVersion(segs[2]) {
-		if method == "GET" && strings.Join(segs[3:], "/") == "account/mode" {
+		rest := strings.Join(segs[3:], "/")
+		switch {
+		case method == "GET" && rest == "account/mode":
 			return simRoute{"read", (*Simulator).accountMode}, true
+		case method == "POST" && (rest == "unified/order/place" || rest == "classic/order/place"):
+			return simRoute{"trade", (*Simulator).placeUnifiedOrder}, true
+		case method == "POST" && (rest == "unified/order/cancel" || rest == "classic/order/cancel"):
+			return simRoute{"trade", (*Simulator).cancelUnifiedOrder}, true
 		}
 		return simRoute{}, false
 	}
@@ -377,6 +383,57 @@ func (s *Simulator) cancelOrder(acc *sim.Account, req *exchange.Request, segs []
 		return map[string]string{"clientOid": o.ClientOrderID}, nil
 	}
 	return map[string]string{"orderId": o.ID}, nil
+}
+
+// placeUnifiedOrder serves POST /api/ua/v1/{mode}/order/place: the order
+// as placeOrder books it, answered with its ids, trade type and a ns time.
+func (s *Simulator) placeUnifiedOrder(acc *sim.Account, req *exchange.Request, segs []string) (any, *simError) {
+	data, err := s.placeOrder(acc, req, segs)
+	if err != nil {
+		return nil, err
+	}
+	ids := data.(map[string]string)
+	return map[string]any{"orderId": ids["orderId"], "clientOid": ids["clientOid"], "tradeType": unifiedTradeType(req), "ts": s.kit.Now().UnixNano()}, nil
+}
+
+// cancelUnifiedOrder serves POST /api/ua/v1/{mode}/order/cancel: symbol and
+// orderId or clientOid in the body.
+func (s *Simulator) cancelUnifiedOrder(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	f, ok := bodyFields(req)
+	if !ok {
+		return nil, errParam
+	}
+	sym, _ := f.Field("symbol")
+	id, _ := f.Field("orderId")
+	coid, _ := f.Field("clientOid")
+	if sym == "" || (id == "") == (coid == "") {
+		return nil, errParam
+	}
+	o, ok := s.kit.CancelOrder(acc.Key.APIKey, id, coid)
+	if !ok || o.Symbol != sym {
+		return nil, fail(http.StatusBadRequest, "400100", "order_not_exist_or_not_allow_to_cancel")
+	}
+	return map[string]any{"orderId": o.ID, "clientOid": o.ClientOrderID, "tradeType": unifiedTradeType(req), "ts": s.kit.Now().UnixNano()}, nil
+}
+
+// unifiedTradeType is the request's tradeType, SPOT when absent.
+func unifiedTradeType(req *exchange.Request) string {
+	if f, ok := bodyFields(req); ok {
+		if t, _ := f.Field("tradeType"); t != "" {
+			return t
+		}
+	}
+	return "SPOT"
+}
+
+// bodyFields reads req's JSON object body.
+func bodyFields(req *exchange.Request) (exchange.Fields, bool) {
+	v, err := decodeJSON(req.Body)
+	obj, ok := v.(map[string]any)
+	if err != nil || !ok {
+		return exchange.Fields{}, false
+	}
+	return exchange.Fields{Body: obj}, true
 }
 
 // cancelClassicOrder serves DELETE /api/v1/orders/{orderId}, which needs

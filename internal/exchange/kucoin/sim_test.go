@@ -345,3 +345,31 @@ func TestSimulatorClassicOrders(t *testing.T) {
 		t.Errorf("second cancel = %d %+v, want 400 order_not_exist_or_not_allow_to_cancel", status, rep)
 	}
 }
+
+func TestSimulatorUnifiedOrders(t *testing.T) {
+	kit, srv := newSim(t)
+	trader := simKey("trader")
+	body := `{"tradeType":"SPOT","clientOid":"u1","symbol":"BTC-USDT","side":"BUY","orderType":"LIMIT","sizeUnit":"BASECCY","size":"0.5","price":"100"}`
+	status, rep, _ := send(t, srv, signed(t, trader, "POST", "/api/ua/v1/unified/order/place", "", body))
+	var placed struct{ OrderID, ClientOid, TradeType string }
+	if status != 200 || json.Unmarshal(rep.Data, &placed) != nil || placed.OrderID == "" || placed.ClientOid != "u1" || placed.TradeType != "SPOT" {
+		t.Fatalf("unified place = %d %+v, want an order id, u1 and SPOT", status, rep)
+	}
+	if os := kit.Orders("trader"); len(os) != 1 || os[0].Quantity != 0.5 || os[0].Price != 100 || os[0].Side != "buy" {
+		t.Fatalf("orders after unified place = %+v, want one buy of 0.5 at 100", os)
+	}
+	// A cancel names the symbol and exactly one of orderId and clientOid.
+	for _, bad := range []string{`{"symbol":"BTC-USDT"}`, `{"symbol":"BTC-USDT","orderId":"` + placed.OrderID + `","clientOid":"u1"}`, `{"orderId":"` + placed.OrderID + `"}`} {
+		if status, _, _ := send(t, srv, signed(t, trader, "POST", "/api/ua/v1/unified/order/cancel", "", bad)); status != 400 {
+			t.Errorf("unified cancel %s = %d, want 400", bad, status)
+		}
+	}
+	status, rep, _ = send(t, srv, signed(t, trader, "POST", "/api/ua/v1/unified/order/cancel", "", `{"tradeType":"SPOT","symbol":"BTC-USDT","clientOid":"u1"}`))
+	var canceled struct{ OrderID string }
+	if status != 200 || json.Unmarshal(rep.Data, &canceled) != nil || canceled.OrderID != placed.OrderID {
+		t.Errorf("unified cancel = %d %+v, want order %s", status, rep, placed.OrderID)
+	}
+	if os := kit.Orders("trader"); len(os) != 1 || os[0].Status != "CANCELED" {
+		t.Errorf("orders after unified cancel = %+v, want one CANCELED", os)
+	}
+}
