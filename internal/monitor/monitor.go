@@ -4,8 +4,11 @@
 // authentication refusals per claimed credential (someone trying a stolen
 // or guessed credential), bursts of policy denials, any withdraw attempt,
 // venue 401/403 answers for an exchange key (the key was revoked or expired
-// at the venue), error-rate spikes per venue and new source addresses for a
-// client.
+// at the venue), error-rate spikes per venue, new source addresses for a
+// client, notional surges per client and per key against an EWMA baseline,
+// the first use of a symbol after a client's learning period, orders priced
+// far from the last market price, and activity in hours of the week in
+// which a client was (almost) never active, learned per client.
 //
 // A Monitor is safe for concurrent use. Time comes from an injected clock so
 // that every rule can be tested without sleeping. Alerts are deduplicated per
@@ -107,6 +110,28 @@ type Thresholds struct {
 	// (default 20).
 	ErrorRate float64
 	ErrorMin  int
+
+	// NotionalFactor: an interval whose allowed notional exceeds
+	// NotionalFactor times the EWMA baseline is a surge (default 5),
+	// provided it also reaches NotionalMin in the quote currency (default
+	// 10000). Interval, Alpha and WarmIntervals are the rate rule's.
+	NotionalFactor float64
+	NotionalMin    float64
+	// SymbolLearn is how long after a client's first order its symbols are
+	// learned silently (default 24h); after that a symbol it never used
+	// raises an alert.
+	SymbolLearn time.Duration
+	// PriceDeviation is the relative distance from the last price beyond
+	// which an order is reported (default 0.1, i.e. 10%).
+	PriceDeviation float64
+	// OffHoursLearn is how long a client's hour-of-week histogram is
+	// learned before it is used (default 7 days), and OffHoursMin how many
+	// requests it must hold by then (default 200). A request in an hour
+	// that, with its two neighbours, holds less than OffHoursShare of the
+	// client's requests (default 0.002) is off hours.
+	OffHoursLearn time.Duration
+	OffHoursMin   int
+	OffHoursShare float64
 }
 
 func (t Thresholds) withDefaults() Thresholds {
@@ -139,7 +164,7 @@ func (t Thresholds) withDefaults() Thresholds {
 		t.ErrorRate = 0.5
 	}
 	defi(&t.ErrorMin, 20)
-	return t
+	return t.orderDefaults()
 }
 
 // Options configure a Monitor.
@@ -157,6 +182,11 @@ type Options struct {
 	Queue int
 	// NotifyTimeout bounds one notifier's delivery of one alert (default 30s).
 	NotifyTimeout time.Duration
+	// OnAlert, when set, is called with every alert that passed
+	// deduplication and the rate limit (metrics, incidents, automatic
+	// responses). It runs on the caller of Record or Raise, outside the
+	// monitor's lock: it must be quick.
+	OnAlert func(Alert)
 }
 
 // Monitor applies the rules. Create it with New.
@@ -169,6 +199,7 @@ type Monitor struct {
 	perMinute int
 	timeout   time.Duration
 	queue     chan Alert
+	onAlert   func(Alert)
 
 	mu         sync.Mutex
 	rates      map[subject]*rate
@@ -176,6 +207,7 @@ type Monitor struct {
 	denials    map[subject]*window
 	errs       map[string]*errWindow
 	ips        map[subject]map[netip.Addr]bool
+	orders     orderState
 	sent       map[string]time.Time
 	tokens     float64
 	tokensAt   time.Time
@@ -207,7 +239,7 @@ func New(o Options) *Monitor {
 		cooldown: o.Cooldown, perMinute: o.MaxPerMinute, timeout: o.NotifyTimeout,
 		queue: make(chan Alert, o.Queue), rates: map[subject]*rate{}, auth: map[subject]*window{},
 		denials: map[subject]*window{}, errs: map[string]*errWindow{}, ips: map[subject]map[netip.Addr]bool{},
-		sent: map[string]time.Time{}, tokens: float64(o.MaxPerMinute),
+		sent: map[string]time.Time{}, tokens: float64(o.MaxPerMinute), orders: newOrderState(), onAlert: o.OnAlert,
 	}
 }
 
@@ -254,6 +286,9 @@ func (m *Monitor) Raise(a Alert) bool {
 }
 
 func (m *Monitor) enqueue(a Alert) {
+	if m.onAlert != nil {
+		m.onAlert(a)
+	}
 	select {
 	case m.queue <- a:
 	default:
@@ -391,6 +426,7 @@ func (m *Monitor) check(e Event) []Alert {
 						"baseline": strconv.FormatFloat(base, 'f', 1, 64)})
 			}
 		}
+		m.checkOrders(e, cs, ks, add)
 		if e.SourceIP.IsValid() {
 			seen := lookup(m.ips, cs, func() map[netip.Addr]bool { return map[netip.Addr]bool{} })
 			ip := e.SourceIP.Unmap()
