@@ -34,7 +34,7 @@ type rule struct {
 // Context keyword sets.
 var (
 	secretKW  = []string{"secret", "private", "priv_key", "privkey"}
-	keyKW     = []string{"key", "access", "id"}
+	keyKW     = []string{"key", "access"}
 	anyCredKW = []string{"key", "secret", "token", "cred", "auth", "access", "private"}
 	// Generic assignments that name a secret.
 	genericKW = []string{"secret", "token", "passw", "private_key", "privatekey", "private-key",
@@ -296,6 +296,12 @@ func genericEntropy(b []byte) bool {
 	t := tokenInfo{b: b}
 	for _, c := range b {
 		t.cls |= classOf[c]
+	}
+	low := bytes.ToLower(b)
+	for _, w := range []string{"example", "sample", "dummy", "xxxx", "placeholder", "changeme"} {
+		if bytes.Contains(low, []byte(w)) {
+			return false
+		}
 	}
 	h := shannon(b)
 	if only(&t, cDigit|cLowerHex) || only(&t, cDigit|cUpperHex) {
