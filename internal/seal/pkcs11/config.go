@@ -53,7 +53,9 @@ func (c *Config) check() error {
 	return nil
 }
 
-func (c *Config) keyID() string { return c.TokenLabel + "/" + c.KeyLabel }
+// KeyID is the key id a seal with this configuration records:
+// "<token label>/<key label>".
+func (c Config) KeyID() string { return c.TokenLabel + "/" + c.KeyLabel }
 
 func (c *Config) String() string {
 	return fmt.Sprintf("pkcs11 token %q key %q", c.TokenLabel, c.KeyLabel)

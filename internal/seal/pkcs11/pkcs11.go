@@ -42,7 +42,7 @@ func New(cfg Config) (*Seal, error) {
 func (s *Seal) Type() string { return Type }
 
 // KeyID implements vault.SealWrapper: "<token label>/<key label>".
-func (s *Seal) KeyID() string { return s.cfg.keyID() }
+func (s *Seal) KeyID() string { return s.cfg.KeyID() }
 
 // Close closes the session with the token, if one is open.
 func (s *Seal) Close() error {
