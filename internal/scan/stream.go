@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 )
 
 const (
@@ -19,12 +20,24 @@ const (
 // whatever the input's size. A PEM block is never cut; a single line
 // longer than a chunk is cut where the chunk ends.
 func (s *Scanner) scanStream(ctx context.Context, name string, r io.Reader, emit func(Finding)) (int64, error) {
-	return s.scanStreamSrc(ctx, source{name: name}, r, emit)
+	return s.scanStreamSrc(ctx, source{name: name}, nil, r, emit)
 }
 
-func (s *Scanner) scanStreamSrc(ctx context.Context, src source, r io.Reader, emit func(Finding)) (int64, error) {
-	buf := make([]byte, 0, chunkSize+maxPEM)
-	var total int64
+// bufPool holds chunk buffers; they are cleared before they go back, so
+// scanned content does not linger.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+maxPEM); return &b }}
+
+// scanStreamSrc scans head (bytes already read from r) and then r.
+func (s *Scanner) scanStreamSrc(ctx context.Context, src source, head []byte, r io.Reader, emit func(Finding)) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	buf := append((*bp)[:0], head...)
+	used := len(buf)
+	total := int64(len(buf))
+	defer func() {
+		clear(buf[:max(used, len(buf))])
+		*bp = buf[:0]
+		bufPool.Put(bp)
+	}()
 	line := 1  // line number of buf[0]
 	carry := 0 // bytes at the start of buf already scanned
 	eof := false
@@ -36,6 +49,7 @@ func (s *Scanner) scanStreamSrc(ctx context.Context, src source, r io.Reader, em
 		for len(buf) < chunkSize && !eof {
 			n, err := r.Read(buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+n]
+			used = max(used, len(buf))
 			total += int64(n)
 			if errors.Is(err, io.EOF) {
 				eof = true

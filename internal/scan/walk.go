@@ -129,9 +129,17 @@ func (s *Scanner) scanFile(ctx context.Context, path, name string, c *collector)
 		return
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	head, _ := br.Peek(512)
-	switch kindOf(head) {
+	var hb [512]byte
+	hn, _ := io.ReadFull(f, hb[:])
+	head := hb[:hn]
+	k := kindOf(head)
+	if k != kindText && k != kindBinary {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			c.skip(name, "unreadable")
+			return
+		}
+	}
+	switch k {
 	case kindZip:
 		info, err := f.Stat()
 		if err != nil {
@@ -143,12 +151,12 @@ func (s *Scanner) scanFile(ctx context.Context, path, name string, c *collector)
 		return
 	case kindGzip, kindTar:
 		budget := s.limits.ArchiveSize
-		s.scanArchiveStream(ctx, br, head, name, 1, &budget, c)
+		s.scanArchiveStream(ctx, bufio.NewReaderSize(f, 64<<10), head, name, 1, &budget, c)
 		return
 	case kindBinary:
 		return
 	}
-	n, err := s.scanStream(ctx, name, br, c.add)
+	n, err := s.scanStreamSrc(ctx, source{name: name}, head, f, c.add)
 	c.count(n)
 	if err != nil && ctx.Err() == nil {
 		c.skip(name, "read error")
