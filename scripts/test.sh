@@ -59,4 +59,6 @@ if ! git diff --quiet -- go.mod go.sum 2>/dev/null; then
 fi
 
 log "go test -race"
-go test -race -count=1 -timeout 40m ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} ./...
+go test -json -race -count=1 -timeout 40m ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} ./... | tee "${KEYWARDEN_TEST_JSON:-/tmp/keywarden-test.json}" | go run ./scripts/testsummary
+log "fuzz (short)"; scripts/fuzz.sh
+log "supply chain"; scripts/supply-chain.sh
