@@ -103,6 +103,11 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	defer srv.Close()
 	met.bind(srv)
+	peers, leave, err := a.joinCluster(ctx, db, srv)
+	if err != nil {
+		return err
+	}
+	defer leave.Close()
 
 	ln, err := net.Listen("tcp", g.Listen)
 	if err != nil {
@@ -130,7 +135,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		// problem, not the operator's: debug level.
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
-	ctl, err := a.startControl(ctx, srv)
+	ctl, err := a.startControl(ctx, srv, peers)
 	if err != nil {
 		ln.Close()
 		return err

@@ -143,7 +143,7 @@ func (o registryOps) Rotate(ctx context.Context, r idRequest) (*issuedCredential
 }
 
 // startControl serves the control socket for srv.
-func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, error) {
+func (a *app) startControl(ctx context.Context, srv *server.Server, peers peers) (io.Closer, error) {
 	path := filepath.Join(a.cfg.DataDir, controlSocket)
 	// A stale socket from a crashed server: the data directory lock we
 	// hold proves nobody else serves it.
@@ -171,6 +171,9 @@ func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, 
 			return
 		}
 		out, err := ops.Issue(r.Context(), req)
+		if err == nil {
+			err = peers.ClientsChanged(r.Context())
+		}
 		writeControl(w, out, err)
 	})
 	mux.HandleFunc("GET /v1/clients", func(w http.ResponseWriter, r *http.Request) {
@@ -182,7 +185,11 @@ func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, 
 		if !decodeControl(w, r, &req) {
 			return
 		}
-		writeControl(w, map[string]string{"revoked": req.ID}, ops.Revoke(r.Context(), req))
+		err := ops.Revoke(r.Context(), req)
+		if err == nil {
+			err = peers.ClientsChanged(r.Context())
+		}
+		writeControl(w, map[string]string{"revoked": req.ID}, err)
 	})
 	mux.HandleFunc("POST /v1/clients/rotate", func(w http.ResponseWriter, r *http.Request) {
 		var req idRequest
@@ -190,19 +197,22 @@ func (a *app) startControl(ctx context.Context, srv *server.Server) (io.Closer, 
 			return
 		}
 		out, err := ops.Rotate(r.Context(), req)
+		if err == nil {
+			err = peers.ClientsChanged(r.Context())
+		}
 		writeControl(w, out, err)
 	})
 	mux.HandleFunc("POST /v1/gateway/stop", func(w http.ResponseWriter, r *http.Request) {
 		srv.Gateway.Stop()
 		a.log.Warn("gateway stopped by operator: every request is refused until resumed")
-		writeControl(w, map[string]string{"gateway": "stopped"}, nil)
+		writeControl(w, map[string]string{"gateway": "stopped"}, peers.SetGatewayStopped(r.Context(), true))
 	})
 	mux.HandleFunc("POST /v1/gateway/resume", func(w http.ResponseWriter, r *http.Request) {
 		srv.Gateway.Resume()
 		a.log.Warn("gateway resumed by operator")
-		writeControl(w, map[string]string{"gateway": "running"}, nil)
+		writeControl(w, map[string]string{"gateway": "running"}, peers.SetGatewayStopped(r.Context(), false))
 	})
-	mux.HandleFunc("POST /v1/panic", a.handlePanic(srv))
+	mux.HandleFunc("POST /v1/panic", afterPanic(a.handlePanic(srv), peers))
 	mux.HandleFunc("GET /v1/gateway/status", func(w http.ResponseWriter, r *http.Request) {
 		st := gatewayStatus{State: "running", RateLimits: map[string]rateLimitStatus{}}
 		if err := srv.Gateway.Healthy(); err != nil {

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/keywarden/keywarden/internal/cluster"
+	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/store/postgres"
 	"github.com/keywarden/keywarden/internal/store/sqlite"
@@ -135,3 +141,78 @@ func readDSNFile(path string) (string, error) {
 	}
 	return dsn, nil
 }
+
+// peers tells the other replicas sharing the store about a change this one
+// made: the client credentials in the store changed, or the panic switch
+// moved. With SQLite there are no other replicas.
+type peers interface {
+	ClientsChanged(ctx context.Context) error
+	SetGatewayStopped(ctx context.Context, stopped bool) error
+}
+
+type noPeers struct{}
+
+func (noPeers) ClientsChanged(context.Context) error          { return nil }
+func (noPeers) SetGatewayStopped(context.Context, bool) error { return nil }
+
+// joinCluster makes this gateway follow the replicas sharing a PostgreSQL
+// store (revocations, new credentials, the panic switch) and returns how to
+// tell them about its own changes. With SQLite it does nothing.
+func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server) (peers, io.Closer, error) {
+	pg, ok := db.(pgStore)
+	if !ok {
+		return noPeers{}, io.NopCloser(nil), nil
+	}
+	r, err := cluster.Join(ctx, cluster.Options{DB: pg.DB, Clients: srv.Clients, Gateway: srv.Gateway,
+		Logger: a.log.With("component", "cluster")})
+	if err != nil {
+		return nil, nil, err
+	}
+	a.log.Info("joined the PostgreSQL replicas", "replica", r.ID())
+	return r, r, nil
+}
+
+// afterPanic runs the panic handler, then tells the other replicas: a
+// panic may have revoked credentials, and --all stops every gateway. The
+// operator is told when the other replicas could not be told.
+func afterPanic(h http.HandlerFunc, p peers) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			writeControl(w, nil, fmt.Errorf("bad request: %w", err))
+			return
+		}
+		var req panicRequest
+		_ = json.Unmarshal(body, &req)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &recorder{header: http.Header{}, code: http.StatusOK}
+		h(rec, r)
+		ctx := context.WithoutCancel(r.Context())
+		if req.All {
+			err = p.SetGatewayStopped(ctx, true)
+		} else {
+			err = p.ClientsChanged(ctx)
+		}
+		if err != nil {
+			writeControl(w, nil, fmt.Errorf("panic applied on this replica (%s), but the other replicas were not told: %w",
+				strings.TrimSpace(rec.body.String()), err))
+			return
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.code)
+		_, _ = w.Write(rec.body.Bytes())
+	}
+}
+
+// recorder keeps a handler's response to send it later.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(code int)        { r.code = code }

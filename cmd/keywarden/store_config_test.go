@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/exchange/sim"
 	"github.com/keywarden/keywarden/internal/store/postgres/pgtest"
 )
 
@@ -108,4 +115,113 @@ func TestPostgresReplicasShareTheVault(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM kv WHERE position($1::bytea in val) > 0", []byte(marker)).Scan(&n); err != nil || n != 0 {
 		t.Errorf("records holding the secret in the clear = %d, %v, want 0", n, err)
 	}
+}
+
+// TestServeReplicasOnPostgres runs two `keywarden serve` replicas on one
+// PostgreSQL database: a credential issued through one works on the other,
+// and a revocation, the stop switch and a panic on one reach the other.
+func TestServeReplicasOnPostgres(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	kit := sim.NewKit()
+	exKey := "EXKEYPG0123456789abcd"
+	exSecret := marker + "pg0123456789abcdef0123456789"
+	kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: exKey, Secret: exchange.Secret(exSecret)},
+		Permissions: map[string]bool{"read": true, "trade": true}})
+	up := httptest.NewServer(binance.NewSimulator(kit))
+	defer up.Close()
+
+	var nodes []*cli
+	var bases []string
+	for range 2 {
+		c := newCLI(t)
+		writeFile(t, filepath.Join(c.dir, "dsn"), dsn+"\n", 0o600)
+		addr := freePort(t)
+		f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(`
+[store]
+driver = "postgres"
+dsn_file = "dsn"
+
+[gateway]
+listen = "` + addr + `"
+plaintext = true
+
+[[venue]]
+name = "binance"
+upstream = "` + up.URL + `"
+
+[policy.trader]
+scopes = ["read", "trade"]
+`)
+		f.Close()
+		nodes, bases = append(nodes, c), append(bases, "http://"+addr)
+	}
+	a, b := nodes[0], nodes[1]
+	a.ok("", "operator", "init")
+	a.ok("api_key="+exKey+"\nsecret="+exSecret+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var dones []chan error
+	for i, c := range nodes {
+		done := make(chan error, 1)
+		dones = append(dones, done)
+		go func() {
+			getenv := func(k string) string {
+				if k == "KEYWARDEN_CONFIG" {
+					return c.config
+				}
+				return ""
+			}
+			var out, errOut bytes.Buffer
+			done <- runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), &out, &errOut)
+		}()
+		waitHealthy(t, bases[i], done)
+	}
+	defer func() {
+		cancel()
+		for _, d := range dones {
+			if err := <-d; err != nil {
+				t.Errorf("serve = %v", err)
+			}
+		}
+	}()
+	// until polls a bot call on base until it answers want.
+	until := func(base string, cred *exchange.Credential, want int) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			code, _ := botCall(t, base, cred)
+			if code == want {
+				return time.Since(start)
+			}
+			if time.Since(start) > 5*time.Second {
+				t.Fatalf("call on %s = %d after 5s, want %d", base, code, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	out := a.ok("", "client", "issue", "--key", "binance/main", "--policy", "trader", "--ttl", "1h", "--json")
+	var iss issuedCredential
+	if err := json.Unmarshal([]byte(out), &iss); err != nil {
+		t.Fatalf("client issue output: %v\n%s", err, out)
+	}
+	cred := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss.ID, Secret: exchange.Secret(iss.SecretText)}
+	until(bases[1], cred, 200)
+
+	b.ok("", "gateway", "stop")
+	until(bases[0], cred, 503)
+	a.ok("", "gateway", "resume")
+	until(bases[1], cred, 200)
+
+	start := time.Now()
+	a.ok("", "client", "revoke", iss.ID)
+	until(bases[1], cred, 401)
+	t.Logf("revocation on one replica refused on the other after %s (CLI and control socket included)", time.Since(start))
+
+	b.ok("", "panic", "--all", "--reason", "drill")
+	until(bases[0], cred, 503)
 }
