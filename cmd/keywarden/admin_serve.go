@@ -7,12 +7,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keywarden/keywarden/internal/admin"
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/dashboard"
 	"github.com/keywarden/keywarden/internal/operator"
+	"github.com/keywarden/keywarden/internal/policy"
+	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/vault"
@@ -39,10 +43,8 @@ type ApprovalConfig struct {
 func (c AdminConfig) rules() (map[string]operator.Rule, error) {
 	out := map[string]operator.Rule{}
 	for action, ac := range c.Approvals {
-		switch action {
-		case admin.ActionGatewayResume, admin.ActionOperatorCreate, admin.ActionOperatorRole:
-		default:
-			return nil, fmt.Errorf("admin approvals: unknown action %q", action)
+		if !slices.Contains(admin.Actions, action) {
+			return nil, fmt.Errorf("admin approvals: unknown action %q (known: %s)", action, strings.Join(admin.Actions, ", "))
 		}
 		ttl := 24 * time.Hour
 		if ac.TTL != "" {
@@ -81,6 +83,14 @@ func newOperators(ctx context.Context, db store.Store, v *vault.Vault) (*operato
 // client certificates.
 func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, srv *server.Server, g GatewayConfig, act *dashboard.Activity) (io.Closer, error) {
 	c := a.cfg.Admin
+	// Policies edited through the admin API outlive restarts: the gateway
+	// starts with them, before it serves its first request.
+	overlay := policy.NewOverlay(db, a.cfg.Policies, nil)
+	pols, err := overlay.Compiled(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policies (configured and edited through the admin API): %w", err)
+	}
+	srv.SetPolicies(pols)
 	if c.Disabled {
 		return io.NopCloser(nil), nil
 	}
@@ -109,9 +119,16 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 			formats[r.Def.Name] = r.Def.Format
 		}
 	}
+	auditKey, err := server.AuditPublicKey(ctx, v)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: audit key: %w", err)
+	}
 	h, err := a.withDashboard(ctx, admin.Options{
 		Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway, Audit: srv.Audit, AuditDir: g.AuditDir,
-		Policies: a.cfg.Policies, Approvals: rules, Logger: a.log.With("component", "admin"),
+		Policies: overlay, SetPolicies: srv.SetPolicies,
+		KeyLifecycle: &adminKeys{a: a, v: v, st: db, audit: srv.Audit}, Seal: &adminSeal{v: v, kdf: a.cfg.Vault.KDF()},
+		AuditKey: auditKey, Posture: posture.NewHistory(db, 0),
+		Approvals: rules, Logger: a.log.With("component", "admin"),
 		Format: func(venue string) client.Format { return formats[venue] },
 	}, v, act)
 	if err != nil {

@@ -18,6 +18,7 @@ package admin
 
 import (
 	"context"
+	"crypto/ed25519"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -27,6 +28,7 @@ import (
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/policy"
+	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/vault"
 )
 
@@ -57,14 +59,63 @@ type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Receipt, error)
 }
 
+// KeyLifecycle revokes and rotates exchange keys; serve implements it over
+// the running gateway's vault.
+type KeyLifecycle interface {
+	// Revoke disables the key at once and, with atVenue, deletes it at the
+	// venue. It returns what the operator is told.
+	Revoke(ctx context.Context, venue, name, reason string, atVenue bool) ([]string, error)
+	// Rotate starts or resumes the automated rotation of the key.
+	Rotate(ctx context.Context, venue, name string, r RotateRequest) ([]string, error)
+}
+
+// RotateRequest is an automated rotation's parameters.
+type RotateRequest struct {
+	Permissions []string `json:"permissions"`
+	IPs         []string `json:"ips"`
+	SubAccount  string   `json:"sub_account"`
+	Manager     string   `json:"manager"`
+	Grace       string   `json:"grace"`
+}
+
+// Seal rotates the vault's keyring and seal; serve implements it over the
+// running vault.
+type Seal interface {
+	// Rotate adds a keyring term: new secrets are sealed under it.
+	Rotate(ctx context.Context) error
+	// Rekey replaces the seal by passphrase or, when passphrase is empty,
+	// by shares new unseal shares of which threshold unseal. It returns the
+	// new shares, encoded, once.
+	Rekey(ctx context.Context, passphrase []byte, shares, threshold int) ([]string, error)
+}
+
+// Posture reads the scheduled posture checks; *posture.History implements
+// it.
+type Posture interface {
+	Runs(ctx context.Context, limit int) ([]posture.Run, error)
+}
+
 // Options configure New.
 type Options struct {
 	Operators *operator.Manager
 	Keys      Keys
 	Clients   Clients
 	Gateway   Gateway
-	Policies  map[string]policy.Definition
-	Audit     Auditor
+	// Policies are the policies: the configured ones with the edits made
+	// through the API.
+	Policies *policy.Overlay
+	// SetPolicies is called with the compiled policies after every edit,
+	// so that the gateway uses them from its next request.
+	SetPolicies func(map[string]*policy.Policy)
+	// KeyLifecycle revokes and rotates exchange keys; nil: not offered.
+	KeyLifecycle KeyLifecycle
+	// Seal rotates the keyring and rekeys the vault; nil: not offered.
+	Seal Seal
+	// AuditKey is the public key that verifies the audit checkpoints.
+	AuditKey ed25519.PublicKey
+	// Posture is the history of scheduled posture checks; nil: none.
+	Posture Posture
+	Audit   Auditor
 	// AuditDir is the audit log directory searched by GET /v1/audit.
 	AuditDir string
 	// Approvals maps an action (see the Action* constants) to the k-of-n
@@ -81,7 +132,15 @@ const (
 	ActionGatewayResume  = "gateway.resume"
 	ActionOperatorCreate = "operators.create"
 	ActionOperatorRole   = "operators.role"
+	// ActionPolicyWithdraw is a policy edit that enables the withdraw
+	// scope.
+	ActionPolicyWithdraw = "policies.withdraw"
+	// ActionPolicyAddress is a policy edit that adds withdrawal addresses.
+	ActionPolicyAddress = "policies.withdraw-address"
 )
+
+// Actions lists every action that can be configured to need approval.
+var Actions = []string{ActionGatewayResume, ActionOperatorCreate, ActionOperatorRole, ActionPolicyWithdraw, ActionPolicyAddress}
 
 type api struct {
 	Options

@@ -14,6 +14,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/policy"
+	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store/memory"
 	"github.com/keywarden/keywarden/internal/vault"
@@ -40,6 +41,11 @@ type env struct {
 	clock  *clock
 	seeds  map[string][]byte
 	client string // an issued client id for binance/main
+
+	vault       *vault.Vault
+	overlay     *policy.Overlay
+	setPolicies int // calls of Options.SetPolicies
+	history     *posture.History
 }
 
 func newEnv(t *testing.T, approvals map[string]operator.Rule) *env {
@@ -72,11 +78,19 @@ func newEnv(t *testing.T, approvals map[string]operator.Rule) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	overlay := policy.NewOverlay(st, map[string]policy.Definition{"read": {}, "trade": {Scopes: []string{"trade"}, MaxOrderQty: 1}}, c.Now)
+	pub, err := server.AuditPublicKey(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, srv: srv, ops: ops, clock: c, seeds: map[string][]byte{}, vault: v, overlay: overlay}
 	h := New(Options{Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway, Audit: srv.Audit, AuditDir: dir,
-		Policies: map[string]policy.Definition{"read": {}, "trade": {Scopes: []string{"trade"}}}, Approvals: approvals, Now: c.Now})
+		Policies: overlay, SetPolicies: func(ps map[string]*policy.Policy) { e.setPolicies++; srv.SetPolicies(ps) },
+		KeyLifecycle: &fakeLifecycle{v: v}, Seal: &fakeSeal{}, AuditKey: pub, Posture: e.posture(st),
+		Approvals: approvals, Now: c.Now})
 	ts := httptest.NewTLSServer(h)
 	t.Cleanup(ts.Close)
-	e := &env{t: t, ts: ts, srv: srv, ops: ops, clock: c, seeds: map[string][]byte{}}
+	e.ts = ts
 	for _, n := range []struct {
 		name string
 		role operator.Role

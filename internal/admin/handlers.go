@@ -381,7 +381,12 @@ func handleClientIssue(s *api) http.Handler {
 			writeError(w, s.log, errForbidden)
 			return
 		}
-		if _, ok := s.Policies[in.Policy]; !ok {
+		defs, err := s.Policies.Definitions(r.Context())
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		if _, ok := defs[in.Policy]; !ok {
 			writeError(w, s.log, badRequest("unknown policy %q", in.Policy))
 			return
 		}
@@ -465,28 +470,6 @@ func handleClientRotate(s *api) http.Handler {
 		defer out.Secret.Zero()
 		defer out.Passphrase.Zero()
 		writeJSON(w, http.StatusCreated, issued(out))
-	})
-}
-
-func handlePolicyList(s *api) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		names := []string{}
-		for n := range s.Policies {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		writeJSON(w, http.StatusOK, names)
-	})
-}
-
-func handlePolicyShow(s *api) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d, ok := s.Policies[r.PathValue("name")]
-		if !ok {
-			writeError(w, s.log, errNotFound)
-			return
-		}
-		writeJSON(w, http.StatusOK, d)
 	})
 }
 

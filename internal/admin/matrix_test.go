@@ -8,6 +8,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/operator"
+	"github.com/keywarden/keywarden/internal/policy"
 )
 
 func clientIssue(venue, key string) client.IssueOptions {
@@ -49,6 +50,17 @@ func matrixRequest(e *env, who, method, pattern string) request {
 		return request{"/v1/clients/binance/" + e.client + "/rotate", nil}
 	case "GET /v1/policies/{name}":
 		return request{"/v1/policies/trade", nil}
+	case "PUT /v1/policies/{name}":
+		return request{"/v1/policies/trade", map[string]string{"toml": "[policy.trade]\nscopes = [\"trade\"]\nmax_order_qty = 0.5\n"}}
+	case "DELETE /v1/policies/{name}":
+		e.ensurePolicy("scratch")
+		return request{"/v1/policies/scratch", nil}
+	case "POST /v1/keys/{venue}/{name}/revoke":
+		return request{"/v1/keys/binance/other/revoke", map[string]any{"reason": "matrix"}}
+	case "POST /v1/keys/{venue}/{name}/rotate":
+		return request{"/v1/keys/binance/other/rotate", map[string]any{"permissions": []string{"read"}}}
+	case "POST /v1/seal/rekey":
+		return request{pattern, map[string]any{"shares": 3, "threshold": 2}}
 	case "POST /v1/approvals/{id}/approve", "POST /v1/approvals/{id}/reject":
 		return request{strings.Replace(pattern, "{id}", "000000000000000000000000", 1), nil}
 	}
@@ -84,6 +96,14 @@ var matrix = map[string]string{
 	"POST /v1/clients/{venue}/{id}/rotate": "at",
 	"GET /v1/policies":                     "astu",
 	"GET /v1/policies/{name}":              "astu",
+	"PUT /v1/policies/{name}":              "as",
+	"DELETE /v1/policies/{name}":           "as",
+	"POST /v1/keys/{venue}/{name}/revoke":  "as",
+	"POST /v1/keys/{venue}/{name}/rotate":  "as",
+	"GET /v1/posture":                      "asu",
+	"POST /v1/audit/export":                "asu",
+	"POST /v1/seal/rotate":                 "a",
+	"POST /v1/seal/rekey":                  "a",
 	"GET /v1/audit":                        "asu",
 	"GET /v1/gateway":                      "asu",
 	"POST /v1/gateway/stop":                "as",
@@ -137,5 +157,25 @@ func TestPermissionMatrix(t *testing.T) {
 				e.srv.Gateway.Resume()
 			})
 		}
+	}
+}
+
+// ensurePolicy makes sure the policy name exists, for a delete to remove.
+func (e *env) ensurePolicy(name string) {
+	e.t.Helper()
+	ctx := e.t.Context()
+	defs, err := e.overlay.Definitions(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, ok := defs[name]; ok {
+		return
+	}
+	c, err := e.overlay.Prepare(ctx, name, &policy.Definition{})
+	if err == nil {
+		_, err = e.overlay.Apply(ctx, c, "test")
+	}
+	if err != nil {
+		e.t.Fatal(err)
 	}
 }

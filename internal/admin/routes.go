@@ -50,8 +50,18 @@ func (s *api) routes() []route {
 
 		{"GET", "/v1/policies", operator.PermPoliciesRead, false, handlePolicyList(s)},
 		{"GET", "/v1/policies/{name}", operator.PermPoliciesRead, false, handlePolicyShow(s)},
+		{"PUT", "/v1/policies/{name}", operator.PermPoliciesWrite, false, handlePolicyPut(s)},
+		{"DELETE", "/v1/policies/{name}", operator.PermPoliciesWrite, false, handlePolicyDelete(s)},
+
+		{"POST", "/v1/keys/{venue}/{name}/revoke", operator.PermKeysWrite, false, handleKeyRevoke(s)},
+		{"POST", "/v1/keys/{venue}/{name}/rotate", operator.PermKeysWrite, true, handleKeyRotate(s)},
+		{"GET", "/v1/posture", operator.PermPostureRead, false, handlePosture(s)},
 
 		{"GET", "/v1/audit", operator.PermAuditRead, false, handleAuditSearch(s)},
+		{"POST", "/v1/audit/export", operator.PermAuditExport, true, handleAuditExport(s)},
+
+		{"POST", "/v1/seal/rotate", operator.PermSealRotate, true, handleSealRotate(s)},
+		{"POST", "/v1/seal/rekey", operator.PermSealRotate, true, handleSealRekey(s)},
 
 		{"GET", "/v1/gateway", operator.PermGatewayRead, false, handleGatewayStatus(s)},
 		{"POST", "/v1/gateway/stop", operator.PermGatewayControl, false, handleGatewayStop(s)},

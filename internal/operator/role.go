@@ -31,6 +31,11 @@ const (
 	PermClientsRead     Permission = "clients:read"
 	PermClientsWrite    Permission = "clients:write"
 	PermPoliciesRead    Permission = "policies:read"
+	PermPoliciesWrite   Permission = "policies:write"
+	PermKeysWrite       Permission = "keys:write"
+	PermPostureRead     Permission = "posture:read"
+	PermAuditExport     Permission = "audit:export"
+	PermSealRotate      Permission = "seal:rotate"
 	PermAuditRead       Permission = "audit:read"
 	PermGatewayRead     Permission = "gateway:read"
 	PermGatewayControl  Permission = "gateway:control"
@@ -41,14 +46,17 @@ const (
 // Permissions lists every permission.
 var Permissions = []Permission{PermOperatorsRead, PermOperatorsWrite, PermKeysRead, PermClientsRead,
 	PermClientsWrite, PermPoliciesRead, PermAuditRead, PermGatewayRead, PermGatewayControl,
-	PermApprovalsRead, PermApprovalsDecide}
+	PermApprovalsRead, PermApprovalsDecide, PermPoliciesWrite, PermKeysWrite, PermPostureRead,
+	PermAuditExport, PermSealRotate}
 
 var rolePerms = map[Role][]Permission{
 	RoleAdmin: Permissions,
 	RoleSecurity: {PermKeysRead, PermClientsRead, PermPoliciesRead, PermAuditRead, PermGatewayRead,
-		PermGatewayControl, PermApprovalsRead, PermApprovalsDecide},
+		PermGatewayControl, PermApprovalsRead, PermApprovalsDecide, PermPoliciesWrite, PermKeysWrite,
+		PermPostureRead, PermAuditExport},
 	RoleTraderOps: {PermKeysRead, PermClientsRead, PermClientsWrite, PermPoliciesRead},
-	RoleAuditor:   {PermKeysRead, PermClientsRead, PermPoliciesRead, PermAuditRead, PermGatewayRead, PermApprovalsRead},
+	RoleAuditor: {PermKeysRead, PermClientsRead, PermPoliciesRead, PermAuditRead, PermGatewayRead, PermApprovalsRead,
+		PermPostureRead, PermAuditExport},
 }
 
 // Grants reports whether role r holds permission p.

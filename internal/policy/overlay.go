@@ -177,8 +177,9 @@ type Change struct {
 	After  *Definition `json:"-"` // nil: the policy is deleted
 	// Diff is a line diff of the policy file text, "-" and "+" lines.
 	Diff string `json:"diff"`
-	// Digest identifies After exactly (SHA-256 of its text), so that an
-	// approval of this change cannot be used for another.
+	// Digest identifies After (SHA-256 of its text, with the dates of new
+	// addresses left out since they follow the clock), so that an approval
+	// of this change cannot be used for another.
 	Digest string `json:"digest"`
 	// EnablesWithdraw is set when After has the withdraw scope and Before
 	// did not (or did not exist).
@@ -256,8 +257,7 @@ func (o *Overlay) Prepare(ctx context.Context, name string, next *Definition) (C
 		afterText = FormatDefinition(name, *c.After)
 	}
 	c.Diff = lineDiff(beforeText, afterText)
-	sum := sha256.Sum256([]byte(afterText))
-	c.Digest = hex.EncodeToString(sum[:])
+	c.Digest = digestOf(name, c.After, c.AddedAddresses)
 	return c, nil
 }
 
@@ -316,4 +316,22 @@ func cloneDefinition(d Definition) Definition {
 	d.Withdraw.Addresses = slices.Clone(d.Withdraw.Addresses)
 	d.Expressions = slices.Clone(d.Expressions)
 	return d
+}
+
+// digestOf is the SHA-256 (hex) of after's text, with the added_at of the
+// addresses in added cleared.
+func digestOf(name string, after *Definition, added []AddressDef) string {
+	text := ""
+	if after != nil {
+		d := cloneDefinition(*after)
+		for i := range d.Withdraw.Addresses {
+			a := &d.Withdraw.Addresses[i]
+			if slices.ContainsFunc(added, func(b AddressDef) bool { return sameAddress(a, &b) }) {
+				a.AddedAt = time.Time{}
+			}
+		}
+		text = FormatDefinition(name, d)
+	}
+	sum := sha256.Sum256([]byte(text))
+	return hex.EncodeToString(sum[:])
 }

@@ -178,6 +178,11 @@ func TestOverlayDatesNewAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clk.Add(time.Minute)
+	if again, err := o.Prepare(ctx, "w", &next); err != nil || again.Digest != c.Digest {
+		t.Errorf("Digest changed with the clock: %v, %v", again.Digest, err)
+	}
+	clk.Add(-time.Minute)
 	got := c.After.Withdraw.Addresses
 	if !got[0].AddedAt.Equal(addrA.AddedAt) || !got[1].AddedAt.Equal(t0) {
 		t.Fatalf("added_at = %v, %v, want %v (kept), %v (now)", got[0].AddedAt, got[1].AddedAt, addrA.AddedAt, t0)
