@@ -111,6 +111,15 @@ func venuePlans(exchange string) (venuePlan, bool) {
 			automated: true,
 			notes:     []string{"automated rotation works for sub-account keys, which cannot withdraw", "optionally restrict the key to the currency pairs the bot trades"},
 		}, true
+	case "hyperliquid":
+		return venuePlan{
+			read:     []string{"no key: account state is public, read by address"},
+			trade:    []string{"Generate an API wallet (agent) under API in the Hyperliquid app and authorize it from the master account"},
+			withdraw: []string{"the master account's own signature (API wallets cannot withdraw)"},
+			never:    []string{"the master account's private key for trading"},
+			ip:       "no IP allowlist at Hyperliquid: restrict who calls the gateway instead (policy source_ips)",
+			notes:    []string{"an API wallet stops working when its validity period ends: authorize a new one before then"},
+		}, true
 	case "deribit":
 		return venuePlan{
 			read: []string{"account:read", "trade:read", "wallet:read"}, trade: []string{"trade:read_write"},
