@@ -3,6 +3,9 @@ package policy
 import (
 	"fmt"
 	"strings"
+
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 )
 
 // Expressions are CEL (github.com/google/cel-go), compiled once by Compile
@@ -57,8 +60,10 @@ type compiledExpr struct {
 type exprVars struct {
 	p    *Policy
 	c    *checkCtx
-	call map[string]any
-	fits int8 // 0 unknown, 1 within exprSizeHint, -1 not
+	call lazyMap // vars set on first use
+	// Values built once per check, on first use.
+	orders, transfer, client, key ref.Val
+	fits                          int8 // 0 unknown, 1 within exprSizeHint, -1 not
 }
 
 // fitsSizeHint reports whether every string and list an expression can
@@ -94,14 +99,23 @@ func (in *Input) fitsSizeHint() bool {
 	return true // ip is at most 39 characters
 }
 
+// exprState is everything an expression check keeps on the heap, in one
+// allocation.
+type exprState struct {
+	vars exprVars
+	in   Input
+	c    checkCtx
+}
+
 func (c *checkCtx) exprVars(p *Policy) *exprVars {
 	if c.vars == nil {
-		in := *c.in
-		hc := &checkCtx{in: &in, buf: c.buf, spill: append([]orderValue(nil), c.spill...)}
-		if c.spill == nil {
-			hc.spill = nil
+		st := &exprState{in: *c.in}
+		st.c = checkCtx{in: &st.in, buf: c.buf}
+		if c.spill != nil {
+			st.c.spill = append([]orderValue(nil), c.spill...)
 		}
-		c.vars = &exprVars{p: p, c: hc}
+		st.vars = exprVars{p: p, c: &st.c}
+		c.vars = &st.vars
 	}
 	return c.vars
 }
@@ -110,14 +124,18 @@ func (v *exprVars) resolve(name string) (any, bool) {
 	in := v.c.in
 	switch name {
 	case "call":
-		if v.call == nil {
-			v.call = v.p.callMap(v.c)
-		}
-		return v.call, true
+		v.call.vars = v
+		return &v.call, true
 	case "client":
-		return in.Client, true
+		if v.client == nil {
+			v.client = types.String(in.Client)
+		}
+		return v.client, true
 	case "key":
-		return in.Key, true
+		if v.key == nil {
+			v.key = types.String(in.Key)
+		}
+		return v.key, true
 	case "ip":
 		if !in.SourceIP.IsValid() {
 			return "", true
@@ -131,50 +149,6 @@ func (v *exprVars) resolve(name string) (any, bool) {
 		return in.Now.UTC(), true
 	}
 	return nil, false
-}
-
-func (p *Policy) callMap(c *checkCtx) map[string]any {
-	call := &c.in.Call
-	orders := make([]any, len(call.Orders))
-	for i := range call.Orders {
-		o := &call.Orders[i]
-		val := c.value(i)
-		notional := 0.0
-		if val.known {
-			notional = float64(val.notional) / unitScale
-		}
-		orders[i] = map[string]any{
-			"action":      string(o.Action),
-			"symbol":      o.Symbol,
-			"side":        string(o.Side),
-			"type":        o.Type,
-			"qty":         o.Quantity,
-			"price":       o.Price,
-			"quote_qty":   o.QuoteQuantity,
-			"notional":    notional,
-			"reduce_only": o.ReduceOnly,
-		}
-	}
-	transfer := map[string]any{}
-	if t := call.Transfer; t != nil {
-		transfer = map[string]any{
-			"asset":       t.Asset,
-			"amount":      t.Amount,
-			"address":     t.Address,
-			"network":     t.Network,
-			"memo":        t.Memo,
-			"destination": t.Destination,
-		}
-	}
-	return map[string]any{
-		"venue":    c.in.venue(),
-		"endpoint": call.Endpoint,
-		"method":   call.Method,
-		"path":     call.Path,
-		"scope":    string(call.Scope),
-		"orders":   orders,
-		"transfer": transfer,
-	}
 }
 
 // compileExprs validates names and compiles each expression, and their

@@ -28,6 +28,18 @@ func TestExpressions(t *testing.T) {
 		{"transfer empty for trades", `!has(call.transfer.address)`, trade(), "", ""},
 		{"transfer fields", `call.transfer.network == "ERC20" && call.transfer.amount < 1000.0`, withdrawal("USDT", "ERC20", evmAddr, "", 500), "", ""},
 		{"missing key denies", `call.transfer.address == "x"`, trade(), "expr:rule", "could not be evaluated"},
+		// call and its orders behave as plain maps however they are used.
+		{"order key in", `"symbol" in call.orders[0] && !("bogus" in call.orders[0])`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"map sizes", `size(call) == 7 && size(call.orders[0]) == 9`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"index by string", `call["venue"] == "binance" && call.orders[0]["side"] == "buy"`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"iterate keys", `call.exists(k, k == "transfer") && call.orders[0].all(k, k != "bogus")`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"order equals its map", `call.orders[0] == {"action": "new", "symbol": "BTCUSDT", "side": "buy", "type": "limit", "qty": 0.1, "price": 100000.0, "quote_qty": 0.0, "notional": 10000.0, "reduce_only": false}`,
+			trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"orders compare", `call.orders[0] == call.orders[0] && call.orders[0] != call.orders[1]`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000), limit("ETHUSDT", exchange.Buy, 1, 4000)), "", ""},
+		{"has order field", `has(call.orders[0].symbol) && !has(call.orders[0].bogus)`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"order type is map", `type(call.orders[0]) == map && type(call) == map`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "", ""},
+		{"missing order field denies", `call.orders[0].bogus == 1`, trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)), "expr:rule", "could not be evaluated"},
+		{"missing call field denies", `call.bogus == 1`, trade(), "expr:rule", "could not be evaluated"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

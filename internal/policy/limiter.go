@@ -76,6 +76,7 @@ func NewLimiter() *Limiter {
 type Reservation struct {
 	l       *Limiter
 	entries []reservedEntry
+	buf     [4]reservedEntry // entries of up to four windows, without a further allocation
 	client  string
 	opens   int
 	done    bool
@@ -278,8 +279,11 @@ func (l *Limiter) reserve(p *Policy, c *checkCtx, take bool) (*Reservation, *Den
 	}
 
 	r := &Reservation{l: l, client: c.in.Client}
-	for _, b := range buckets {
-		e := &entry{at: now, notional: notional, orders: orders}
+	r.entries = r.buf[:0]
+	es := make([]entry, len(buckets))
+	for i, b := range buckets {
+		e := &es[i]
+		*e = entry{at: now, notional: notional, orders: orders}
 		b.entries = append(b.entries, e)
 		b.notional += notional
 		b.orders += orders
