@@ -22,6 +22,7 @@ import (
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/vault"
 	"github.com/keywarden/keywarden/internal/venues"
+	"github.com/keywarden/keywarden/internal/wsgateway"
 )
 
 // Route is one venue to serve and where its upstream is.
@@ -69,6 +70,7 @@ type Server struct {
 	Engine     *policy.Engine
 	Audit      *audit.Log
 	Gateway    *gateway.Gateway
+	WS         *wsgateway.Proxy // WebSockets on the gateway's listener
 	Forwarders []*audit.Forwarder
 
 	policies *policyAdapter
@@ -162,6 +164,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	pa.prices = s.Gateway
+	wsr, err := wsRoutes(o.Routes)
+	if err == nil {
+		s.WS, err = wsgateway.New(wsgateway.Options{Routes: wsr, Clients: s.Clients, Keys: o.Vault, Policy: pa,
+			Audit: auditAdapter{s.Audit}, Healthy: s.Gateway.Healthy, Logger: o.Logger.With("component", "wsgateway")})
+	}
+	if err != nil {
+		s.Audit.Close()
+		return nil, err
+	}
+	s.Gateway.SetUpgradeHandler(s.WS)
+	s.Gateway.OnStop(s.WS.CloseAll)
 	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.done = stop, make(chan struct{})
 	var running []chan struct{}
@@ -225,6 +238,7 @@ func AuditPublicKey(ctx context.Context, v *vault.Vault) (ed25519.PublicKey, err
 // Close waits for in-flight requests, stops the audit forwarders and closes
 // the audit log.
 func (s *Server) Close() error {
+	s.WS.Close()
 	s.Gateway.Wait()
 	s.stop()
 	<-s.done

@@ -49,9 +49,9 @@ type Def struct {
 func Known() []Def {
 	return []Def{
 		{Name: "binance", CCXT: "binance", Exchange: "binance", Upstream: binance.DefaultUpstream, Testnet: binance.TestnetUpstream,
-			Build: binance.Spot, Simulator: func(k *sim.Kit) http.Handler { return binance.NewSimulator(k) }},
+			Build: binance.Spot, Simulator: binance.SimulatorWithWS},
 		{Name: "binance-usdm", CCXT: "binanceusdm", Exchange: "binance", Upstream: binance.USDMUpstream, Testnet: binance.USDMTestnetUpstream,
-			Build: binance.USDM, Simulator: func(k *sim.Kit) http.Handler { return binance.NewSimulator(k) }},
+			Build: binance.USDM, Simulator: binance.SimulatorWithWS},
 		{Name: "coinbase", CCXT: "coinbase", Exchange: "coinbase", Upstream: coinbase.DefaultUpstream, Testnet: coinbase.TestnetUpstream,
 			Format: client.Format{KeyNamePrefix: "organizations/keywarden/apiKeys/"},
 			Build:  coinbase.New, Simulator: func(k *sim.Kit) http.Handler { return coinbase.NewSimulator(k) }},

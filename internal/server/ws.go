@@ -1,0 +1,51 @@
+package server
+
+import (
+	"net/url"
+
+	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/wsgateway"
+)
+
+// wsVenue is where a venue's WebSockets live and how its WS API is handled.
+type wsVenue struct {
+	streams, api string
+	apiPath      string
+	futures      bool
+}
+
+// wsVenues is the literal list of venues whose WebSockets the gateway
+// proxies.
+var wsVenues = map[string]wsVenue{
+	binance.SpotName: {streams: binance.WSStreamUpstream, api: binance.WSAPIUpstream, apiPath: binance.WSAPIPath},
+	binance.USDMName: {streams: binance.USDMWSStreamUpstream, api: binance.USDMWSAPIUpstream, apiPath: binance.USDMWSAPIPath, futures: true},
+}
+
+// wsRoutes builds the WebSocket routes for the configured venues. A venue
+// whose REST upstream is a loopback simulator (http://127.0.0.1:port) gets
+// its WebSockets from the same simulator (ws://127.0.0.1:port).
+func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
+	var out []wsgateway.Route
+	for _, r := range routes {
+		wv, ok := wsVenues[r.Def.Name]
+		if !ok {
+			continue
+		}
+		streams, api := wv.streams, wv.api
+		if r.Upstream != nil && r.Upstream.Scheme == "http" {
+			sim := "ws://" + r.Upstream.Host
+			streams, api = sim, sim
+		}
+		su, err := url.Parse(streams)
+		if err != nil {
+			return nil, err
+		}
+		au, err := url.Parse(api)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, wsgateway.Route{Venue: r.Def.Name, Exchange: r.Def.Exchange, Streams: su, API: au,
+			APIPaths: []string{wv.apiPath}, WSAPI: binance.NewWSAPI(wv.futures)})
+	}
+	return out, nil
+}
