@@ -65,7 +65,7 @@ KEYWARDEN_* environment variables, then flags.`,
 	f.StringVar(&a.dataDir, "data-dir", "", "data directory; default $KEYWARDEN_DATA_DIR or ./keywarden-data")
 	f.StringVar(&a.logLevel, "log-level", "", "log level: debug, info, warn or error")
 	f.StringVar(&a.passphraseFile, "passphrase-file", "", "file holding the vault passphrase (mode 0600)")
-	root.AddCommand(newOperatorCmd(a), newKeyCmd(a), newServeCmd(a), newClientCmd(a), newDemoCmd(a), newPolicyCmd(a), newAuditCmd(a), newSimulateCmd(a), newTLSCmd(a), newGatewayCmd(a), newBenchCmd(a), newAlertCmd(a), newPanicCmd(a), newLoginCmd(a), newAdminCmd(a), newReportCmd(a))
+	root.AddCommand(newOperatorCmd(a), newKeyCmd(a), newServeCmd(a), newClientCmd(a), newDemoCmd(a), newPolicyCmd(a), newAuditCmd(a), newSimulateCmd(a), newTLSCmd(a), newGatewayCmd(a), newBenchCmd(a), newAlertCmd(a), newPanicCmd(a), newLoginCmd(a), newAdminCmd(a), newReportCmd(a), newScanCmd(a))
 	return root
 }
 

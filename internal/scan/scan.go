@@ -304,3 +304,19 @@ func sanitize(b []byte) string {
 	}
 	return string(out)
 }
+
+// Merge adds o's findings, skipped inputs and counts to r, keeping the
+// findings sorted.
+func (r *Report) Merge(o *Report) {
+	if o == nil {
+		return
+	}
+	r.Findings = append(r.Findings, o.Findings...)
+	r.Skipped = append(r.Skipped, o.Skipped...)
+	r.Files += o.Files
+	r.Bytes += o.Bytes
+	sortFindings(r.Findings)
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+}
