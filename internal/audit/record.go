@@ -266,31 +266,27 @@ func encodeBody(r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Intent != nil {
-		// marshal the stored form directly: going through MarshalJSON
-		// would make encoding/json re-scan and compact the output
-		v = r.Intent.stored()
+	b := make([]byte, 0, 384+len(r.RequestID))
+	b = append(b, `"type":`...)
+	b = appendJSONString(b, string(r.Type))
+	if r.RequestID != "" {
+		b = append(b, `,"request_id":`...)
+		b = appendJSONString(b, r.RequestID)
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	switch {
+	case r.Intent != nil:
+		return appendIntent(b, r.Intent)
+	case r.Outcome != nil:
+		return appendOutcome(b, r.Outcome), nil
 	}
 	p, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, len(p)+len(r.RequestID)+48)
-	b = append(b, `"type":`...)
-	b = strconv.AppendQuote(b, string(r.Type))
-	if r.RequestID != "" {
-		rid, err := json.Marshal(r.RequestID)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, `,"request_id":`...)
-		b = append(b, rid...)
-	}
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	b = append(b, p...)
-	return b, nil
+	return append(b, p...), nil
 }
 
 // timeFormat is the record time format: RFC 3339 with nanoseconds, UTC,
