@@ -53,8 +53,11 @@ type rig struct {
 	cred     *client.Issued
 	hc       *http.Client
 
+	opts server.Options // to restart with
+
 	mu  sync.Mutex
 	obs []gateway.Observation
+	cur *server.Server // what the gateway listener serves
 }
 
 type rigOptions struct {
@@ -141,22 +144,29 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		u = o.upstream
 	}
 	r.auditDir = dir + "/audit"
-	r.srv, err = server.New(ctx, server.Options{Store: db, Vault: v, Policies: pols,
+	r.opts = server.Options{Store: db, Vault: v, Policies: pols,
 		Routes: []server.Route{{Def: vdef, Upstream: u}}, AuditDir: r.auditDir, UpstreamTimeout: o.timeout,
 		Logger: logger, Transport: gateway.TransportOptions{Dial: o.dial},
 		Observe: func(ob gateway.Observation) {
 			r.mu.Lock()
 			r.obs = append(r.obs, ob)
 			r.mu.Unlock()
-		}})
+		}}
+	r.srv, err = server.New(ctx, r.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.cur = r.srv
 	t.Cleanup(func() { r.srv.Close() })
 	if r.pub, err = server.AuditPublicKey(ctx, v); err != nil {
 		t.Fatal(err)
 	}
-	gs := httptest.NewServer(r.srv.Gateway)
+	gs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		s := r.cur
+		r.mu.Unlock()
+		s.Gateway.ServeHTTP(w, req)
+	}))
 	t.Cleanup(gs.Close)
 	r.gw = gs.URL
 
@@ -368,4 +378,18 @@ func (r *rig) waitHealthy(d time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// restart closes the server and assembles a new one on the same store,
+// vault and audit directory, as a restarted `keywarden serve` would.
+func (r *rig) restart() {
+	r.t.Helper()
+	_ = r.srv.Close() // may report the audit failure that caused the restart
+	srv, err := server.New(context.Background(), r.opts)
+	if err != nil {
+		r.t.Fatalf("restart: %v", err)
+	}
+	r.mu.Lock()
+	r.srv, r.cur = srv, srv
+	r.mu.Unlock()
 }

@@ -61,6 +61,14 @@ type Upstream struct {
 	mu     sync.Mutex
 	faults []Fault
 	hits   []Hit
+	sent   int64 // bytes of Huge answers written
+}
+
+// HugeSent returns how many bytes of Huge answers the client accepted.
+func (u *Upstream) HugeSent() int64 {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.sent
 }
 
 // NewUpstream returns an Upstream serving next when no fault applies.
@@ -174,6 +182,9 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			sent += n
+			u.mu.Lock()
+			u.sent += n
+			u.mu.Unlock()
 		}
 	case f.Reset:
 		w.Header().Set("Content-Type", "application/json")

@@ -155,9 +155,32 @@ func TestFault_F4_HugeResponse(t *testing.T) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	heapBefore, allocBefore := ms.HeapAlloc, ms.TotalAlloc
+	heapBefore := ms.HeapAlloc
+	// Sample the heap while the answer streams in, for its peak.
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			if m.HeapAlloc > peak.Load() {
+				peak.Store(m.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 	r.up.Inject(Fault{Path: orderPath, Huge: 100 << 20, Count: 1})
+	start := time.Now()
 	_, a := r.order()
+	t.Logf("answered in %v", time.Since(start))
+	close(stop)
+	<-sampled
 	if a.err != nil {
 		t.Fatal(a.err)
 	}
@@ -168,17 +191,21 @@ func TestFault_F4_HugeResponse(t *testing.T) {
 	if !strings.Contains(msg, "too large") {
 		t.Errorf("message %q does not say the answer was too large", msg)
 	}
-	runtime.ReadMemStats(&ms)
-	allocated := int64(ms.TotalAlloc - allocBefore)
+	grown := int64(peak.Load()) - int64(heapBefore)
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	retained := int64(ms.HeapAlloc) - int64(heapBefore)
-	t.Logf("100 MB answer: %d MiB allocated while reading, %d MiB retained after GC", allocated>>20, retained>>20)
-	// The gateway reads at most its 16 MiB cap plus one byte: reading the
-	// whole answer would allocate at least 100 MB.
-	if allocated >= 100<<20 {
-		t.Errorf("%d MiB allocated: the answer was read past the 16 MiB cap", allocated>>20)
+	sent := r.up.HugeSent()
+	t.Logf("100 MB answer: %d MiB accepted from the venue, heap peak +%d MiB while reading, %d MiB retained after GC",
+		sent>>20, grown>>20, retained>>20)
+	// The gateway stops reading at its cap and drops the connection: the
+	// venue gets to write the cap plus what socket buffers hold.
+	if sent >= 64<<20 {
+		t.Errorf("the venue wrote %d MiB before the gateway stopped reading; the cap is 16 MiB", sent>>20)
 	}
+	// The heap peak includes garbage not yet collected (and differs with
+	// the race detector), so it is a figure, not a check; the bytes the
+	// venue got to write are the check.
 	if retained > 32<<20 {
 		t.Errorf("heap retained %d MiB after a 100 MB answer, want ≤32 MiB", retained>>20)
 	}
