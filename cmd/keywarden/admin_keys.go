@@ -74,14 +74,15 @@ func (k *adminKeys) Rotate(ctx context.Context, venue, name string, req admin.Ro
 }
 
 // chainAuditor records rotation steps in the hash-chained audit log as
-// key.<action> events. A step that cannot be recorded stops the rotation.
+// events named by the step (key.rotate.created, ...). A step that cannot be
+// recorded stops the rotation.
 type chainAuditor struct {
 	log   auditAppender
 	actor string
 }
 
 func (c chainAuditor) Record(ctx context.Context, action, key, detail string) error {
-	_, err := c.log.Append(ctx, audit.Record{Type: audit.TypeEvent, Event: &audit.Event{Kind: "key." + action, Actor: c.actor,
+	_, err := c.log.Append(ctx, audit.Record{Type: audit.TypeEvent, Event: &audit.Event{Kind: action, Actor: c.actor,
 		Detail: map[string]string{"key": key, "detail": detail}}})
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/rotation"
+	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/vault"
 )
@@ -343,6 +344,8 @@ func newKeyRotateCmd(a *app) *cobra.Command {
 		Short: "Rotate an exchange key: automated where the venue's API allows, guided elsewhere",
 		Long: `Rotate an exchange key. Client credentials bound to it are untouched.
 
+Every step is recorded in the audit log (key.rotate.<step> events).
+
 Automated (--permission names the venue's permissions of the new key): create
 the new key at the venue, verify it with a read call and the posture check,
 switch the vault to it, keep the old key for --grace, then delete it at the
@@ -368,7 +371,15 @@ keywarden key rotate --confirm EXCHANGE/NAME.`,
 			if !ok {
 				return errors.New("key rotate: the data store is not a store")
 			}
-			r, err := rotation.New(rotation.Options{Store: st, Vault: v, Audit: logAuditor{a.log}, Log: a.log, Grace: grace, Permissions: perms, IPs: ips, SubAccount: subAccount, Manager: manager})
+			// Every step goes to the hash-chained audit log; a step that
+			// cannot be recorded stops the rotation (it resumes later).
+			g := a.cfg.Gateway.withDefaults(a.cfg.DataDir)
+			alog, err := server.OpenAudit(ctx, v, g.AuditDir, g.AuditHashFields, a.log)
+			if err != nil {
+				return err
+			}
+			defer alog.Close()
+			r, err := rotation.New(rotation.Options{Store: st, Vault: v, Audit: chainAuditor{log: alog, actor: "cli"}, Log: a.log, Grace: grace, Permissions: perms, IPs: ips, SubAccount: subAccount, Manager: manager})
 			if err != nil {
 				return err
 			}

@@ -82,6 +82,14 @@ func TestKeyPostureRotateRevoke(t *testing.T) {
 	if works(old) {
 		t.Errorf("the old key still works at the venue after key rotate")
 	}
+	// Every step is in the hash-chained audit log, which still verifies.
+	events := c.ok("", "audit", "search")
+	for _, step := range []string{"started", "created", "verified", "switched", "done"} {
+		if !strings.Contains(events, "event      key.rotate."+step+" actor=cli") {
+			t.Errorf("audit log lacks key.rotate.%s:\n%s", step, events)
+		}
+	}
+	c.ok("", "audit", "verify")
 	// the vault signs with the new key: the audit still reaches the venue
 	out, _, _ = c.run("", "key", "audit", "deribit/bot", "--json")
 	var entries []posture.KeyEntry
