@@ -156,8 +156,9 @@ func (noPeers) ClientsChanged(context.Context) error          { return nil }
 func (noPeers) SetGatewayStopped(context.Context, bool) error { return nil }
 
 // joinCluster makes this gateway follow the replicas sharing a PostgreSQL
-// store (revocations, new credentials, the panic switch) and returns how to
-// tell them about its own changes. With SQLite it does nothing.
+// store (revocations, new credentials, the panic switch), counts the
+// policies' rolling windows across all of them, and returns how to tell
+// them about its own changes. With SQLite it does nothing.
 func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server) (peers, io.Closer, error) {
 	pg, ok := db.(pgStore)
 	if !ok {
@@ -168,6 +169,12 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 	if err != nil {
 		return nil, nil, err
 	}
+	w, err := cluster.NewWindows(ctx, pg.DB, 0)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	srv.ShareWindows(w)
 	a.log.Info("joined the PostgreSQL replicas", "replica", r.ID())
 	return r, r, nil
 }

@@ -20,6 +20,7 @@ var randRead = rand.Read
 type policyAdapter struct {
 	engine atomic.Pointer[policy.Engine] // swapped by Server.SetPolicies
 	prices policy.PriceSource
+	shared policy.SharedWindows // set by Server.ShareWindows before serving
 }
 
 func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Permit, error) {
@@ -28,7 +29,7 @@ func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Per
 		SourceIP: c.SourceIP, Now: c.Now, CredentialExpires: c.Client.Expires, Prices: a.prices,
 	}
 	engine := a.engine.Load()
-	res, err := engine.Check(c.Client.Policy, in)
+	res, release, err := engine.CheckShared(a.shared, c.Client.Policy, in)
 	if err != nil {
 		var d *policy.Denial
 		if errors.As(err, &d) {
@@ -40,7 +41,7 @@ func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Per
 	if res == nil && closes == 0 {
 		return nil, nil
 	}
-	return &permit{res: res, limiter: engine.Limiter(), client: c.Client.ID, closes: closes}, nil
+	return &permit{res: res, release: release, limiter: engine.Limiter(), client: c.Client.ID, closes: closes}, nil
 }
 
 // closedBy counts the open orders a call closes once the venue accepts it:
@@ -72,6 +73,7 @@ func immediate(orderType string) bool {
 // permit commits a policy reservation and reports closed orders.
 type permit struct {
 	res     *policy.Reservation
+	release func() // gives back the shared windows' budget; nil without
 	limiter *policy.Limiter
 	client  string
 	closes  int
@@ -84,7 +86,12 @@ func (p *permit) Commit() {
 	}
 }
 
-func (p *permit) Release() { p.res.Release() }
+func (p *permit) Release() {
+	p.res.Release()
+	if p.release != nil {
+		p.release()
+	}
+}
 
 // auditAdapter writes the gateway's records to the audit log.
 type auditAdapter struct{ log *audit.Log }
