@@ -104,11 +104,19 @@ func isListenKey(n string) bool {
 	return true
 }
 
-// stream emits events for names until the client goes away, answering
-// SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS requests.
+// stream emits events for names, and for names added by SUBSCRIBE
+// requests, until the client goes away. Only market streams
+// (symbol@kind) and listenKeys emit events.
 func (s *WSSimulator) stream(ctx context.Context, c *websocket.Conn, names []string, combined bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var mu sync.Mutex
+	subs := map[string]bool{}
+	for _, n := range names {
+		if strings.Contains(n, "@") || isListenKey(n) {
+			subs[n] = true
+		}
+	}
 	go func() {
 		defer cancel()
 		for {
@@ -118,12 +126,23 @@ func (s *WSSimulator) stream(ctx context.Context, c *websocket.Conn, names []str
 			}
 			var req struct {
 				Method string          `json:"method"`
+				Params []string        `json:"params"`
 				ID     json.RawMessage `json:"id"`
 			}
 			if json.Unmarshal(msg, &req) != nil || req.Method == "" {
 				_ = c.Write(ctx, websocket.MessageText, []byte(`{"error":{"code":2,"msg":"Invalid request"}}`))
 				continue
 			}
+			mu.Lock()
+			for _, p := range req.Params {
+				switch req.Method {
+				case "SUBSCRIBE":
+					subs[p] = true
+				case "UNSUBSCRIBE":
+					delete(subs, p)
+				}
+			}
+			mu.Unlock()
 			_ = c.Write(ctx, websocket.MessageText, []byte(`{"result":null,"id":`+string(wsID(req.ID))+`}`))
 		}
 	}()
@@ -136,7 +155,13 @@ func (s *WSSimulator) stream(ctx context.Context, c *websocket.Conn, names []str
 			return
 		case <-t.C:
 		}
-		for _, n := range names {
+		mu.Lock()
+		cur := make([]string, 0, len(subs))
+		for n := range subs {
+			cur = append(cur, n)
+		}
+		mu.Unlock()
+		for _, n := range cur {
 			seq++
 			ev := s.event(n, seq)
 			if combined {
