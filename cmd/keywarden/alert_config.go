@@ -21,6 +21,12 @@ type AlertsConfig struct {
 	// MaxPerMinute bounds all alerts together (default 30).
 	Cooldown     string `toml:"cooldown"`
 	MaxPerMinute int    `toml:"max_per_minute"`
+	// OnCritical is the automatic response to a critical alert, through
+	// the panic path: "suspend-client" revokes the client named by the
+	// alert, "panic-key" every client of the exchange key it names,
+	// "none" (the default) nothing. Every response is audited and recorded
+	// in the incident.
+	OnCritical string `toml:"on_critical"`
 
 	Webhook   []WebhookAlert   `toml:"webhook"`
 	Slack     []SlackAlert     `toml:"slack"`
@@ -70,6 +76,17 @@ func (c AlertsConfig) monitorOptions() (cooldown time.Duration, perMinute int, e
 		}
 	}
 	return cooldown, c.MaxPerMinute, nil
+}
+
+// onCritical returns the automatic response to critical alerts.
+func (c AlertsConfig) onCritical() (string, error) {
+	switch c.OnCritical {
+	case "", respondNone:
+		return respondNone, nil
+	case respondSuspendClient, respondPanicKey:
+		return c.OnCritical, nil
+	}
+	return "", fmt.Errorf("alerts on_critical %q: want suspend-client, panic-key or none", c.OnCritical)
 }
 
 // notifiers builds the configured notifiers. Relative secret file paths are
@@ -148,8 +165,9 @@ func (c AlertsConfig) notifiers(configPath string) ([]monitor.Notifier, error) {
 }
 
 // startMonitor builds the monitor from the [alerts] section and delivers
-// its alerts until ctx ends.
-func (a *app) startMonitor(ctx context.Context) (*monitor.Monitor, error) {
+// its alerts until ctx ends; onAlert (if set) is also told about every
+// alert sent (metrics, incidents).
+func (a *app) startMonitor(ctx context.Context, onAlert func(monitor.Alert)) (*monitor.Monitor, error) {
 	cooldown, perMinute, err := a.cfg.Alerts.monitorOptions()
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -159,7 +177,7 @@ func (a *app) startMonitor(ctx context.Context) (*monitor.Monitor, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	m := monitor.New(monitor.Options{Logger: a.log.With("component", "monitor"), Notifiers: ns,
-		Cooldown: cooldown, MaxPerMinute: perMinute})
+		Cooldown: cooldown, MaxPerMinute: perMinute, OnAlert: onAlert})
 	go m.Run(ctx)
 	return m, nil
 }

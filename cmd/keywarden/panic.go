@@ -109,9 +109,7 @@ func exchangeOf(venue string) string {
 	return venue
 }
 
-// handlePanic serves POST /v1/panic on the control socket: it suspends
-// first and audits after, so that the audit write never delays containment;
-// a failed audit is reported to the operator.
+// handlePanic serves POST /v1/panic on the control socket.
 func (a *app) handlePanic(srv *server.Server) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -123,33 +121,41 @@ func (a *app) handlePanic(srv *server.Server) http.HandlerFunc {
 			writeControl(w, nil, err)
 			return
 		}
-		res, serr := suspend(r.Context(), srv, req)
-		res.Took = time.Since(start).String()
-		if res.Revoked == nil {
-			res.Revoked = []string{}
-		}
-		target := map[bool]string{true: "all"}[req.All] + req.Client + req.Key + req.Venue
-		detail := map[string]string{"target": target, "reason": req.Reason, "revoked": strconv.Itoa(len(res.Revoked)),
-			"stopped": strconv.FormatBool(res.Stopped), "took": res.Took}
-		if len(res.Revoked) > 0 {
-			detail["clients"] = strings.Join(res.Revoked, ",")
-		}
-		if serr != nil {
-			detail["error"] = serr.Error()
-		}
-		_, aerr := srv.Audit.Append(context.WithoutCancel(r.Context()),
-			audit.Record{Type: audit.TypeEvent, Event: &audit.Event{Kind: "panic", Actor: "control-socket", Detail: detail}})
-		a.log.Warn("panic: credentials suspended", "target", target, "reason", req.Reason, "revoked", len(res.Revoked),
-			"stopped", res.Stopped, "took", res.Took)
-		switch {
-		case serr != nil:
-			writeControl(w, nil, fmt.Errorf("%w (suspended %d before the failure)", serr, len(res.Revoked)))
-		case aerr != nil:
-			writeControl(w, nil, fmt.Errorf("panic: suspended %d, stopped %v, but the audit record failed: %w", len(res.Revoked), res.Stopped, aerr))
-		default:
-			writeControl(w, res, nil)
-		}
+		res, err := a.runPanic(r.Context(), srv, req, "control-socket", start)
+		writeControl(w, res, err)
 	}
+}
+
+// runPanic is the one path every panic takes (the control socket,
+// automatic responses, drills): it suspends first and audits after, so
+// that the audit write never delays containment; a failed audit is
+// reported. start is when the panic was asked for.
+func (a *app) runPanic(ctx context.Context, srv *server.Server, req panicRequest, actor string, start time.Time) (panicResult, error) {
+	res, serr := suspend(ctx, srv, req)
+	res.Took = time.Since(start).String()
+	if res.Revoked == nil {
+		res.Revoked = []string{}
+	}
+	target := map[bool]string{true: "all"}[req.All] + req.Client + req.Key + req.Venue
+	detail := map[string]string{"target": target, "reason": req.Reason, "revoked": strconv.Itoa(len(res.Revoked)),
+		"stopped": strconv.FormatBool(res.Stopped), "took": res.Took}
+	if len(res.Revoked) > 0 {
+		detail["clients"] = strings.Join(res.Revoked, ",")
+	}
+	if serr != nil {
+		detail["error"] = serr.Error()
+	}
+	_, aerr := srv.Audit.Append(context.WithoutCancel(ctx),
+		audit.Record{Type: audit.TypeEvent, Event: &audit.Event{Kind: "panic", Actor: actor, Detail: detail}})
+	a.log.Warn("panic: credentials suspended", "actor", actor, "target", target, "reason", req.Reason, "revoked", len(res.Revoked),
+		"stopped", res.Stopped, "took", res.Took)
+	switch {
+	case serr != nil:
+		return res, fmt.Errorf("%w (suspended %d before the failure)", serr, len(res.Revoked))
+	case aerr != nil:
+		return res, fmt.Errorf("panic: suspended %d, stopped %v, but the audit record failed: %w", len(res.Revoked), res.Stopped, aerr)
+	}
+	return res, nil
 }
 
 func newPanicCmd(a *app) *cobra.Command {
@@ -195,5 +201,6 @@ gets 503 until "keywarden gateway resume"). The panic is audited.`,
 	f.StringVar(&req.Venue, "venue", "", "revoke every client of this venue")
 	f.BoolVar(&req.All, "all", false, "stop the gateway: refuse every request")
 	f.StringVar(&req.Reason, "reason", "", "why (recorded in the audit log)")
+	cmd.AddCommand(newPanicDrillCmd(a))
 	return cmd
 }

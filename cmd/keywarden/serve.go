@@ -86,16 +86,20 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	trusted, _ := parsePrefixes(g.TrustedProxies)
 	timeout, _ := time.ParseDuration(g.UpstreamTimeout)
-	mon, err := a.startMonitor(ctx)
+	met := newServeMetrics(v)
+	inc, err := a.newServeIncidents(db)
 	if err != nil {
 		return err
 	}
-	met := newServeMetrics(v)
+	mon, err := a.startMonitor(ctx, inc.onAlert(met))
+	if err != nil {
+		return err
+	}
 	// The dashboard's live traffic and alerts see what the monitor sees.
 	act := dashboard.NewActivity(nil)
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
-		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: sinks,
+		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: append(sinks, inc.sink()),
 		Observe: met.observeWith(act.Observer(mon.Record)), AuditCommit: met.ObserveAuditCommit,
 	})
 	if err != nil {
@@ -103,6 +107,11 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	defer srv.Close()
 	met.bind(srv)
+	ictl, err := inc.start(ctx, srv, g.AuditDir)
+	if err != nil {
+		return err
+	}
+	defer ictl.Close()
 	peers, leave, err := a.joinCluster(ctx, db, srv)
 	if err != nil {
 		return err
@@ -147,6 +156,12 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer adm.Close()
+	stopPosture, err := a.startPosture(ctx, db, v, mon.Raise)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopPosture()
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
