@@ -89,7 +89,9 @@ func (s *serveIncidents) onAlert(met *serveMetrics) func(monitor.Alert) {
 }
 
 // sink is the audit destination through which panics reach incidents.
-func (s *serveIncidents) sink() server.NamedSink { return server.NamedSink{Name: "incidents", Sink: s.mgr} }
+func (s *serveIncidents) sink() server.NamedSink {
+	return server.NamedSink{Name: "incidents", Sink: s.mgr}
+}
 
 // respond runs the configured automatic response to a critical alert
 // through the same path as `keywarden panic`.
