@@ -52,6 +52,11 @@ type VaultConfig struct {
 	Argon2Time      uint32 `toml:"argon2_time"`
 	Argon2MemoryKiB uint32 `toml:"argon2_memory_kib"`
 	Argon2Threads   uint8  `toml:"argon2_threads"`
+	// Seal is the URL of an external seal (transit://, awskms://,
+	// pkcs11://) that unseals the vault at start; see seal.go.
+	Seal string `toml:"seal"`
+	// getenv is the environment, for VAULT_TOKEN.
+	getenv func(string) string
 }
 
 // KDF returns the Argon2id cost to use for a new passphrase seal.
@@ -182,6 +187,10 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	if v := getenv("KEYWARDEN_PASSPHRASE_FILE"); v != "" {
 		c.Vault.PassphraseFile = v
 	}
+	if v := getenv("KEYWARDEN_SEAL"); v != "" {
+		c.Vault.Seal = v
+	}
+	c.Vault.getenv = getenv
 	return c.Store.applyEnv(getenv)
 }
 

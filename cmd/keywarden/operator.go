@@ -14,13 +14,14 @@ import (
 func newOperatorCmd(a *app) *cobra.Command {
 	cmd := group("operator", "Initialize, unseal, rotate and rekey the vault")
 	cmd.AddCommand(newOperatorInitCmd(a), newOperatorUnsealCmd(a), newOperatorStatusCmd(a),
-		newOperatorRotateCmd(a), newOperatorRekeyCmd(a), newOperatorVerifyCmd(a), newOperatorFirstAdminCmd(a))
+		newOperatorRotateCmd(a), newOperatorRekeyCmd(a), newOperatorVerifyCmd(a), newOperatorFirstAdminCmd(a),
+		newOperatorMigrateSealCmd(a))
 	return cmd
 }
 
 func newOperatorInitCmd(a *app) *cobra.Command {
 	var shares, threshold int
-	var adminName, adminPassFile string
+	var adminName, adminPassFile, sealFlag string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the vault, sealed by a passphrase or by k-of-n unseal shares",
@@ -29,11 +30,22 @@ func newOperatorInitCmd(a *app) *cobra.Command {
 Without flags the vault is sealed by a passphrase, read from [vault]
 passphrase_file (KEYWARDEN_PASSPHRASE_FILE, --passphrase-file) or typed twice
 on the terminal. With --shares and --threshold it is sealed by Shamir shares:
-they are printed once and never stored.`,
+they are printed once and never stored. With --seal and a URL (or [vault]
+seal), the root key is wrapped by an external seal that also unseals the
+vault at every start: transit://, awskms:// or pkcs11:// (see
+keywarden operator migrate-seal --help for the URL forms).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			useShares := cmd.Flags().Changed("shares") || cmd.Flags().Changed("threshold")
+			choice, err := a.chooseSeal(ctx, sealFlag, useShares)
+			if err != nil {
+				return err
+			}
+			if choice.external != nil {
+				defer choice.external.close()
+			}
+			useShares = choice.shamir
 			v, db, err := openVault(ctx, &a.cfg, a.log)
 			if err != nil {
 				return err
@@ -46,7 +58,9 @@ they are printed once and never stored.`,
 				return fmt.Errorf("the vault in %s is already initialized", db.Dir())
 			}
 			opts := vault.InitOptions{KDF: a.cfg.Vault.KDF()}
-			if useShares {
+			if choice.external != nil {
+				opts.Seal = choice.external
+			} else if useShares {
 				opts.Shares, opts.Threshold = shares, threshold
 			} else {
 				pass, err := a.newPassphrase()
@@ -71,6 +85,11 @@ they are printed once and never stored.`,
 				}
 				return nil
 			}
+			if choice.external != nil {
+				fmt.Fprintf(a.stdout, "Vault initialized in %s, sealed by %s key %s.\n", db.Dir(), choice.external.Type(), choice.external.KeyID())
+				fmt.Fprintln(a.stdout, "Set [vault] seal (or KEYWARDEN_SEAL) to the same seal URL: it unseals the vault at every start.")
+				return firstAdmin()
+			}
 			if !useShares {
 				fmt.Fprintf(a.stdout, "Vault initialized in %s, sealed by a passphrase (Argon2id).\n", db.Dir())
 				fmt.Fprintln(a.stdout, "Keep the passphrase safe: without it the exchange keys stored here cannot be recovered.")
@@ -83,6 +102,7 @@ they are printed once and never stored.`,
 	}
 	cmd.Flags().IntVar(&shares, "shares", 5, "number of unseal shares to create")
 	cmd.Flags().IntVar(&threshold, "threshold", 3, "number of shares needed to unseal")
+	cmd.Flags().StringVar(&sealFlag, "seal", "", "passphrase, shamir, or an external seal URL (transit://, awskms://, pkcs11://); default [vault] seal, else passphrase")
 	cmd.Flags().StringVar(&adminName, "admin-name", "", "also create the first admin operator of the admin API")
 	cmd.Flags().StringVar(&adminPassFile, "admin-password-file", "", "file holding that admin's password (mode 0600); default: prompt")
 	return cmd
@@ -174,6 +194,8 @@ func newOperatorStatusCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.stdout, "Seal:           passphrase (Argon2id)")
 			case vault.SealShamir:
 				fmt.Fprintf(a.stdout, "Seal:           %d of %d unseal shares\n", st.Threshold, st.Shares)
+			case vault.SealExternal:
+				fmt.Fprintf(a.stdout, "Seal:           %s key %s\n", st.SealBackend, st.SealKeyID)
 			case "":
 			default:
 				fmt.Fprintf(a.stdout, "Seal:           %s\n", st.SealType)

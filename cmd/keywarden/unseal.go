@@ -48,6 +48,9 @@ func openVault(ctx context.Context, cfg *Config, log *slog.Logger) (*vault.Vault
 // with Shamir shares read one per line from the terminal or stdin. Progress
 // goes to p's output.
 func unsealFromConfig(ctx context.Context, v *vault.Vault, cfg *Config, p *prompter) error {
+	if err := recoverSealMigration(ctx, v); err != nil {
+		return err
+	}
 	st, err := v.Status(ctx)
 	if err != nil {
 		return err
@@ -68,6 +71,8 @@ func unsealFromConfig(ctx context.Context, v *vault.Vault, cfg *Config, p *promp
 		return v.Unseal(ctx, pass)
 	case vault.SealShamir:
 		return submitShares(ctx, v, st.Threshold, p)
+	case vault.SealExternal:
+		return unsealExternal(ctx, v, cfg, st)
 	default:
 		return fmt.Errorf("the vault uses the %s seal, which this command cannot unseal", st.SealType)
 	}
