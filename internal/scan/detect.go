@@ -97,9 +97,6 @@ var exampleMarkers = [][]byte{
 	[]byte("do not use"), []byte("not a real"), []byte("keywarden:allow"),
 }
 
-// allowMarker on a line suppresses findings on it.
-var allowMarker = []byte("keywarden:allow")
-
 // scanner state for one buffer.
 type pass struct {
 	s     *Scanner

@@ -46,18 +46,6 @@ const (
 	Medium Severity = "medium"
 )
 
-func (s Severity) rank() int {
-	switch s {
-	case Critical:
-		return 3
-	case High:
-		return 2
-	case Medium:
-		return 1
-	}
-	return 0
-}
-
 // Finding is one leak. It never holds the secret itself.
 type Finding struct {
 	Rule     string   `json:"rule"`
