@@ -37,6 +37,7 @@ type Config struct {
 	Alerts   AlertsConfig                 `toml:"alerts"`
 	Admin    AdminConfig                  `toml:"admin"`
 	Store    StoreConfig                  `toml:"store"`
+	Posture  PostureConfig                `toml:"posture"`
 
 	// path is the file the config came from, if any.
 	path string

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/monitor"
 	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/rotation"
 	"github.com/keywarden/keywarden/internal/server"
@@ -434,4 +435,116 @@ keywarden key rotate --confirm EXCHANGE/NAME.`,
 	cmd.Flags().StringVar(&f.fromFile, "from-file", "", "guided: read the new key material from this file")
 	cmd.Flags().BoolVar(&f.stdin, "stdin", false, "guided: read the new key material from stdin")
 	return cmd
+}
+
+// PostureConfig is the [posture] section: posture checks scheduled in
+// keywarden serve.
+type PostureConfig struct {
+	// Interval is the time between checks (default "6h"); "off" disables
+	// them. Without it, only keys at real exchanges are checked; once it
+	// is set, keys at simulators too.
+	Interval string `toml:"interval"`
+	// MaxAgeDays and UnusedDays are the rotation policy (default 90) and
+	// the unused threshold (default 30).
+	MaxAgeDays int `toml:"max_age_days"`
+	UnusedDays int `toml:"unused_days"`
+	// EgressIPs are the gateway's egress addresses each key's venue
+	// allowlist must hold.
+	EgressIPs []string `toml:"egress_ips"`
+}
+
+// schedule returns the interval and whether simulated venues are checked;
+// a zero interval means no schedule.
+func (c PostureConfig) schedule() (time.Duration, bool, error) {
+	switch c.Interval {
+	case "":
+		return 6 * time.Hour, false, nil
+	case "off":
+		return 0, false, nil
+	}
+	d, err := time.ParseDuration(c.Interval)
+	if err != nil || d < time.Minute {
+		return 0, false, fmt.Errorf("posture interval %q: a duration of a minute or more, or \"off\"", c.Interval)
+	}
+	return d, true, nil
+}
+
+func (c PostureConfig) policy() posture.Policy {
+	pol := posture.DefaultPolicy()
+	if c.MaxAgeDays > 0 {
+		pol.MaxAge = time.Duration(c.MaxAgeDays) * 24 * time.Hour
+	}
+	if c.UnusedDays > 0 {
+		pol.UnusedAfter = time.Duration(c.UnusedDays) * 24 * time.Hour
+	}
+	pol.EgressIPs = c.EgressIPs
+	return pol
+}
+
+// simulated reports whether the configured venue of exchange ex is a
+// simulator: an http upstream, which the config allows on loopback only.
+func (a *app) simulated(ex string) bool {
+	rs, err := routes(a.cfg.Venues)
+	if err != nil {
+		return true
+	}
+	for _, r := range rs {
+		if r.Def.Exchange == ex && r.Upstream != nil && r.Upstream.Scheme == "http" {
+			return true
+		}
+	}
+	return false
+}
+
+// postureRun checks the enabled keys that a configured venue can inspect
+// (keys at simulators only with sims) and returns the run.
+func (a *app) postureRun(ctx context.Context, v *vault.Vault, pol posture.Policy, sims bool, now time.Time) (posture.Run, error) {
+	all, err := v.Keys(ctx)
+	if err != nil {
+		return posture.Run{}, err
+	}
+	var keys []vault.KeyInfo
+	for _, k := range all {
+		if !k.Disabled.IsZero() || (!sims && a.simulated(k.Exchange)) {
+			continue
+		}
+		if _, err := a.venueFor(k.Exchange); err != nil {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	run := posture.Run{Time: now.UTC(), Keys: []string{}, Findings: []posture.Finding{}}
+	for _, e := range a.auditKeys(ctx, v, keys, pol, now) {
+		run.Keys = append(run.Keys, e.Key.ID())
+		run.Findings = append(run.Findings, e.Findings...)
+	}
+	return run, nil
+}
+
+// startPosture runs the scheduled posture checks of [posture] until ctx
+// ends or the returned stop is called (which waits for a run under way).
+func (a *app) startPosture(ctx context.Context, db store.Store, v *vault.Vault, raise func(monitor.Alert) bool) (stop func(), err error) {
+	interval, sims, err := a.cfg.Posture.schedule()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if interval == 0 {
+		return func() {}, nil
+	}
+	pol := a.cfg.Posture.policy()
+	s, err := posture.NewScheduler(posture.ScheduleOptions{
+		Interval: interval, History: posture.NewHistory(db, 0), Alert: raise, Logger: a.log.With("component", "posture"),
+		Check: func(ctx context.Context) (posture.Run, error) { return a.postureRun(ctx, v, pol, sims, time.Now()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Run(ctx)
+	}()
+	a.log.Info("posture checks scheduled", "interval", interval.String(), "simulators", sims)
+	return func() { cancel(); <-done }, nil
 }
