@@ -169,7 +169,8 @@ func (in *Intent) stored() intentJSON {
 			Endpoint: in.Call.Endpoint, Scope: in.Call.Scope,
 		}
 		for _, o := range in.Call.Orders {
-			c.Orders = append(c.Orders, orderJSON(o))
+			c.Orders = append(c.Orders, orderJSON{o.Action, o.Symbol, o.Side, o.Type, o.Quantity, o.Price,
+				o.QuoteQuantity, o.Notional, o.Contracts, o.ClientOrderID, o.ReduceOnly})
 		}
 		if t := in.Call.Transfer; t != nil {
 			tj := transferJSON(*t)
@@ -199,7 +200,9 @@ func (in *Intent) UnmarshalJSON(b []byte) error {
 			Endpoint: c.Endpoint, Scope: c.Scope,
 		}
 		for _, o := range c.Orders {
-			in.Call.Orders = append(in.Call.Orders, exchange.Order(o))
+			in.Call.Orders = append(in.Call.Orders, exchange.Order{Action: o.Action, Symbol: o.Symbol, Side: o.Side,
+				Type: o.Type, Quantity: o.Quantity, Price: o.Price, QuoteQuantity: o.QuoteQuantity, Notional: o.Notional,
+				Contracts: o.Contracts, ClientOrderID: o.ClientOrderID, ReduceOnly: o.ReduceOnly})
 		}
 		if c.Transfer != nil {
 			t := exchange.Transfer(*c.Transfer)

@@ -114,6 +114,12 @@ type Order struct {
 	Contracts     bool
 	ClientOrderID string
 	ReduceOnly    bool
+	// QuantityText and PriceText are Quantity and Price exactly as the
+	// request writes them in decimal, where the venue takes decimal text:
+	// a float64 cannot tell 10000 from 10000.0000000000001, and a policy
+	// that checks a cap compares the exact product near the cap. Empty
+	// when unknown.
+	QuantityText, PriceText string
 }
 
 // Transfer is a movement of funds: a withdrawal to an address, or an internal

@@ -503,6 +503,13 @@ func (p *Policy) eval(r *rule, c *checkCtx) (applies bool, d *Denial) {
 			if v.notional > p.maxNotional {
 				return true, p.deny(r.name, "order notional %s%s exceeds max_order_notional %s", v.notional, p.cur(), p.maxNotional)
 			}
+			if v.notional >= p.maxNotional-1 {
+				// At the cap to within float64 and unit rounding: decide on
+				// the exact decimals where the request gave them.
+				if exact, over := exactOver(o, v, p.maxNotional); over {
+					return true, p.deny(r.name, "order notional %s%s exceeds max_order_notional %s", exact, p.cur(), p.maxNotional)
+				}
+			}
 		}
 		return applies, nil
 

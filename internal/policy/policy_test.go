@@ -38,6 +38,14 @@ func limit(sym string, side exchange.Side, qty, price float64) exchange.Order {
 	return exchange.Order{Action: exchange.ActionNew, Symbol: sym, Side: side, Type: "limit", Quantity: qty, Price: price}
 }
 
+// exactLimit is a buy limit order whose request gave its quantity and price
+// as the decimal texts q and p.
+func exactLimit(sym, q, p string) exchange.Order {
+	o := limit(sym, exchange.Buy, exchange.ParseFloat(q), exchange.ParseFloat(p))
+	o.QuantityText, o.PriceText = q, p
+	return o
+}
+
 func market(sym string, side exchange.Side, qty float64) exchange.Order {
 	return exchange.Order{Action: exchange.ActionNew, Symbol: sym, Side: side, Type: "market", Quantity: qty}
 }
@@ -160,6 +168,14 @@ func TestCheck(t *testing.T) {
 		{"market no reference allowed", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000; d.UnknownPrice = "allow" }), trade(market("VIAUSDT", exchange.Buy, 10)), "", ""},
 		{"limit without reference uses its price", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }), trade(limit("VIAUSDT", exchange.Buy, 10, 1)), "", ""},
 		{"order without size", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }), trade(exchange.Order{Action: exchange.ActionAmend, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Price: 100000}), "max_order_notional", "has no known size or price"},
+		{"exact decimals over the cap", withTrade(func(d *Definition) { d.MaxOrderNotional = 1000 }),
+			trade(exactLimit("ETHUSDT", "0.1", "10000.0000000000001")), "max_order_notional", "order notional 1000.00000000000001 exceeds max_order_notional 1000"},
+		{"exact decimals at the cap", withTrade(func(d *Definition) { d.MaxOrderNotional = 1000 }),
+			trade(exactLimit("ETHUSDT", "0.1", "10000")), "", ""},
+		{"exact decimals under a fractional cap", withTrade(func(d *Definition) { d.MaxOrderNotional = 0.3 }),
+			trade(exactLimit("VIAUSDT", "0.1", "3")), "", ""},
+		{"exact decimals just over a fractional cap", withTrade(func(d *Definition) { d.MaxOrderNotional = 0.3 }),
+			trade(exactLimit("VIAUSDT", "0.1", "3.000000000000000001")), "max_order_notional", "order notional 0.3000000000000000001 exceeds"},
 		{"contracts of unknown value deny", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000 }),
 			trade(exchange.Order{Action: exchange.ActionNew, Symbol: "BTCUSDT", Side: exchange.Buy, Type: "limit", Quantity: 1, Price: 1, Contracts: true}), "max_order_notional", "sized in contracts of unknown value"},
 		{"contracts of unknown value allowed", withTrade(func(d *Definition) { d.MaxOrderNotional = 10000; d.UnknownPrice = "allow" }),

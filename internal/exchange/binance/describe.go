@@ -211,10 +211,12 @@ func order(ps exchange.Params, a exchange.Action, n legNames) (exchange.Order, *
 	if o.Quantity, e = decimal(ps, n.qty); e != nil {
 		return o, e
 	}
+	o.QuantityText = ps.Get(n.qty)
 	if n.price != "" {
 		if o.Price, e = decimal(ps, n.price); e != nil {
 			return o, e
 		}
+		o.PriceText = ps.Get(n.price)
 	}
 	if n.quoteQty != "" {
 		if o.QuoteQuantity, e = decimal(ps, n.quoteQty); e != nil {

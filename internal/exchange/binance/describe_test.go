@@ -10,6 +10,45 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 )
 
+// TestDescribeExactDecimals: orders carry the quantity and price texts as
+// the request wrote them, so caps can be checked on exact decimals.
+func TestDescribeExactDecimals(t *testing.T) {
+	spot, usdm := Spot(nil).Describer, USDM(nil).Describer
+	tests := []struct {
+		name string
+		d    exchange.Describer
+		req  exchange.Request
+		want [][2]string // quantity and price text per order
+	}{
+		{"spot limit", spot, exchange.Request{Method: "POST", Path: "/api/v3/order",
+			Body: []byte("symbol=ETHUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.10&price=10000.0000000000001")},
+			[][2]string{{"0.10", "10000.0000000000001"}}},
+		{"spot market has no price text", spot, exchange.Request{Method: "POST", Path: "/api/v3/order",
+			Body: []byte("symbol=ETHUSDT&side=BUY&type=MARKET&quantity=1.5")}, [][2]string{{"1.5", ""}}},
+		{"order list legs", spot, exchange.Request{Method: "POST", Path: "/api/v3/orderList/oco",
+			Body: []byte("symbol=BTCUSDT&side=SELL&quantity=1&aboveType=LIMIT_MAKER&abovePrice=110.5&belowType=STOP_LOSS_LIMIT&belowPrice=90&belowStopPrice=91&belowTimeInForce=GTC")},
+			[][2]string{{"1", "110.5"}, {"1", "90"}}},
+		{"futures batch", usdm, exchange.Request{Method: "POST", Path: "/fapi/v1/batchOrders",
+			Body: []byte(`batchOrders=[{"symbol":"BTCUSDT","side":"BUY","type":"LIMIT","quantity":"0.001","price":"64000.10","timeInForce":"GTC"}]`)},
+			[][2]string{{"0.001", "64000.10"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.d.Describe(&tt.req)
+			if err != nil {
+				t.Fatalf("Describe() = %v", err)
+			}
+			var texts [][2]string
+			for _, o := range got.Orders {
+				texts = append(texts, [2]string{o.QuantityText, o.PriceText})
+			}
+			if diff := cmp.Diff(tt.want, texts); diff != "" {
+				t.Errorf("order texts (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestDescribe(t *testing.T) {
 	spot, usdm := Spot(nil).Describer, USDM(nil).Describer
 	form := http.Header{"Content-Type": {contentTypeForm}}
@@ -142,6 +181,16 @@ func TestDescribe(t *testing.T) {
 			got, err := tt.d.Describe(&tt.req)
 			if err != nil {
 				t.Fatalf("Describe(%+v) = %v", tt.req, err)
+			}
+			// The exact texts must say what the numbers say; their
+			// spelling is checked in TestDescribeExactDecimals.
+			for i := range got.Orders {
+				o := &got.Orders[i]
+				if o.QuantityText != "" && exchange.ParseFloat(o.QuantityText) != o.Quantity ||
+					o.PriceText != "" && exchange.ParseFloat(o.PriceText) != o.Price {
+					t.Errorf("order %d: texts %q × %q disagree with %v × %v", i, o.QuantityText, o.PriceText, o.Quantity, o.Price)
+				}
+				o.QuantityText, o.PriceText = "", ""
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Describe(%s %s) mismatch (-want +got):\n%s", tt.req.Method, tt.req.Path, diff)
