@@ -37,7 +37,7 @@ func knownExchanges() map[string]bool {
 func newKeyCmd(a *app) *cobra.Command {
 	cmd := group("key", "Add, list, show and remove exchange API keys")
 	cmd.AddCommand(newKeyAddCmd(a), newKeyListCmd(a), newKeyShowCmd(a), newKeyRemoveCmd(a),
-		newKeyPlanCmd(a), newKeyAuditCmd(a), newKeyRotateCmd(a), newKeyRevokeCmd(a))
+		newKeyPlanCmd(a), newKeyAuditCmd(a), newKeyRotateCmd(a), newKeyRevokeCmd(a), newKeyImportCmd(a))
 	return cmd
 }
 

@@ -97,7 +97,12 @@ type Seal struct {
 }
 
 // New checks cfg and returns a seal. It does not contact the server.
-func New(cfg Config) (*Seal, error) {
+func New(cfg Config) (*Seal, error) { return newSeal(cfg, true) }
+
+func newSeal(cfg Config, transitKey bool) (*Seal, error) {
+	if !transitKey {
+		cfg.Mount, cfg.Key = "-", "-"
+	}
 	if cfg.Mount == "" {
 		cfg.Mount = "transit"
 	}
