@@ -31,4 +31,3 @@ func (*Seal) Unwrap(context.Context, []byte, []byte) ([]byte, error) { return ni
 
 // Close does nothing.
 func (*Seal) Close() error { return nil }
-
