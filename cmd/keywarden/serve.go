@@ -156,7 +156,9 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer adm.Close()
-	stopPosture, err := a.startPosture(ctx, db, v, mon.Raise)
+	stopPosture, err := a.leaderOnly(ctx, db, func(ctx context.Context) (func(), error) {
+		return a.startPosture(ctx, db, v, mon.Raise)
+	})
 	if err != nil {
 		ln.Close()
 		return err

@@ -223,3 +223,32 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(code int)        { r.code = code }
+
+// leaderOnly runs the jobs start begins (scheduled posture checks,
+// rotations, reports) on one replica only when the store is PostgreSQL: on
+// the replica that holds the scheduler lead, moving to another replica when
+// it dies. With SQLite there is one process, and start runs at once. The
+// returned stop ends the jobs and waits for them.
+func (a *app) leaderOnly(ctx context.Context, db dataStore, start func(ctx context.Context) (stop func(), err error)) (func(), error) {
+	pg, ok := db.(pgStore)
+	if !ok {
+		return start(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = cluster.Lead(ctx, cluster.LeaderOptions{DB: pg.DB, Name: "scheduler", Logger: a.log.With("component", "cluster")},
+			func(ctx context.Context) {
+				stop, err := start(ctx)
+				if err != nil {
+					a.log.Error("scheduled jobs did not start on the leader", "err", err)
+					<-ctx.Done()
+					return
+				}
+				<-ctx.Done()
+				stop()
+			})
+	}()
+	return func() { cancel(); <-done }, nil
+}
