@@ -70,14 +70,13 @@ func NewActivity(now func() time.Time) *Activity {
 	return &Activity{now: now, seen: map[string][]SourceSeen{}}
 }
 
-// Observer returns the gateway's Observe hook: it records o here and hands
-// it to the monitor through record (monitor.Monitor.Record), keeping the
-// alerts record returns. record may be nil.
-func (a *Activity) Observer(record func(monitor.Event) []monitor.Alert) func(gateway.Observation) {
+// Observer returns the gateway's Observe hook: it records o here, then
+// hands it to next (the monitor's Observe) when next is not nil.
+func (a *Activity) Observer(next func(gateway.Observation)) func(gateway.Observation) {
 	return func(o gateway.Observation) {
 		a.Observe(o)
-		if record != nil {
-			a.AddAlerts(record(monitor.Event{Observation: o, SourceIP: o.SourceIP, Claimed: o.Claimed}))
+		if next != nil {
+			next(o)
 		}
 	}
 }
@@ -125,18 +124,13 @@ func (a *Activity) bucket(t time.Time) *bucket {
 	return b
 }
 
-// AddAlerts keeps alerts for the alerts page, dropping the oldest beyond a
-// bound.
-func (a *Activity) AddAlerts(list []monitor.Alert) {
-	if len(list) == 0 {
-		return
-	}
+// Alert keeps an alert for the alerts page, dropping the oldest beyond a
+// bound. It is quick, for monitor.Options.OnAlert.
+func (a *Activity) Alert(al monitor.Alert) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, al := range list {
-		a.nextID++
-		a.alerts = append(a.alerts, Alert{ID: a.nextID, Alert: al})
-	}
+	a.nextID++
+	a.alerts = append(a.alerts, Alert{ID: a.nextID, Alert: al})
 	if n := len(a.alerts) - maxAlerts; n > 0 {
 		a.alerts = slices.Delete(a.alerts, 0, n)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/gateway"
 	"github.com/keywarden/keywarden/internal/monitor"
 )
@@ -77,20 +78,16 @@ func TestActivitySeenBounded(t *testing.T) {
 func TestActivityAlerts(t *testing.T) {
 	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
 	a := NewActivity(c.Now)
-	record := func(e monitor.Event) []monitor.Alert {
-		if e.Decision != "deny" {
-			return nil
-		}
-		return []monitor.Alert{{Rule: monitor.RuleDenialBurst, Subject: e.Client, Time: c.Now()}}
-	}
-	obs := a.Observer(record)
-	obs(gateway.Observation{Client: "a", Decision: "allow"})
+	// The monitor, with its hook feeding the activity, behind the observer.
+	mon := monitor.New(monitor.Options{Now: c.Now, OnAlert: a.Alert, MaxPerMinute: 1000})
+	obs := a.Observer(mon.Observe)
+	obs(gateway.Observation{Venue: "binance", Client: "a", Decision: "allow", Scope: "read"})
 	for i := range maxAlerts + 5 {
-		obs(gateway.Observation{Client: fmt.Sprint("c", i), Decision: "deny"})
+		obs(gateway.Observation{Venue: "binance", Client: fmt.Sprint("c", i), Decision: "deny", Scope: exchange.ScopeWithdraw})
 	}
 	list := a.Alerts()
-	if len(list) != maxAlerts || list[0].Subject != fmt.Sprint("c", maxAlerts+4) {
-		t.Fatalf("%d alerts, newest %q; want %d, newest c%d", len(list), list[0].Subject, maxAlerts, maxAlerts+4)
+	if len(list) != maxAlerts || list[0].Rule != monitor.RuleWithdraw || !strings.Contains(list[0].Subject, fmt.Sprint("c", maxAlerts+4)) {
+		t.Fatalf("%d alerts, newest %+v; want %d, newest a withdraw attempt of c%d", len(list), list[0].Alert, maxAlerts, maxAlerts+4)
 	}
 	if !a.CloseAlert(list[0].ID, "root") || a.CloseAlert(list[0].ID, "root") {
 		t.Error("CloseAlert: want true once, then false")

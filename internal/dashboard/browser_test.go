@@ -21,6 +21,7 @@ import (
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
+	"github.com/keywarden/keywarden/internal/incident"
 	"github.com/keywarden/keywarden/internal/monitor"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/policy"
@@ -160,10 +161,17 @@ func newLiveEnv(t *testing.T) *liveEnv {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	mon := monitor.New(monitor.Options{})
 	act := NewActivity(c.Now)
+	inc := incident.New(incident.Options{Store: st, Now: c.Now})
+	// Alerts reach the dashboard and the incidents as in keywarden serve.
+	mon := monitor.New(monitor.Options{OnAlert: func(a monitor.Alert) { act.Alert(a); inc.Alert(a) }})
+	ictx, stopInc := context.WithCancel(ctx)
+	incDone := make(chan struct{})
+	go func() { defer close(incDone); inc.Run(ictx) }()
+	t.Cleanup(func() { stopInc(); <-incDone })
 	srv, err := server.New(ctx, server.Options{Store: st, Vault: v, Policies: compiled, AuditDir: dir,
-		Routes: []server.Route{{Def: def, Upstream: upstream}}, UpstreamTimeout: 5 * time.Second, Observe: act.Observer(mon.Record)})
+		Routes: []server.Route{{Def: def, Upstream: upstream}}, UpstreamTimeout: 5 * time.Second, Observe: act.Observer(mon.Observe),
+		AuditSinks: []server.NamedSink{{Name: "incidents", Sink: inc}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,9 +188,10 @@ func newLiveEnv(t *testing.T) *liveEnv {
 		t.Fatal(err)
 	}
 	api, hooks := admin.NewWithDashboard(admin.Options{Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway,
-		Audit: srv.Audit, AuditDir: dir, Policies: pols, Now: c.Now})
+		Audit: srv.Audit, AuditDir: dir, Policies: policy.NewOverlay(st, pols, c.Now), SetPolicies: srv.SetPolicies,
+		KeyLifecycle: vaultKeys{v}, AuditKey: pub, Now: c.Now})
 	venue := def.Build(upstream)
-	ui, err := New(Options{Admin: hooks, Vault: v, Revoker: v, Activity: act, AuditDir: dir, AuditKey: pub, Now: c.Now,
+	ui, err := New(Options{Admin: hooks, Vault: v, Activity: act, Incidents: inc, AuditDir: dir, AuditKey: pub, Now: c.Now,
 		Inspect: func(ctx context.Context, k vault.KeyInfo) (exchange.KeyPosture, error) {
 			cred, err := v.Credential(ctx, k.Exchange, k.Name)
 			if err != nil {
@@ -195,7 +204,7 @@ func newLiveEnv(t *testing.T) *liveEnv {
 	}
 	ts := httptest.NewTLSServer(Mount(api, ui))
 	t.Cleanup(ts.Close)
-	e := &env{t: t, ts: ts, srv: srv, vault: v, ops: ops, clock: c, seeds: map[string][]byte{}, activity: act, auditDir: dir}
+	e := &env{t: t, ts: ts, srv: srv, vault: v, ops: ops, clock: c, seeds: map[string][]byte{}, activity: act, auditDir: dir, incidents: inc}
 	_, enr, err := ops.Create(ctx, operator.CreateOptions{Name: "alice", Role: operator.RoleAdmin, Password: []byte(password)})
 	if err != nil {
 		t.Fatal(err)
@@ -400,6 +409,15 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("bot request after panic = %d, want a refusal (5xx)", got)
 	}
 	sh.take("panic-stopped")
+
+	// The withdraw attempt (a critical alert) and the panic opened an
+	// incident; its page shows both on the timeline.
+	do(t, ctx, console, "incidents", chromedp.Navigate(base+"/ui/incidents"), chromedp.WaitVisible(chromedp.CSS(`main table tbody a`)),
+		chromedp.Click(chromedp.CSS(`main table tbody tr:first-child a`)), chromedp.WaitVisible(chromedp.CSS("#tl-h")))
+	if s := text(t, ctx, "ol.timeline"); !strings.Contains(s, "alert") || !strings.Contains(s, "panic") {
+		t.Errorf("incident timeline = %q, want the alert and the panic", s)
+	}
+	sh.take("incident")
 
 	// 5. Search the audit log for the stop, and open its record.
 	do(t, ctx, console, "audit", chromedp.Navigate(base+"/ui/audit"), chromedp.WaitVisible(chromedp.CSS("#f-type")),

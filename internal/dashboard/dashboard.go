@@ -57,11 +57,6 @@ type Sealer interface {
 	Sealed() bool
 }
 
-// KeyRevoker disables an exchange key at once; *vault.Vault implements it.
-type KeyRevoker interface {
-	DisableKey(ctx context.Context, ex, name, reason string) (vault.KeyInfo, error)
-}
-
 // Inspector asks a key's venue what the key may do (posture.Inspect with
 // the key's credential).
 type Inspector func(ctx context.Context, k vault.KeyInfo) (exchange.KeyPosture, error)
@@ -72,8 +67,6 @@ type Options struct {
 	Admin *admin.Dashboard
 	// Vault reports the seal state; nil shows it as unknown.
 	Vault Sealer
-	// Revoker revokes keys; nil hides key revocation.
-	Revoker KeyRevoker
 	// Inspect checks a key at its venue; nil hides the venue check.
 	Inspect Inspector
 	// Posture holds the thresholds of the posture badges; zero means
@@ -85,9 +78,9 @@ type Options struct {
 	// verifies its checkpoints (nil: signatures are not checked).
 	AuditDir string
 	AuditKey ed25519.PublicKey
-	// Incidents, when set, is linked from the navigation (an incident
-	// page served elsewhere); empty shows a note instead.
-	Incidents string
+	// Incidents are the incident records; nil shows a note instead of the
+	// incident pages.
+	Incidents Incidents
 	Logger    *slog.Logger
 	Now       func() time.Time
 }

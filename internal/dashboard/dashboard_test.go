@@ -110,7 +110,7 @@ func TestPermissionsPerPage(t *testing.T) {
 		{"/ui/alerts", map[string]int{"trader-ops": 403}},
 		{"/ui/panic", map[string]int{"trader-ops": 403}},
 		{"/ui/live", map[string]int{"trader-ops": 403}},
-		{"/ui/incidents", nil},
+		{"/ui/incidents", map[string]int{"trader-ops": 403}},
 		{"/ui/nonesuch", map[string]int{"admin": 404, "security": 404, "trader-ops": 404, "auditor": 404}},
 	}
 	for _, role := range []string{"admin", "security", "trader-ops", "auditor"} {
@@ -257,8 +257,9 @@ func TestHeaders(t *testing.T) {
 	}
 }
 
-// TestKeyRevokeNeedsStepUp: revoking a key needs a fresh TOTP code, is
-// audited before it runs, and disables the key in the vault.
+// TestKeyRevokeNeedsStepUp: revoking a key needs a fresh TOTP code in the
+// dashboard, goes through the API (keys:write, audited there) and disables
+// the key in the vault.
 func TestKeyRevokeNeedsStepUp(t *testing.T) {
 	e := newEnv(t)
 	b := e.browser()
@@ -278,6 +279,9 @@ func TestKeyRevokeNeedsStepUp(t *testing.T) {
 	p := b.post("/ui/keys/binance/main", "/ui/keys/binance/main/revoke", form)
 	if p.status != http.StatusSeeOther {
 		t.Fatalf("revoke with a code = %d, want 303\n%s", p.status, p.body)
+	}
+	if loc := p.header.Get("Location"); !strings.Contains(loc, "Revoked+binance%2Fmain") {
+		t.Errorf("revoke redirect %q does not carry the API's report", loc)
 	}
 	k, _ := e.vault.Key(t.Context(), "binance", "main")
 	if k.Disabled.IsZero() || k.DisabledReason != "leaked in a paste" {
@@ -389,7 +393,7 @@ func TestNoSecretInAnyPage(t *testing.T) {
 	b.login("admin")
 	session := sessionOf(t, b)
 	e.activity.Observe(gateway.Observation{Venue: "binance", Client: e.client, Key: "main", SourceIP: mustAddr("192.0.2.1"), Decision: "deny", Rule: "scope", Status: 403})
-	e.activity.AddAlerts([]monitor.Alert{{Rule: monitor.RuleWithdraw, Severity: monitor.SeverityCritical, Subject: "binance/" + e.client, Summary: "withdraw attempt", Time: e.clock.Now()}})
+	e.activity.Alert(monitor.Alert{Rule: monitor.RuleWithdraw, Severity: monitor.SeverityCritical, Subject: "binance/" + e.client, Summary: "withdraw attempt", Time: e.clock.Now()})
 	for _, name := range []string{"security", "auditor", "trader-ops"} {
 		e.browser().login(name)
 	}
@@ -447,5 +451,87 @@ func TestPolicyCheck(t *testing.T) {
 	}
 	if n := strings.Count(ok.body, `class="ddel"`) + strings.Count(ok.body, `class="dadd"`); n != 2 {
 		t.Errorf("diff has %d changed lines, want 2", n)
+	}
+}
+
+// TestKeyRotateNeedsStepUp: rotation goes through the API, which wants a
+// fresh code with the request; the API's failure report reaches the page.
+func TestKeyRotateNeedsStepUp(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("security")
+	form := url.Values{"permissions": {"read,trade"}, "ips": {"203.0.113.7"}}
+	if p := b.post("/ui/keys/binance/main", "/ui/keys/binance/main/rotate", form); p.status != http.StatusForbidden || !strings.Contains(p.body, "fresh TOTP code") {
+		t.Fatalf("rotate without a code = %d, want 403 asking for a code", p.status)
+	}
+	if n := len(e.events("admin.key.rotate")); n != 0 {
+		t.Fatalf("%d key.rotate events before step-up, want 0", n)
+	}
+	form.Set("code", e.code("security"))
+	p := b.post("/ui/keys/binance/main", "/ui/keys/binance/main/rotate", form)
+	if p.status != http.StatusBadGateway || !strings.Contains(p.body, "rotation needs a venue") {
+		t.Errorf("rotate with a code = %d, want the API's 502 with its report\n%s", p.status, p.body)
+	}
+	evs := e.events("admin.key.rotate")
+	if len(evs) != 1 || evs[0].Detail["ips"] != "203.0.113.7" {
+		t.Errorf("key.rotate events = %+v", evs)
+	}
+}
+
+// TestIncidents: readers see incidents; gateway controllers add notes,
+// tick the checklist and close with a report, each audited.
+func TestIncidents(t *testing.T) {
+	e := newEnv(t)
+	in, err := e.incidents.Open(t.Context(), "security", "Withdrawals <from> a bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/ui/incidents/" + in.ID
+	ab := e.browser()
+	ab.login("auditor")
+	list := ab.get("/ui/incidents")
+	if list.status != 200 || !strings.Contains(list.body, "Withdrawals &lt;from&gt; a bot") || !strings.Contains(list.body, path) {
+		t.Fatalf("incident list = %d\n%s", list.status, list.body)
+	}
+	if ov := ab.get("/ui/"); !strings.Contains(ov.body, path) {
+		t.Error("overview does not list the open incident")
+	}
+	if p := ab.post(path, path+"/note", url.Values{"text": {"looking"}}); p.status != http.StatusForbidden {
+		t.Errorf("auditor note = %d, want 403", p.status)
+	}
+	sb := e.browser()
+	sb.login("security")
+	for _, step := range []struct {
+		action string
+		form   url.Values
+	}{
+		{"note", url.Values{"text": {"bot host isolated"}}},
+		{"check", url.Values{"item": {"1"}}},
+		{"close", url.Values{"summary": {"leaked config; credential rotated"}}},
+	} {
+		if p := sb.post(path, path+"/"+step.action, step.form); p.status != http.StatusSeeOther {
+			t.Fatalf("%s = %d\n%s", step.action, p.status, p.body)
+		}
+	}
+	if p := sb.post(path, path+"/note", url.Values{"text": {"late"}}); p.status != http.StatusConflict {
+		t.Errorf("note on a closed incident = %d, want 409", p.status)
+	}
+	got, _ := e.incidents.Get(t.Context(), in.ID)
+	if got.Status != "closed" || got.Summary != "leaked config; credential rotated" || !got.Checklist[0].Done || got.Checklist[0].By != "security" {
+		t.Errorf("incident after the dashboard's changes = %+v", got)
+	}
+	page := sb.get(path)
+	for _, want := range []string{"bot host isolated", "leaked config; credential rotated", "Report"} {
+		if !strings.Contains(page.body, want) {
+			t.Errorf("incident page lacks %q", want)
+		}
+	}
+	for _, kind := range []string{"admin.incident.note", "admin.incident.check", "admin.incident.close"} {
+		if n := len(e.events(kind)); n != 1 {
+			t.Errorf("%d %s events, want 1", n, kind)
+		}
+	}
+	if p := sb.get("/ui/incidents/nope"); p.status != http.StatusNotFound {
+		t.Errorf("unknown incident = %d, want 404", p.status)
 	}
 }

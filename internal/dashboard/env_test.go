@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"io"
 	"iter"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/incident"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
@@ -45,16 +47,33 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 // env is a dashboard mounted with the admin API over a real vault, client
 // registry, audit log and gateway (on an in-memory store), served over TLS.
 type env struct {
-	t        *testing.T
-	ts       *httptest.Server
-	srv      *server.Server
-	vault    *vault.Vault
-	ops      *operator.Manager
-	clock    *clock
-	seeds    map[string][]byte
-	activity *Activity
-	client   string // an issued client id for binance/main
-	auditDir string
+	t         *testing.T
+	ts        *httptest.Server
+	srv       *server.Server
+	vault     *vault.Vault
+	ops       *operator.Manager
+	clock     *clock
+	seeds     map[string][]byte
+	activity  *Activity
+	client    string // an issued client id for binance/main
+	auditDir  string
+	incidents *incident.Manager
+}
+
+// vaultKeys is the admin API's key lifecycle over the vault alone: revoke
+// disables the key (nothing at a venue); rotation needs a venue and is
+// refused.
+type vaultKeys struct{ v *vault.Vault }
+
+func (k vaultKeys) Revoke(ctx context.Context, venue, name, reason string, atVenue bool) ([]string, error) {
+	if _, err := k.v.DisableKey(ctx, venue, name, reason); err != nil {
+		return nil, err
+	}
+	return []string{"Revoked " + venue + "/" + name + "."}, nil
+}
+
+func (k vaultKeys) Rotate(ctx context.Context, venue, name string, r admin.RotateRequest) ([]string, error) {
+	return []string{"no venue in this test"}, errors.New("rotation needs a venue")
 }
 
 var testPolicies = map[string]policy.Definition{
@@ -97,15 +116,17 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	api, hooks := admin.NewWithDashboard(admin.Options{Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway,
-		Audit: srv.Audit, AuditDir: dir, Policies: testPolicies, Now: c.Now})
+		Audit: srv.Audit, AuditDir: dir, Policies: policy.NewOverlay(st, testPolicies, c.Now), AuditKey: pub,
+		KeyLifecycle: vaultKeys{v}, Now: c.Now})
 	act := NewActivity(c.Now)
-	ui, err := New(Options{Admin: hooks, Vault: v, Revoker: v, Activity: act, AuditDir: dir, AuditKey: pub, Now: c.Now})
+	inc := incident.New(incident.Options{Store: st, Now: c.Now})
+	ui, err := New(Options{Admin: hooks, Vault: v, Activity: act, Incidents: inc, AuditDir: dir, AuditKey: pub, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewTLSServer(Mount(api, ui))
 	t.Cleanup(ts.Close)
-	e := &env{t: t, ts: ts, srv: srv, vault: v, ops: ops, clock: c, seeds: map[string][]byte{}, activity: act, auditDir: dir}
+	e := &env{t: t, ts: ts, srv: srv, vault: v, ops: ops, clock: c, seeds: map[string][]byte{}, activity: act, auditDir: dir, incidents: inc}
 	for _, n := range []struct {
 		name string
 		role operator.Role

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/admin"
 	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/incident"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/vault"
@@ -28,7 +29,8 @@ func (h *Handler) routes() {
 	m.Handle("GET /ui/keys", h.page(operator.PermKeysRead, h.keys))
 	m.Handle("GET /ui/keys/{venue}/{name}", h.page(operator.PermKeysRead, h.key))
 	m.Handle("POST /ui/keys/{venue}/{name}/inspect", h.page(operator.PermKeysRead, h.keyInspect))
-	m.Handle("POST /ui/keys/{venue}/{name}/revoke", h.page(operator.PermGatewayControl, h.keyRevoke))
+	m.Handle("POST /ui/keys/{venue}/{name}/revoke", h.page(operator.PermKeysWrite, h.keyRevoke))
+	m.Handle("POST /ui/keys/{venue}/{name}/rotate", h.page(operator.PermKeysWrite, h.keyRotate))
 	m.Handle("GET /ui/clients", h.page(operator.PermClientsRead, h.clients))
 	m.Handle("POST /ui/clients", h.page(operator.PermClientsWrite, h.clientIssue))
 	m.Handle("POST /ui/clients/{venue}/{id}/revoke", h.page(operator.PermClientsWrite, h.clientRevoke))
@@ -42,7 +44,11 @@ func (h *Handler) routes() {
 	m.Handle("GET /ui/panic", h.page(operator.PermGatewayRead, h.panicPage))
 	m.Handle("POST /ui/panic/stop", h.page(operator.PermGatewayControl, h.panicStop))
 	m.Handle("POST /ui/panic/resume", h.page(operator.PermGatewayControl, h.panicResume))
-	m.Handle("GET /ui/incidents", h.page("", h.incidents))
+	m.Handle("GET /ui/incidents", h.page(operator.PermGatewayRead, h.incidents))
+	m.Handle("GET /ui/incidents/{id}", h.page(operator.PermGatewayRead, h.incident))
+	m.Handle("POST /ui/incidents/{id}/note", h.page(operator.PermGatewayControl, h.incidentNote))
+	m.Handle("POST /ui/incidents/{id}/check", h.page(operator.PermGatewayControl, h.incidentCheck))
+	m.Handle("POST /ui/incidents/{id}/close", h.page(operator.PermGatewayControl, h.incidentClose))
 	m.Handle("/ui/", h.page("", func(c *call) error { return h.o.Admin.Refusal(errNotFoundPage) }))
 }
 
@@ -115,7 +121,8 @@ type keyRow struct {
 	Findings  []posture.Finding
 	Worst     posture.Severity
 	Revoked   bool
-	Inspected *inspection
+	Inspected *inspection // the last check from this page, when it is the newest
+	Checked   time.Time   // when the scheduled posture run checked it, when that is the newest
 }
 
 // badge is the short label of a finding code.
@@ -160,9 +167,10 @@ func (h *Handler) keyRows(c *call) ([]keyRow, error) {
 	}
 	now := h.now()
 	dups := posture.Duplicates(keys)
+	run := h.postureRun(c)
 	out := make([]keyRow, 0, len(keys))
 	for _, k := range keys {
-		out = append(out, h.keyRow(k, dups, now))
+		out = append(out, h.keyRow(k, dups, run, now))
 	}
 	slices.SortFunc(out, func(a, b keyRow) int {
 		return cmp.Or(cmp.Compare(b.Worst, a.Worst), cmp.Compare(a.ID(), b.ID()))
@@ -170,12 +178,41 @@ func (h *Handler) keyRows(c *call) ([]keyRow, error) {
 	return out, nil
 }
 
-func (h *Handler) keyRow(k vault.KeyInfo, dups []posture.Finding, now time.Time) keyRow {
+// postureRun returns the newest scheduled posture check through the API,
+// or nil when there is none or the operator may not read it.
+func (h *Handler) postureRun(c *call) *posture.Run {
+	if !c.p.Can(operator.PermPostureRead) {
+		return nil
+	}
+	var out struct {
+		Runs []posture.Run `json:"runs"`
+	}
+	if err := c.api(h, "GET", "/v1/posture?limit=1", nil, &out); err != nil || len(out.Runs) == 0 {
+		return nil
+	}
+	return &out.Runs[0]
+}
+
+// keyRow computes a key's badges: the venue-side findings of the newest
+// look at the venue (a check from this page, or the scheduled posture
+// run, whichever is newer), and the lifecycle findings (age, last use)
+// as of now.
+func (h *Handler) keyRow(k vault.KeyInfo, dups []posture.Finding, run *posture.Run, now time.Time) keyRow {
 	row := keyRow{KeyInfo: k, Revoked: !k.Disabled.IsZero()}
 	h.mu.Lock()
 	in, ok := h.inspects[k.ID()]
 	h.mu.Unlock()
+	fromRun := run != nil && slices.Contains(run.Keys, k.ID()) && (!ok || run.Time.After(in.At))
 	switch {
+	case fromRun:
+		row.Findings = posture.Lifecycle(k, h.o.Posture, now)
+		for _, f := range run.Findings {
+			if f.Key == k.ID() && !slices.ContainsFunc(row.Findings, func(g posture.Finding) bool { return g.Code == f.Code }) &&
+				f.Code != posture.CodeAge && f.Code != posture.CodeRotationDue && f.Code != posture.CodeUnused && f.Code != posture.CodeDuplicate {
+				row.Findings = append(row.Findings, f)
+			}
+		}
+		row.Checked = run.Time
 	case ok && in.Err == "":
 		row.Findings = posture.Evaluate(k, in.Posture, h.o.Posture, now)
 	case ok:
@@ -184,7 +221,7 @@ func (h *Handler) keyRow(k vault.KeyInfo, dups []posture.Finding, now time.Time)
 	default:
 		row.Findings = posture.Lifecycle(k, h.o.Posture, now)
 	}
-	if ok {
+	if ok && !fromRun {
 		row.Inspected = &in
 	}
 	for _, f := range dups {
@@ -204,6 +241,7 @@ type overviewData struct {
 	KeysError string
 	Live      liveData
 	Alerts    []Alert
+	Incidents []incident.Incident // open ones
 }
 
 func (h *Handler) overview(c *call) error {
@@ -216,6 +254,17 @@ func (h *Handler) overview(c *call) error {
 		for _, a := range h.o.Activity.Alerts() {
 			if a.Closed.IsZero() {
 				d.Alerts = append(d.Alerts, a)
+			}
+		}
+		if h.o.Incidents != nil {
+			list, err := h.o.Incidents.List(c.r.Context())
+			if err != nil {
+				return err
+			}
+			for _, in := range list {
+				if in.Status == incident.StatusOpen {
+					d.Incidents = append(d.Incidents, in)
+				}
 			}
 		}
 	}
@@ -233,7 +282,8 @@ func (h *Handler) overview(c *call) error {
 // liveData is the live traffic panel.
 type liveData struct {
 	PerSecond   string
-	LastMinute  Point
+	LastMinute  Point // the last complete minute
+	Now         Point // the current minute so far
 	Requests    chart
 	Denials     chart
 	Latency     chart
@@ -244,7 +294,7 @@ func (h *Handler) liveData() liveData {
 	s := h.o.Activity.Series(30)
 	var d liveData
 	if n := len(s); n >= 2 {
-		d.LastMinute = s[n-2] // the last complete minute
+		d.LastMinute, d.Now = s[n-2], s[n-1]
 	}
 	d.PerSecond = strconv.FormatFloat(float64(d.LastMinute.Requests)/60, 'f', 2, 64)
 	d.Requests = barChart("Requests per minute", "requests", s, func(p Point) float64 { return float64(p.Requests) }, fmtCount)
@@ -285,7 +335,7 @@ func (h *Handler) key(c *call) error {
 	}
 	var keys []vault.KeyInfo
 	_ = c.api(h, "GET", "/v1/keys", nil, &keys)
-	row := h.keyRow(k, posture.Duplicates(keys), h.now())
+	row := h.keyRow(k, posture.Duplicates(keys), h.postureRun(c), h.now())
 	var clients []client.Client
 	if c.p.Can(operator.PermClientsRead) {
 		var all []client.Client
@@ -299,8 +349,8 @@ func (h *Handler) key(c *call) error {
 	}
 	h.render(c, http.StatusOK, "key", "Key "+k.ID(), "keys", map[string]any{
 		"Key": row, "Clients": clients, "Notice": c.r.URL.Query().Get("notice"),
-		"CanInspect": h.o.Inspect != nil, "CanRevoke": h.o.Revoker != nil && c.p.Can(operator.PermGatewayControl),
-		"Fresh": h.o.Admin.Fresh(c.p),
+		"CanInspect": h.o.Inspect != nil, "CanWrite": c.p.Can(operator.PermKeysWrite),
+		"Fresh": h.o.Admin.Fresh(c.p), "Lines": c.r.URL.Query()["line"],
 	})
 	return nil
 }
@@ -337,29 +387,73 @@ func (h *Handler) keyInspect(c *call) error {
 	return seeOther(c, "/ui/keys/"+url.PathEscape(k.Exchange)+"/"+url.PathEscape(k.Name), "Checked at the venue.")
 }
 
-func (h *Handler) keyRevoke(c *call) error {
-	if h.o.Revoker == nil {
-		return errNotFoundPage
+// keyPath is the dashboard page of key k.
+func keyPath(k vault.KeyInfo) string {
+	return "/ui/keys/" + url.PathEscape(k.Exchange) + "/" + url.PathEscape(k.Name)
+}
+
+// keyResult redirects to the key page with the API's report lines.
+func keyResult(c *call, k vault.KeyInfo, notice string, lines []string) error {
+	q := url.Values{"notice": {notice}}
+	for _, l := range lines {
+		q.Add("line", l)
 	}
+	http.Redirect(c.w, c.r, keyPath(k)+"?"+q.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+// keyRevoke revokes a key through the API (keys:write, audited there).
+// The dashboard asks for step-up first: a stolen browser session alone
+// must not cut every bot off, nor let an attacker silence a key.
+func (h *Handler) keyRevoke(c *call) error {
 	k, err := h.scopedKey(c)
 	if err != nil {
 		return err
 	}
 	reason := strings.TrimSpace(c.r.PostFormValue("reason"))
 	if reason == "" {
-		return &admin.APIError{Status: http.StatusBadRequest, Code: "bad_request", Msg: "a reason is required"}
+		return badRequest("a reason is required")
 	}
 	if err := h.o.Admin.StepUp(c.r, c.p, c.token, strings.TrimSpace(c.r.PostFormValue("code"))); err != nil {
 		return err
 	}
-	if err := h.o.Admin.Record(c.r.Context(), "key.revoke", c.p.Name, map[string]string{"key": k.ID(), "reason": reason, "via": "dashboard"}); err != nil {
+	var out struct {
+		Lines []string `json:"lines"`
+	}
+	body := map[string]any{"reason": reason, "at_venue": c.r.PostFormValue("at_venue") == "yes"}
+	if err := c.api(h, "POST", "/v1/keys/"+url.PathEscape(k.Exchange)+"/"+url.PathEscape(k.Name)+"/revoke", body, &out); err != nil {
 		return err
 	}
-	if _, err := h.o.Revoker.DisableKey(c.r.Context(), k.Exchange, k.Name, reason); err != nil {
+	return keyResult(c, k, "Key revoked: keywarden no longer signs with it.", out.Lines)
+}
+
+// keyRotate starts or resumes the key's automated rotation through the
+// API, which needs a fresh TOTP code (sent with the request).
+func (h *Handler) keyRotate(c *call) error {
+	k, err := h.scopedKey(c)
+	if err != nil {
 		return err
 	}
-	h.log.Warn("exchange key revoked from the dashboard", "key", k.ID(), "operator", c.p.Name)
-	return seeOther(c, "/ui/keys/"+url.PathEscape(k.Exchange)+"/"+url.PathEscape(k.Name), "Key revoked: keywarden no longer signs with it. Delete it at the venue too.")
+	list := func(name string) []string {
+		var out []string
+		for _, s := range strings.FieldsFunc(c.r.PostFormValue(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' }) {
+			out = append(out, s)
+		}
+		return out
+	}
+	body := map[string]any{"permissions": list("permissions"), "ips": list("ips"),
+		"sub_account": strings.TrimSpace(c.r.PostFormValue("sub_account")), "manager": strings.TrimSpace(c.r.PostFormValue("manager")),
+		"grace": strings.TrimSpace(c.r.PostFormValue("grace"))}
+	var out struct {
+		Lines []string `json:"lines"`
+	}
+	err = h.o.Admin.Call(c.r.Context(), admin.APICall{Method: "POST", Token: c.token, Source: c.r.RemoteAddr, Body: body,
+		TOTP: strings.TrimSpace(c.r.PostFormValue("code")),
+		Path: "/v1/keys/" + url.PathEscape(k.Exchange) + "/" + url.PathEscape(k.Name) + "/rotate"}, &out)
+	if err != nil {
+		return err
+	}
+	return keyResult(c, k, "Rotation done or advanced.", out.Lines)
 }
 
 // --- clients ---
@@ -494,9 +588,4 @@ func (h *Handler) panicResume(c *call) error {
 		return seeOther(c, "/ui/panic", "Resuming needs approval: request "+id+" is pending.")
 	}
 	return seeOther(c, "/ui/panic", "The gateway is running again.")
-}
-
-func (h *Handler) incidents(c *call) error {
-	h.render(c, http.StatusOK, "incidents", "Incidents", "incidents", nil)
-	return nil
 }

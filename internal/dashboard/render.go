@@ -15,7 +15,7 @@ import (
 // pageNames are the templates in templates/ that are whole pages; each is
 // parsed with the layout and the shared partials.
 var pageNames = []string{"login", "overview", "keys", "key", "clients", "issued", "policies", "policy",
-	"audit", "record", "alerts", "panic", "incidents", "error"}
+	"audit", "record", "alerts", "panic", "incidents", "incident", "error"}
 
 var funcs = template.FuncMap{
 	"date": func(t time.Time) string {
@@ -31,6 +31,7 @@ var funcs = template.FuncMap{
 		return t.UTC().Format(time.DateOnly)
 	},
 	"badge": badge,
+	"inc":   func(i int) int { return i + 1 },
 	"sev":   func(s posture.Severity) string { return "sev-" + s.String() },
 	"join": func(list []string) string {
 		if len(list) == 0 {
@@ -63,14 +64,14 @@ type view struct {
 	CSRF      string
 	Can       map[string]bool
 	Sealed    string
-	Incidents string
+	Incidents bool
 	Data      any
 }
 
 // render writes page with data inside the layout.
 func (h *Handler) render(c *call, status int, page, title, nav string, data any) {
 	v := view{Title: title, Nav: nav, Operator: c.p.Name, Role: string(c.p.Role), CSRF: c.csrf, Can: map[string]bool{},
-		Sealed: h.sealState(), Incidents: h.o.Incidents, Data: data}
+		Sealed: h.sealState(), Incidents: h.o.Incidents != nil, Data: data}
 	for _, p := range operator.Permissions {
 		v.Can[string(p)] = c.p.Name != "" && c.p.Can(p)
 	}
