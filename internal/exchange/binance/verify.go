@@ -78,19 +78,22 @@ type signedRequest struct {
 
 // apiKeyOf returns the request's X-MBX-APIKEY, "" when absent.
 func apiKeyOf(h http.Header) (string, *exchange.Error) {
-	var vals []string
+	key, n := "", 0
 	for k, v := range h {
 		if strings.EqualFold(k, headerAPIKey) {
-			vals = append(vals, v...)
+			n += len(v)
+			if len(v) > 0 {
+				key = v[0]
+			}
 		}
 	}
 	switch {
-	case len(vals) == 0:
+	case n == 0:
 		return "", nil
-	case len(vals) > 1 || !validAPIKey(vals[0]):
+	case n > 1 || !validAPIKey(key):
 		return "", exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
 	}
-	return vals[0], nil
+	return key, nil
 }
 
 // formBody says whether a body may be read as a form, judging by its
@@ -102,6 +105,9 @@ func formBody(h http.Header, body []byte) *exchange.Error {
 	ct := h.Get(headerContentTyp)
 	if ct == "" {
 		return nil
+	}
+	if ct == contentTypeForm {
+		return nil // the common spelling, without parsing
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != contentTypeForm {
@@ -263,55 +269,62 @@ func (s *signedRequest) checkWindow(now time.Time) *exchange.Error {
 // checkSignature verifies the signature with cred in constant time: HMAC
 // hex (case-insensitive), Ed25519 or RSA PKCS#1 v1.5 base64.
 func (s *signedRequest) checkSignature(cred *exchange.Credential, macs *macPool) *exchange.Error {
-	bad := exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+	if !s.signatureMatches(cred, macs) {
+		return exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+	}
+	return nil
+}
+
+// signatureMatches reports whether s carries a valid signature by cred.
+func (s *signedRequest) signatureMatches(cred *exchange.Credential, macs *macPool) bool {
 	if cred == nil {
-		return bad
+		return false
 	}
 	switch cred.Kind {
 	case exchange.KeyHMAC:
 		if len(cred.Secret) == 0 || len(s.signature) != 2*sha256.Size {
-			return bad
+			return false
 		}
 		var got [sha256.Size]byte
 		if _, err := hex.Decode(got[:], []byte(s.signature)); err != nil {
-			return bad
+			return false
 		}
 		want := macs.sum(cred.Secret, s.payloadQuery, s.payloadBody)
 		if !hmac.Equal(got[:], want[:]) {
-			return bad
+			return false
 		}
-		return nil
+		return true
 	case exchange.KeyEd25519:
 		pub, ok := cred.PublicKey.(ed25519.PublicKey)
 		if !ok || len(pub) != ed25519.PublicKeySize {
-			return bad
+			return false
 		}
 		sig, err := base64.StdEncoding.Strict().DecodeString(s.signature)
 		if err != nil || len(sig) != ed25519.SignatureSize {
-			return bad
+			return false
 		}
 		if !ed25519.Verify(pub, s.payload(), sig) {
-			return bad
+			return false
 		}
-		return nil
+		return true
 	case exchange.KeyRSA:
 		pub, ok := cred.PublicKey.(*rsa.PublicKey)
 		if !ok {
-			return bad
+			return false
 		}
 		sig, err := base64.StdEncoding.Strict().DecodeString(s.signature)
 		if err != nil {
-			return bad
+			return false
 		}
 		h := sha256.New()
 		h.Write([]byte(s.payloadQuery))
 		h.Write(s.payloadBody)
 		if rsa.VerifyPKCS1v15(pub, crypto.SHA256, h.Sum(nil), sig) != nil {
-			return bad
+			return false
 		}
-		return nil
+		return true
 	}
-	return bad
+	return false
 }
 
 func (s *signedRequest) payload() []byte {
