@@ -32,6 +32,8 @@ const (
 	// keywords.
 	contextLines = 6
 	contextBytes = 1024
+	// lineAhead bounds the look-ahead for keywords after a token.
+	lineAhead = 256
 	// maxPEM bounds the distance between a PEM header and its footer.
 	maxPEM = 16 << 10
 )
@@ -81,6 +83,9 @@ var knownPublic = map[string]string{
 	"a9762849fee831862bd97587031cbe33b617d52b21793e385c3a26b20aec4021": "coinbase sdk ed25519 test seed",
 	"712d7811c8727440a5f2375fb28b43505c487050d939f5f6f0012a507601355a": "coinbase sdk ed25519 pkcs8 test key",
 	"88ae04422d78afaf16c3a3f91d31ff15778ccd59d23028a8c77d7ec7d50ddca0": "coinbase sdk ec test key",
+	"88a07940499df805e429410fb07b23408a5375962ad3960210e7c2c7aac67779": "binance docs ed25519 api key",
+	"59e6bf3ccb36ee2b37eada1342cfb2c099ca98c4f3802a7bf9cc8e216fc0b7c9": "kraken docs api key (get api key info)",
+	"4541fae334fbd6aa72cd2ef52465e43278fb1333f42d64182eb6362d77d0fae5": "ed25519 test key from seed 01..20",
 }
 
 func isKnownPublic(b []byte) bool {
@@ -94,7 +99,8 @@ func isKnownPublic(b []byte) bool {
 var exampleMarkers = [][]byte{
 	[]byte("test vector"), []byte("test-vector"), []byte("test_vector"), []byte("testvector"),
 	[]byte("dummy"), []byte("placeholder"), []byte("fake"), []byte("example key"), []byte("example secret"),
-	[]byte("do not use"), []byte("not a real"), []byte("keywarden:allow"),
+	[]byte("do not use"), []byte("not a real"), []byte("example response"), []byte("example request"),
+	[]byte("keywarden:allow"),
 }
 
 // scanner state for one buffer.
@@ -143,13 +149,21 @@ func (p *pass) line(off int) int {
 	return p.lineNo
 }
 
-func (p *pass) lineStart(off int) int { return bytes.LastIndexByte(p.buf[:off], '\n') + 1 }
+// lineStart is the start of the line holding off, or contextBytes before
+// off on a longer line (minified code): context never reaches further, so
+// the cost per candidate is bounded.
+func (p *pass) lineStart(off int) int {
+	lo := max(0, off-contextBytes)
+	return lo + bytes.LastIndexByte(p.buf[lo:off], '\n') + 1
+}
 
+// lineEnd is the end of the line holding off, or lineAhead bytes after it.
 func (p *pass) lineEnd(off int) int {
-	if i := bytes.IndexByte(p.buf[off:], '\n'); i >= 0 {
+	hi := min(len(p.buf), off+lineAhead)
+	if i := bytes.IndexByte(p.buf[off:hi], '\n'); i >= 0 {
 		return off + i
 	}
-	return len(p.buf)
+	return hi
 }
 
 // contextStart is where the keyword look-back of a token at off begins.
@@ -235,7 +249,7 @@ func (p *pass) report(r *rule, start int, value []byte, live *Live) {
 	p.reported[start] = true
 	f := Finding{
 		Rule: r.id, Venue: r.venue, What: r.what, Severity: r.severity,
-		Source: p.src.name, Commit: p.src.commit, Line: ln, Column: start - p.lineStart(start) + 1,
+		Source: p.src.name, Commit: p.src.commit, Line: ln, Column: start - bytes.LastIndexByte(p.buf[:start], '\n'),
 		Redacted: redact(value), Length: len(value), Live: live,
 	}
 	if live != nil {
@@ -294,6 +308,9 @@ func (p *pass) tokens() {
 // candidate classifies one token.
 func (p *pass) candidate(start, end int, cls uint8) {
 	tok := p.buf[start:end]
+	if hasRun(tok, 6) {
+		return // "0123456789", "abcdef": made up, not drawn at random
+	}
 	t := tokenInfo{b: tok, cls: cls, padded: tok[len(tok)-1] == '='}
 	for i := range rules {
 		r := &rules[i]
@@ -403,7 +420,16 @@ func (p *pass) keyName(off int) []byte {
 		return nil
 	}
 	switch c := p.buf[i-1]; c {
-	case '=', ':', '(', ',':
+	case ',':
+		// ("NAME", "value") only: a quoted name, not any argument list
+		i--
+		for i > ls && (p.buf[i-1] == ' ' || p.buf[i-1] == '\t') {
+			i--
+		}
+		if i == ls || (p.buf[i-1] != '"' && p.buf[i-1] != '\'') {
+			return nil
+		}
+	case '=', ':', '(':
 		i--
 		if c == '=' && i > ls && (p.buf[i-1] == ':' || p.buf[i-1] == '!') {
 			i-- // :=
@@ -478,4 +504,25 @@ func bitsSet(x uint8) int {
 		n++
 	}
 	return n
+}
+
+// hasRun reports whether b holds n characters in a row that count up or
+// down by one ("123456", "fedcba"). A random key of 64 letters and digits
+// has one with a probability below one in ten million.
+func hasRun(b []byte, n int) bool {
+	up, down := 1, 1
+	for i := 1; i < len(b); i++ {
+		switch int(b[i]) - int(b[i-1]) {
+		case 1:
+			up, down = up+1, 1
+		case -1:
+			up, down = 1, down+1
+		default:
+			up, down = 1, 1
+		}
+		if up >= n || down >= n {
+			return true
+		}
+	}
+	return false
 }

@@ -37,8 +37,12 @@ var (
 	keyKW     = []string{"key", "access"}
 	anyCredKW = []string{"key", "secret", "token", "cred", "auth", "access", "private"}
 	// Generic assignments that name a secret.
-	genericKW = []string{"secret", "token", "passw", "private_key", "privatekey", "private-key",
-		"api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "credential"}
+	// A bare "token" is an asset in this trade (token address, token id):
+	// only the kinds of token that authenticate count.
+	genericKW = []string{"secret", "passw", "private_key", "privatekey", "private-key",
+		"api_key", "apikey", "api-key", "access_key", "accesskey", "auth_key", "credential",
+		"access_token", "accesstoken", "auth_token", "authtoken", "api_token", "apitoken",
+		"refresh_token", "refreshtoken", "bot_token", "bearer"}
 	// ... unless the name says it is a digest or public value.
 	genericNotKW = []string{"hash", "sha", "digest", "checksum", "integrity", "nonce", "salt", "public",
 		"pubkey", "signature", "_id", "-id", "tokenizer", "csrf", "etag", "version"}
@@ -156,7 +160,12 @@ func cdpName(t *tokenInfo) bool {
 		return false
 	}
 	i := bytes.Index(b, []byte("/apiKeys/"))
-	return i > len("organizations/") && len(b)-i-len("/apiKeys/") >= 8 && bytes.Count(b, []byte("/")) == 3
+	if i <= len("organizations/") || bytes.Count(b, []byte("/")) != 3 {
+		return false
+	}
+	// The key id is a UUID: long, with digits ("test-api-key" is not).
+	id := b[i+len("/apiKeys/"):]
+	return len(id) >= 16 && bytes.ContainsAny(id, "0123456789")
 }
 
 // kwClient: keywarden client credential ids, "kw" and 48 letters/digits.
@@ -218,62 +227,62 @@ var rules = []rule{
 
 	// Binance USD-M before Binance: same key shapes, futures context.
 	{id: "binance-usdm-api-secret", venue: "binance-usdm", what: "API secret", severity: High,
-		shape: alnum(64), minEntropy: floor(64, 62), venueKW: usdmKW, credKW: secretKW},
+		shape: alnum(64), minEntropy: floor(64, 62), venueKW: usdmKW, credKW: secretKW, keyOnly: true},
 	{id: "binance-usdm-api-key", venue: "binance-usdm", what: "API key", severity: Medium,
-		shape: alnum(64), minEntropy: floor(64, 62), venueKW: usdmKW, credKW: keyKW},
+		shape: alnum(64), minEntropy: floor(64, 62), venueKW: usdmKW, credKW: keyKW, keyOnly: true},
 	{id: "binance-api-secret", venue: "binance", what: "API secret", severity: High,
-		shape: alnum(64), minEntropy: floor(64, 62), venueKW: binanceKW, credKW: secretKW},
+		shape: alnum(64), minEntropy: floor(64, 62), venueKW: binanceKW, credKW: secretKW, keyOnly: true},
 	{id: "binance-api-key", venue: "binance", what: "API key", severity: Medium,
-		shape: alnum(64), minEntropy: floor(64, 62), venueKW: binanceKW, credKW: keyKW},
+		shape: alnum(64), minEntropy: floor(64, 62), venueKW: binanceKW, credKW: keyKW, keyOnly: true},
 	{id: "binance-credential", venue: "binance", what: "API key or secret", severity: High,
 		shape: alnum(64), minEntropy: floor(64, 62), venueKW: binanceKW},
 
 	{id: "kraken-futures-api-secret", venue: "kraken-futures", what: "API secret", severity: High,
-		shape: b64(88, 64, 66), minEntropy: floor(88, 64), venueKW: krakenFKW, credKW: anyCredKW, notKW: krakenNotKW},
+		shape: b64(88, 64, 66), minEntropy: floor(88, 64), venueKW: krakenFKW, credKW: anyCredKW, notKW: krakenNotKW, keyOnly: true},
 	{id: "kraken-futures-api-key", venue: "kraken-futures", what: "API key", severity: Medium,
-		shape: b64(56, 42), minEntropy: floor(56, 64), venueKW: krakenFKW, credKW: anyCredKW, notKW: krakenNotKW},
+		shape: b64(56, 42), minEntropy: floor(56, 64), venueKW: krakenFKW, credKW: anyCredKW, notKW: krakenNotKW, keyOnly: true},
 	{id: "kraken-api-secret", venue: "kraken", what: "API secret", severity: High,
-		shape: b64(88, 64, 66), minEntropy: floor(88, 64), venueKW: krakenKW, credKW: anyCredKW, notKW: krakenNotKW},
+		shape: b64(88, 64, 66), minEntropy: floor(88, 64), venueKW: krakenKW, credKW: anyCredKW, notKW: krakenNotKW, keyOnly: true},
 	{id: "kraken-api-key", venue: "kraken", what: "API key", severity: Medium,
-		shape: b64(56, 42), minEntropy: floor(56, 64), venueKW: krakenKW, credKW: anyCredKW, notKW: krakenNotKW},
+		shape: b64(56, 42), minEntropy: floor(56, 64), venueKW: krakenKW, credKW: anyCredKW, notKW: krakenNotKW, keyOnly: true},
 
 	{id: "okx-api-secret", venue: "okx", what: "API secret", severity: High,
-		shape: hexN(32), minEntropy: 2.7, venueKW: okxKW, credKW: secretKW},
+		shape: hexN(32), minEntropy: 2.7, venueKW: okxKW, credKW: secretKW, keyOnly: true},
 	{id: "okx-api-key", venue: "okx", what: "API key", severity: Medium,
-		shape: uuid, minEntropy: 2.7, venueKW: okxKW, credKW: keyKW},
+		shape: uuid, minEntropy: 2.7, venueKW: okxKW, credKW: keyKW, keyOnly: true},
 
 	{id: "bybit-api-secret", venue: "bybit", what: "API secret", severity: High,
-		shape: alnum(36), minEntropy: floor(36, 62), venueKW: bybitKW, credKW: anyCredKW},
+		shape: alnum(36), minEntropy: floor(36, 62), venueKW: bybitKW, credKW: anyCredKW, keyOnly: true},
 	{id: "bybit-api-key", venue: "bybit", what: "API key", severity: Medium,
-		shape: alnum(18), minEntropy: floor(18, 62), venueKW: bybitKW, credKW: keyKW},
+		shape: alnum(18), minEntropy: floor(18, 62), venueKW: bybitKW, credKW: keyKW, keyOnly: true},
 
 	{id: "kucoin-api-secret", venue: "kucoin", what: "API secret", severity: High,
-		shape: uuid, minEntropy: 2.7, venueKW: kucoinKW, credKW: secretKW},
+		shape: uuid, minEntropy: 2.7, venueKW: kucoinKW, credKW: secretKW, keyOnly: true},
 	{id: "kucoin-api-key", venue: "kucoin", what: "API key", severity: Medium,
-		shape: hexN(24), minEntropy: 2.4, venueKW: kucoinKW, credKW: keyKW},
+		shape: hexN(24), minEntropy: 2.4, venueKW: kucoinKW, credKW: keyKW, keyOnly: true},
 
 	{id: "bitget-api-secret", venue: "bitget", what: "API secret", severity: High,
-		shape: hexN(64), minEntropy: 3.0, venueKW: bitgetKW, credKW: anyCredKW, notKW: hashyNotKW},
+		shape: hexN(64), minEntropy: 3.0, venueKW: bitgetKW, credKW: anyCredKW, notKW: hashyNotKW, keyOnly: true},
 
 	{id: "gate-api-secret", venue: "gate", what: "API secret", severity: High,
-		shape: hexN(64), minEntropy: 3.0, venueKW: gateKW, credKW: anyCredKW, notKW: hashyNotKW},
+		shape: hexN(64), minEntropy: 3.0, venueKW: gateKW, credKW: anyCredKW, notKW: hashyNotKW, keyOnly: true},
 	{id: "gate-api-key", venue: "gate", what: "API key", severity: Medium,
-		shape: hexN(32), minEntropy: 2.7, venueKW: gateKW, credKW: keyKW, notKW: hashyNotKW},
+		shape: hexN(32), minEntropy: 2.7, venueKW: gateKW, credKW: keyKW, notKW: hashyNotKW, keyOnly: true},
 
 	{id: "deribit-client-secret", venue: "deribit", what: "client secret", severity: High,
-		shape: b64url(43), minEntropy: floor(43, 64), venueKW: deribitKW, credKW: anyCredKW},
+		shape: b64url(43), minEntropy: floor(43, 64), venueKW: deribitKW, credKW: anyCredKW, keyOnly: true},
 
 	{id: "bitmex-api-secret", venue: "bitmex", what: "API secret", severity: High,
-		shape: b64url(48), minEntropy: floor(48, 64), venueKW: bitmexKW, credKW: anyCredKW},
+		shape: b64url(48), minEntropy: floor(48, 64), venueKW: bitmexKW, credKW: anyCredKW, keyOnly: true},
 	{id: "bitmex-api-key", venue: "bitmex", what: "API key", severity: Medium,
-		shape: b64url(24), minEntropy: floor(24, 64), venueKW: bitmexKW, credKW: keyKW},
+		shape: b64url(24), minEntropy: floor(24, 64), venueKW: bitmexKW, credKW: keyKW, keyOnly: true},
 
 	{id: "coinbase-cdp-ed25519-seed", venue: "coinbase", what: "CDP Ed25519 private key seed", severity: High,
-		shape: b64(44, 32), minEntropy: floor(44, 64), venueKW: coinbaseKW, credKW: secretKW, public: ed25519Public},
+		shape: b64(44, 32), minEntropy: floor(44, 64), venueKW: coinbaseKW, credKW: secretKW, public: ed25519Public, keyOnly: true},
 	{id: "coinbase-api-secret", venue: "coinbase", what: "legacy API secret", severity: High,
-		shape: alnum(32), minEntropy: floor(32, 62), venueKW: coinbaseKW, credKW: secretKW},
+		shape: alnum(32), minEntropy: floor(32, 62), venueKW: coinbaseKW, credKW: secretKW, keyOnly: true},
 	{id: "coinbase-api-key", venue: "coinbase", what: "legacy API key", severity: Medium,
-		shape: alnum(16), minEntropy: floor(16, 62), venueKW: coinbaseKW, credKW: keyKW},
+		shape: alnum(16), minEntropy: floor(16, 62), venueKW: coinbaseKW, credKW: keyKW, keyOnly: true},
 
 	// Anything assigned to a secret-sounding name that looks random.
 	{id: "generic-secret", what: "high-entropy secret", severity: Medium,
@@ -289,16 +298,21 @@ func genericShape(t *tokenInfo) bool {
 	return len(t.b) >= 20 && t.cls&cDigit != 0 && t.cls&(cLower|cUpper) != 0 && only(t, cB64|cB64URL)
 }
 
-// genericEntropy asks a generic secret for randomness: hex strings 3 bits
-// per character and 32 characters, others 72% of the most their length
-// allows (as floor does) and at least 3 bits.
+// genericEntropy asks a generic secret for randomness: no words a
+// made-up value is made of ("client-secret-MARKER", "test"), hex strings
+// 3 bits per character and 32 characters, others 72% of the most their
+// length allows (as floor does) and at least 3 bits.
 func genericEntropy(b []byte) bool {
 	t := tokenInfo{b: b}
 	for _, c := range b {
 		t.cls |= classOf[c]
 	}
+	if len(b) == 42 && b[0] == '0' && b[1] == 'x' {
+		return false // an EVM address: public
+	}
 	low := bytes.ToLower(b)
-	for _, w := range []string{"example", "sample", "dummy", "xxxx", "placeholder", "changeme"} {
+	for _, w := range []string{"example", "sample", "dummy", "xxxx", "placeholder", "changeme",
+		"secret", "token", "passw", "apikey", "api-key", "api_key", "marker", "test", "canary"} {
 		if bytes.Contains(low, []byte(w)) {
 			return false
 		}
