@@ -94,15 +94,54 @@ name = "binance"
 	if got := c.ok("", "admin", "GET", "/v1/audit?type=event"); !strings.Contains(got, `"admin.gateway.resume"`) || !strings.Contains(got, `"actor":"root"`) {
 		t.Errorf("audit lacks the resume event: %s", got)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v\n%s", err, serveErr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop after cancel")
+
+	// Policy edits: creating one needs a fresh code, narrowing it does not.
+	policyFile := filepath.Join(c.dir, "ops.toml")
+	writeFile(t, policyFile, "[policy.ops]\nscopes = [\"read\", \"trade\"]\nmax_order_qty = 1\n", 0o600)
+	out = c.ok(operator.Code(seed, now.Add(30*time.Second))+"\n", "admin", "policy", "apply", "ops", "--file", policyFile)
+	if !strings.Contains(out, "+max_order_qty = 1.0") || !strings.Contains(out, "Policy ops applied") {
+		t.Errorf("admin policy apply (create) = %q", out)
 	}
+	writeFile(t, policyFile, "[policy.ops]\nscopes = [\"read\", \"trade\"]\nmax_order_qty = 0.5\n", 0o600)
+	out = c.ok("", "admin", "policy", "apply", "ops", "--file", policyFile)
+	if !strings.Contains(out, "-max_order_qty = 1.0") || !strings.Contains(out, "Policy ops applied") {
+		t.Errorf("admin policy apply (narrow) = %q", out)
+	}
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve: %v\n%s", err, serveErr.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not stop after cancel")
+		}
+	}
+	stop()
+
+	// After a restart the session and the edited policy are still there.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		getenv := func(k string) string {
+			if k == "KEYWARDEN_CONFIG" {
+				return c.config
+			}
+			return ""
+		}
+		done <- runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), &serveOut, &serveErr)
+	}()
+	waitHealthy(t, "http://"+strings.TrimPrefix(gatewayAddr(t, c.config), "http://"), done)
+	if got := c.ok("", "admin", "GET", "/v1/auth/whoami"); !strings.Contains(got, `"name":"root"`) {
+		t.Errorf("whoami after restart = %s", got)
+	}
+	if got := c.ok("", "admin", "policy", "show", "ops"); !strings.Contains(got, "max_order_qty = 0.5") {
+		t.Errorf("policy after restart = %s", got)
+	}
+	c.ok("", "admin", "POST", "/v1/auth/logout")
+	c.fails("401", "", "admin", "GET", "/v1/auth/whoami")
+	stop()
 }
 
 // gatewayAddr reads [gateway] listen back from the config file.
