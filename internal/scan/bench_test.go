@@ -6,8 +6,28 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds MB per CPU-second: what the scan costs, independent of
+// how busy the machine is (wall-clock MB/s drops when other work shares
+// the cores).
+func reportCPU(b *testing.B, bytes int64, n int, cpu time.Duration) {
+	if cpu > 0 {
+		b.ReportMetric(float64(bytes)*float64(n)/cpu.Seconds()/1e6, "MB/cpu-s")
+	}
+}
 
 // plainTree returns the text of this module's own source tree (Go,
 // Markdown, TOML, JSON, scripts): a realistic mix for throughput.
@@ -49,11 +69,14 @@ func BenchmarkScanContent(b *testing.B) {
 	s := New(Options{})
 	b.SetBytes(total)
 	b.ResetTimer()
+	start, n := cpuTime(b), 0
 	for b.Loop() {
 		for name, d := range files {
 			s.ScanBytes(name, d)
 		}
+		n++
 	}
+	reportCPU(b, total, n, cpuTime(b)-start)
 }
 
 // BenchmarkScanTree measures a whole directory scan from disk: walk,
@@ -75,6 +98,7 @@ func BenchmarkScanTree(b *testing.B) {
 	s := New(Options{})
 	b.SetBytes(total)
 	b.ResetTimer()
+	start, n := cpuTime(b), 0
 	for b.Loop() {
 		r, err := s.Scan(context.Background(), []string{dir})
 		if err != nil {
@@ -83,7 +107,9 @@ func BenchmarkScanTree(b *testing.B) {
 		if r.Bytes != total {
 			b.Fatalf("scanned %d bytes, want %d", r.Bytes, total)
 		}
+		n++
 	}
+	reportCPU(b, total, n, cpuTime(b)-start)
 }
 
 func filepathSafe(i int) string { return "f/" + itoa(i) }
