@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +58,9 @@ type Hit struct {
 // safe for concurrent use.
 type Upstream struct {
 	next http.Handler
+	// hideLimits drops the venue's rate-limit headers, so the gateway
+	// does not hold calls for a budget the load tests would use up.
+	hideLimits atomic.Bool
 
 	mu     sync.Mutex
 	faults []Fault
@@ -73,6 +77,42 @@ func (u *Upstream) HugeSent() int64 {
 
 // NewUpstream returns an Upstream serving next when no fault applies.
 func NewUpstream(next http.Handler) *Upstream { return &Upstream{next: next} }
+
+// HideLimits makes the venue stop reporting its rate-limit usage, as a
+// venue with a far larger budget would (load tests).
+func (u *Upstream) HideLimits(on bool) { u.hideLimits.Store(on) }
+
+// noLimits drops Binance-style usage headers before they are written.
+type noLimits struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *noLimits) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	for k := range w.Header() {
+		if strings.HasPrefix(k, "X-Mbx-Used-Weight") || strings.HasPrefix(k, "X-Mbx-Order-Count") {
+			w.Header().Del(k)
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *noLimits) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ResponseWriter.Write(b)
+}
+
+// serveNext passes the request to the simulator.
+func (u *Upstream) serveNext(w http.ResponseWriter, r *http.Request) {
+	if u.hideLimits.Load() {
+		w = &noLimits{ResponseWriter: w}
+	}
+	u.next.ServeHTTP(w, r)
+}
 
 // Inject queues f after any queued faults.
 func (u *Upstream) Inject(f Fault) {
@@ -134,14 +174,14 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.hits = append(u.hits, Hit{Method: r.Method, Path: r.URL.Path, Faulted: ok && f.Delay == 0})
 	u.mu.Unlock()
 	if !ok {
-		u.next.ServeHTTP(w, r)
+		u.serveNext(w, r)
 		return
 	}
 	switch {
 	case f.Delay > 0:
 		select {
 		case <-time.After(f.Delay):
-			u.next.ServeHTTP(w, r)
+			u.serveNext(w, r)
 		case <-r.Context().Done():
 		}
 	case f.Hang:
