@@ -17,6 +17,7 @@ import (
 	"github.com/keywarden/keywarden/internal/admin"
 	"github.com/keywarden/keywarden/internal/dashboard"
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/monitor"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
@@ -91,16 +92,17 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	if err != nil {
 		return err
 	}
-	mon, err := a.startMonitor(ctx, inc.onAlert(met))
+	// The dashboard's live traffic and alerts see what the monitor sees.
+	act := dashboard.NewActivity(nil)
+	onAlert := inc.onAlert(met)
+	mon, err := a.startMonitor(ctx, func(al monitor.Alert) { onAlert(al); act.Alert(al) })
 	if err != nil {
 		return err
 	}
-	// The dashboard's live traffic and alerts see what the monitor sees.
-	act := dashboard.NewActivity(nil)
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
 		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: append(sinks, inc.sink()),
-		Observe: met.observeWith(act.Observer(mon.Record)), AuditCommit: met.ObserveAuditCommit,
+		Observe: met.observeWith(act.Observer(mon.Observe)), AuditCommit: met.ObserveAuditCommit,
 	})
 	if err != nil {
 		return err
@@ -232,7 +234,7 @@ func (a *app) withDashboard(ctx context.Context, o admin.Options, v *vault.Vault
 		return nil, fmt.Errorf("dashboard: audit key: %w", err)
 	}
 	ui, err := dashboard.New(dashboard.Options{
-		Admin: hooks, Vault: v, Revoker: v, Activity: act, AuditDir: o.AuditDir, AuditKey: pub,
+		Admin: hooks, Vault: v, Activity: act, AuditDir: o.AuditDir, AuditKey: pub,
 		Logger: a.log.With("component", "dashboard"),
 		Inspect: func(ctx context.Context, k vault.KeyInfo) (exchange.KeyPosture, error) {
 			return a.inspectKey(ctx, v, k, time.Now())
