@@ -147,7 +147,7 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 		return nil, fmt.Errorf("admin API: %w (free the address, change [admin] listen, or set [admin] disabled = true)", err)
 	}
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           withMetrics(h, srv.Metrics),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      time.Minute,

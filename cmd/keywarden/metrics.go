@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/http"
 	"sync/atomic"
 
 	"github.com/keywarden/keywarden/internal/exchange"
@@ -39,8 +40,12 @@ func newServeMetrics(v *vault.Vault) *serveMetrics {
 	return s
 }
 
-// bind points the scrape-time gauges at srv's gateway.
-func (s *serveMetrics) bind(srv *server.Server) { s.gw.Store(srv.Gateway) }
+// bind points the scrape-time gauges at srv's gateway and offers the
+// metrics to the admin listener.
+func (s *serveMetrics) bind(srv *server.Server) {
+	s.gw.Store(srv.Gateway)
+	srv.Metrics = s.Handler()
+}
 
 // observeWith returns a gateway observer feeding the metrics and then next
 // (the monitor).
@@ -49,4 +54,18 @@ func (s *serveMetrics) observeWith(next func(gateway.Observation)) func(gateway.
 		s.Observe(o)
 		next(o)
 	}
+}
+
+// withMetrics serves GET /metrics from m and everything else from h: the
+// admin listener's handler. The exposition carries counts, latencies and
+// names (venues, scopes, rules, exchange key names), never secrets; the
+// admin listener is loopback by default.
+func withMetrics(h, m http.Handler) http.Handler {
+	if m == nil {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m)
+	mux.Handle("/", h)
+	return mux
 }

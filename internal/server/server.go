@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"time"
@@ -72,6 +73,8 @@ type Server struct {
 	Gateway    *gateway.Gateway
 	WS         *wsgateway.Proxy // WebSockets on the gateway's listener
 	Forwarders []*audit.Forwarder
+	// Metrics, when set, is served at GET /metrics on the admin listener.
+	Metrics http.Handler
 
 	policies *policyAdapter
 	stop     context.CancelFunc
