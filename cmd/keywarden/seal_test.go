@@ -148,3 +148,42 @@ func TestServeRefusesUnreachableSeal(t *testing.T) {
 		t.Error("serve's output holds the token")
 	}
 }
+
+// TestServeAutoUnsealsWithTransit starts serve on a vault sealed by a
+// transit key: it unseals itself, with nothing typed, and serves.
+func TestServeAutoUnsealsWithTransit(t *testing.T) {
+	c := newCLI(t)
+	f, sealURL, _ := transitSealURL(t, c)
+	c.ok("", "operator", "init", "--seal", sealURL)
+	decrypts := f.Calls("decrypt")
+	addr := freePort(t)
+	getenv := func(k string) string {
+		switch k {
+		case "KEYWARDEN_CONFIG":
+			return c.config
+		case "KEYWARDEN_SEAL":
+			return sealURL
+		}
+		return ""
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runIO(ctx, []string{"keywarden", "serve", "--plaintext", "--listen", addr}, getenv, strings.NewReader(""), &out, &errOut)
+	}()
+	waitHealthy(t, "http://"+addr, done)
+	if got := f.Calls("decrypt"); got != decrypts+1 {
+		t.Errorf("serve made %d transit decrypt calls, want 1", got-decrypts)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve = %v\n%s", err, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
