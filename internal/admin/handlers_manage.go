@@ -438,3 +438,21 @@ func (s *api) approvedAll(w http.ResponseWriter, r *http.Request, actions []stri
 	}
 	return true
 }
+
+// handleRecoveryCodes replaces the caller's recovery codes with new ones,
+// shown once. It needs step-up: a stolen session cannot mint codes.
+func handleRecoveryCodes(s *api) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := from(r).p
+		if err := s.event(r.Context(), "recovery-codes", p.Name, map[string]string{"source": remoteAddr(r)}); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		codes, err := s.ops.NewRecoveryCodes(r.Context(), p.Name)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
+	})
+}

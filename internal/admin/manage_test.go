@@ -293,3 +293,27 @@ func TestKeyRevokeRotateAndPosture(t *testing.T) {
 		t.Errorf("scoped posture shows binance/main: %s", r.raw)
 	}
 }
+
+func TestRecoveryCodes(t *testing.T) {
+	e := newEnv(t, nil)
+	aud := e.login("auditor")
+	if r := e.do("POST", "/v1/auth/recovery-codes", aud, nil); r.status != http.StatusForbidden {
+		t.Errorf("without step-up = %d, want 403", r.status)
+	}
+	r := e.do("POST", "/v1/auth/recovery-codes", aud, nil, TOTPHeader, e.code("auditor"))
+	codes, _ := r.body["recovery_codes"].([]any)
+	if r.status != http.StatusOK || len(codes) != 10 {
+		t.Fatalf("new recovery codes = %d %s, want 10", r.status, r.raw)
+	}
+	// A new code logs in once.
+	login := map[string]string{"name": "auditor", "password": password, "code": codes[0].(string)}
+	if r := e.do("POST", "/v1/auth/login", "", login); r.status != http.StatusOK {
+		t.Errorf("login with a new recovery code = %d %s", r.status, r.raw)
+	}
+	if r := e.do("POST", "/v1/auth/login", "", login); r.status != http.StatusUnauthorized {
+		t.Errorf("login with a used recovery code = %d, want 401", r.status)
+	}
+	if n, _ := e.ops.RecoveryCodesLeft(t.Context(), "auditor"); n != 9 {
+		t.Errorf("recovery codes left = %d, want 9", n)
+	}
+}

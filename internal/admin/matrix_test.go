@@ -80,6 +80,7 @@ var matrix = map[string]string{
 	"POST /v1/auth/logout":                 "astu",
 	"GET /v1/auth/whoami":                  "astu",
 	"POST /v1/auth/step-up":                "astu",
+	"POST /v1/auth/recovery-codes":         "astu",
 	"GET /v1/auth/tokens":                  "astu",
 	"POST /v1/auth/tokens":                 "astu",
 	"DELETE /v1/auth/tokens/{id}":          "astu",

@@ -30,6 +30,7 @@ func (s *api) routes() []route {
 		{"POST", "/v1/auth/logout", authenticated, false, handleLogout(s)},
 		{"GET", "/v1/auth/whoami", authenticated, false, handleWhoami(s)},
 		{"POST", "/v1/auth/step-up", authenticated, false, handleStepUp(s)},
+		{"POST", "/v1/auth/recovery-codes", authenticated, true, handleRecoveryCodes(s)},
 		{"GET", "/v1/auth/tokens", authenticated, false, handleTokenList(s)},
 		{"POST", "/v1/auth/tokens", authenticated, false, handleTokenCreate(s)},
 		{"DELETE", "/v1/auth/tokens/{id}", authenticated, false, handleTokenRevoke(s)},

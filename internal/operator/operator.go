@@ -339,6 +339,28 @@ func (m *Manager) update(ctx context.Context, name string, fn func(*account)) (O
 	return a.Operator, nil
 }
 
+// NewRecoveryCodes replaces name's recovery codes with ten new ones and
+// returns them, shown once; the old codes stop working.
+func (m *Manager) NewRecoveryCodes(ctx context.Context, name string) ([]string, error) {
+	codes, digests, err := newRecoveryCodes(10)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := m.update(ctx, name, func(a *account) { a.Recovery = digests }); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// RecoveryCodesLeft returns how many unused recovery codes name has.
+func (m *Manager) RecoveryCodesLeft(ctx context.Context, name string) (int, error) {
+	a, err := m.get(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return len(a.Recovery), nil
+}
+
 // dummyHash is checked against for unknown names so that a login for a
 // name that does not exist costs the same as one that does.
 var dummyHash = "$argon2id$v=19$m=64,t=1,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"

@@ -210,3 +210,25 @@ func TestSessionsSurviveRestart(t *testing.T) {
 		t.Errorf("Authenticate after 16 idle minutes across a restart = %v, want %v", err, ErrUnauthorized)
 	}
 }
+
+func TestNewRecoveryCodesReplaceOld(t *testing.T) {
+	ctx := context.Background()
+	m, _ := newManager(t)
+	_, enr, err := m.Create(ctx, CreateOptions{Name: "ann", Role: RoleAuditor, Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := m.NewRecoveryCodes(ctx, "ann")
+	if err != nil || len(codes) != 10 {
+		t.Fatalf("NewRecoveryCodes = %d codes, %v", len(codes), err)
+	}
+	if _, _, err := m.Login(ctx, "ann", pw, enr.RecoveryCodes[0]); !errors.Is(err, ErrBadCredentials) {
+		t.Errorf("Login(old recovery code) = %v, want %v", err, ErrBadCredentials)
+	}
+	if _, _, err := m.Login(ctx, "ann", pw, codes[3]); err != nil {
+		t.Errorf("Login(new recovery code) = %v", err)
+	}
+	if n, _ := m.RecoveryCodesLeft(ctx, "ann"); n != 9 {
+		t.Errorf("RecoveryCodesLeft = %d, want 9", n)
+	}
+}
