@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/keywarden/keywarden/internal/seal/awssm"
 	"github.com/keywarden/keywarden/internal/seal/transit"
 )
 
@@ -22,8 +24,8 @@ func newKeyImportCmd(a *app) *cobra.Command {
 	var f keyAddFlags
 	var v keyImportFlags
 	cmd := &cobra.Command{
-		Use:   "import vault://<mount>/<path>[#<field>] --exchange EXCHANGE --name NAME",
-		Short: "Copy an exchange API key from HashiCorp Vault or OpenBao KV (version 2) into the vault",
+		Use:   "import vault://<mount>/<path>[#<field>] | aws-sm://<secret id>[?region=R][#<field>] --exchange EXCHANGE --name NAME",
+		Short: "Copy an exchange API key from Vault/OpenBao KV (version 2) or AWS Secrets Manager into the vault",
 		Long: `Read an exchange API key from a KV version 2 secret and store it, sealed, in
 the keywarden vault, like key add.
 
@@ -35,10 +37,16 @@ Without #field, the secret's fields are the key material: api_key, secret
 The server is --vault-addr or VAULT_ADDR; the token is read from
 --vault-token-file or VAULT_TOKEN, or an AppRole login uses
 --vault-role-id-file and --vault-secret-id-file. The token needs read on
-<mount>/data/<path>.`,
+<mount>/data/<path>.
+
+From AWS Secrets Manager, aws-sm://<name or ARN> reads the secret's current
+SecretString with GetSecretValue, with the AWS SDK's default credentials;
+region= and endpoint= go in the query. The SecretString is the key material
+(a JSON object or name=value lines); with #field, that field of a JSON
+SecretString is.`,
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) != 1 || !strings.HasPrefix(args[0], "vault://") {
-				return errors.New("key import takes one argument: vault://<mount>/<path>[#<field>]")
+			if len(args) != 1 || !(strings.HasPrefix(args[0], "vault://") || strings.HasPrefix(args[0], "aws-sm://")) {
+				return errors.New("key import takes one argument: vault://<mount>/<path>[#<field>] or aws-sm://<secret id>[#<field>]")
 			}
 			return nil
 		},
@@ -48,6 +56,9 @@ The server is --vault-addr or VAULT_ADDR; the token is read from
 			}
 			if f.fromFile != "" {
 				return errors.New("key import reads the key from Vault; --from-file is for key add")
+			}
+			if strings.HasPrefix(args[0], "aws-sm://") {
+				return a.importFromAWS(cmd, &f, args[0])
 			}
 			mount, path, field, err := parseKVRef(args[0])
 			if err != nil {
@@ -151,4 +162,72 @@ func materialFromKV(data map[string]string, field string) (*material, error) {
 	}
 	defer clear(raw)
 	return parseMaterialJSON(raw)
+}
+
+// parseSMRef splits aws-sm://<secret id>[?region=R&endpoint=E][#<field>].
+func parseSMRef(ref string) (id, field string, cfg awssm.Config, err error) {
+	rest := strings.TrimPrefix(ref, "aws-sm://")
+	rest, field, _ = strings.Cut(rest, "#")
+	id, query, _ := strings.Cut(rest, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil || id == "" {
+		return "", "", cfg, errors.New("want aws-sm://<secret name or ARN>[?region=R][#<field>]")
+	}
+	for k, vs := range q {
+		if (k != "region" && k != "endpoint") || len(vs) > 1 {
+			return "", "", cfg, fmt.Errorf("aws-sm: unknown or repeated setting %s (want region, endpoint)", k)
+		}
+	}
+	cfg.Region, cfg.Endpoint = q.Get("region"), q.Get("endpoint")
+	return id, field, cfg, nil
+}
+
+// importFromAWS is key import from AWS Secrets Manager.
+func (a *app) importFromAWS(cmd *cobra.Command, f *keyAddFlags, ref string) error {
+	id, field, cfg, err := parseSMRef(ref)
+	if err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	sm, err := awssm.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	vlt, db, err := openVault(ctx, &a.cfg, a.log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	defer vlt.Seal()
+	if err := unsealFromConfig(ctx, vlt, &a.cfg, a.prompt); err != nil {
+		return err
+	}
+	text, err := sm.GetSecretString(ctx, id)
+	if err != nil {
+		return err
+	}
+	var m *material
+	if field == "" {
+		m, err = parseMaterial([]byte(text))
+	} else {
+		var fields map[string]string
+		if json.Unmarshal([]byte(text), &fields) != nil {
+			err = errors.New("the SecretString is not a JSON object of strings, so it has no fields")
+		} else {
+			m, err = materialFromKV(fields, field)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("key material in aws-sm %s: %w", id, err)
+	}
+	defer m.zero()
+	if knownExchanges()[f.exchange] && len(m.passphrase) == 0 {
+		return fmt.Errorf("key material in aws-sm %s: %s keys have a passphrase; add a passphrase field", id, f.exchange)
+	}
+	info, err := addKey(ctx, vlt, f, m)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "Imported %s from aws-sm %s (%s, fingerprint %s).\n", info.ID(), id, info.Kind, info.Fingerprint)
+	return nil
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/keywarden/keywarden/internal/seal/awssm/awssmtest"
 	"github.com/keywarden/keywarden/internal/seal/transit/transittest"
 )
 
@@ -52,6 +54,33 @@ func TestKeyImportFromVaultKV(t *testing.T) {
 	for _, o := range c.outputs {
 		if strings.Contains(o, tok) || strings.Contains(o, secretID) {
 			t.Errorf("output holds a Vault credential: %q", o)
+		}
+	}
+}
+
+func TestKeyImportFromAWSSecretsManager(t *testing.T) {
+	c := newCLI(t)
+	c.ok("", "operator", "init")
+	f := awssmtest.New(t)
+	f.Put("exchanges/binance", `{"api_key":"APIKEY-SM1","secret":"hmac-`+marker+`"}`)
+	f.Put("exchanges/kucoin", `{"material":"api_key=APIKEY-SM2\nsecret=ku-`+marker+`\npassphrase=pp-`+marker+`"}`)
+	f.Allow("AKIAKEYWARDENSM01", "exchanges/binance", "exchanges/kucoin")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAKEYWARDENSM01")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "sm-secret-access-key")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	q := "?region=eu-west-1&endpoint=" + f.URL
+	out := c.ok("", "key", "import", "aws-sm://exchanges/binance"+q, "--exchange", "binance", "--name", "main")
+	if !strings.Contains(out, "Imported binance/main from aws-sm exchanges/binance (hmac") {
+		t.Errorf("import output = %q", out)
+	}
+	c.ok("", "key", "import", "aws-sm://exchanges/kucoin"+q+"#material", "--exchange", "kucoin", "--name", "main")
+	c.ok("", "operator", "verify")
+	c.fails("ResourceNotFoundException", "", "key", "import", "aws-sm://exchanges/none"+q, "--exchange", "binance", "--name", "x")
+	c.fails("unknown or repeated setting profile", "", "key", "import", "aws-sm://exchanges/binance?profile=x", "--exchange", "binance", "--name", "x")
+	for _, o := range c.outputs {
+		if strings.Contains(o, "sm-secret-access-key") {
+			t.Errorf("output holds the AWS secret key: %q", o)
 		}
 	}
 }
