@@ -13,7 +13,6 @@ import (
 
 	"github.com/keywarden/keywarden/internal/admin"
 	"github.com/keywarden/keywarden/internal/client"
-	"github.com/keywarden/keywarden/internal/dashboard"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/posture"
@@ -81,7 +80,7 @@ func newOperators(ctx context.Context, db store.Store, v *vault.Vault) (*operato
 // startAdmin serves the admin API on its own TLS listener, with the
 // gateway's certificate (configured or from the local CA) and without
 // client certificates.
-func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, srv *server.Server, g GatewayConfig, act *dashboard.Activity) (io.Closer, error) {
+func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, srv *server.Server, g GatewayConfig, ui dashboardDeps) (io.Closer, error) {
 	c := a.cfg.Admin
 	// Policies edited through the admin API outlive restarts: the gateway
 	// starts with them, before it serves its first request.
@@ -130,7 +129,7 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 		AuditKey: auditKey, Posture: posture.NewHistory(db, 0),
 		Approvals: rules, Logger: a.log.With("component", "admin"),
 		Format: func(venue string) client.Format { return formats[venue] },
-	}, v, act)
+	}, v, ui)
 	if err != nil {
 		return nil, err
 	}

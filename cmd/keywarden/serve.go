@@ -152,7 +152,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer ctl.Close()
-	adm, err := a.startAdmin(ctx, db, v, srv, g, act)
+	adm, err := a.startAdmin(ctx, db, v, srv, g, dashboardDeps{act: act, incidents: inc.mgr})
 	if err != nil {
 		ln.Close()
 		return err
@@ -225,16 +225,22 @@ func (a *app) tlsConfig(ctx context.Context, db store.Store, v tlsca.Secrets, g 
 	return tc, nil
 }
 
+// dashboardDeps are what the dashboard shows besides the admin API.
+type dashboardDeps struct {
+	act       *dashboard.Activity
+	incidents dashboard.Incidents
+}
+
 // withDashboard returns the admin listener's handler: the admin API under
 // /v1/ and the dashboard under /ui/, on the API's authorization.
-func (a *app) withDashboard(ctx context.Context, o admin.Options, v *vault.Vault, act *dashboard.Activity) (http.Handler, error) {
+func (a *app) withDashboard(ctx context.Context, o admin.Options, v *vault.Vault, d dashboardDeps) (http.Handler, error) {
 	api, hooks := admin.NewWithDashboard(o)
 	pub, err := server.AuditPublicKey(ctx, v)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: audit key: %w", err)
 	}
 	ui, err := dashboard.New(dashboard.Options{
-		Admin: hooks, Vault: v, Activity: act, AuditDir: o.AuditDir, AuditKey: pub,
+		Admin: hooks, Vault: v, Activity: d.act, Incidents: d.incidents, AuditDir: o.AuditDir, AuditKey: pub,
 		Logger: a.log.With("component", "dashboard"),
 		Inspect: func(ctx context.Context, k vault.KeyInfo) (exchange.KeyPosture, error) {
 			return a.inspectKey(ctx, v, k, time.Now())
