@@ -18,6 +18,7 @@ import (
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/store/postgres"
 	"github.com/keywarden/keywarden/internal/store/sqlite"
+	"github.com/keywarden/keywarden/internal/vault"
 )
 
 // StoreConfig is the [store] section: where the vault's records live.
@@ -165,7 +166,7 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 		return noPeers{}, io.NopCloser(nil), nil
 	}
 	r, err := cluster.Join(ctx, cluster.Options{DB: pg.DB, Clients: srv.Clients, Gateway: srv.Gateway,
-		Logger: a.log.With("component", "cluster")})
+		Keys: vaultKeys{srv.Vault}, Logger: a.log.With("component", "cluster")})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -177,6 +178,27 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 	srv.ShareWindows(w)
 	a.log.Info("joined the PostgreSQL replicas", "replica", r.ID())
 	return r, r, nil
+}
+
+// vaultKeys drops the vault's cached credentials of keys disabled
+// elsewhere: disabling a disabled key again keeps its first time and
+// reason and drops this process's cached copy.
+type vaultKeys struct{ v *vault.Vault }
+
+func (k vaultKeys) DropDisabled(ctx context.Context) error {
+	keys, err := k.v.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, info := range keys {
+		if info.Disabled.IsZero() {
+			continue
+		}
+		if _, err := k.v.DisableKey(ctx, info.Exchange, info.Name, info.DisabledReason); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // afterPanic runs the panic handler, then tells the other replicas: a

@@ -1,7 +1,15 @@
 // Package cluster keeps several keywarden replicas sharing one PostgreSQL
 // database in step: what one replica changes in memory (a revoked or newly
-// issued client credential, the panic switch) reaches every other replica,
-// normally within milliseconds.
+// issued client credential, a disabled exchange key, the panic switch)
+// reaches every other replica, normally within milliseconds. It also keeps
+// the policies' rolling windows in the database (Windows) and elects the
+// replica that runs the scheduled jobs (Lead).
+//
+// Changes to client credentials and to exchange keys' state are caught by a
+// trigger on the store's table, so they propagate whoever made them: a
+// replica, or a keywarden command run against the database directly.
+// Changes of the panic switch are published by the replica that received
+// them.
 //
 // The shared state lives in the table cluster_state, one row per subject
 // with a generation number that grows on every change. A change updates its
@@ -49,6 +57,7 @@ const channel = "keywarden_cluster"
 const (
 	subjectClients = "clients"
 	subjectGateway = "gateway"
+	subjectKeys    = "keys"
 )
 
 // Gateway states.
@@ -61,6 +70,12 @@ const (
 // changed a credential (*client.Registry).
 type Clients interface {
 	Load(ctx context.Context) error
+}
+
+// Keys drops this replica's cached copies of the exchange keys that another
+// replica (or a command run against the database) disabled.
+type Keys interface {
+	DropDisabled(ctx context.Context) error
 }
 
 // Switch is the gateway's panic switch (*gateway.Gateway).
@@ -77,6 +92,8 @@ type Options struct {
 	Replica string
 	Clients Clients
 	Gateway Switch
+	// Keys, if set, is told when an exchange key's state changed.
+	Keys Keys
 	// PollInterval bounds how long a change can take to arrive when
 	// notifications are lost; default 250ms.
 	PollInterval time.Duration
@@ -306,6 +323,12 @@ func (r *Replica) apply(ctx context.Context, c Change) error {
 			return fmt.Errorf("cluster: reload clients: %w", err)
 		}
 		r.log.Debug("cluster: client credentials reloaded", "gen", c.Gen, "origin", c.Origin)
+	case subjectKeys:
+		if r.o.Keys != nil {
+			if err := r.o.Keys.DropDisabled(ctx); err != nil {
+				return fmt.Errorf("cluster: refresh exchange keys: %w", err)
+			}
+		}
 	case subjectGateway:
 		switch c.Value {
 		case stateStopped:

@@ -244,3 +244,79 @@ func TestJoinNeedsItsParts(t *testing.T) {
 		t.Fatal("Join without parts = nil, want an error")
 	}
 }
+
+// keyWatcher counts DropDisabled calls.
+type keyWatcher struct{ n atomic.Int32 }
+
+func (k *keyWatcher) DropDisabled(context.Context) error { k.n.Add(1); return nil }
+
+// TestStoreWritesPropagate changes the store the way a keywarden command
+// run against the database does (no replica publishes anything): the
+// trigger on the store's table tells every replica.
+func TestStoreWritesPropagate(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a := startReplica(t, dsn, "a", 0)
+	c := issue(t, a)
+	waitFor(t, "credential usable", func() bool { return usable(a, c) })
+
+	// A registry of its own, as `keywarden client revoke` without a local
+	// gateway uses.
+	cli := client.New(client.Options{Store: openDB(t, dsn)})
+	if err := cli.Revoke(context.Background(), c.Venue, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, "revocation from a direct store write", func() bool { return !usable(a, c) })
+	t.Logf("a revocation written straight to the store reached the replica in %s", took)
+}
+
+func TestKeyStateChangesPropagate(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	db := openDB(t, dsn)
+	reg := client.New(client.Options{Store: db})
+	kw := &keyWatcher{}
+	r, err := Join(context.Background(), Options{DB: db, Clients: reg, Gateway: &gatewaySwitch{}, Keys: kw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	gen := func() int64 {
+		var g int64
+		if err := db.Pool().QueryRow(ctx, "SELECT gen FROM cluster_state WHERE name = 'keys'").Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	put := func(v string) {
+		t.Helper()
+		if err := db.Put(ctx, "vault/keys/binance/main", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(`{"exchange":"binance","name":"main","secret_version":1}`)
+	g0 := gen()
+	put(`{"exchange":"binance","name":"main","secret_version":1,"last_used":"2026-03-02T10:00:00Z"}`)
+	if g := gen(); g != g0 {
+		t.Errorf("a last_used update bumped the keys generation %d -> %d, want unchanged", g0, g)
+	}
+	before := kw.n.Load()
+	put(`{"exchange":"binance","name":"main","secret_version":1,"disabled":"2026-03-02T10:01:00Z"}`)
+	if g := gen(); g != g0+1 {
+		t.Errorf("disabling bumped the keys generation %d -> %d, want +1", g0, g)
+	}
+	waitFor(t, "DropDisabled after a key was disabled", func() bool { return kw.n.Load() > before })
+	put(`{"exchange":"binance","name":"main","secret_version":2,"disabled":"2026-03-02T10:01:00Z"}`)
+	if g := gen(); g != g0+2 {
+		t.Errorf("a secret rotation bumped the keys generation %d -> %d, want +2", g0, g)
+	}
+	put(`not json`)
+	if g := gen(); g != g0+3 {
+		t.Errorf("unparseable metadata bumped the keys generation %d -> %d, want +3", g0, g)
+	}
+	if err := db.Put(ctx, "vault/other/x", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if g := gen(); g != g0+3 {
+		t.Errorf("an unrelated record bumped the keys generation to %d, want %d", g, g0+3)
+	}
+}
