@@ -67,7 +67,7 @@ by keywarden login, and print the JSON answer. Examples:
 			return nil
 		},
 	}
-	cmd.AddCommand(newAdminPolicyCmd(a))
+	cmd.AddCommand(newAdminPolicyCmd(a), newAdminOperatorCmd(a))
 	cmd.Flags().StringVar(&data, "data", "", "JSON request body")
 	cmd.Flags().BoolVar(&totp, "totp", false, "send a fresh TOTP code for a step-up action")
 	return cmd

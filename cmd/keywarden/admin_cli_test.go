@@ -107,6 +107,19 @@ name = "binance"
 	if !strings.Contains(out, "-max_order_qty = 1.0") || !strings.Contains(out, "Policy ops applied") {
 		t.Errorf("admin policy apply (narrow) = %q", out)
 	}
+	// A new operator through the API, enrolled with a QR code; then the
+	// admin renews its own recovery codes.
+	opPass := filepath.Join(c.dir, "op-pass")
+	writeFile(t, opPass, "the auditor's password\n", 0o600)
+	out = c.ok("", "admin", "operator", "create", "alice", "--role", "auditor", "--password-file", opPass)
+	if !strings.Contains(out, "█") || !strings.Contains(out, "otpauth://totp/keywarden:alice") {
+		t.Errorf("admin operator create = %q, want a QR code and the key URI", out)
+	}
+	// The policy edit's code stepped the session up: no code is asked.
+	out = c.ok("", "admin", "operator", "recovery-codes")
+	if n := len(regexp.MustCompile(`(?m)^  [a-z2-7]{8}-[a-z2-7]{8}$`).FindAllString(out, -1)); n != 10 {
+		t.Errorf("admin operator recovery-codes printed %d codes:\n%s", n, out)
+	}
 	stop := func() {
 		cancel()
 		select {

@@ -53,6 +53,26 @@ func (a *app) adminCall(ctx context.Context, method, path string, body any, totp
 	return res.StatusCode, out, err
 }
 
+// stepUpCode returns a fresh TOTP code for a step-up action, asked on the
+// terminal, or nil when the session stepped up in the last minutes (a code
+// is accepted once, so it is not asked for twice in a row).
+func (a *app) stepUpCode(ctx context.Context) ([]byte, error) {
+	status, out, err := a.adminCall(ctx, "GET", "/v1/auth/whoami", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, apiError(status, out)
+	}
+	var who struct {
+		SteppedUp bool `json:"stepped_up"`
+	}
+	if json.Unmarshal(out, &who) == nil && who.SteppedUp {
+		return nil, nil
+	}
+	return a.prompt.secret("TOTP code: ")
+}
+
 // apiError is the message of an admin API refusal.
 func apiError(status int, body []byte) error {
 	var e struct {
@@ -158,7 +178,7 @@ approved, run the command again with --approval ID (once per request).`,
 			}
 			var code []byte
 			if dry.StepUp {
-				if code, err = a.prompt.secret("TOTP code: "); err != nil {
+				if code, err = a.stepUpCode(ctx); err != nil {
 					return err
 				}
 				defer clear(code)
