@@ -21,6 +21,7 @@ import (
 
 // Errors of the overlay.
 var (
+	errNoOverlay = errors.New("policy overlay: none configured")
 	// ErrNoPolicy is returned for a policy that neither the configuration
 	// nor the overlay defines.
 	ErrNoPolicy = errors.New("no such policy")
@@ -63,6 +64,9 @@ func NewOverlay(st store.Store, base map[string]Definition, now func() time.Time
 }
 
 func (o *Overlay) records(ctx context.Context) (map[string]overlayRecord, error) {
+	if o == nil {
+		return nil, errNoOverlay
+	}
 	keys, err := o.st.List(ctx, overlayPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("policy overlay: %w", err)
