@@ -110,13 +110,13 @@ type Options struct {
 	// Matcher, when set, is offered every candidate, including
 	// high-entropy tokens no rule recognised.
 	Matcher Matcher
-	// Logger receives skipped inputs (never content).
+	// Logger receives skipped inputs at debug level (names, never
+	// content).
 	Logger *slog.Logger
 	// Workers scanning files at once; default GOMAXPROCS.
 	Workers int
-	// MaxFileSize: larger plain files are streamed in chunks (default
-	// 64 MiB read at once; larger ones still scanned, chunk by chunk).
-	// Archive bounds: see Limits.
+	// Limits bound archive expansion. Plain files and streams of any
+	// size are scanned in chunks, in bounded memory.
 	Limits Limits
 	// Ignore holds extra gitignore-like patterns on top of
 	// .keywardenignore files.
@@ -307,4 +307,11 @@ func (r *Report) Merge(o *Report) {
 	if r.Findings == nil {
 		r.Findings = []Finding{}
 	}
+}
+
+// skip records an input that was not (fully) scanned and logs it at debug
+// level (its name and the reason, never content).
+func (s *Scanner) skip(c *collector, source, reason string) {
+	s.log.Debug("scan skipped input", "source", source, "reason", reason)
+	c.skip(source, reason)
 }

@@ -67,7 +67,7 @@ func (s *Scanner) Scan(ctx context.Context, paths []string) (*Report, error) {
 				return ctx.Err()
 			}
 			if err != nil {
-				c.skip(filepath.ToSlash(path), "unreadable")
+				s.skip(c, filepath.ToSlash(path), "unreadable")
 				if d != nil && d.IsDir() {
 					return fs.SkipDir
 				}
@@ -125,7 +125,7 @@ func (s *Scanner) ignoreFor(root string) (*ignorer, error) {
 func (s *Scanner) scanFile(ctx context.Context, path, name string, c *collector) {
 	f, err := os.Open(path)
 	if err != nil {
-		c.skip(name, "unreadable")
+		s.skip(c, name, "unreadable")
 		return
 	}
 	defer f.Close()
@@ -135,7 +135,7 @@ func (s *Scanner) scanFile(ctx context.Context, path, name string, c *collector)
 	k := kindOf(head)
 	if k != kindText && k != kindBinary {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			c.skip(name, "unreadable")
+			s.skip(c, name, "unreadable")
 			return
 		}
 	}
@@ -143,7 +143,7 @@ func (s *Scanner) scanFile(ctx context.Context, path, name string, c *collector)
 	case kindZip:
 		info, err := f.Stat()
 		if err != nil {
-			c.skip(name, "unreadable")
+			s.skip(c, name, "unreadable")
 			return
 		}
 		budget := s.limits.ArchiveSize
@@ -159,7 +159,7 @@ func (s *Scanner) scanFile(ctx context.Context, path, name string, c *collector)
 	n, err := s.scanStreamSrc(ctx, source{name: name}, head, f, c.add)
 	c.count(n)
 	if err != nil && ctx.Err() == nil {
-		c.skip(name, "read error")
+		s.skip(c, name, "read error")
 	}
 }
 
@@ -213,7 +213,7 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 // to the depth limit, else as text. The member is bounded by EntrySize.
 func (s *Scanner) scanEntry(ctx context.Context, r io.Reader, size int64, name string, depth int, budget *int64, c *collector) {
 	if size > s.limits.EntrySize {
-		c.skip(name, "entry larger than the entry size limit")
+		s.skip(c, name, "entry larger than the entry size limit")
 		return
 	}
 	br := bufio.NewReaderSize(&budgetReader{r: io.LimitReader(r, s.limits.EntrySize), budget: budget}, 64<<10)
@@ -224,14 +224,14 @@ func (s *Scanner) scanEntry(ctx context.Context, r io.Reader, size int64, name s
 	}
 	if k != kindText {
 		if depth >= s.limits.Depth {
-			c.skip(name, "archive nested too deep")
+			s.skip(c, name, "archive nested too deep")
 			return
 		}
 		if k == kindZip {
 			// zip needs random access: read the member (bounded).
 			b, err := io.ReadAll(br)
 			if err != nil {
-				c.skip(name, limitReason(err))
+				s.skip(c, name, limitReason(err))
 				return
 			}
 			s.scanZip(ctx, bytes.NewReader(b), int64(len(b)), name, depth+1, budget, c)
@@ -243,7 +243,7 @@ func (s *Scanner) scanEntry(ctx context.Context, r io.Reader, size int64, name s
 	n, err := s.scanStream(ctx, name, br, c.add)
 	c.count(n)
 	if err != nil && ctx.Err() == nil {
-		c.skip(name, limitReason(err))
+		s.skip(c, name, limitReason(err))
 	}
 }
 
@@ -258,11 +258,11 @@ func limitReason(err error) string {
 func (s *Scanner) scanZip(ctx context.Context, ra io.ReaderAt, size int64, name string, depth int, budget *int64, c *collector) {
 	zr, err := zip.NewReader(ra, size)
 	if err != nil {
-		c.skip(name, "malformed zip")
+		s.skip(c, name, "malformed zip")
 		return
 	}
 	if len(zr.File) > s.limits.Entries {
-		c.skip(name, fmt.Sprintf("more than %d entries; only the first %d scanned", s.limits.Entries, s.limits.Entries))
+		s.skip(c, name, fmt.Sprintf("more than %d entries; only the first %d scanned", s.limits.Entries, s.limits.Entries))
 	}
 	for i, zf := range zr.File {
 		if i >= s.limits.Entries || ctx.Err() != nil || *budget <= 0 {
@@ -273,19 +273,19 @@ func (s *Scanner) scanZip(ctx context.Context, ra io.ReaderAt, size int64, name 
 		}
 		member := name + "!" + zf.Name
 		if int64(zf.UncompressedSize64) > s.limits.EntrySize || zf.UncompressedSize64 > 1<<62 {
-			c.skip(member, "entry larger than the entry size limit")
+			s.skip(c, member, "entry larger than the entry size limit")
 			continue
 		}
 		rc, err := zf.Open()
 		if err != nil {
-			c.skip(member, "unreadable entry")
+			s.skip(c, member, "unreadable entry")
 			continue
 		}
 		s.scanEntry(ctx, rc, int64(zf.UncompressedSize64), member, depth, budget, c)
 		rc.Close()
 	}
 	if *budget <= 0 {
-		c.skip(name, "archive size limit reached; rest not scanned")
+		s.skip(c, name, "archive size limit reached; rest not scanned")
 	}
 }
 
@@ -295,7 +295,7 @@ func (s *Scanner) scanArchiveStream(ctx context.Context, r *bufio.Reader, head [
 	if kindOf(head) == kindGzip {
 		zr, err := gzip.NewReader(r)
 		if err != nil {
-			c.skip(name, "malformed gzip")
+			s.skip(c, name, "malformed gzip")
 			return
 		}
 		defer zr.Close()
@@ -314,7 +314,7 @@ func (s *Scanner) scanArchiveStream(ctx context.Context, r *bufio.Reader, head [
 			return
 		}
 		if i >= s.limits.Entries {
-			c.skip(name, fmt.Sprintf("more than %d entries; only the first %d scanned", s.limits.Entries, s.limits.Entries))
+			s.skip(c, name, fmt.Sprintf("more than %d entries; only the first %d scanned", s.limits.Entries, s.limits.Entries))
 			return
 		}
 		h, err := tr.Next()
@@ -322,7 +322,7 @@ func (s *Scanner) scanArchiveStream(ctx context.Context, r *bufio.Reader, head [
 			return
 		}
 		if err != nil {
-			c.skip(name, limitReason(err))
+			s.skip(c, name, limitReason(err))
 			return
 		}
 		if h.Typeflag != tar.TypeReg {
@@ -330,7 +330,7 @@ func (s *Scanner) scanArchiveStream(ctx context.Context, r *bufio.Reader, head [
 		}
 		s.scanEntry(ctx, tr, h.Size, name+"!"+h.Name, depth, budget, c)
 		if *budget <= 0 {
-			c.skip(name, "archive size limit reached; rest not scanned")
+			s.skip(c, name, "archive size limit reached; rest not scanned")
 			return
 		}
 	}
