@@ -352,7 +352,7 @@ func TestBrowser(t *testing.T) {
 
 	// 2. Check binance/main at the venue: it can withdraw and has no IP
 	// allowlist; binance/spare is clean.
-	for _, k := range []string{"main", "spare"} {
+	for _, k := range []string{"spare", "main"} {
 		do(t, ctx, console, "inspect "+k, chromedp.Navigate(base+"/ui/keys/binance/"+k),
 			chromedp.Click(chromedp.CSS(`form[action$="/inspect"] button`)),
 			chromedp.WaitVisible(chromedp.CSS(".notice")))
