@@ -270,3 +270,116 @@ func readBundle(t *testing.T, path string) map[string][]byte {
 		out[h.Name] = b
 	}
 }
+
+// TestAutomaticPanicKey: with on_critical = "panic-key", the venue refusing
+// the exchange key (a 401 to a forwarded call) revokes every client bound
+// to that key, and the incident says so.
+func TestAutomaticPanicKey(t *testing.T) {
+	c := newCLI(t)
+	kit := sim.NewKit()
+	exKey := "EXKEYpanickey0123456789"
+	exSecret := marker + "exsecret0123456789abcdef"
+	kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: exKey, Secret: exchange.Secret(exSecret)},
+		Permissions: map[string]bool{"read": true, "trade": true}})
+	up := httptest.NewServer(binance.NewSimulator(kit))
+	defer up.Close()
+	addr := freePort(t)
+	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`
+[gateway]
+listen = "` + addr + `"
+plaintext = true
+
+[admin]
+disabled = true
+
+[[venue]]
+name = "binance"
+upstream = "` + up.URL + `"
+
+[policy.trader]
+scopes = ["read", "trade"]
+
+[alerts]
+on_critical = "panic-key"
+`)
+	f.Close()
+	c.ok("", "operator", "init")
+	c.ok("api_key="+exKey+"\nsecret="+exSecret+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		getenv := func(k string) string {
+			if k == "KEYWARDEN_CONFIG" {
+				return c.config
+			}
+			return ""
+		}
+		done <- runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	base := "http://" + addr
+	waitHealthy(t, base, done)
+	var creds []*exchange.Credential
+	for range 2 {
+		var iss issuedCredential
+		if err := json.Unmarshal([]byte(c.ok("", "client", "issue", "--key", "binance/main", "--policy", "trader", "--ttl", "1h", "--json")), &iss); err != nil {
+			t.Fatal(err)
+		}
+		creds = append(creds, &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss.ID, Secret: exchange.Secret(iss.SecretText)})
+	}
+	kit.Inject(sim.Fault{Status: 401, Body: `{"code":-2015,"msg":"Invalid API-key, IP, or permissions for action."}`, Count: 1})
+	if code, _ := botCall(t, base, creds[0]); code != 401 {
+		t.Fatalf("call the venue refuses = %d, want its 401", code)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var all []incident.Incident
+		if err := json.Unmarshal([]byte(c.ok("", "incident", "list", "--json")), &all); err != nil {
+			t.Fatal(err)
+		}
+		found := ""
+		for _, in := range all {
+			for _, e := range in.Timeline {
+				if e.Kind == incident.KindResponse {
+					found = e.Text
+				}
+			}
+		}
+		if found != "" {
+			for _, cr := range creds {
+				if !strings.Contains(found, "binance/"+cr.APIKey) {
+					t.Errorf("response %q does not name client %s", found, cr.APIKey)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no automatic response recorded; incidents: %+v", all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i, cr := range creds {
+		if code, body := botCall(t, base, cr); code != 401 || !strings.Contains(body, "invalid API key or signature") {
+			t.Errorf("client %d after panic-key = %d %s, want keywarden's 401", i, code, body)
+		}
+	}
+	signed := 0
+	for _, l := range kit.Log() {
+		if l.APIKey == exKey {
+			signed++
+		}
+	}
+	// The refused call was answered by the injected fault before the
+	// simulator's log; after the response nothing reached the venue.
+	if signed != 0 {
+		t.Errorf("the venue saw %d calls with the exchange key after it refused the key, want none", signed)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+}
