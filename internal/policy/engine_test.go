@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -94,5 +95,52 @@ func TestEngineExplain(t *testing.T) {
 	want[4] = RuleResult{Rule: "max_open_orders", Result: NotApplicable, Reason: "not reached: window_orders denied first"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Explain() with a full window mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRestoreCountsHistory: calls restored from before a restart use the
+// window's budget until they leave the window, and only then.
+func TestRestoreCountsHistory(t *testing.T) {
+	d := Definition{
+		Scopes: []string{"read", "trade"}, MaxOrderNotional: 1e6,
+		Windows: []WindowDef{{Duration: "1h", MaxNotional: 25000, MaxOrders: 3}, {Duration: "24h", MaxOrders: 5, Per: "key"}},
+	}
+	e, _ := newEngine(t, d)
+	if got := e.LongestWindow(); got != 24*time.Hour {
+		t.Fatalf("LongestWindow() = %v, want 24h", got)
+	}
+	old := trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000)) // 10000
+	old.Now = t0.Add(-50 * time.Minute)
+	e.Restore("test", old)
+	old.Now = t0.Add(-40 * time.Minute)
+	e.Restore("test", old)
+	e.Restore("no-such-policy", old)
+
+	in := trade(limit("BTCUSDT", exchange.Buy, 0.1, 100000))
+	in.Now = t0
+	_, err := e.Check("test", in)
+	var dn *Denial
+	if !errors.As(err, &dn) || dn.Rule != "window_notional" || !strings.Contains(dn.Reason, "20000") {
+		t.Fatalf("Check() after restoring 20000 = %v, want a window_notional denial counting the restored 20000", err)
+	}
+	// Once the first restored call leaves the hour, its budget is back.
+	in.Now = t0.Add(11 * time.Minute)
+	r, err := e.Check("test", in)
+	if err != nil {
+		t.Fatalf("Check() after the first restored call expired = %v, want allowed", err)
+	}
+	r.Commit()
+	// The key's 24h window still counts both restored calls and this one.
+	for i := range 2 {
+		in.Now = t0.Add(time.Duration(2+i) * time.Hour)
+		if r, err := e.Check("test", in); err != nil {
+			t.Fatalf("Check() %d = %v, want allowed", i, err)
+		} else {
+			r.Commit()
+		}
+	}
+	in.Now = t0.Add(5 * time.Hour)
+	if _, err := e.Check("test", in); !errors.As(err, &dn) || dn.Rule != "window_orders" {
+		t.Fatalf("sixth order in 24h = %v, want window_orders (2 restored + 3 new)", err)
 	}
 }
