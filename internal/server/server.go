@@ -139,6 +139,10 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	pa := &policyAdapter{}
 	s.Engine = policy.NewEngine(policy.Options{Policies: o.Policies})
+	if err := s.restoreWindows(ctx, o, hashKey); err != nil {
+		s.Audit.Close()
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	pa.engine.Store(s.Engine)
 	s.policies = pa
 	var routes []gateway.Route
