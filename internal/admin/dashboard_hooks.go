@@ -28,7 +28,8 @@ type Dashboard struct {
 }
 
 // NewWithDashboard returns the admin API handler, as New does, and the
-// dashboard's hooks into that same API (one login throttle for both).
+// dashboard's hooks into that same API (one login throttle for both). It
+// builds the handler exactly as New does; keep the two in step.
 func NewWithDashboard(o Options) (http.Handler, *Dashboard) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
