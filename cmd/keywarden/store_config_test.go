@@ -222,6 +222,27 @@ scopes = ["read", "trade"]
 	until(bases[1], cred, 401)
 	t.Logf("revocation on one replica refused on the other after %s (CLI and control socket included)", time.Since(start))
 
+	// An exchange key revoked through one replica is refused by the other,
+	// which had its secret cached from the calls above.
+	out = a.ok("", "client", "issue", "--key", "binance/main", "--policy", "trader", "--ttl", "1h", "--json")
+	var iss2 issuedCredential
+	if err := json.Unmarshal([]byte(out), &iss2); err != nil {
+		t.Fatal(err)
+	}
+	cred2 := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss2.ID, Secret: exchange.Secret(iss2.SecretText)}
+	until(bases[1], cred2, 200)
+	a.ok("", "key", "revoke", "binance/main", "--reason", "drill")
+	start = time.Now()
+	for {
+		if code, _ := botCall(t, bases[1], cred2); code != 200 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the other replica still signs with a revoked exchange key after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
 	b.ok("", "panic", "--all", "--reason", "drill")
 	until(bases[0], cred, 503)
 }
