@@ -232,3 +232,60 @@ func TestNewRecoveryCodesReplaceOld(t *testing.T) {
 		t.Errorf("RecoveryCodesLeft = %d, want 9", n)
 	}
 }
+
+// countingSessions counts Touch calls.
+type countingSessions struct {
+	SessionStore
+	touches int
+}
+
+func (c *countingSessions) Touch(ctx context.Context, id string, t time.Time) error {
+	c.touches++
+	return c.SessionStore.Touch(ctx, id, t)
+}
+
+// TestSessionTouchesAreBatched: requests within touchEvery of the last
+// recorded activity do not write it again; the idle timeout still holds.
+func TestSessionTouchesAreBatched(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	v, err := vault.New(vault.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kdf := vault.MinKDF()
+	if _, err := v.Init(ctx, vault.InitOptions{Passphrase: []byte("correct horse battery"), KDF: &kdf}); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	cs := &countingSessions{SessionStore: NewKVSessions(st)}
+	m, err := New(Options{Store: st, Secrets: v, Sessions: cs, Now: c.Now, KDF: MinKDF()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := create(t, m, "ann", RoleAuditor)
+	tok, _, err := m.Login(ctx, "ann", pw, Code(seed, c.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		c.Add(time.Second)
+		if _, err := m.Authenticate(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cs.touches != 0 {
+		t.Errorf("touches within %v = %d, want 0", touchEvery, cs.touches)
+	}
+	c.Add(touchEvery)
+	if _, err := m.Authenticate(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if cs.touches != 1 {
+		t.Errorf("touches after %v = %d, want 1", touchEvery, cs.touches)
+	}
+	c.Add(15 * time.Minute)
+	if _, err := m.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("Authenticate after 15 idle minutes = %v, want %v", err, ErrUnauthorized)
+	}
+}
