@@ -1,7 +1,10 @@
 package okx
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -19,18 +22,22 @@ const maxSimBody = 64 << 10
 // Simulator is an OKX v5 REST simulator for tests. It verifies the
 // OK-ACCESS-* signature, timestamp, passphrase, IP and key permissions from
 // the raw bytes it receives, logs every request in the kit, and answers in
-// OKX's shapes. Permissions are "read", "trade", "withdraw" and "transfer".
+// OKX's shapes. Permissions are "read", "trade", "withdraw", "transfer" and
+// "admin" (a master key that manages sub-account keys).
 // A Simulator is safe for concurrent use.
 type Simulator struct {
 	kit     *sim.Kit
 	handler http.Handler
-	mu      sync.Mutex // guards account balances
+	mu      sync.Mutex // guards account balances and subKeys
 	errs    errorWriter
+	// subKeys are the keys made by users/subaccount/apikey: the master key
+	// that made each, and its sub-account.
+	subKeys map[string][2]string
 }
 
 // NewSimulator returns a Simulator serving kit's accounts.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit}
+	s := &Simulator{kit: kit, subKeys: map[string][2]string{}}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v5/public/time", s.public(s.serverTime))
 	mux.Handle("GET /api/v5/market/ticker", s.public(s.ticker))
@@ -44,6 +51,8 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /api/v5/account/set-leverage", s.private("trade", s.setLeverage))
 	mux.Handle("POST /api/v5/asset/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v5/asset/transfer", s.private("transfer", s.transfer))
+	mux.Handle("POST /api/v5/users/subaccount/apikey", s.private("admin", s.createSubKey))
+	mux.Handle("POST /api/v5/users/subaccount/delete-apikey", s.private("admin", s.deleteSubKey))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, nil, "", exchange.Errorf(exchange.ErrNotFound, "Not Found"))
 	}))
@@ -390,4 +399,70 @@ func (s *Simulator) debit(acc *sim.Account, asset string, amount float64) bool {
 	}
 	acc.Balances[asset] -= amount
 	return true
+}
+
+// createSubKey serves POST /api/v5/users/subaccount/apikey for a master
+// key: a new sub-account key with read_only and/or trade (OKX grants no
+// withdraw by API), the passphrase the request chose, and the IPs given.
+func (s *Simulator) createSubKey(w http.ResponseWriter, c *simCall) {
+	f, _ := c.body.(map[string]any)
+	fields := objFields(f)
+	sub, _ := fields.str("subAcct")
+	label, _ := fields.str("label")
+	pass, _ := fields.str("passphrase")
+	perm, _ := fields.str("perm")
+	ip, _ := fields.str("ip")
+	if sub == "" || label == "" || len(pass) < 8 {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter subAcct, label or passphrase error"))
+		return
+	}
+	perms := map[string]bool{"read": true}
+	for _, p := range strings.Split(perm, ",") {
+		switch p {
+		case "read_only", "":
+		case "trade":
+			perms["trade"] = true
+		default:
+			s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter perm error"))
+			return
+		}
+	}
+	var ips []string
+	if ip != "" {
+		ips = strings.Split(ip, ",")
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		s.errs.WriteError(w, exchange.Errorf(exchange.ErrUnavailable, "System error"))
+		return
+	}
+	key := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	secret := strings.ToUpper(hex.EncodeToString(b[16:32]))
+	s.kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret),
+		Passphrase: exchange.Secret(pass), Account: sub}, Permissions: perms, IPs: ips})
+	s.mu.Lock()
+	s.subKeys[key] = [2]string{c.acc.Key.APIKey, sub}
+	s.mu.Unlock()
+	ok(w, map[string]string{"subAcct": sub, "label": label, "apiKey": key, "secretKey": secret, "passphrase": pass,
+		"perm": perm, "ip": ip, "ts": unixMilli(s.kit.Now())})
+}
+
+// deleteSubKey serves POST /api/v5/users/subaccount/delete-apikey: the
+// master key that made a sub-account key deletes it.
+func (s *Simulator) deleteSubKey(w http.ResponseWriter, c *simCall) {
+	f, _ := c.body.(map[string]any)
+	fields := objFields(f)
+	sub, _ := fields.str("subAcct")
+	key, _ := fields.str("apiKey")
+	s.mu.Lock()
+	made, found := s.subKeys[key]
+	if found && made == [2]string{c.acc.Key.APIKey, sub} {
+		delete(s.subKeys, key)
+	}
+	s.mu.Unlock()
+	if !found || made != [2]string{c.acc.Key.APIKey, sub} || !s.kit.RemoveAccount(key) {
+		writeJSON(w, http.StatusOK, map[string]any{"code": "59509", "msg": "API key does not exist", "data": []any{}})
+		return
+	}
+	ok(w, map[string]string{"subAcct": sub})
 }

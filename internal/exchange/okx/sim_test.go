@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +326,72 @@ func TestSimulatorVectors(t *testing.T) {
 				t.Errorf("simulator log = %+v, want one verified request", l)
 			}
 		})
+	}
+}
+
+// TestSimulatorKeyManagement: a master key creates a sub-account key with
+// the package's own key-management requests, the new key works with the
+// asked permissions and IPs, only its maker can delete it, and once
+// deleted it is refused.
+func TestSimulatorKeyManagement(t *testing.T) {
+	e := newSimEnv(t)
+	master := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "master", Secret: exchange.Secret("m-secret"), Passphrase: exchange.Secret("m-pass")}
+	e.kit.AddAccount(sim.Account{Key: *master, Permissions: map[string]bool{"read": true, "admin": true}})
+	km := keyManager{}
+	send := func(r *exchange.Request, key *exchange.Credential) (int, okxAnswer, []byte) {
+		t.Helper()
+		if r.Header == nil {
+			r.Header = http.Header{}
+		}
+		if err := (signer{}).Sign(r, key, e.now); err != nil {
+			t.Fatal(err)
+		}
+		status, a := e.send(t, r)
+		raw, _ := json.Marshal(a)
+		return status, a, raw
+	}
+	spec := exchange.KeySpec{Label: "kw-rotated", Permissions: []string{"read_only", "trade"}, IPs: []string{"127.0.0.1"}, SubAccount: "bot1"}
+	req, err := km.CreateKeyRequest(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A key without the admin permission cannot create keys.
+	if _, a, _ := send(&exchange.Request{Method: req.Method, Path: req.Path, Body: req.Body}, testKey()); a.Code == "0" {
+		t.Fatalf("a trading key created a sub-account key: %+v", a)
+	}
+	status, _, raw := send(req, master)
+	nk, err := km.ParseCreatedKey(status, raw)
+	if err != nil {
+		t.Fatalf("ParseCreatedKey(%d, %s) = %v", status, raw, err)
+	}
+	if nk.Account != "bot1" || len(nk.Passphrase) == 0 {
+		t.Errorf("new key = account %q, passphrase set %v; want bot1 and a passphrase", nk.Account, len(nk.Passphrase) > 0)
+	}
+	insp := inspector{}
+	status, _, raw = send(insp.InspectRequest(), nk)
+	pos, err := insp.ParsePosture(status, raw)
+	if err != nil {
+		t.Fatalf("inspect the new key: %v", err)
+	}
+	if !slices.Contains(pos.Permissions, "trade") || slices.Contains(pos.Permissions, "withdraw") || strings.Join(pos.IPs, ",") != "127.0.0.1" {
+		t.Errorf("new key posture = %+v, want trade, no withdraw, ip 127.0.0.1", pos)
+	}
+	del, err := km.DeleteKeyRequest(nk.APIKey, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "other-master", Secret: exchange.Secret("o-secret"), Passphrase: exchange.Secret("o-pass")}
+	e.kit.AddAccount(sim.Account{Key: *other, Permissions: map[string]bool{"read": true, "admin": true}})
+	if _, a, _ := send(&exchange.Request{Method: del.Method, Path: del.Path, Body: del.Body}, other); a.Code == "0" {
+		t.Fatalf("another master deleted the key: %+v", a)
+	}
+	if _, a, _ := send(del, master); a.Code != "0" {
+		t.Fatalf("delete = %+v, want code 0", a)
+	}
+	if _, a, _ := send(insp.InspectRequest(), nk); a.Code == "0" {
+		t.Errorf("the deleted key still works: %+v", a)
+	}
+	if _, a, _ := send(&exchange.Request{Method: del.Method, Path: del.Path, Body: del.Body}, master); a.Code != "59509" {
+		t.Errorf("second delete = %+v, want 59509", a)
 	}
 }

@@ -129,6 +129,16 @@ func (k *Kit) AddAccount(a Account) *Account {
 	return &acc
 }
 
+// RemoveAccount deletes the API key apiKey, as a venue deletes a key: the
+// key is refused from then on. It reports whether the key existed.
+func (k *Kit) RemoveAccount(apiKey string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	_, ok := k.accounts[apiKey]
+	delete(k.accounts, apiKey)
+	return ok
+}
+
 // Account returns the account whose API key is apiKey.
 func (k *Kit) Account(apiKey string) (*Account, bool) {
 	k.mu.Lock()
