@@ -84,11 +84,15 @@ func (a *app) openLive(ctx context.Context, mode string) (*liveSession, error) {
 		fmt.Fprintf(a.stderr, "live-key matching skipped: %v\n", err)
 		return &liveSession{}, nil
 	}
-	if _, err := os.Stat(filepath.Join(a.cfg.DataDir, sqlite.DBFile)); err != nil && !required {
-		// No local vault (a CI runner, another machine): nothing to
-		// match against, nothing to say. --live on opens the configured
-		// store whatever it is.
-		return l, nil
+	if a.cfg.Store.driver() != driverPostgres {
+		if _, err := os.Stat(filepath.Join(a.cfg.DataDir, sqlite.DBFile)); err != nil {
+			// No local vault (a CI runner, another machine): nothing
+			// to match against, and nothing is created.
+			if required {
+				return nil, fmt.Errorf("live-key matching: no vault in %s (set --data-dir or KEYWARDEN_DATA_DIR)", a.cfg.DataDir)
+			}
+			return l, nil
+		}
 	}
 	if dialControl(a.cfg.DataDir) != nil {
 		return skip(errors.New("keywarden serve holds the data directory; stop it or scan with --live off"))

@@ -192,6 +192,11 @@ func TestScanStdinAndFormats(t *testing.T) {
 		t.Errorf("scan of a clean stdin = %v, want success", err)
 	}
 	c.fails("--format", "", "scan", "-", "--format", "xml")
+	// --live on without a vault is an error, and creates nothing.
+	c.fails("no vault", "", "scan", "-", "--live", "on")
+	if _, err := os.Stat(filepath.Join(c.dir, "data")); !os.IsNotExist(err) {
+		t.Errorf("data directory after scan --live on = %v, want none created", err)
+	}
 }
 
 func TestScanInstallHook(t *testing.T) {
