@@ -2,7 +2,10 @@ package kucoin
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -37,11 +40,15 @@ type Simulator struct {
 	win  time.Time
 
 	bal sync.Mutex // guards the Balances of the kit's accounts
+
+	// subKeys are the keys made by POST sub/api-key: the master key that
+	// made each, its sub-account and its passphrase.
+	subKeys map[string][3]string
 }
 
 // NewSimulator returns a KuCoin simulator over kit, behind kit's faults.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit, used: map[string]int{}}
+	s := &Simulator{kit: kit, used: map[string]int{}, subKeys: map[string][3]string{}}
 	s.handler = kit.Faults(http.HandlerFunc(s.serve))
 	return s
 }
@@ -114,6 +121,10 @@ func findSimRoute(method string, segs []string) (simRoute, bool) {
 		return simRoute{"trade", (*Simulator).cancelOrder}, true
 	case method == "POST" && rest == "withdrawals":
 		return simRoute{"withdraw", (*Simulator).withdraw}, true
+	case method == "POST" && rest == "sub/api-key":
+		return simRoute{"admin", (*Simulator).createSubKey}, true
+	case method == "DELETE" && rest == "sub/api-key":
+		return simRoute{"admin", (*Simulator).deleteSubKey}, true
 	}
 	return simRoute{}, false
 }
@@ -462,4 +473,74 @@ func (s *Simulator) withdraw(acc *sim.Account, req *exchange.Request, _ []string
 	}
 	acc.Balances[t.Asset] -= t.Amount
 	return map[string]string{"withdrawalId": "w" + strconv.FormatInt(s.kit.Now().UnixNano(), 36)}, nil
+}
+
+// createSubKey serves POST /api/v1/sub/api-key for a master key (the
+// simulator's "admin" permission): a sub-account key with General and the
+// asked Spot/Margin/Futures permissions, never Withdrawal, and the
+// passphrase the request chose.
+func (s *Simulator) createSubKey(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	f, ok := bodyFields(req)
+	if !ok {
+		return nil, errParam
+	}
+	sub, _ := f.Field("subName")
+	pass, _ := f.Field("passphrase")
+	remark, _ := f.Field("remark")
+	perm, _ := f.Field("permission")
+	ipList, _ := f.Field("ipWhitelist")
+	if sub == "" || len(pass) < 7 || len(pass) > 32 || remark == "" {
+		return nil, errParam
+	}
+	perms := map[string]bool{"read": true}
+	for _, p := range strings.Split(perm, ",") {
+		switch p {
+		case "General", "":
+		case "Spot", "Margin", "Futures":
+			perms["trade"] = true
+		default:
+			return nil, fail(http.StatusBadRequest, "400100", "Invalid permission")
+		}
+	}
+	var ips []string
+	if ipList != "" {
+		ips = strings.Split(ipList, ",")
+	}
+	var b [28]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fail(http.StatusInternalServerError, "500000", "Internal Server Error")
+	}
+	key, secret := hex.EncodeToString(b[:12]), fmt.Sprintf("%x-%x-%x", b[12:16], b[16:20], b[20:28])
+	s.kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret),
+		Passphrase: exchange.Secret(pass)}, Permissions: perms, IPs: ips})
+	s.mu.Lock()
+	s.subKeys[key] = [3]string{acc.Key.APIKey, sub, pass}
+	s.mu.Unlock()
+	return map[string]any{"subName": sub, "remark": remark, "apiKey": key, "apiSecret": secret, "passphrase": pass,
+		"permission": perm, "ipWhitelist": ipList, "createdAt": s.kit.Now().UnixMilli()}, nil
+}
+
+// deleteSubKey serves DELETE /api/v1/sub/api-key: the master key that made
+// a sub-account key deletes it, naming its sub-account and passphrase.
+func (s *Simulator) deleteSubKey(acc *sim.Account, req *exchange.Request, _ []string) (any, *simError) {
+	q, err := exchange.ParseQuery(req.RawQuery)
+	if err != nil {
+		return nil, errParam
+	}
+	key, sub, pass := q.Get("apiKey"), q.Get("subName"), q.Get("passphrase")
+	s.mu.Lock()
+	made, found := s.subKeys[key]
+	match := found && made[0] == acc.Key.APIKey && made[1] == sub
+	if match && made[2] != pass {
+		s.mu.Unlock()
+		return nil, fail(http.StatusBadRequest, "400004", "Invalid KC-API-PASSPHRASE")
+	}
+	if match {
+		delete(s.subKeys, key)
+	}
+	s.mu.Unlock()
+	if !match || !s.kit.RemoveAccount(key) {
+		return nil, fail(http.StatusBadRequest, "400100", "API key does not exist")
+	}
+	return map[string]string{"subName": sub, "apiKey": key}, nil
 }

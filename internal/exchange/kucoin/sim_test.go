@@ -373,3 +373,63 @@ func TestSimulatorUnifiedOrders(t *testing.T) {
 		t.Errorf("orders after unified cancel = %+v, want one CANCELED", os)
 	}
 }
+
+// TestSimulatorKeyManagement: a master key creates a sub-account key with
+// the package's own key-management requests; the key works with what it
+// was given; deleting it needs its maker, its sub-account and its
+// passphrase; once deleted it is refused.
+func TestSimulatorKeyManagement(t *testing.T) {
+	kit, srv := newSim(t)
+	master := simKey("master")
+	kit.AddAccount(sim.Account{Key: *master, Permissions: map[string]bool{"read": true, "admin": true}})
+	kit.AddAccount(sim.Account{Key: *simKey("other"), Permissions: map[string]bool{"read": true, "admin": true}})
+	km := keyManager{}
+	do := func(r *exchange.Request, key *exchange.Credential) (int, []byte, kcReply) {
+		t.Helper()
+		r = &exchange.Request{Method: r.Method, Path: r.Path, RawQuery: r.RawQuery, Body: r.Body, Header: r.Header.Clone()}
+		if err := (signer{}).Sign(r, key, simNow); err != nil {
+			t.Fatal(err)
+		}
+		status, rep, _ := send(t, srv, r)
+		raw, _ := json.Marshal(rep)
+		return status, raw, rep
+	}
+	spec := exchange.KeySpec{Label: "kw-rotated", Permissions: []string{"General", "Spot"}, IPs: []string{"127.0.0.1"}, SubAccount: "bot1"}
+	create, err := km.CreateKeyRequest(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, rep := do(create, simKey("trader")); rep.Code == "200000" {
+		t.Fatalf("a trading key created a key: %+v", rep)
+	}
+	status, raw, _ := do(create, master)
+	nk, err := km.ParseCreatedKey(status, raw)
+	if err != nil {
+		t.Fatalf("ParseCreatedKey(%d, %s) = %v", status, raw, err)
+	}
+	status, raw, _ = do(inspector{}.InspectRequest(), nk)
+	pos, err := inspector{}.ParsePosture(status, []byte(raw))
+	if err != nil || !pos.CanTrade || pos.CanWithdraw {
+		t.Fatalf("new key posture = %+v, %v; want trade without withdraw", pos, err)
+	}
+	spec.Passphrase = nk.Passphrase
+	del, err := km.DeleteKeyRequest(nk.APIKey, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, rep := do(del, simKey("other")); rep.Code == "200000" {
+		t.Fatalf("another master deleted the key: %+v", rep)
+	}
+	wrong := spec
+	wrong.Passphrase = exchange.Secret("not-the-passphrase")
+	bad, _ := km.DeleteKeyRequest(nk.APIKey, wrong)
+	if _, _, rep := do(bad, master); rep.Code != "400004" {
+		t.Fatalf("delete with a wrong passphrase = %+v, want 400004", rep)
+	}
+	if _, _, rep := do(del, master); rep.Code != "200000" {
+		t.Fatalf("delete = %+v, want 200000", rep)
+	}
+	if _, _, rep := do(inspector{}.InspectRequest(), nk); rep.Code == "200000" {
+		t.Errorf("the deleted key still works: %+v", rep)
+	}
+}
