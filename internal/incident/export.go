@@ -52,6 +52,8 @@ type VerifyResult struct {
 	OK     bool   `json:"ok"`
 	Report string `json:"report,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// ExportError says why audit.jsonl is incomplete, if it is.
+	ExportError string `json:"export_error,omitempty"`
 }
 
 // Export writes in's evidence bundle to w as a tar.gz: incident.json, the
@@ -106,14 +108,17 @@ func Export(w io.Writer, in *Incident, ev Evidence) (Manifest, error) {
 	var recs bytes.Buffer
 	var vr VerifyResult
 	if ev.AuditDir != "" {
-		if err := audit.ExportJSONL(&recs, ev.AuditDir, audit.Filter{From: from, To: to}); err != nil {
-			return man, fmt.Errorf("incident export: %w", err)
-		}
+		// A damaged log is evidence too: the bundle is still written, and
+		// says what could not be read or verified.
+		xerr := audit.ExportJSONL(&recs, ev.AuditDir, audit.Filter{From: from, To: to})
 		man.AuditRecords = bytes.Count(recs.Bytes(), []byte{'\n'})
 		rep, err := audit.Verify(ev.AuditDir, ev.AuditKey)
-		vr = VerifyResult{OK: err == nil, Report: rep.String()}
+		vr = VerifyResult{OK: err == nil && xerr == nil, Report: rep.String()}
 		if err != nil {
 			vr.Error = err.Error()
+		}
+		if xerr != nil {
+			vr.ExportError = xerr.Error()
 		}
 	} else {
 		vr.Error = "no audit log given"

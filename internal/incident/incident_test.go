@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +301,53 @@ func TestExportBundle(t *testing.T) {
 		if bytes.Contains(body, []byte(configMarker)) {
 			t.Errorf("%s contains the configuration's content", name)
 		}
+	}
+}
+
+// TestExportReportsATamperedChain: an edited audit record makes the bundle
+// say the chain does not verify, and where.
+func TestExportReportsATamperedChain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := audit.Open(audit.Options{Dir: dir, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"alice", "bob"} {
+		if _, err := l.Append(ctx, audit.Record{Type: audit.TypeEvent, Event: &audit.Event{Kind: "test", Actor: who}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "seg-*.jsonl"))
+	if len(segs) == 0 {
+		entries, _ := os.ReadDir(dir)
+		t.Fatalf("no segment file in %v", entries)
+	}
+	b, err := os.ReadFile(segs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(segs[0], bytes.Replace(b, []byte(`"bob"`), []byte(`"eve"`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t0}
+	m := New(Options{Store: memory.New(), Now: c.now})
+	in, err := m.Open(ctx, "alice", "tamper check")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := Export(&buf, in, Evidence{AuditDir: dir, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	var vr VerifyResult
+	if err := json.Unmarshal(untar(t, buf.Bytes())[in.ID+"/audit-verify.json"], &vr); err != nil {
+		t.Fatal(err)
+	}
+	if vr.OK || !strings.Contains(vr.Error, "line 2") || vr.ExportError == "" {
+		t.Errorf("audit-verify.json after tampering = %+v, want a failure naming line 2 and an incomplete export", vr)
 	}
 }
