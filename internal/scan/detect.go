@@ -308,10 +308,13 @@ func (p *pass) tokens() {
 // candidate classifies one token.
 func (p *pass) candidate(start, end int, cls uint8) {
 	tok := p.buf[start:end]
-	if hasRun(tok, 6) {
-		return // "0123456789", "abcdef": made up, not drawn at random
-	}
 	t := tokenInfo{b: tok, cls: cls, padded: tok[len(tok)-1] == '='}
+	if hasRun(tok, 6) {
+		// "0123456789", "abcdef": made up, not drawn at random; only the
+		// matcher may still know it.
+		p.matchOnly(start, &t)
+		return
+	}
 	for i := range rules {
 		r := &rules[i]
 		if !r.shape(&t) {
@@ -326,22 +329,28 @@ func (p *pass) candidate(start, end int, cls uint8) {
 		if r.verify != nil && !r.verify(tok) {
 			continue
 		}
-		if p.suppressed(start, tok) {
-			return
-		}
 		live := p.match(Token, tok)
 		if live == nil && r.public != nil {
 			if der := r.public(tok); der != nil {
 				live = p.match(PublicKeyDER, der)
 			}
 		}
+		// A live key is reported whatever the comments around it say.
+		if live == nil && p.suppressed(start, tok) {
+			return
+		}
 		p.report(r, start, tok, live)
 		return
 	}
-	// No rule: still the operator's key if the matcher knows it.
-	if p.s.opts.Matcher != nil && t.entropy() >= 3 && bitsSet(cls&(cAlnum)) >= 2 {
-		if live := p.match(Token, tok); live != nil && !p.suppressed(start, tok) {
-			p.report(&liveRule, start, tok, live)
+	p.matchOnly(start, &t)
+}
+
+// matchOnly reports a token no rule took if the matcher knows it: still
+// the operator's key.
+func (p *pass) matchOnly(start int, t *tokenInfo) {
+	if p.s.opts.Matcher != nil && t.entropy() >= 3 && bitsSet(t.cls&cAlnum) >= 2 {
+		if live := p.match(Token, t.b); live != nil {
+			p.report(&liveRule, start, t.b, live)
 		}
 	}
 }

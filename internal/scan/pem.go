@@ -107,9 +107,6 @@ func (p *pass) privateKey(start int, typ string, raw []byte) {
 		return
 	}
 	r := p.pemRule(start, typ, key)
-	if p.suppressed(start, body) {
-		return
-	}
 	var live *Live
 	if s, ok := key.(crypto.Signer); ok {
 		if pub, err := x509.MarshalPKIXPublicKey(s.Public()); err == nil {
@@ -117,6 +114,9 @@ func (p *pass) privateKey(start int, typ string, raw []byte) {
 		}
 	}
 	zeroKey(key)
+	if live == nil && p.suppressed(start, body) {
+		return
+	}
 	p.report(r, start, body, live)
 }
 
@@ -199,11 +199,15 @@ func (p *pass) passphrases() {
 				continue
 			}
 			venue := near(p.line(at))
-			if venue == "" || p.suppressed(vs, v) {
+			if venue == "" {
+				continue
+			}
+			live := p.match(Token, v)
+			if live == nil && p.suppressed(vs, v) {
 				continue
 			}
 			r := &rule{id: venue + "-api-passphrase", venue: venue, what: "API passphrase", severity: High}
-			p.report(r, vs, v, p.match(Token, v))
+			p.report(r, vs, v, live)
 		}
 	}
 }

@@ -410,6 +410,21 @@ func TestMatcher(t *testing.T) {
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
+
+	// A live key is reported whatever the comments around it say, and
+	// even when it looks made up.
+	counting := "Abc" + "0123456789" + randString(t, alnumChars, 51)
+	m.tokens[counting] = main
+	for _, text := range []string{
+		"BINANCE_API_SECRET=" + known + " # keywarden:allow\n",
+		"// test vector, not a real key\nsecret = \"" + known + "\"\n",
+		"BINANCE_API_SECRET=" + counting + "\n",
+	} {
+		got := s.ScanBytes("x.env", []byte(text))
+		if len(got) != 1 || got[0].Live == nil || got[0].Severity != Critical {
+			t.Errorf("ScanBytes(allowed live key) = %v, want one critical live finding", rulesOf(got))
+		}
+	}
 }
 
 func x509MarshalPub(priv ed25519.PrivateKey) ([]byte, error) {
