@@ -12,6 +12,11 @@
 // its actor, before it runs; when the audit log is unavailable the action
 // is refused (fail closed).
 //
+// Policy edits go to a policy.Overlay over the configured policies and
+// reach the gateway at once; an edit that widens a policy needs step-up,
+// and enabling withdrawals or adding withdrawal addresses can need
+// approvals of that exact edit.
+//
 // The whole surface is in routes.go; openapi.json describes it and a test
 // keeps the two in step. No endpoint ever returns an exchange secret.
 package admin

@@ -6,7 +6,9 @@
 // and renders compliance reports as Markdown, HTML or JSON.
 //
 // Evaluation is pure and clock-injected; Inspect is the one function that
-// talks to a venue, through the venue's own Inspector and Signer.
+// talks to a venue, through the venue's own Inspector and Signer. A
+// Scheduler runs checks at an interval for keywarden serve, keeps each run
+// in a History and alerts on what changed since the previous run.
 package posture
 
 import (
