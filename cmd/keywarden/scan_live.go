@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/monitor"
 	"github.com/keywarden/keywarden/internal/scan"
+	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store/sqlite"
 	"github.com/keywarden/keywarden/internal/vault"
 )
@@ -48,9 +50,13 @@ type liveSession struct {
 	vault   *vault.Vault
 	db      interface{ Close() error }
 	reg     *client.Registry
+	alog    *audit.Log
 }
 
 func (l *liveSession) close() {
+	if l.alog != nil {
+		l.alog.Close()
+	}
 	if l.reg != nil {
 		l.reg.Forget()
 	}
@@ -211,7 +217,9 @@ func (l *liveSession) respond(ctx context.Context, a *app, r *scan.Report, revok
 }
 
 // revoke goes the way keywarden key revoke and client revoke go; the
-// vault this process unsealed is the operator's proof, as there.
+// vault this process unsealed is the operator's proof, as there. Each
+// revocation is also recorded in the hash-chained audit log (the key or
+// client id, the reason and the place of the leak; never the material).
 func (l *liveSession) revoke(ctx context.Context, a *app, o *scan.Live, loc scan.Finding) error {
 	reason := "leaked: found by keywarden scan in " + loc.Source + ":" + strconv.Itoa(loc.Line)
 	if o.Kind == "client" {
@@ -219,7 +227,7 @@ func (l *liveSession) revoke(ctx context.Context, a *app, o *scan.Live, loc scan
 			return err
 		}
 		fmt.Fprintf(a.stderr, "  Revoked client credential %s.\n", o.Owner)
-		return nil
+		return l.audit(ctx, a, "client.revoke", map[string]string{"client": o.ClientID, "venue": o.Venue, "reason": reason})
 	}
 	info, err := l.vault.Key(ctx, o.Exchange, o.Name)
 	if err != nil {
@@ -233,7 +241,32 @@ func (l *liveSession) revoke(ctx context.Context, a *app, o *scan.Live, loc scan
 	for _, line := range out.Lines {
 		fmt.Fprintln(a.stderr, "  "+line)
 	}
+	detail := map[string]string{"key": o.Owner, "reason": reason, "at_venue": "false"}
+	if err != nil {
+		detail["error"] = err.Error()
+	}
+	if aerr := l.audit(ctx, a, "key.revoke", detail); aerr != nil && err == nil {
+		return aerr
+	}
 	return err
+}
+
+// audit appends one event by the scan to the audit log, opened on first
+// use.
+func (l *liveSession) audit(ctx context.Context, a *app, kind string, detail map[string]string) error {
+	if l.alog == nil {
+		g := a.cfg.Gateway.withDefaults(a.cfg.DataDir)
+		alog, err := server.OpenAudit(ctx, l.vault, g.AuditDir, g.AuditHashFields, a.log)
+		if err != nil {
+			return fmt.Errorf("audit log: %w", err)
+		}
+		l.alog = alog
+	}
+	ev := audit.Event{Kind: kind, Actor: "keywarden-scan", Detail: detail}
+	if _, err := l.alog.Append(ctx, audit.Record{Event: &ev}); err != nil {
+		return fmt.Errorf("audit %s: %w", kind, err)
+	}
+	return nil
 }
 
 // alertLive sends one alert per live key found through the [alerts]

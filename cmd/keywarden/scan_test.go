@@ -156,6 +156,15 @@ func TestScanLiveKeys(t *testing.T) {
 	if out := c.ok("", "client", "list"); !strings.Contains(out, "revoked") {
 		t.Errorf("client list after revoke = %q", out)
 	}
+	events := c.ok("", "audit", "search")
+	for _, want := range []string{"key.revoke actor=keywarden-scan", `"key":"binance/main"`, "client.revoke actor=keywarden-scan", clientID} {
+		if !strings.Contains(events, want) {
+			t.Errorf("audit after scan --revoke lacks %q:\n%s", want, events)
+		}
+	}
+	if strings.Contains(events, secret[4:]) || strings.Contains(events, clientSecret[4:]) {
+		t.Error("the audit log shows a secret")
+	}
 	// A revoked exchange key is still recognised when it leaks.
 	out, _, _ = c.run("", "scan", repo, "--live", "on")
 	if !strings.Contains(out, "this is your live key binance/main (secret)") {
