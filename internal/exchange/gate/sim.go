@@ -1,6 +1,9 @@
 package gate
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -35,11 +38,15 @@ type Simulator struct {
 	win  time.Time
 
 	bal sync.Mutex // guards the Balances of the kit's accounts
+
+	// subKeys are the keys made by POST sub_accounts/{user_id}/keys: the
+	// master key that made each and its sub-account user id.
+	subKeys map[string][2]string
 }
 
 // NewSimulator returns a Gate simulator over kit, behind kit's faults.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit, used: map[string]int{}}
+	s := &Simulator{kit: kit, used: map[string]int{}, subKeys: map[string][2]string{}}
 	s.handler = kit.Faults(http.HandlerFunc(s.serve))
 	return s
 }
@@ -88,6 +95,10 @@ func findSimRoute(method string, segs []string) (simRoute, bool) {
 		return simRoute{"trade", (*Simulator).cancelOrder}, true
 	case method == "POST" && rest == "withdrawals":
 		return simRoute{"withdraw", (*Simulator).withdraw}, true
+	case method == "POST" && len(segs) == 5 && segs[2] == "sub_accounts" && segs[4] == "keys":
+		return simRoute{"admin", (*Simulator).createSubKey}, true
+	case method == "DELETE" && len(segs) == 6 && segs[2] == "sub_accounts" && segs[4] == "keys":
+		return simRoute{"admin", (*Simulator).deleteSubKey}, true
 	}
 	return simRoute{}, false
 }
@@ -329,4 +340,65 @@ func (s *Simulator) withdraw(acc *sim.Account, req *exchange.Request, _ []string
 		"id": "w" + strconv.FormatInt(s.kit.Now().UnixNano(), 36), "currency": t.Asset, "amount": fmtNum(t.Amount),
 		"address": t.Address, "memo": t.Memo, "chain": t.Network, "status": "REQUEST",
 	}, nil
+}
+
+// createSubKey serves POST /api/v4/sub_accounts/{user_id}/keys for a master
+// key (the simulator's "admin" permission): a key for that sub-account with
+// the asked perms (never withdrawal) and IP whitelist.
+func (s *Simulator) createSubKey(acc *sim.Account, req *exchange.Request, segs []string) (int, any, *simError) {
+	uid := segs[3]
+	if !allDigits(uid) {
+		return 0, nil, errParam("invalid user_id")
+	}
+	var body struct {
+		Name        string     `json:"name"`
+		Mode        int        `json:"mode"`
+		Perms       []gatePerm `json:"perms"`
+		IPWhitelist []string   `json:"ip_whitelist"`
+	}
+	if err := json.Unmarshal(req.Body, &body); err != nil {
+		return 0, nil, fail(http.StatusBadRequest, "INVALID_REQUEST_BODY", "invalid request body")
+	}
+	perms := map[string]bool{"read": true}
+	for _, p := range body.Perms {
+		switch {
+		case p.Name == "withdrawal":
+			return 0, nil, errParam("sub-account keys cannot withdraw")
+		case p.Name == "spot" && !p.ReadOnly, p.Name == "futures" && !p.ReadOnly, p.Name == "delivery" && !p.ReadOnly:
+			perms["trade"] = true
+		case p.Name == "wallet" && !p.ReadOnly:
+			perms["transfer"] = true
+		}
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, nil, fail(http.StatusInternalServerError, "SERVER_ERROR", "internal error")
+	}
+	key, secret := hex.EncodeToString(b[:16]), hex.EncodeToString(b[16:])+hex.EncodeToString(b[:16])
+	s.kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret)},
+		Permissions: perms, IPs: body.IPWhitelist})
+	s.mu.Lock()
+	s.subKeys[key] = [2]string{acc.Key.APIKey, uid}
+	s.mu.Unlock()
+	now := strconv.FormatInt(s.kit.Now().Unix(), 10)
+	n, _ := strconv.ParseInt(uid, 10, 64)
+	return http.StatusOK, map[string]any{"user_id": n, "mode": body.Mode, "name": body.Name, "perms": body.Perms,
+		"ip_whitelist": body.IPWhitelist, "key": key, "secret": secret, "state": 1, "created_at": now, "updated_at": now}, nil
+}
+
+// deleteSubKey serves DELETE /api/v4/sub_accounts/{user_id}/keys/{key}: the
+// master key that made a sub-account key deletes it.
+func (s *Simulator) deleteSubKey(acc *sim.Account, _ *exchange.Request, segs []string) (int, any, *simError) {
+	uid, key := segs[3], segs[5]
+	s.mu.Lock()
+	made, found := s.subKeys[key]
+	match := found && made == [2]string{acc.Key.APIKey, uid}
+	if match {
+		delete(s.subKeys, key)
+	}
+	s.mu.Unlock()
+	if !match || !s.kit.RemoveAccount(key) {
+		return 0, nil, fail(http.StatusNotFound, "KEY_NOT_FOUND", "API key not found")
+	}
+	return http.StatusNoContent, nil, nil
 }
