@@ -434,14 +434,7 @@ func (h *Handler) keyRotate(c *call) error {
 	if err != nil {
 		return err
 	}
-	list := func(name string) []string {
-		var out []string
-		for _, s := range strings.FieldsFunc(c.r.PostFormValue(name), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' }) {
-			out = append(out, s)
-		}
-		return out
-	}
-	body := map[string]any{"permissions": list("permissions"), "ips": list("ips"),
+	body := map[string]any{"permissions": formList(c.r.PostFormValue("permissions")), "ips": formList(c.r.PostFormValue("ips")),
 		"sub_account": strings.TrimSpace(c.r.PostFormValue("sub_account")), "manager": strings.TrimSpace(c.r.PostFormValue("manager")),
 		"grace": strings.TrimSpace(c.r.PostFormValue("grace"))}
 	var out struct {
@@ -498,10 +491,7 @@ func (h *Handler) clients(c *call) error {
 
 func (h *Handler) clientIssue(c *call) error {
 	f := c.r.PostForm
-	var cidrs []string
-	for _, s := range strings.FieldsFunc(f.Get("cidrs"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' }) {
-		cidrs = append(cidrs, s)
-	}
+	cidrs := formList(f.Get("cidrs"))
 	ttl := strings.TrimSpace(f.Get("ttl"))
 	if ttl == "" {
 		ttl = "720h"
@@ -588,4 +578,10 @@ func (h *Handler) panicResume(c *call) error {
 		return seeOther(c, "/ui/panic", "Resuming needs approval: request "+id+" is pending.")
 	}
 	return seeOther(c, "/ui/panic", "The gateway is running again.")
+}
+
+// formList splits a form field holding a list separated by commas, spaces
+// or lines.
+func formList(v string) []string {
+	return append([]string{}, strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })...)
 }
