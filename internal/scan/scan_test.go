@@ -187,6 +187,21 @@ func TestIgnoreFile(t *testing.T) {
 	if diff := cmp.Diff(want, locations(r)); diff != "" {
 		t.Errorf("findings (-want +got):\n%s", diff)
 	}
+	// Extra patterns add to the file; NoIgnoreFile drops the file.
+	r, err = New(Options{Ignore: []string{"a.env", "sub/"}}).Scan(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]located{{d + "/docs/keep/d.md", "binance-api-secret"}}, locations(r)); diff != "" {
+		t.Errorf("findings with extra patterns (-want +got):\n%s", diff)
+	}
+	r, err = New(Options{NoIgnoreFile: true}).Scan(context.Background(), []string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 7 {
+		t.Errorf("findings without the ignore file = %v, want all 7", locations(r))
+	}
 }
 
 func TestIgnorePatterns(t *testing.T) {
