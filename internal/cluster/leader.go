@@ -58,17 +58,25 @@ func Lead(ctx context.Context, o LeaderOptions, fn func(ctx context.Context)) er
 	id := lockID(o.Name)
 	t := time.NewTicker(o.Check)
 	defer t.Stop()
+	// A follower keeps its connection between tries.
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	for {
-		conn, err := tryLock(ctx, o.DB, id)
+		got, err := tryLock(ctx, o.DB, &conn, id)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("cluster lead: cannot reach the database", "err", err)
-		case conn != nil:
+		case got:
 			log.Info("cluster lead: this replica is the leader")
 			if o.OnChange != nil {
 				o.OnChange(true)
 			}
 			lead(ctx, o, log, conn, fn)
+			conn = nil // lead closed it
 			if o.OnChange != nil {
 				o.OnChange(false)
 			}
@@ -88,23 +96,26 @@ func lockID(name string) int32 {
 	return int32(h.Sum32())
 }
 
-// tryLock returns a connection holding the lock, or nil when another
-// replica holds it.
-func tryLock(ctx context.Context, db *postgres.DB, id int32) (*pgx.Conn, error) {
-	conn, err := db.Connect(ctx)
-	if err != nil {
-		return nil, err
+// tryLock tries to take the lock on *conn, connecting first when *conn is
+// nil or broken. It reports whether *conn now holds the lock.
+func tryLock(ctx context.Context, db *postgres.DB, conn **pgx.Conn, id int32) (bool, error) {
+	if *conn != nil && (*conn).IsClosed() {
+		*conn = nil
+	}
+	if *conn == nil {
+		c, err := db.Connect(ctx)
+		if err != nil {
+			return false, err
+		}
+		*conn = c
 	}
 	var got bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", postgres.LockClass, id).Scan(&got); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, db.Redact(fmt.Errorf("cluster lead: %w", err))
+	if err := (*conn).QueryRow(ctx, "SELECT pg_try_advisory_lock($1, $2)", postgres.LockClass, id).Scan(&got); err != nil {
+		(*conn).Close(context.WithoutCancel(ctx))
+		*conn = nil
+		return false, db.Redact(fmt.Errorf("cluster lead: %w", err))
 	}
-	if !got {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, nil
-	}
-	return conn, nil
+	return got, nil
 }
 
 // lead runs fn until ctx ends or the lock connection fails.
