@@ -56,6 +56,9 @@ type VaultConfig struct {
 	// Seal is the URL of an external seal (transit://, awskms://,
 	// pkcs11://) that unseals the vault at start; see seal.go.
 	Seal string `toml:"seal"`
+	// PassphraseKeyring reads the passphrase from the desktop keyring
+	// (build tag keyring); see seal_keyring.go.
+	PassphraseKeyring bool `toml:"passphrase_keyring"`
 	// getenv is the environment, for VAULT_TOKEN.
 	getenv func(string) string
 }
@@ -190,6 +193,9 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	}
 	if v := getenv("KEYWARDEN_SEAL"); v != "" {
 		c.Vault.Seal = v
+	}
+	if v := getenv("KEYWARDEN_PASSPHRASE_KEYRING"); v == "1" || v == "true" {
+		c.Vault.PassphraseKeyring = true
 	}
 	c.Vault.getenv = getenv
 	return c.Store.applyEnv(getenv)

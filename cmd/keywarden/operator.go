@@ -15,7 +15,7 @@ func newOperatorCmd(a *app) *cobra.Command {
 	cmd := group("operator", "Initialize, unseal, rotate and rekey the vault")
 	cmd.AddCommand(newOperatorInitCmd(a), newOperatorUnsealCmd(a), newOperatorStatusCmd(a),
 		newOperatorRotateCmd(a), newOperatorRekeyCmd(a), newOperatorVerifyCmd(a), newOperatorFirstAdminCmd(a),
-		newOperatorMigrateSealCmd(a))
+		newOperatorMigrateSealCmd(a), newOperatorKeyringStoreCmd(a))
 	return cmd
 }
 

@@ -83,6 +83,9 @@ func passphrase(cfg *Config, p *prompter, prompt string) ([]byte, error) {
 	if cfg.Vault.PassphraseFile != "" {
 		return readPassphraseFile(cfg.Vault.PassphraseFile)
 	}
+	if cfg.Vault.PassphraseKeyring {
+		return keyringPassphrase(cfg)
+	}
 	if !p.interactive() {
 		return nil, errors.New("no passphrase: set [vault] passphrase_file or KEYWARDEN_PASSPHRASE_FILE, or run in a terminal")
 	}
