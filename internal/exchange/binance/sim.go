@@ -37,6 +37,9 @@ type Simulator struct {
 	orders1D int
 	second10 int64
 	orders10 int
+	// subKeys are the keys made by POST sub-account/subAccountApi: the
+	// master key that made each and the sub-account's email.
+	subKeys map[string][2]string
 }
 
 // maxSimBody caps request bodies, like Binance's front end.
@@ -70,7 +73,7 @@ type simEndpoint struct {
 // NewSimulator returns a Simulator over kit. Queued kit faults apply before
 // any venue logic.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit, macs: newMACPool()}
+	s := &Simulator{kit: kit, macs: newMACPool(), subKeys: map[string][2]string{}}
 	mux := http.NewServeMux()
 	route := func(pattern string, e simEndpoint) {
 		mux.Handle(pattern, s.endpoint(e))
@@ -105,6 +108,8 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	}
 	route("GET "+pathAPIRestrictions, simEndpoint{sec: secSigned, weight: 1, handler: (*Simulator).apiRestrictions})
 	route("POST /sapi/v1/capital/withdraw/apply", simEndpoint{sec: secSigned, perm: "withdraw", weight: 900, handler: (*Simulator).withdraw})
+	route("POST "+pathSubAccountAPI, simEndpoint{sec: secSigned, perm: "admin", weight: 3000, handler: (*Simulator).createSubKey})
+	route("DELETE "+pathSubAccountAPI, simEndpoint{sec: secSigned, perm: "admin", weight: 3000, handler: (*Simulator).deleteSubKey})
 	route("POST /sapi/v1/asset/transfer", simEndpoint{sec: secSigned, perm: "transfer", weight: 900, handler: (*Simulator).assetTransfer})
 	for _, p := range []string{"/api/v3/userDataStream", "/fapi/v1/listenKey"} {
 		route("POST "+p, simEndpoint{sec: secKey, weight: 2, handler: (*Simulator).listenKey})
@@ -497,4 +502,61 @@ func (s *Simulator) assetTransfer(w http.ResponseWriter, c *simCtx) {
 
 func (s *Simulator) listenKey(w http.ResponseWriter, _ *simCtx) {
 	writeJSON(w, http.StatusOK, map[string]string{"listenKey": randomID() + randomID()})
+}
+
+// createSubKey serves POST /sapi/v1/sub-account/subAccountApi for a master
+// key (the simulator's "admin" permission): an HMAC key of the sub-account
+// named by email, with the asked trading permissions (withdrawal cannot be
+// granted here) and, with status 2, the IPs in ipAddress.
+func (s *Simulator) createSubKey(w http.ResponseWriter, c *simCtx) {
+	p := c.params
+	email, name, status := p.Get("email"), p.Get("apiName"), p.Get("status")
+	if email == "" || name == "" || (status != "1" && status != "2") || (status == "2") == (p.Get("ipAddress") == "") {
+		writeJSON(w, http.StatusBadRequest, apiError{Code: -1102, Msg: "Mandatory parameter missing or malformed."})
+		return
+	}
+	perms := map[string]bool{"read": true}
+	for _, f := range []string{"canTrade", "canMarginLoanRepay", "canFuturesTrade", "canVanillaOptions"} {
+		if p.Get(f) == "true" {
+			perms["trade"] = true
+		}
+	}
+	if p.Get("canUniversalTransfer") == "true" {
+		perms["transfer"] = true
+	}
+	var ips []string
+	if status == "2" {
+		ips = strings.Split(p.Get("ipAddress"), ",")
+	}
+	var b [48]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		writeJSON(w, http.StatusInternalServerError, apiError{Code: -1000, Msg: "An unknown error occurred."})
+		return
+	}
+	key, secret := strings.ToUpper(hex.EncodeToString(b[:24])), hex.EncodeToString(b[24:])
+	s.kit.AddAccount(sim.Account{Key: exchange.Credential{Kind: exchange.KeyHMAC, APIKey: key, Secret: exchange.Secret(secret)},
+		Permissions: perms, IPs: ips})
+	s.mu.Lock()
+	s.subKeys[key] = [2]string{c.account.Key.APIKey, email}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"apiName": name, "apiKey": key, "secretKey": secret,
+		"canTrade": perms["trade"], "canUniversalTransfer": perms["transfer"], "status": status, "ipList": ips})
+}
+
+// deleteSubKey serves DELETE /sapi/v1/sub-account/subAccountApi: the master
+// key that made a sub-account key deletes it.
+func (s *Simulator) deleteSubKey(w http.ResponseWriter, c *simCtx) {
+	key, email := c.params.Get("subAccountApiKey"), c.params.Get("email")
+	s.mu.Lock()
+	made, found := s.subKeys[key]
+	match := found && made == [2]string{c.account.Key.APIKey, email}
+	if match {
+		delete(s.subKeys, key)
+	}
+	s.mu.Unlock()
+	if !match || !s.kit.RemoveAccount(key) {
+		writeJSON(w, http.StatusBadRequest, apiError{Code: -12022, Msg: "The API key does not exist."})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
 }

@@ -380,3 +380,46 @@ func TestSimulatorRejects(t *testing.T) {
 		}
 	})
 }
+
+// TestSimulatorKeyManagement: a master key creates a sub-account key with
+// the package's own key-management requests; the key works with what it
+// was given; only its maker deletes it; then it is refused.
+func TestSimulatorKeyManagement(t *testing.T) {
+	e := newSimEnv(t)
+	v := Spot(nil)
+	master, other := hmacCred("master-key", "master-secret"), hmacCred("other-key", "other-secret")
+	e.kit.AddAccount(sim.Account{Key: *master, Permissions: map[string]bool{"read": true, "admin": true}})
+	e.kit.AddAccount(sim.Account{Key: *other, Permissions: map[string]bool{"read": true, "admin": true}})
+	km := keyManager{}
+	spec := exchange.KeySpec{Label: "kw-rotated", Permissions: []string{"canTrade"}, IPs: []string{"127.0.0.1"}, SubAccount: "bot1@example.com"}
+	create, err := km.CreateKeyRequest(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := e.send(t, signed(t, v, *create, e.trader, simNow)); a.status == http.StatusOK {
+		t.Fatalf("a trading key created a key: %s", a.body)
+	}
+	a := e.send(t, signed(t, v, *create, master, simNow))
+	nk, err := km.ParseCreatedKey(a.status, a.body)
+	if err != nil {
+		t.Fatalf("ParseCreatedKey(%d, %s) = %v", a.status, a.body, err)
+	}
+	a = e.send(t, signed(t, v, *inspector{}.InspectRequest(), nk, simNow))
+	pos, err := inspector{}.ParsePosture(a.status, a.body)
+	if err != nil || !pos.CanTrade || pos.CanWithdraw || !pos.IPRestricted {
+		t.Fatalf("new key posture = %+v, %v; want trade, no withdraw, IP-restricted", pos, err)
+	}
+	del, err := km.DeleteKeyRequest(nk.APIKey, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := e.send(t, signed(t, v, *del, other, simNow)); a.status == http.StatusOK {
+		t.Fatalf("another master deleted the key: %s", a.body)
+	}
+	if a := e.send(t, signed(t, v, *del, master, simNow)); a.status != http.StatusOK {
+		t.Fatalf("delete = %d %s, want 200", a.status, a.body)
+	}
+	if a := e.send(t, signed(t, v, *inspector{}.InspectRequest(), nk, simNow)); a.status == http.StatusOK {
+		t.Errorf("the deleted key still works: %s", a.body)
+	}
+}
