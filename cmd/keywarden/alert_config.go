@@ -27,6 +27,9 @@ type AlertsConfig struct {
 	// "none" (the default) nothing. Every response is audited and recorded
 	// in the incident.
 	OnCritical string `toml:"on_critical"`
+	// Thresholds tune the anomaly rules ([alerts.thresholds]); zero or
+	// missing keys keep the defaults (docs/monitoring.md).
+	Thresholds monitor.Thresholds `toml:"thresholds"`
 
 	Webhook   []WebhookAlert   `toml:"webhook"`
 	Slack     []SlackAlert     `toml:"slack"`
@@ -177,7 +180,7 @@ func (a *app) startMonitor(ctx context.Context, onAlert func(monitor.Alert)) (*m
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	m := monitor.New(monitor.Options{Logger: a.log.With("component", "monitor"), Notifiers: ns,
-		Cooldown: cooldown, MaxPerMinute: perMinute, OnAlert: onAlert})
+		Cooldown: cooldown, MaxPerMinute: perMinute, OnAlert: onAlert, Thresholds: a.cfg.Alerts.Thresholds})
 	go m.Run(ctx)
 	return m, nil
 }

@@ -383,3 +383,40 @@ on_critical = "panic-key"
 		t.Fatalf("serve: %v", err)
 	}
 }
+
+func TestAlertThresholdsConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keywarden.toml")
+	writeFile(t, path, `[alerts]
+on_critical = "suspend-client"
+
+[alerts.thresholds]
+interval = "2m"
+notional_min = 500
+price_deviation = 0.05
+off_hours_learn = "72h"
+`, 0o600)
+	cfg, err := loadConfig(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := cfg.Alerts.Thresholds
+	if th.Interval != 2*time.Minute || th.NotionalMin != 500 || th.PriceDeviation != 0.05 || th.OffHoursLearn != 72*time.Hour || th.SurgeFactor != 0 {
+		t.Errorf("thresholds = %+v", th)
+	}
+	if on, err := cfg.Alerts.onCritical(); err != nil || on != respondSuspendClient {
+		t.Errorf("onCritical = %q, %v", on, err)
+	}
+	writeFile(t, path, "[alerts.thresholds]\nprice_deviaton = 0.05\n", 0o600)
+	if _, err := loadConfig(path, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "price_deviaton") {
+		t.Errorf("misspelt threshold: %v, want an error naming it", err)
+	}
+	writeFile(t, path, "[alerts]\non_critical = \"nuke\"\n", 0o600)
+	cfg, err = loadConfig(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Alerts.onCritical(); err == nil {
+		t.Error("on_critical = nuke accepted")
+	}
+}

@@ -86,52 +86,54 @@ type Event struct {
 	SourceIP netip.Addr
 }
 
-// Thresholds tune the rules. Zero fields take the defaults noted.
+// Thresholds tune the rules. Zero fields take the defaults noted. The
+// toml names are the [alerts.thresholds] keys of the configuration file;
+// durations are written like "1m".
 type Thresholds struct {
 	// Interval is the rate rule's bucket (default 1m).
-	Interval time.Duration
+	Interval time.Duration `toml:"interval"`
 	// SurgeFactor: a bucket above SurgeFactor times the baseline is a surge
 	// (default 5), provided it also exceeds SurgeMin requests (default 30).
-	SurgeFactor float64
-	SurgeMin    int
+	SurgeFactor float64 `toml:"surge_factor"`
+	SurgeMin    int     `toml:"surge_min"`
 	// WarmIntervals buckets are learned before surges are reported
 	// (default 5). Alpha is the EWMA weight of the newest bucket (0.2).
-	WarmIntervals int
-	Alpha         float64
+	WarmIntervals int     `toml:"warm_intervals"`
+	Alpha         float64 `toml:"alpha"`
 	// Window is the window of the burst and error-rate rules (default 1m).
-	Window time.Duration
+	Window time.Duration `toml:"window"`
 	// AuthFailures refused authentications per claimed credential within
 	// Window raise an alert (default 5); Denials policy denials per client
 	// (default 10).
-	AuthFailures int
-	Denials      int
+	AuthFailures int `toml:"auth_failures"`
+	Denials      int `toml:"denials"`
 	// ErrorRate is the share of failed requests per venue within Window
 	// that raises an alert (default 0.5) once ErrorMin requests were seen
 	// (default 20).
-	ErrorRate float64
-	ErrorMin  int
+	ErrorRate float64 `toml:"error_rate"`
+	ErrorMin  int     `toml:"error_min"`
 
 	// NotionalFactor: an interval whose allowed notional exceeds
 	// NotionalFactor times the EWMA baseline is a surge (default 5),
 	// provided it also reaches NotionalMin in the quote currency (default
 	// 10000). Interval, Alpha and WarmIntervals are the rate rule's.
-	NotionalFactor float64
-	NotionalMin    float64
+	NotionalFactor float64 `toml:"notional_factor"`
+	NotionalMin    float64 `toml:"notional_min"`
 	// SymbolLearn is how long after a client's first order its symbols are
 	// learned silently (default 24h); after that a symbol it never used
 	// raises an alert.
-	SymbolLearn time.Duration
+	SymbolLearn time.Duration `toml:"symbol_learn"`
 	// PriceDeviation is the relative distance from the last price beyond
 	// which an order is reported (default 0.1, i.e. 10%).
-	PriceDeviation float64
+	PriceDeviation float64 `toml:"price_deviation"`
 	// OffHoursLearn is how long a client's hour-of-week histogram is
 	// learned before it is used (default 7 days), and OffHoursMin how many
 	// requests it must hold by then (default 200). A request in an hour
 	// that, with its two neighbours, holds less than OffHoursShare of the
 	// client's requests (default 0.002) is off hours.
-	OffHoursLearn time.Duration
-	OffHoursMin   int
-	OffHoursShare float64
+	OffHoursLearn time.Duration `toml:"off_hours_learn"`
+	OffHoursMin   int           `toml:"off_hours_min"`
+	OffHoursShare float64       `toml:"off_hours_share"`
 }
 
 func (t Thresholds) withDefaults() Thresholds {
