@@ -169,6 +169,9 @@ func TestFault_F12_AuditUnavailable(t *testing.T) {
 			t.Errorf("order with the audit log down = %d %q, want 503", a.status, a.body)
 		}
 		r.binanceError(a)
+		// Refusals are fast: wait a millisecond so two reads are never the
+		// same signed bytes (which the replay check would refuse first).
+		time.Sleep(2 * time.Millisecond)
 		if a := r.call(http.MethodGet, accountPath, "", ""); a.status != http.StatusServiceUnavailable {
 			t.Errorf("read with the audit log down = %d %q, want 503", a.status, a.body)
 		}
