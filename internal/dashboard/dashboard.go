@@ -35,6 +35,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -197,6 +198,7 @@ func staticFiles() http.Handler {
 
 // call is one authenticated dashboard request.
 type call struct {
+	h     *Handler
 	w     http.ResponseWriter
 	r     *http.Request
 	p     operator.Principal
@@ -209,6 +211,39 @@ func (c *call) api(h *Handler, method, path string, body any, out any) error {
 	return h.o.Admin.Call(c.r.Context(), admin.APICall{Method: method, Path: path, Token: c.token,
 		Source: c.r.RemoteAddr, Body: body}, out)
 }
+
+// flashSig binds a notice and its lines to the session, so that a page
+// shows only the notices of this session's own actions, never text from a
+// crafted link.
+func (c *call) flashSig(notice string, lines []string) string {
+	return c.h.csrfToken("flash", c.token+"\x00"+notice+"\x00"+strings.Join(lines, "\x00"))
+}
+
+// redirect answers a successful form post with a redirect to path,
+// carrying a signed notice and report lines.
+func (c *call) redirect(path, notice string, lines []string) error {
+	if notice != "" {
+		q := url.Values{"notice": {notice}, "line": lines, "sig": {c.flashSig(notice, lines)}}
+		path += "?" + q.Encode()
+	}
+	http.Redirect(c.w, c.r, path, http.StatusSeeOther)
+	return nil
+}
+
+// flash returns the signed notice and lines of the request, or nothing
+// when they were not made by this session's redirect.
+func (c *call) flash() (string, []string) {
+	q := c.r.URL.Query()
+	n, lines := q.Get("notice"), q["line"]
+	if n == "" || c.token == "" || !hmac.Equal([]byte(q.Get("sig")), []byte(c.flashSig(n, lines))) {
+		return "", nil
+	}
+	return n, lines
+}
+
+func (c *call) notice() string { n, _ := c.flash(); return n }
+
+func (c *call) lines() []string { _, l := c.flash(); return l }
 
 // page wraps a handler: it authenticates the session cookie (redirecting to
 // the login page without one), checks CSRF on every state-changing
@@ -226,7 +261,7 @@ func (h *Handler) page(perm operator.Permission, fn func(*call) error) http.Hand
 			h.toLogin(w, r)
 			return
 		}
-		c := &call{w: w, r: r, p: p, token: ck.Value, csrf: h.csrfToken("session", ck.Value)}
+		c := &call{h: h, w: w, r: r, p: p, token: ck.Value, csrf: h.csrfToken("session", ck.Value)}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			if err := h.checkCSRF(w, r, "session", ck.Value); err != nil {
 				h.refuse(c, http.StatusForbidden, err.Error())

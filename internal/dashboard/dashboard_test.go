@@ -535,3 +535,31 @@ func TestIncidents(t *testing.T) {
 		t.Errorf("unknown incident = %d, want 404", p.status)
 	}
 }
+
+// TestNoticeIsSigned: a page shows the notice of the session's own
+// action, never text from a crafted link.
+func TestNoticeIsSigned(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	b.login("security")
+	p := b.post("/ui/panic", "/ui/panic/stop", url.Values{"confirm": {"stop"}})
+	loc := p.header.Get("Location")
+	if p.status != http.StatusSeeOther || !strings.Contains(loc, "sig=") {
+		t.Fatalf("stop = %d %q, want a redirect with a signed notice", p.status, loc)
+	}
+	if page := b.get(loc); !strings.Contains(page.body, "The gateway is stopped") {
+		t.Error("the action's own notice is not shown")
+	}
+	other := e.browser()
+	other.login("auditor")
+	if page := other.get(loc); strings.Contains(page.body, "The gateway is stopped:") {
+		t.Error("another session shows a notice signed for the first one")
+	}
+	crafted := "/ui/?notice=" + url.QueryEscape("Session expired: sign in again at evil.example")
+	if page := b.get(crafted); strings.Contains(page.body, "evil.example") {
+		t.Error("a crafted notice is shown")
+	}
+	if page := b.get(crafted + "&sig=00"); strings.Contains(page.body, "evil.example") {
+		t.Error("a crafted notice with a bad signature is shown")
+	}
+}

@@ -60,7 +60,7 @@ func (h *Handler) incident(c *call) error {
 		return incidentErr(err)
 	}
 	h.render(c, http.StatusOK, "incident", "Incident "+in.ID, "incidents", map[string]any{
-		"Incident": in, "Notice": c.r.URL.Query().Get("notice"),
+		"Incident": in, "Notice": c.notice(),
 	})
 	return nil
 }

@@ -55,13 +55,9 @@ func (h *Handler) routes() {
 var errNotFoundPage = &admin.APIError{Status: http.StatusNotFound, Code: "not_found", Msg: "no such page"}
 
 // seeOther answers a successful form post: a redirect to the page showing
-// the result, with an optional notice in the query.
+// the result, with an optional notice.
 func seeOther(c *call, path, notice string) error {
-	if notice != "" {
-		path += "?notice=" + url.QueryEscape(notice)
-	}
-	http.Redirect(c.w, c.r, path, http.StatusSeeOther)
-	return nil
+	return c.redirect(path, notice, nil)
 }
 
 // --- login ---
@@ -77,7 +73,7 @@ func (h *Handler) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	setCookie(w, loginCookie, nonce)
-	c := &call{w: w, r: r, csrf: h.csrfToken("login", nonce)}
+	c := &call{h: h, w: w, r: r, csrf: h.csrfToken("login", nonce)}
 	name := ""
 	if r.Method == http.MethodPost {
 		name = r.PostFormValue("name")
@@ -245,7 +241,7 @@ type overviewData struct {
 }
 
 func (h *Handler) overview(c *call) error {
-	d := overviewData{Notice: c.r.URL.Query().Get("notice")}
+	d := overviewData{Notice: c.notice()}
 	if c.p.Can(operator.PermGatewayRead) {
 		if err := c.api(h, "GET", "/v1/gateway", nil, &d.Gateway); err != nil {
 			return err
@@ -316,7 +312,7 @@ func (h *Handler) keys(c *call) error {
 	if err != nil {
 		return err
 	}
-	h.render(c, http.StatusOK, "keys", "Keys", "keys", map[string]any{"Keys": rows, "Notice": c.r.URL.Query().Get("notice")})
+	h.render(c, http.StatusOK, "keys", "Keys", "keys", map[string]any{"Keys": rows, "Notice": c.notice()})
 	return nil
 }
 
@@ -348,9 +344,9 @@ func (h *Handler) key(c *call) error {
 		}
 	}
 	h.render(c, http.StatusOK, "key", "Key "+k.ID(), "keys", map[string]any{
-		"Key": row, "Clients": clients, "Notice": c.r.URL.Query().Get("notice"),
+		"Key": row, "Clients": clients, "Notice": c.notice(),
 		"CanInspect": h.o.Inspect != nil, "CanWrite": c.p.Can(operator.PermKeysWrite),
-		"Fresh": h.o.Admin.Fresh(c.p), "Lines": c.r.URL.Query()["line"],
+		"Fresh": h.o.Admin.Fresh(c.p), "Lines": c.lines(),
 	})
 	return nil
 }
@@ -394,12 +390,7 @@ func keyPath(k vault.KeyInfo) string {
 
 // keyResult redirects to the key page with the API's report lines.
 func keyResult(c *call, k vault.KeyInfo, notice string, lines []string) error {
-	q := url.Values{"notice": {notice}}
-	for _, l := range lines {
-		q.Add("line", l)
-	}
-	http.Redirect(c.w, c.r, keyPath(k)+"?"+q.Encode(), http.StatusSeeOther)
-	return nil
+	return c.redirect(keyPath(k), notice, lines)
 }
 
 // keyRevoke revokes a key through the API (keys:write, audited there).
@@ -484,7 +475,7 @@ func (h *Handler) clients(c *call) error {
 		_ = c.api(h, "GET", "/v1/policies", nil, &policies)
 	}
 	h.render(c, http.StatusOK, "clients", "Clients", "clients", map[string]any{
-		"Clients": rows, "Keys": keys, "Policies": policies, "Notice": c.r.URL.Query().Get("notice"),
+		"Clients": rows, "Keys": keys, "Policies": policies, "Notice": c.notice(),
 	})
 	return nil
 }
@@ -523,7 +514,7 @@ func (h *Handler) clientRevoke(c *call) error {
 
 func (h *Handler) alerts(c *call) error {
 	h.render(c, http.StatusOK, "alerts", "Alerts", "alerts", map[string]any{
-		"Alerts": h.o.Activity.Alerts(), "Notice": c.r.URL.Query().Get("notice"),
+		"Alerts": h.o.Activity.Alerts(), "Notice": c.notice(),
 	})
 	return nil
 }
@@ -550,7 +541,7 @@ func (h *Handler) panicPage(c *call) error {
 		return err
 	}
 	h.render(c, http.StatusOK, "panic", "Panic switch", "panic", map[string]any{
-		"Status": st["status"], "Detail": st["detail"], "Notice": c.r.URL.Query().Get("notice"),
+		"Status": st["status"], "Detail": st["detail"], "Notice": c.notice(),
 	})
 	return nil
 }
