@@ -121,7 +121,11 @@ func (s *api) changePolicy(w http.ResponseWriter, r *http.Request, name string, 
 	if len(c.AddedAddresses) > 0 {
 		actions = append(actions, ActionPolicyAddress)
 	}
-	if !s.approvedAll(w, r, actions, name+"@"+c.Digest) {
+	summary := c.Diff
+	for _, x := range c.Raised {
+		summary += "widens: " + x + "\n"
+	}
+	if !s.approvedAll(w, r, actions, name+"@"+c.Digest, summary) {
 		return
 	}
 	kind := "policy.update"
@@ -388,8 +392,9 @@ func handlePosture(s *api) http.Handler {
 // approved: the request names one approved request per configured action
 // (?approval=ID&approval=ID). Nothing is used up unless every action has
 // its approval; the first action without one gets a new pending request
-// (202). Approvals that match nothing are refused.
-func (s *api) approvedAll(w http.ResponseWriter, r *http.Request, actions []string, subject string) bool {
+// (202), with detail shown to approvers. Approvals that match nothing are
+// refused.
+func (s *api) approvedAll(w http.ResponseWriter, r *http.Request, actions []string, subject, detail string) bool {
 	var need []string
 	for _, a := range actions {
 		if _, ok := s.Approvals[a]; ok {
@@ -419,7 +424,7 @@ func (s *api) approvedAll(w http.ResponseWriter, r *http.Request, actions []stri
 			writeError(w, s.log, operator.ErrNotApproved)
 			return false
 		}
-		a, err := s.ops.Request(r.Context(), p, action, subject, s.Approvals[action])
+		a, err := s.ops.RequestDetail(r.Context(), p, action, subject, detail, s.Approvals[action])
 		if err == nil {
 			err = s.event(r.Context(), "approval.request", p.Name, map[string]string{"id": a.ID, "action": action, "subject": subject})
 		}

@@ -143,6 +143,10 @@ added_at = 2020-01-01T00:00:00Z
 		t.Fatalf("enable withdraw = %d %s, want 202 for %s", r.status, r.raw, ActionPolicyWithdraw)
 	}
 	wid := r.body["id"].(string)
+	// Approvers see what they approve.
+	if d, _ := r.body["detail"].(string); !strings.Contains(d, "+address = \"bc1qexample\"") || !strings.Contains(d, "widens: scopes: +withdraw") {
+		t.Errorf("approval detail = %q, want the diff and what it widens", d)
+	}
 	for _, who := range []string{"sec2", "sec3"} {
 		tok := e.login(who)
 		if r := e.do("POST", "/v1/approvals/"+wid+"/approve", tok, nil, TOTPHeader, e.code(who)); r.status != http.StatusOK {

@@ -39,9 +39,11 @@ type Rule struct {
 
 // Approval is a request for a k-of-n approved action.
 type Approval struct {
-	ID        string    `json:"id"`
-	Action    string    `json:"action"`
-	Subject   string    `json:"subject"` // what the action applies to
+	ID      string `json:"id"`
+	Action  string `json:"action"`
+	Subject string `json:"subject"` // what the action applies to
+	// Detail shows approvers what they approve (a policy edit's diff).
+	Detail    string    `json:"detail,omitempty"`
 	Requester string    `json:"requester"`
 	Rule      Rule      `json:"rule"`
 	Approvers []string  `json:"approvers"`
@@ -55,6 +57,11 @@ func approvalKey(id string) string { return "operators/approvals/" + id }
 
 // Request records a pending approval for action on subject.
 func (m *Manager) Request(ctx context.Context, requester Principal, action, subject string, r Rule) (Approval, error) {
+	return m.RequestDetail(ctx, requester, action, subject, "", r)
+}
+
+// RequestDetail is Request with a detail shown to approvers.
+func (m *Manager) RequestDetail(ctx context.Context, requester Principal, action, subject, detail string, r Rule) (Approval, error) {
 	if r.Required < 1 || !r.Role.Valid() || r.TTL <= 0 {
 		return Approval{}, fmt.Errorf("request approval: %w: bad rule", ErrInvalid)
 	}
@@ -63,7 +70,7 @@ func (m *Manager) Request(ctx context.Context, requester Principal, action, subj
 		return Approval{}, fmt.Errorf("request approval: %w", err)
 	}
 	now := m.now().UTC()
-	a := Approval{ID: hex.EncodeToString(b), Action: action, Subject: subject, Requester: requester.Name, Rule: r,
+	a := Approval{ID: hex.EncodeToString(b), Action: action, Subject: subject, Detail: detail, Requester: requester.Name, Rule: r,
 		Approvers: []string{}, State: StatePending, Created: now, Expires: now.Add(r.TTL)}
 	m.mu.Lock()
 	defer m.mu.Unlock()
