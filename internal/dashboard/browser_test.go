@@ -292,6 +292,21 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 	return s
 }
 
+// waitLocation waits (at most 30 seconds) until the page's URL contains
+// want: the search form's answer has replaced the page.
+func waitLocation(t *testing.T, ctx context.Context, want string) {
+	t.Helper()
+	var loc string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var err error
+		if loc, err = chromedp.Run(ctx, chromedp.Location()); err == nil && strings.Contains(loc, want) {
+			// The URL is pushed once the new content is in place.
+			return
+		}
+	}
+	t.Fatalf("page location %q never contained %q", loc, want)
+}
+
 // do runs steps, each batch bounded in time; on failure it reports where
 // the browser is and what the page says.
 func do(t *testing.T, ctx context.Context, console *consoleErrors, what string, steps ...chromedp.Action[chromedp.Void]) {
@@ -344,8 +359,14 @@ func TestBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.SendKeys(chromedp.CSS("#code"), e.code("alice")))
 	sh.take("login")
-	do(t, ctx, console, "submit login", chromedp.Click(chromedp.CSS("form button[type=submit]")),
+	// Submitted from the keyboard: Enter in the code field.
+	do(t, ctx, console, "submit login", chromedp.SendKeys(chromedp.CSS("#code"), "\r"),
 		chromedp.WaitVisible(chromedp.CSS("#keys-h")))
+	// The first Tab reaches the skip link, which leads to the main content.
+	do(t, ctx, console, "tab", chromedp.KeyEvent("\t"))
+	if got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.textContent + " -> " + document.activeElement.getAttribute("href")`)); err != nil || got != "Skip to content -> #main" {
+		t.Errorf("first Tab focuses %q (%v), want the skip link to #main", got, err)
+	}
 	if s := text(t, ctx, ".who"); !strings.Contains(s, "alice") || !strings.Contains(s, "unsealed") {
 		t.Errorf("header after login = %q, want the operator and the vault state", s)
 	}
@@ -422,11 +443,9 @@ func TestBrowser(t *testing.T) {
 	// 5. Search the audit log for the stop, and open its record.
 	do(t, ctx, console, "audit", chromedp.Navigate(base+"/ui/audit"), chromedp.WaitVisible(chromedp.CSS("#f-type")),
 		chromedp.SetValue(chromedp.CSS("#f-type"), "event"),
-		chromedp.Click(chromedp.CSS(`form[role="search"] button`)),
-		chromedp.WaitVisible(chromedp.CSS(`table.audit tbody a`)))
-	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "type=event") {
-		t.Errorf("audit search location = %q, want the filter in the URL", loc)
-	}
+		chromedp.Click(chromedp.CSS(`form[role="search"] button`)))
+	waitLocation(t, ctx, "type=event")
+	do(t, ctx, console, "audit results", chromedp.WaitVisible(chromedp.CSS(`table.audit tbody a`)))
 	rows := text(t, ctx, "table.audit")
 	if !strings.Contains(rows, "admin.gateway.stop by alice") || !strings.Contains(rows, "admin.client.revoke by alice") || strings.Contains(rows, "allow GET") {
 		t.Errorf("event search = %q, want the stop and the revoke and no intents", rows)
