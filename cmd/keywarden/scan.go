@@ -93,6 +93,14 @@ func (a *app) runScan(cmd *cobra.Command, args []string, f *scanFlags) error {
 	for _, p := range args {
 		if p == "-" {
 			stdinScanned = true
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			if looksLikeSecret(p) {
+				// A secret pasted where a path goes: never echo it.
+				return errors.New("a PATH argument does not exist (not shown: it looks like a secret; pipe secrets to keywarden scan - instead)")
+			}
+			return fmt.Errorf("scan: %w", err)
 		}
 	}
 	lv, err := a.openLive(ctx, f.live)

@@ -201,6 +201,11 @@ func TestScanStdinAndFormats(t *testing.T) {
 		t.Errorf("scan of a clean stdin = %v, want success", err)
 	}
 	c.fails("--format", "", "scan", "-", "--format", "xml")
+	// A secret pasted as a path is refused without being echoed.
+	pasted := randomAlnum(t, 64)
+	if _, errOut, err := c.run("", "scan", pasted); err == nil || strings.Contains(err.Error()+errOut, pasted) || !strings.Contains(err.Error(), "looks like a secret") {
+		t.Errorf("scan SECRET = %v, want a refusal that does not echo it", err)
+	}
 	// --live on without a vault is an error, and creates nothing.
 	c.fails("no vault", "", "scan", "-", "--live", "on")
 	if _, err := os.Stat(filepath.Join(c.dir, "data")); !os.IsNotExist(err) {
