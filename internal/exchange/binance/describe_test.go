@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 // TestDescribeExactDecimals: orders carry the quantity and price texts as
@@ -182,16 +183,8 @@ func TestDescribe(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Describe(%+v) = %v", tt.req, err)
 			}
-			// The exact texts must say what the numbers say; their
-			// spelling is checked in TestDescribeExactDecimals.
-			for i := range got.Orders {
-				o := &got.Orders[i]
-				if o.QuantityText != "" && exchange.ParseFloat(o.QuantityText) != o.Quantity ||
-					o.PriceText != "" && exchange.ParseFloat(o.PriceText) != o.Price {
-					t.Errorf("order %d: texts %q × %q disagree with %v × %v", i, o.QuantityText, o.PriceText, o.Quantity, o.Price)
-				}
-				o.QuantityText, o.PriceText = "", ""
-			}
+			// The texts' spelling is checked in TestDescribeExactDecimals.
+			got = exchangetest.OrderTexts(t, got)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Describe(%s %s) mismatch (-want +got):\n%s", tt.req.Method, tt.req.Path, diff)
 			}

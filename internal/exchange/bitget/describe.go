@@ -262,6 +262,8 @@ func spotOrder(o, parent objFields, c *exchange.Call) error {
 		if ord.Type != "market" {
 			ord.Price = price
 			ord.Notional = size * price
+			ord.QuantityText, _ = o.str("size")
+			ord.PriceText, _ = o.str("price")
 		}
 	}
 	c.Orders = append(c.Orders, ord)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -135,6 +136,7 @@ func TestDescribe(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Describe(%s %s) = %v", tt.req.Method, tt.req.Path, err)
 			}
+			got = exchangetest.OrderTexts(t, got)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Describe(%s) (-want +got):\n%s", tt.name, diff)
 			}
@@ -147,5 +149,18 @@ func TestDescribeBatchLimit(t *testing.T) {
 	body := `{"symbol":"BTCUSDT","orderList":[` + strings.TrimSuffix(entries, ",") + `]}`
 	if _, err := (describer{}).Describe(&exchange.Request{Method: "POST", Path: "/api/v2/spot/trade/batch-orders", Body: []byte(body)}); err == nil {
 		t.Errorf("Describe(batch of %d) = nil error, want error", maxBatch+1)
+	}
+}
+
+// TestDescribeExactDecimals: priced spot orders keep size and price as
+// written, for exact checks at a notional cap.
+func TestDescribeExactDecimals(t *testing.T) {
+	body := `{"symbol":"ETHUSDT","side":"buy","orderType":"limit","force":"gtc","size":"0.10","price":"10000.0000000000001"}`
+	got, err := describer{}.Describe(&exchange.Request{Method: "POST", Path: "/api/v2/spot/trade/place-order", Body: []byte(body)})
+	if err != nil || len(got.Orders) != 1 {
+		t.Fatalf("Describe() = %+v, %v", got, err)
+	}
+	if o := got.Orders[0]; o.QuantityText != "0.10" || o.PriceText != "10000.0000000000001" {
+		t.Errorf("texts = %q × %q, want 0.10 × 10000.0000000000001", o.QuantityText, o.PriceText)
 	}
 }

@@ -248,6 +248,8 @@ func newOrder(o fields, cat string, c *exchange.Call) error {
 			ord.Price = price
 			if notionalCategory(cat) {
 				ord.Notional = qty * price
+				ord.QuantityText, _ = o.str("qty")
+				ord.PriceText, _ = o.str("price")
 			}
 		}
 	}

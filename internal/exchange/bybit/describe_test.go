@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -113,9 +114,23 @@ func TestDescribe(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Describe(%s %s) = %v", tt.req.Method, tt.req.Path, err)
 			}
+			got = exchangetest.OrderTexts(t, got)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Describe(%s) (-want +got):\n%s", tt.name, diff)
 			}
 		})
+	}
+}
+
+// TestDescribeExactDecimals: priced spot and linear orders keep qty and
+// price as written, for exact checks at a notional cap.
+func TestDescribeExactDecimals(t *testing.T) {
+	body := `{"category":"spot","symbol":"ETHUSDT","side":"Buy","orderType":"Limit","qty":"0.10","price":"10000.0000000000001"}`
+	got, err := describer{}.Describe(&exchange.Request{Method: "POST", Path: "/v5/order/create", Body: []byte(body)})
+	if err != nil || len(got.Orders) != 1 {
+		t.Fatalf("Describe() = %+v, %v", got, err)
+	}
+	if o := got.Orders[0]; o.QuantityText != "0.10" || o.PriceText != "10000.0000000000001" {
+		t.Errorf("texts = %q × %q, want 0.10 × 10000.0000000000001", o.QuantityText, o.PriceText)
 	}
 }

@@ -243,6 +243,8 @@ func newOrder(o objFields, c *exchange.Call) error {
 		ord.Contracts = !spot
 		if spot && px > 0 && ord.Type != "market" {
 			ord.Notional = sz * px
+			ord.QuantityText, _ = o.str("sz")
+			ord.PriceText, _ = o.str("px")
 		}
 	}
 	c.Orders = append(c.Orders, ord)

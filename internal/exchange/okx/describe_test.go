@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -175,6 +176,7 @@ func TestDescribe(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Describe(%s %s) = %v", tt.req.Method, tt.req.Path, err)
 			}
+			got = exchangetest.OrderTexts(t, got)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Describe(%s) (-want +got):\n%s", tt.name, diff)
 			}
@@ -194,5 +196,22 @@ func TestDescribeBatchLimit(t *testing.T) {
 	_, err := describer{}.Describe(&exchange.Request{Method: "POST", Path: "/api/v5/trade/batch-orders", Body: body})
 	if err == nil {
 		t.Errorf("Describe(batch of %d) = nil error, want error", maxBatch+1)
+	}
+}
+
+// TestDescribeExactDecimals: spot orders keep sz and px as written (string
+// or JSON number), for exact checks at a notional cap.
+func TestDescribeExactDecimals(t *testing.T) {
+	for _, body := range []string{
+		`{"instId":"ETH-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.10","px":"10000.0000000000001"}`,
+		`{"instId":"ETH-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":0.10,"px":10000.0000000000001}`,
+	} {
+		got, err := describer{}.Describe(&exchange.Request{Method: "POST", Path: "/api/v5/trade/order", Body: []byte(body)})
+		if err != nil || len(got.Orders) != 1 {
+			t.Fatalf("Describe(%s) = %+v, %v", body, got, err)
+		}
+		if o := got.Orders[0]; o.QuantityText != "0.10" || o.PriceText != "10000.0000000000001" {
+			t.Errorf("Describe(%s) texts = %q × %q, want 0.10 × 10000.0000000000001", body, o.QuantityText, o.PriceText)
+		}
 	}
 }
