@@ -11,7 +11,7 @@ import (
 func FuzzScanBytes(f *testing.F) {
 	for _, seed := range []string{
 		"BINANCE_API_SECRET=abc\n",
-		"okx:\n  apiKey: 4c0dc2f2-f4b6-f020-f7b0-022d5ec9ac7a\n  passphrase: \"pw\n",
+		"okx:\n  apiKey: 00000000-0000-0000-0000-000000000000\n  passphrase: \"pw\n",
 		"-----BEGIN EC PRIVATE KEY-----\\nMHcC\\n-----END EC PRIVATE KEY-----",
 		"-----BEGIN PRIVATE KEY-----\n",
 		"= : => ( , \"'\n\n\n",

@@ -262,7 +262,7 @@ func assignedValue(buf []byte, off int) ([]byte, int) {
 // variables, templates, and the usual stand-ins.
 func placeholder(v []byte) bool {
 	switch v[0] {
-	case '$', '<', '{', '%', '[', '(', '*':
+	case '$', '<', '{', '%', '[', '(', '*', '\\':
 		return true
 	}
 	low := bytes.ToLower(v)
