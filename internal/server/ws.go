@@ -3,22 +3,28 @@ package server
 import (
 	"net/url"
 
+	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/wsgateway"
 )
 
 // wsVenue is where a venue's WebSockets live and how its WS API is handled.
 type wsVenue struct {
 	streams, api string
-	apiPath      string
-	futures      bool
+	apiPaths     []string
+	wsapi        func() exchange.WSAPI
 }
 
 // wsVenues is the literal list of venues whose WebSockets the gateway
 // proxies.
 var wsVenues = map[string]wsVenue{
-	binance.SpotName: {streams: binance.WSStreamUpstream, api: binance.WSAPIUpstream, apiPath: binance.WSAPIPath},
-	binance.USDMName: {streams: binance.USDMWSStreamUpstream, api: binance.USDMWSAPIUpstream, apiPath: binance.USDMWSAPIPath, futures: true},
+	binance.SpotName: {streams: binance.WSStreamUpstream, api: binance.WSAPIUpstream, apiPaths: []string{binance.WSAPIPath},
+		wsapi: func() exchange.WSAPI { return binance.NewWSAPI(false) }},
+	binance.USDMName: {streams: binance.USDMWSStreamUpstream, api: binance.USDMWSAPIUpstream, apiPaths: []string{binance.USDMWSAPIPath},
+		wsapi: func() exchange.WSAPI { return binance.NewWSAPI(true) }},
+	okx.Name: {streams: okx.WSUpstream, api: okx.WSUpstream, apiPaths: []string{okx.WSPrivate, okx.WSBusiness},
+		wsapi: func() exchange.WSAPI { return okx.NewWSAPI() }},
 }
 
 // wsRoutes builds the WebSocket routes for the configured venues. A venue
@@ -45,7 +51,7 @@ func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
 			return nil, err
 		}
 		out = append(out, wsgateway.Route{Venue: r.Def.Name, Exchange: r.Def.Exchange, Streams: su, API: au,
-			APIPaths: []string{wv.apiPath}, WSAPI: binance.NewWSAPI(wv.futures)})
+			APIPaths: wv.apiPaths, WSAPI: wv.wsapi()})
 	}
 	return out, nil
 }

@@ -61,7 +61,7 @@ func Known() []Def {
 			Format: client.Format{Base64Secret: true},
 			Build:  krakenfutures.New, Simulator: func(k *sim.Kit) http.Handler { return krakenfutures.NewSimulator(k) }},
 		{Name: "okx", CCXT: "okx", Exchange: "okx", Upstream: okx.DefaultUpstream, Format: client.Format{Passphrase: true},
-			Build: okx.New, Simulator: func(k *sim.Kit) http.Handler { return okx.NewSimulator(k) }},
+			Build: okx.New, Simulator: okx.SimulatorWithWS},
 		{Name: "bybit", CCXT: "bybit", Exchange: "bybit", Upstream: bybit.DefaultUpstream, Testnet: bybit.TestnetUpstream,
 			Build: bybit.New, Simulator: func(k *sim.Kit) http.Handler { return bybit.NewSimulator(k) }},
 		{Name: "bitget", CCXT: "bitget", Exchange: "bitget", Upstream: bitget.DefaultUpstream, Format: client.Format{Passphrase: true},

@@ -378,10 +378,12 @@ func (c *conn) request(b []byte) {
 	if permit == nil {
 		permit = noPermit{}
 	}
+	tracked := len(m.ID) > 0 // answers to messages without an id cannot be matched
 	c.mu.Lock()
 	_, dup := c.pending[string(m.ID)]
 	full := len(c.pending) >= p.o.MaxPending
 	c.mu.Unlock()
+	dup = dup && tracked
 	if dup || full {
 		permit.Release()
 		c.refuse(m, exchange.Errorf(exchange.ErrRateLimit, "too many requests awaiting an answer, or a request id reused while in flight"))
@@ -431,6 +433,16 @@ func (c *conn) request(b []byte) {
 		permit.Release()
 		c.settle(reqID, exchange.Errorf(exchange.ErrAuth, "client credential revoked"))
 		c.close(websocket.StatusPolicyViolation, "client credential revoked or expired")
+		return
+	}
+	if !tracked {
+		if c.enqueue(c.toUp, frame{websocket.MessageText, out}, "the venue") {
+			permit.Commit()
+			_ = p.o.Audit.Outcome(context.WithoutCancel(c.ctx), gateway.Outcome{RequestID: reqID,
+				Error: "forwarded; the venue's answer to a message without an id is not matched"})
+		} else {
+			permit.Release()
+		}
 		return
 	}
 	c.mu.Lock()

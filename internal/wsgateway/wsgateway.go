@@ -104,6 +104,7 @@ type Proxy struct {
 	closed bool
 
 	replay  *replaySet
+	dialer  *http.Client
 	reqSeq  atomic.Uint64
 	reqBase string
 	stop    chan struct{}
@@ -172,6 +173,12 @@ func New(o Options) (*Proxy, error) {
 		}
 		p.routes[r.Venue] = &r
 	}
+	// Handshake connections are taken over by the socket or closed: a
+	// refused handshake must not leave an idle connection behind.
+	p.dialer = &http.Client{Timeout: o.DialTimeout,
+		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, TLSHandshakeTimeout: o.DialTimeout,
+			ResponseHeaderTimeout: o.DialTimeout, DialContext: (&net.Dialer{Timeout: o.DialTimeout}).DialContext},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("redirects are not followed") }}
 	var rb [4]byte
 	if _, err := rand.Read(rb[:]); err != nil {
 		return nil, err
@@ -372,9 +379,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	dctx, cancel := context.WithTimeout(r.Context(), p.o.DialTimeout)
 	up, resp, err := websocket.Dial(dctx, target.String(), &websocket.DialOptions{
-		HTTPClient: &http.Client{Timeout: p.o.DialTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return errors.New("redirects are not followed")
-		}},
+		HTTPClient: p.dialer,
 		HTTPHeader: http.Header{"User-Agent": {"keywarden"}},
 	})
 	cancel()
