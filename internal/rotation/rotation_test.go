@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/binance"
 	"github.com/keywarden/keywarden/internal/exchange/bybit"
 	"github.com/keywarden/keywarden/internal/exchange/deribit"
+	"github.com/keywarden/keywarden/internal/exchange/gate"
+	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
 	"github.com/keywarden/keywarden/internal/store/memory"
 	"github.com/keywarden/keywarden/internal/vault"
@@ -41,7 +44,15 @@ type venueCase struct {
 	perms   []string // the new key's permissions
 	broader []string // permissions broader than the key's declared scopes
 	sub     string
-	manager bool // a master key manages sub-account keys
+	manager bool     // a master key manages sub-account keys
+	scopes  []string // the key's declared scopes; default read, trade
+}
+
+func (vc venueCase) declared() []string {
+	if vc.scopes != nil {
+		return vc.scopes
+	}
+	return []string{"read", "trade"}
 }
 
 func venueCases() []venueCase {
@@ -50,6 +61,17 @@ func venueCases() []venueCase {
 			perms: []string{"account:read_write", "trade:read_write", "wallet:none"}, broader: []string{"account:read_write", "trade:read_write", "wallet:read_write"}},
 		{name: "bybit", build: bybit.New, sim: func(k *sim.Kit) http.Handler { return bybit.NewSimulator(k) },
 			perms: []string{"Spot.SpotTrade", "ContractTrade.Order"}, broader: []string{"Spot.SpotTrade", "Wallet.AccountTransfer"}, sub: "100", manager: true},
+		{name: "binance", build: binance.Spot, sim: func(k *sim.Kit) http.Handler { return binance.NewSimulator(k) },
+			perms: []string{"canTrade"}, broader: []string{"canTrade", "canUniversalTransfer"}, sub: "bot1@example.com", manager: true},
+		{name: "okx", build: okx.New, sim: func(k *sim.Kit) http.Handler { return okx.NewSimulator(k) },
+			// OKX's trade permission also moves funds between the account's
+			// own wallets, so a trading key there is declared for transfer.
+			perms: []string{"read_only", "trade"}, broader: []string{"read_only", "trade", "withdraw"}, sub: "bot1", manager: true,
+			scopes: []string{"read", "trade", "transfer"}},
+		{name: "gate", build: gate.New, sim: func(k *sim.Kit) http.Handler { return gate.NewSimulator(k) },
+			// Gate's self-inspection does not list a key's permissions, so a
+			// broader key cannot be told apart there.
+			perms: []string{"spot"}, sub: "10000002", manager: true},
 	}
 }
 
@@ -63,6 +85,13 @@ type env struct {
 	now     time.Time
 	old     exchange.Credential
 	logFrom int // kit log entries made by the setup
+}
+
+// isCreateKey says whether l is a venue's key-creation call.
+func isCreateKey(l sim.Logged) bool {
+	p := l.Path
+	return strings.Contains(p, "create_api_key") || strings.Contains(p, "create-sub-api") ||
+		l.Method == http.MethodPost && (strings.HasSuffix(p, "/subaccount/apikey") || strings.HasSuffix(p, "/keys") || strings.HasSuffix(p, "/subAccountApi"))
 }
 
 func newEnv(t *testing.T, vc venueCase) *env {
@@ -84,12 +113,14 @@ func newEnv(t *testing.T, vc venueCase) *env {
 	t.Cleanup(v.Seal)
 	e := &env{vc: vc, kit: kit, venue: &HTTPVenue{Venue: vc.build(u), Client: srv.Client()}, store: st, vault: v, audit: &records{}, now: time.Now()}
 	if vc.manager {
-		master := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "masterkey", Secret: exchange.Secret("master-secret-0123456789")}
+		master := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "masterkey", Secret: exchange.Secret("master-secret-0123456789"),
+			Passphrase: exchange.Secret("master-passphrase-1")}
 		kit.AddAccount(sim.Account{Key: master, Permissions: map[string]bool{"read": true, "admin": true}})
-		if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: vc.name, Name: "master", APIKey: master.APIKey, Secret: master.Secret, Scopes: []string{"read", "account-admin"}}); err != nil {
+		if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: vc.name, Name: "master", APIKey: master.APIKey, Secret: master.Secret,
+			Passphrase: master.Passphrase, Scopes: []string{"read", "account-admin"}}); err != nil {
 			t.Fatal(err)
 		}
-		old, err := e.venue.CreateKey(ctx, &master, exchange.KeySpec{SubAccount: vc.sub, Permissions: vc.perms})
+		old, err := e.venue.CreateKey(ctx, &master, exchange.KeySpec{Label: "kw-old", SubAccount: vc.sub, Permissions: vc.perms})
 		if err != nil {
 			t.Fatalf("create the old key = %v", err)
 		}
@@ -98,7 +129,8 @@ func newEnv(t *testing.T, vc venueCase) *env {
 		e.old = exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "oldclient", Secret: exchange.Secret("oldsecret-0123456789"), Account: "7"}
 		kit.AddAccount(sim.Account{Key: e.old, Permissions: map[string]bool{"read": true, "trade": true, "admin": true}})
 	}
-	if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: vc.name, Name: "bot", Account: e.old.Account, APIKey: e.old.APIKey, Secret: e.old.Secret, Scopes: []string{"read", "trade"}}); err != nil {
+	if _, err := v.AddKey(ctx, vault.KeyInput{Exchange: vc.name, Name: "bot", Account: e.old.Account, APIKey: e.old.APIKey, Secret: e.old.Secret,
+		Passphrase: e.old.Passphrase, Scopes: vc.declared()}); err != nil {
 		t.Fatal(err)
 	}
 	e.logFrom = len(kit.Log())
@@ -153,7 +185,7 @@ func (e *env) checkRotated(t *testing.T, r *Rotator) {
 	}
 	created := 0
 	for _, l := range e.kit.Log()[e.logFrom:] {
-		if (strings.Contains(l.Path, "create_api_key") || strings.Contains(l.Path, "create-sub-api")) && l.Verified && l.Error == "" {
+		if isCreateKey(l) && l.Verified && l.Error == "" {
 			created++
 		}
 	}
@@ -164,8 +196,8 @@ func (e *env) checkRotated(t *testing.T, r *Rotator) {
 		t.Errorf("the pending new key is still in the vault after the rotation")
 	}
 	info, _ := e.vault.Key(ctx, ex, "bot")
-	if strings.Join(info.Scopes, ",") != "read,trade" {
-		t.Errorf("scopes after rotation = %v, want read,trade", info.Scopes)
+	if want := strings.Join(e.vc.declared(), ","); strings.Join(info.Scopes, ",") != want {
+		t.Errorf("scopes after rotation = %v, want %s", info.Scopes, want)
 	}
 }
 
@@ -268,6 +300,9 @@ func TestRefusals(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(vc.name+"/"+tt.name, func(t *testing.T) {
+				if tt.perms == nil {
+					t.Skipf("%s's self-inspection does not list permissions", vc.name)
+				}
 				e := newEnv(t, vc)
 				e.audit.fail = tt.audit
 				o := e.options(nil)
