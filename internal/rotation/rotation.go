@@ -126,6 +126,10 @@ func New(o Options) (*Rotator, error) {
 const (
 	statePrefix = "rotation/"
 	secretKind  = "rotation"
+	// oldPassKind seals the old key's passphrase until the old key is
+	// deleted: KuCoin asks for it to delete a key, and the vault signs with
+	// the new key by then.
+	oldPassKind = "rotation-old-passphrase"
 )
 
 func stateKey(ex, name string) string { return statePrefix + ex + "/" + name }
@@ -230,6 +234,11 @@ func (r *Rotator) Start(ctx context.Context, v Venue, ex, name string) (*State, 
 	now := r.o.Now().UTC()
 	st := &State{Exchange: ex, Name: name, OldKeyID: KeyID(ex, old), Started: now,
 		Label: fmt.Sprintf("keywarden-%s-%d", name, now.Unix())}
+	if len(old.Passphrase) > 0 {
+		if err := r.o.Vault.PutSecret(ctx, oldPassKind, ex+"."+name, old.Passphrase); err != nil {
+			return nil, fmt.Errorf("rotation start: keep the old key's passphrase: %w", err)
+		}
+	}
 	if err := r.save(ctx, st, StepStarted, "label "+st.Label); err != nil {
 		return st, err
 	}
@@ -328,7 +337,12 @@ func (r *Rotator) Resume(ctx context.Context, v Venue, ex, name string) (*State,
 			if err != nil {
 				return st, fmt.Errorf("rotation %s: %w", st.ID(), err)
 			}
-			if err := v.DeleteKey(ctx, signer, st.OldKeyID, spec); err != nil {
+			del := spec
+			if pass, err := r.o.Vault.Secret(ctx, oldPassKind, ex+"."+name); err == nil {
+				del.Passphrase = exchange.Secret(pass)
+				defer clear(pass)
+			}
+			if err := v.DeleteKey(ctx, signer, st.OldKeyID, del); err != nil {
 				return st, fmt.Errorf("rotation %s: delete old key: %w", st.ID(), err)
 			}
 			if err := r.finish(ctx, st, "old key deleted at the venue"); err != nil {
@@ -344,8 +358,10 @@ func (r *Rotator) Resume(ctx context.Context, v Venue, ex, name string) (*State,
 }
 
 func (r *Rotator) finish(ctx context.Context, st *State, detail string) error {
-	if err := r.o.Vault.DeleteSecret(ctx, secretKind, st.Exchange+"."+st.Name); err != nil && !errors.Is(err, vault.ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("rotation %s: drop pending key: %w", st.ID(), err)
+	for _, kind := range []string{secretKind, oldPassKind} {
+		if err := r.o.Vault.DeleteSecret(ctx, kind, st.Exchange+"."+st.Name); err != nil && !errors.Is(err, vault.ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("rotation %s: drop pending key: %w", st.ID(), err)
+		}
 	}
 	return r.save(ctx, st, StepDone, detail)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange/bybit"
 	"github.com/keywarden/keywarden/internal/exchange/deribit"
 	"github.com/keywarden/keywarden/internal/exchange/gate"
+	"github.com/keywarden/keywarden/internal/exchange/kucoin"
 	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
 	"github.com/keywarden/keywarden/internal/store/memory"
@@ -68,6 +69,10 @@ func venueCases() []venueCase {
 			// own wallets, so a trading key there is declared for transfer.
 			perms: []string{"read_only", "trade"}, broader: []string{"read_only", "trade", "withdraw"}, sub: "bot1", manager: true,
 			scopes: []string{"read", "trade", "transfer"}},
+		// KuCoin deletes a key only with its passphrase: the rotation
+		// keeps the old key's passphrase sealed until then.
+		{name: "kucoin", build: kucoin.New, sim: func(k *sim.Kit) http.Handler { return kucoin.NewSimulator(k) },
+			perms: []string{"General", "Spot"}, broader: []string{"General", "Spot", "Withdrawal"}, sub: "bot1", manager: true},
 		{name: "gate", build: gate.New, sim: func(k *sim.Kit) http.Handler { return gate.NewSimulator(k) },
 			// Gate's self-inspection does not list a key's permissions, so a
 			// broader key cannot be told apart there.
@@ -91,7 +96,8 @@ type env struct {
 func isCreateKey(l sim.Logged) bool {
 	p := l.Path
 	return strings.Contains(p, "create_api_key") || strings.Contains(p, "create-sub-api") ||
-		l.Method == http.MethodPost && (strings.HasSuffix(p, "/subaccount/apikey") || strings.HasSuffix(p, "/keys") || strings.HasSuffix(p, "/subAccountApi"))
+		l.Method == http.MethodPost && (strings.HasSuffix(p, "/subaccount/apikey") || strings.HasSuffix(p, "/keys") ||
+			strings.HasSuffix(p, "/subAccountApi") || strings.HasSuffix(p, "/sub/api-key"))
 }
 
 func newEnv(t *testing.T, vc venueCase) *env {
@@ -194,6 +200,9 @@ func (e *env) checkRotated(t *testing.T, r *Rotator) {
 	}
 	if _, err := e.vault.Secret(ctx, secretKind, ex+".bot"); err == nil {
 		t.Errorf("the pending new key is still in the vault after the rotation")
+	}
+	if _, err := e.vault.Secret(ctx, oldPassKind, ex+".bot"); err == nil {
+		t.Errorf("the old key's passphrase is still in the vault after the rotation")
 	}
 	info, _ := e.vault.Key(ctx, ex, "bot")
 	if want := strings.Join(e.vc.declared(), ","); strings.Join(info.Scopes, ",") != want {
