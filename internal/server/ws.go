@@ -5,6 +5,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/exchange/bybit"
 	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/wsgateway"
 )
@@ -25,6 +26,8 @@ var wsVenues = map[string]wsVenue{
 		wsapi: func() exchange.WSAPI { return binance.NewWSAPI(true) }},
 	okx.Name: {streams: okx.WSUpstream, api: okx.WSUpstream, apiPaths: []string{okx.WSPrivate, okx.WSBusiness},
 		wsapi: func() exchange.WSAPI { return okx.NewWSAPI() }},
+	bybit.Name: {streams: bybit.WSUpstream, api: bybit.WSUpstream, apiPaths: []string{bybit.WSPrivate, bybit.WSTrade},
+		wsapi: func() exchange.WSAPI { return bybit.NewWSAPI() }},
 }
 
 // wsRoutes builds the WebSocket routes for the configured venues. A venue

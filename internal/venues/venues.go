@@ -63,7 +63,7 @@ func Known() []Def {
 		{Name: "okx", CCXT: "okx", Exchange: "okx", Upstream: okx.DefaultUpstream, Format: client.Format{Passphrase: true},
 			Build: okx.New, Simulator: okx.SimulatorWithWS},
 		{Name: "bybit", CCXT: "bybit", Exchange: "bybit", Upstream: bybit.DefaultUpstream, Testnet: bybit.TestnetUpstream,
-			Build: bybit.New, Simulator: func(k *sim.Kit) http.Handler { return bybit.NewSimulator(k) }},
+			Build: bybit.New, Simulator: bybit.SimulatorWithWS},
 		{Name: "bitget", CCXT: "bitget", Exchange: "bitget", Upstream: bitget.DefaultUpstream, Format: client.Format{Passphrase: true},
 			Build: bitget.New, Simulator: func(k *sim.Kit) http.Handler { return bitget.NewSimulator(k) }},
 		{Name: "kucoin", CCXT: "kucoin", Exchange: "kucoin", Upstream: kucoin.DefaultUpstream, Format: client.Format{Passphrase: true},
