@@ -145,6 +145,17 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	}
 	pa.engine.Store(s.Engine)
 	s.policies = pa
+	exchangeOf := make(map[string]string, len(o.Routes))
+	for _, r := range o.Routes {
+		exchangeOf[r.Def.Name] = r.Def.Exchange
+	}
+	used := newUsage(o.Vault, exchangeOf, o.Logger.With("component", "key-usage"))
+	observe := func(ob gateway.Observation) {
+		used.observe(ob, time.Now())
+		if o.Observe != nil {
+			o.Observe(ob)
+		}
+	}
 	var routes []gateway.Route
 	for _, r := range o.Routes {
 		u := r.Upstream
@@ -158,7 +169,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Gateway, err = gateway.New(gateway.Options{
 		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
 		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
-		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: o.Observe,
+		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: observe,
 		Ready: func() error {
 			if o.Vault.Sealed() {
 				return vault.ErrSealed
@@ -185,6 +196,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.done = stop, make(chan struct{})
 	var running []chan struct{}
+	usageDone := make(chan struct{})
+	running = append(running, usageDone)
+	go func() {
+		defer close(usageDone)
+		used.run(fctx, usageFlushEvery)
+	}()
 	for _, ns := range o.AuditSinks {
 		f, err := audit.NewForwarder(audit.ForwarderOptions{Log: s.Audit, Sink: ns.Sink, Name: ns.Name,
 			Logger: o.Logger.With("component", "audit-forward", "sink", ns.Name)})
