@@ -278,3 +278,44 @@ func TestMigrateSealNeedsUnsealedVault(t *testing.T) {
 		t.Error("a refused migration left a pending seal")
 	}
 }
+
+// TestMigrateSealFromAnotherProcess models keywarden operator migrate-seal
+// run beside a running server on a shared store: one instance keeps
+// writing while a second one unseals and migrates; the first never
+// notices, and a third, started afterwards, unseals with the new seal and
+// reads what the first wrote.
+func TestMigrateSealFromAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New()
+	server := initPass(t, st)
+	write := func(n int) {
+		t.Helper()
+		if err := server.PutSecret(ctx, "shared", "counter", []byte(fmt.Sprint(n))); err != nil {
+			t.Fatalf("server write %d: %v", n, err)
+		}
+	}
+	write(1)
+	cli := open(t, st)
+	if err := cli.Unseal(ctx, testPass); err != nil {
+		t.Fatal(err)
+	}
+	a := sealtest.NewSoft("key-a")
+	if err := cli.MigrateSeal(ctx, a); err != nil {
+		t.Fatalf("MigrateSeal from the second instance = %v", err)
+	}
+	cli.Seal()
+	write(2)
+	if server.Sealed() {
+		t.Fatal("the server sealed itself")
+	}
+	next := open(t, st)
+	if err := next.Unseal(ctx, testPass); err == nil {
+		t.Error("the passphrase still unseals after the migration")
+	}
+	if err := next.UnsealWithSeal(ctx, a); err != nil {
+		t.Fatalf("UnsealWithSeal(a) = %v", err)
+	}
+	if got, err := next.Secret(ctx, "shared", "counter"); err != nil || string(got) != "2" {
+		t.Fatalf("Secret after migration = %q, %v; want the server's last write", got, err)
+	}
+}
