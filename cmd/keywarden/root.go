@@ -67,7 +67,7 @@ KEYWARDEN_* environment variables, then flags.`,
 	f.StringVar(&a.passphraseFile, "passphrase-file", "", "file holding the vault passphrase (mode 0600)")
 	root.AddCommand(newOperatorCmd(a), newKeyCmd(a), newServeCmd(a), newClientCmd(a), newDemoCmd(a), newPolicyCmd(a), newAuditCmd(a), newSimulateCmd(a), newTLSCmd(a), newGatewayCmd(a), newBenchCmd(a), newAlertCmd(a), newPanicCmd(a), newLoginCmd(a), newAdminCmd(a), newReportCmd(a), newScanCmd(a))
 	root.AddCommand(newIncidentCmd(a))
-	root.AddCommand(newBackupCmd(a), newRestoreCmd(a))
+	root.AddCommand(newBackupCmd(a), newRestoreCmd(a), newClusterCmd(a))
 	return root
 }
 

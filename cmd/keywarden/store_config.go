@@ -11,8 +11,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/cluster"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
@@ -176,8 +181,25 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 		return nil, nil, err
 	}
 	srv.ShareWindows(w)
+	aw, err := cluster.NewAuditWitness(ctx, pg.DB, auditReplica(srv.Audit.Dir()), srv.Audit.Dir(), a.log.With("component", "cluster"))
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		aw.Run(wctx, 30*time.Second)
+	}()
+	leave := closerFunc(func() error {
+		err := r.Close()
+		stop()
+		<-done
+		return err
+	})
 	a.log.Info("joined the PostgreSQL replicas", "replica", r.ID())
-	return r, r, nil
+	return r, leave, nil
 }
 
 // vaultKeys drops the vault's cached credentials of keys disabled
@@ -273,4 +295,94 @@ func (a *app) leaderOnly(ctx context.Context, db dataStore, start func(ctx conte
 			})
 	}()
 	return func() { cancel(); <-done }, nil
+}
+
+// auditReplica names this replica's audit chain in the database: the host
+// and the audit directory, which stay the same across restarts.
+func auditReplica(dir string) string {
+	host, _ := os.Hostname()
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return host + ":" + dir
+}
+
+func newClusterCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Replicas on PostgreSQL",
+		Args:  noArgs,
+	}
+	var pinned string
+	verify := &cobra.Command{
+		Use:   "verify-audit",
+		Short: "Check this replica's audit log against the checkpoints collected in PostgreSQL",
+		Long: `verify-audit lists every replica's audit checkpoints collected in the database
+(each running replica sends its new ones every 30 s and when it stops), then
+verifies this replica's audit log, as audit verify does, and against its own
+collected checkpoints: a log cut short or rewritten after they were sent
+fails. It first sends this replica's checkpoints not collected yet (such as
+the one a stopped replica wrote last). Run it on each replica's host.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			pub, err := a.auditKey(cmd, pinned)
+			if err != nil {
+				return err
+			}
+			db, err := openStore(ctx, &a.cfg, a.log)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			pg, ok := db.(pgStore)
+			if !ok {
+				return errors.New("cluster verify-audit: the store is not PostgreSQL (use keywarden audit verify)")
+			}
+			// What this replica wrote since it last sent checkpoints (its
+			// final checkpoint, when it stopped) joins its witness first;
+			// earlier checkpoints are what the log is held to.
+			dir := a.auditDir()
+			aw, err := cluster.NewAuditWitness(ctx, pg.DB, auditReplica(dir), dir, a.log)
+			if err != nil {
+				return err
+			}
+			if _, err := aw.Collect(ctx); err != nil {
+				return err
+			}
+			reps, err := cluster.AuditReplicas(ctx, pg.DB)
+			if err != nil {
+				return err
+			}
+			for _, r := range reps {
+				fmt.Fprintf(a.stdout, "replica %s: %d checkpoints, last covers %d records, collected %s\n",
+					r.Replica, r.Checkpoints, r.Count, r.Collected.UTC().Format(time.RFC3339))
+			}
+			f, err := os.CreateTemp("", "keywarden-witness-*")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(f.Name())
+			n, err := cluster.WriteAuditWitness(ctx, pg.DB, auditReplica(dir), f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("cluster verify-audit: no checkpoints collected for this replica (%s)", auditReplica(dir))
+			}
+			rep, err := audit.VerifyWithWitness(dir, pub, f.Name())
+			if err != nil {
+				return fmt.Errorf("cluster verify-audit: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "audit log %s: OK against %d collected checkpoints — %d records (seq %d–%d), head %s\n",
+				dir, n, rep.Records, rep.FirstSeq, rep.LastSeq, rep.Head)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&pinned, "public-key", "", "checkpoint public key (base64, hex or a file); default: from the vault")
+	cmd.AddCommand(verify)
+	return cmd
 }

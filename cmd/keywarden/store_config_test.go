@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,14 +181,18 @@ scopes = ["read", "trade"]
 		}()
 		waitHealthy(t, bases[i], done)
 	}
-	defer func() {
-		cancel()
-		for _, d := range dones {
-			if err := <-d; err != nil {
-				t.Errorf("serve = %v", err)
+	var stopOnce sync.Once
+	stopAll := func() {
+		stopOnce.Do(func() {
+			cancel()
+			for _, d := range dones {
+				if err := <-d; err != nil {
+					t.Errorf("serve = %v", err)
+				}
 			}
-		}
-	}()
+		})
+	}
+	defer stopAll()
 	// until polls a bot call on base until it answers want.
 	until := func(base string, cred *exchange.Credential, want int) time.Duration {
 		t.Helper()
@@ -245,4 +250,18 @@ scopes = ["read", "trade"]
 
 	b.ok("", "panic", "--all", "--reason", "drill")
 	until(bases[0], cred, 503)
+
+	// Stopped replicas have sent their last audit checkpoints: each one's
+	// log verifies against them, and both replicas are listed.
+	stopAll()
+	for _, c := range append(nodes, a) {
+		out := c.ok("", "cluster", "verify-audit")
+		if !strings.Contains(out, "OK against") {
+			t.Errorf("cluster verify-audit:\n%s", out)
+		}
+		if c == a && strings.Count(out, "replica ") == 2 {
+			return
+		}
+	}
+	t.Error("cluster verify-audit does not list both replicas")
 }

@@ -83,8 +83,12 @@ func (w *AuditWitness) Collect(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Run collects every interval until ctx ends, and once more then.
+// Run collects at once (what the replica wrote before it last stopped),
+// then every interval until ctx ends, and once more then.
 func (w *AuditWitness) Run(ctx context.Context, interval time.Duration) {
+	if _, err := w.Collect(ctx); err != nil && ctx.Err() == nil {
+		w.log.Error("audit checkpoints not collected", "err", err)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
