@@ -268,7 +268,7 @@ func (c *conn) intent(reqID string, m *exchange.WSMessage, e *client.Entry, call
 	return in
 }
 
-var errNoSession = exchange.Errorf(exchange.ErrAuth, "log the session on (session.logon) or sign the request")
+var errNoSession = exchange.Errorf(exchange.ErrAuth, "log the socket on first (session.logon, login or auth) or sign the request")
 
 // request runs one bot message through verify, describe, policy, audit
 // and sign, then forwards it, or answers a refusal.
