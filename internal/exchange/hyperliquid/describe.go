@@ -230,6 +230,7 @@ func orderWire(v any, act exchange.Action) (exchange.Order, error) {
 		return o, errString("order price p and size s must be decimal strings")
 	}
 	o.Price, o.Quantity = exchange.ParseFloat(ps), exchange.ParseFloat(ss)
+	o.PriceText, o.QuantityText = ps, ss
 	o.Notional = o.Price * o.Quantity
 	if r, ok := m.Get("r"); ok {
 		o.ReduceOnly = r == true

@@ -165,6 +165,7 @@ func TestGatewayPath(t *testing.T) {
 	}
 	want := exchange.Call{Method: "POST", Path: "/exchange", Endpoint: "order", Scope: exchange.ScopeTrade, Orders: []exchange.Order{{
 		Action: exchange.ActionNew, Symbol: "0", Side: exchange.Buy, Type: "limit", Quantity: 0.01, Price: 50000, Notional: 500,
+		QuantityText: "0.01", PriceText: "50000",
 	}}}
 	if d := cmp.Diff(want, call); d != "" {
 		t.Errorf("Describe (-want +got):\n%s", d)
