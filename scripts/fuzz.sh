@@ -1,38 +1,53 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target of the module for a short time each (the quick
 # tier of spec/security.md §4 Z): lists the targets with `go test -list`,
-# then runs each alone with -fuzz=^Name$ -fuzztime=$FUZZTIME. The seed
-# corpora also run as ordinary tests in every `go test`.
+# then runs each alone with -fuzz=^Name$ -fuzztime=$FUZZTIME, FUZZ_JOBS at a
+# time with one fuzzing worker each. The seed corpora also run as ordinary
+# tests in every `go test`.
 #
-#   FUZZTIME=3s  (default) time per target; the nightly tier uses 10m.
-#   FUZZ_PKGS    packages to search (default ./...).
+#   FUZZTIME=3s  time per target (default 3s; the nightly tier uses 10m)
+#   FUZZ_JOBS=2  targets run at once (default: the number of CPUs, at most 4)
+#   FUZZ_PKGS    packages to search (default ./...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fuzztime=${FUZZTIME:-3s}
+export FUZZTIME=${FUZZTIME:-3s}
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+[ "$jobs" -gt 4 ] && jobs=4
 pkgs=${FUZZ_PKGS:-./...}
-tags=${GO_TEST_TAGS:-}
-cache=$(mktemp -d)
-trap 'rm -rf "$cache"' EXIT
+export GO_TEST_TAGS=${GO_TEST_TAGS:-}
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+export out
 
-targets=0
-failed=()
-for pkg in $(go list ${tags:+-tags "$tags"} -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $pkgs); do
-  names=$(go test ${tags:+-tags "$tags"} -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true)
-  for name in $names; do
-    targets=$((targets + 1))
-    printf 'fuzz %s %s (%s)\n' "$pkg" "$name" "$fuzztime"
-    # -parallel bounds the fuzzing workers on a 2-core runner. A failing
-    # input is written to the package's testdata/fuzz, to reproduce it.
-    if ! go test ${tags:+-tags "$tags"} -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -parallel 2 \
-        "$pkg" >"$cache/out" 2>&1; then
-      cat "$cache/out"
-      failed+=("$pkg $name")
-    fi
-  done
-done
-echo "fuzz: $targets targets, ${#failed[@]} failed"
-if [ ${#failed[@]} -gt 0 ]; then
-  printf '  FAIL %s\n' "${failed[@]}"
+list="$out/targets"
+for pkg in $(go list ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $pkgs); do
+  go test ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} -list '^Fuzz' "$pkg" | grep '^Fuzz' | sed "s|^|$pkg |" || true
+done >"$list"
+total=$(wc -l <"$list")
+echo "fuzz: $total targets, $FUZZTIME each, $jobs at a time"
+
+# fuzz_one runs one target; a failing input is written to the package's
+# testdata/fuzz, to reproduce it.
+fuzz_one() {
+  pkg=$1 name=$2
+  log="$out/$(echo "$pkg-$name" | tr '/' '_').log"
+  if go test ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" -parallel 1 \
+      "$pkg" >"$log" 2>&1; then
+    echo "ok   $pkg $name"
+  else
+    echo "FAIL $pkg $name"
+    cat "$log"
+    echo "$pkg $name" >>"$out/failed"
+  fi
+}
+export -f fuzz_one
+
+xargs -P "$jobs" -L 1 bash -c 'fuzz_one "$0" "$1"' <"$list"
+failed=0
+[ -f "$out/failed" ] && failed=$(wc -l <"$out/failed")
+echo "fuzz: $total targets, $failed failed"
+if [ "$failed" -gt 0 ]; then
+  sed 's/^/  FAIL /' "$out/failed"
   exit 1
 fi
