@@ -13,6 +13,7 @@ import (
 	"github.com/keywarden/keywarden/internal/posture"
 	"github.com/keywarden/keywarden/internal/rotation"
 	"github.com/keywarden/keywarden/internal/store"
+	"github.com/keywarden/keywarden/internal/vault"
 )
 
 func newReportCmd(a *app) *cobra.Command {
@@ -75,39 +76,7 @@ finding counts of earlier reports. Each run adds a snapshot to that history.`,
 			} else {
 				rep.Keys = a.auditKeys(ctx, v, keys, pol, now)
 			}
-			for _, k := range keys {
-				if !k.Disabled.IsZero() {
-					rep.Revocations = append(rep.Revocations, posture.Event{Key: k.ID(), Time: k.Disabled, Kind: "revoked", Reason: k.DisabledReason})
-					continue
-				}
-				if !k.Rotated.Equal(k.Created) {
-					rep.Rotations = append(rep.Rotations, posture.Event{Key: k.ID(), Time: k.Rotated, Kind: "rotated"})
-				}
-				born := k.Rotated
-				if born.IsZero() {
-					born = k.Created
-				}
-				if pol.MaxAge > 0 {
-					rep.Rotations = append(rep.Rotations, posture.Event{Key: k.ID(), Time: born.Add(pol.MaxAge), Kind: "rotation-due"})
-				}
-			}
-			r, err := rotation.New(rotation.Options{Store: st, Vault: v, Audit: logAuditor{a.log}})
-			if err != nil {
-				return err
-			}
-			rots, err := r.List(ctx)
-			if err != nil {
-				return err
-			}
-			for _, s := range rots {
-				if s.Step != rotation.StepDone {
-					rep.Rotations = append(rep.Rotations, posture.Event{Key: s.ID(), Time: s.Updated, Kind: "rotation-in-progress", Reason: string(s.Step)})
-				}
-			}
-			slices.SortStableFunc(rep.Rotations, func(x, y posture.Event) int { return x.Time.Compare(y.Time) })
-			snap := posture.Snapshot{Time: now, Counts: rep.Counts()}
-			rep.History, err = saveHistory(ctx, st, snap)
-			if err != nil {
+			if err := addLifecycle(ctx, rep, v, st, keys, pol, now, true); err != nil {
 				return err
 			}
 			return rep.Render(a.stdout, format)
@@ -128,6 +97,11 @@ func saveHistory(ctx context.Context, st store.Store, snap posture.Snapshot) ([]
 	if err := st.Put(ctx, fmt.Sprintf("%s%020d", historyPrefix, snap.Time.UnixNano()), b); err != nil {
 		return nil, fmt.Errorf("report history: %w", err)
 	}
+	return loadHistory(ctx, st)
+}
+
+// loadHistory returns the latest snapshots, oldest first.
+func loadHistory(ctx context.Context, st store.Store) ([]posture.Snapshot, error) {
 	names, err := st.List(ctx, historyPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("report history: %w", err)
@@ -149,3 +123,54 @@ func saveHistory(ctx context.Context, st store.Store, snap posture.Snapshot) ([]
 	}
 	return out, nil
 }
+
+// addLifecycle completes rep with the revocations, the rotations done, due
+// and in progress of keys, and the finding-count history. With save set the
+// report adds its own snapshot to that history first.
+func addLifecycle(ctx context.Context, rep *posture.Report, v *vault.Vault, st store.Store, keys []vault.KeyInfo, pol posture.Policy, now time.Time, save bool) error {
+	for _, k := range keys {
+		if !k.Disabled.IsZero() {
+			rep.Revocations = append(rep.Revocations, posture.Event{Key: k.ID(), Time: k.Disabled, Kind: "revoked", Reason: k.DisabledReason})
+			continue
+		}
+		if !k.Rotated.Equal(k.Created) {
+			rep.Rotations = append(rep.Rotations, posture.Event{Key: k.ID(), Time: k.Rotated, Kind: "rotated"})
+		}
+		born := k.Rotated
+		if born.IsZero() {
+			born = k.Created
+		}
+		if pol.MaxAge > 0 {
+			rep.Rotations = append(rep.Rotations, posture.Event{Key: k.ID(), Time: born.Add(pol.MaxAge), Kind: "rotation-due"})
+		}
+	}
+	r, err := rotation.New(rotation.Options{Store: st, Vault: v, Audit: discardAuditor{}})
+	listed := map[string]bool{}
+	for _, k := range keys {
+		listed[k.ID()] = true
+	}
+	if err != nil {
+		return err
+	}
+	rots, err := r.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range rots {
+		if s.Step != rotation.StepDone && listed[s.ID()] {
+			rep.Rotations = append(rep.Rotations, posture.Event{Key: s.ID(), Time: s.Updated, Kind: "rotation-in-progress", Reason: string(s.Step)})
+		}
+	}
+	slices.SortStableFunc(rep.Rotations, func(x, y posture.Event) int { return x.Time.Compare(y.Time) })
+	if save {
+		rep.History, err = saveHistory(ctx, st, posture.Snapshot{Time: now, Counts: rep.Counts()})
+	} else {
+		rep.History, err = loadHistory(ctx, st)
+	}
+	return err
+}
+
+// discardAuditor is the rotation auditor of code that only lists rotations.
+type discardAuditor struct{}
+
+func (discardAuditor) Record(context.Context, string, string, string) error { return nil }

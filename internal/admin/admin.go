@@ -100,6 +100,14 @@ type Posture interface {
 	Runs(ctx context.Context, limit int) ([]posture.Run, error)
 }
 
+// Reports writes the compliance report; serve implements it over the vault,
+// the rotations and the latest scheduled posture run.
+type Reports interface {
+	// Compliance renders the report as format (md, html or json), with
+	// only the keys inScope says the caller may see.
+	Compliance(ctx context.Context, format string, inScope func(venue, name string) bool) ([]byte, error)
+}
+
 // Options configure New.
 type Options struct {
 	Operators *operator.Manager
@@ -120,6 +128,8 @@ type Options struct {
 	AuditKey ed25519.PublicKey
 	// Posture is the history of scheduled posture checks; nil: none.
 	Posture Posture
+	// Reports writes the compliance report; nil: not offered.
+	Reports Reports
 	Audit   Auditor
 	// AuditDir is the audit log directory searched by GET /v1/audit.
 	AuditDir string

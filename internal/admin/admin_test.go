@@ -86,7 +86,7 @@ func newEnv(t *testing.T, approvals map[string]operator.Rule) *env {
 	e := &env{t: t, srv: srv, ops: ops, clock: c, seeds: map[string][]byte{}, vault: v, overlay: overlay}
 	h := New(Options{Operators: ops, Keys: v, Clients: srv.Clients, Gateway: srv.Gateway, Audit: srv.Audit, AuditDir: dir,
 		Policies: overlay, SetPolicies: func(ps map[string]*policy.Policy) { e.setPolicies++; srv.SetPolicies(ps) },
-		KeyLifecycle: &fakeLifecycle{v: v}, Seal: &fakeSeal{}, AuditKey: pub, Posture: e.posture(st),
+		KeyLifecycle: &fakeLifecycle{v: v}, Seal: &fakeSeal{}, AuditKey: pub, Posture: e.posture(st), Reports: fakeReports{},
 		Approvals: approvals, Now: c.Now})
 	ts := httptest.NewTLSServer(h)
 	t.Cleanup(ts.Close)

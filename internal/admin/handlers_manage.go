@@ -461,3 +461,38 @@ func handleRecoveryCodes(s *api) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"recovery_codes": codes})
 	})
 }
+
+// handleComplianceReport answers the compliance report (?format=json, md
+// or html; default json) over the keys in the caller's scope: declared
+// scopes, findings of the latest scheduled posture run, ages, rotations done
+// and due, revocations and the finding-count history.
+func handleComplianceReport(s *api) http.Handler {
+	types := map[string]string{"json": "application/json", "md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Reports == nil {
+			writeError(w, s.log, &httpError{http.StatusNotFound, "not_found", "reports are not offered by this keywarden"})
+			return
+		}
+		format := r.URL.Query().Get("format")
+		if format == "" {
+			format = "json"
+		}
+		ct, ok := types[format]
+		if !ok {
+			writeError(w, s.log, badRequest("format: json, md or html"))
+			return
+		}
+		p := from(r).p
+		b, err := s.Reports.Compliance(r.Context(), format, p.InScope)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		w.Header().Set("Content-Type", ct)
+		if format == "html" {
+			w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(b)
+	})
+}

@@ -102,6 +102,7 @@ var matrix = map[string]string{
 	"POST /v1/keys/{venue}/{name}/revoke":  "as",
 	"POST /v1/keys/{venue}/{name}/rotate":  "as",
 	"GET /v1/posture":                      "asu",
+	"GET /v1/reports/compliance":           "asu",
 	"POST /v1/audit/export":                "asu",
 	"POST /v1/seal/rotate":                 "a",
 	"POST /v1/seal/rekey":                  "a",

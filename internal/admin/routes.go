@@ -56,6 +56,7 @@ func (s *api) routes() []route {
 
 		{"POST", "/v1/keys/{venue}/{name}/revoke", operator.PermKeysWrite, false, handleKeyRevoke(s)},
 		{"POST", "/v1/keys/{venue}/{name}/rotate", operator.PermKeysWrite, true, handleKeyRotate(s)},
+		{"GET", "/v1/reports/compliance", operator.PermPostureRead, false, handleComplianceReport(s)},
 		{"GET", "/v1/posture", operator.PermPostureRead, false, handlePosture(s)},
 
 		{"GET", "/v1/audit", operator.PermAuditRead, false, handleAuditSearch(s)},
