@@ -127,7 +127,7 @@ func (a *app) startAdmin(ctx context.Context, db store.Store, v *vault.Vault, sr
 		Policies: overlay, SetPolicies: srv.SetPolicies,
 		KeyLifecycle: &adminKeys{a: a, v: v, st: db, audit: srv.Audit}, Seal: &adminSeal{v: v, kdf: a.cfg.Vault.KDF()},
 		AuditKey: auditKey, Posture: posture.NewHistory(db, 0),
-		Reports: &adminReports{v: v, st: db, pol: a.cfg.Posture.policy(), history: posture.NewHistory(db, 0)},
+		Reports:   &adminReports{v: v, st: db, pol: a.cfg.Posture.policy(), history: posture.NewHistory(db, 0)},
 		Approvals: rules, Logger: a.log.With("component", "admin"),
 		Format: func(venue string) client.Format { return formats[venue] },
 	}, v, ui)
