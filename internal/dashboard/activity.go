@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"sync"
@@ -45,6 +47,9 @@ type bucket struct {
 	latencySum time.Duration
 	latencyMax time.Duration
 	timed      int
+	// notional sums the orders allowed per key ("venue/key"); bounded by
+	// the keys the gateway signs with.
+	notional map[string]float64
 }
 
 // SourceSeen is an address a client's requests came from, and when last.
@@ -93,6 +98,12 @@ func (a *Activity) Observe(o gateway.Observation) {
 		b.denials++
 	case o.Decision == "error" || o.Status >= 500:
 		b.errors++
+	}
+	if o.Decision == "allow" && o.Key != "" && o.Notional > 0 && !math.IsInf(o.Notional, 0) {
+		if b.notional == nil {
+			b.notional = map[string]float64{}
+		}
+		b.notional[o.Venue+"/"+o.Key] += o.Notional
 	}
 	if lat := o.Overhead + o.Upstream; lat > 0 {
 		b.latencySum += lat
@@ -174,6 +185,8 @@ type Point struct {
 	Errors      int
 	MeanLatency time.Duration
 	MaxLatency  time.Duration
+	// Notional is the value of the orders allowed, per key ("venue/key").
+	Notional map[string]float64
 }
 
 // Series returns the last n minutes (n ≤ 60), oldest first, the current
@@ -190,6 +203,7 @@ func (a *Activity) Series(n int) []Point {
 		b := &a.buckets[start.Unix()/int64(bucketSize/time.Second)%bucketCount]
 		if b.start.Equal(start) {
 			p.Requests, p.Denials, p.Errors, p.MaxLatency = b.requests, b.denials, b.errors, b.latencyMax
+			p.Notional = maps.Clone(b.notional)
 			if b.timed > 0 {
 				p.MeanLatency = b.latencySum / time.Duration(b.timed)
 			}

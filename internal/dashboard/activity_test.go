@@ -128,3 +128,36 @@ func TestDiffLines(t *testing.T) {
 		t.Errorf("diffLines mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestActivityNotionalPerKey: allowed orders add their notional to their
+// key's minute; denials and calls without an order do not; the live panel
+// gets one chart per key.
+func TestActivityNotionalPerKey(t *testing.T) {
+	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 30, 0, time.UTC)}
+	a := NewActivity(c.Now)
+	for _, o := range []gateway.Observation{
+		{Venue: "binance", Key: "main", Decision: "allow", Status: 200, Notional: 1500},
+		{Venue: "binance", Key: "main", Decision: "allow", Status: 200, Notional: 500},
+		{Venue: "binance", Key: "main", Decision: "deny", Status: 403, Notional: 1e9},
+		{Venue: "okx", Key: "bot", Decision: "allow", Status: 200, Notional: 42.5},
+		{Venue: "okx", Key: "bot", Decision: "allow", Status: 200},
+	} {
+		a.Observe(o)
+	}
+	c.Add(time.Minute)
+	a.Observe(gateway.Observation{Venue: "okx", Key: "bot", Decision: "allow", Status: 200, Notional: 10})
+	s := a.Series(2)
+	want := []map[string]float64{{"binance/main": 2000, "okx/bot": 42.5}, {"okx/bot": 10}}
+	if diff := cmp.Diff(want, []map[string]float64{s[0].Notional, s[1].Notional}); diff != "" {
+		t.Errorf("notional per key (-want +got):\n%s", diff)
+	}
+	h := &Handler{o: Options{Activity: a}}
+	d := h.liveData()
+	var titles []string
+	for _, ch := range d.Notional {
+		titles = append(titles, ch.Title)
+	}
+	if diff := cmp.Diff([]string{"Notional allowed per minute, binance/main", "Notional allowed per minute, okx/bot"}, titles); diff != "" {
+		t.Errorf("notional charts (-want +got):\n%s", diff)
+	}
+}

@@ -70,3 +70,5 @@ func num(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
 func fmtCount(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
 
 func fmtMillis(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) + " ms" }
+
+func fmtAmount(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }

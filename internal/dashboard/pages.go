@@ -277,12 +277,14 @@ func (h *Handler) overview(c *call) error {
 
 // liveData is the live traffic panel.
 type liveData struct {
-	PerSecond   string
-	LastMinute  Point // the last complete minute
-	Now         Point // the current minute so far
-	Requests    chart
-	Denials     chart
-	Latency     chart
+	PerSecond  string
+	LastMinute Point // the last complete minute
+	Now        Point // the current minute so far
+	Requests   chart
+	Denials    chart
+	Latency    chart
+	// Notional has one chart per key that allowed orders in the window.
+	Notional    []chart
 	WindowLabel string
 }
 
@@ -296,6 +298,19 @@ func (h *Handler) liveData() liveData {
 	d.Requests = barChart("Requests per minute", "requests", s, func(p Point) float64 { return float64(p.Requests) }, fmtCount)
 	d.Denials = barChart("Denials and errors per minute", "denials", s, func(p Point) float64 { return float64(p.Denials + p.Errors) }, fmtCount)
 	d.Latency = barChart("Mean latency per minute", "latency", s, func(p Point) float64 { return float64(p.MeanLatency.Microseconds()) / 1000 }, fmtMillis)
+	var keys []string
+	for _, p := range s {
+		for k := range p.Notional {
+			if !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	slices.Sort(keys)
+	for i, k := range keys {
+		d.Notional = append(d.Notional, barChart("Notional allowed per minute, "+k, "notional-"+strconv.Itoa(i), s,
+			func(p Point) float64 { return p.Notional[k] }, fmtAmount))
+	}
 	d.WindowLabel = "last 30 minutes"
 	return d
 }
