@@ -1,11 +1,13 @@
 package battery
 
 import (
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/audit"
+	"github.com/keywarden/keywarden/internal/store/sqlite"
 )
 
 // TestCrash_C1_KillUnderLoad is spec/security.md C1: `keywarden serve` under
@@ -25,7 +28,8 @@ import (
 //     writes for an intent left open by the crash);
 //   - every order the venue received has an allowed intent (write-ahead);
 //   - no order reached the venue twice;
-//   - the audit chain verifies (`keywarden audit verify`).
+//   - the audit chain verifies (`keywarden audit verify`);
+//   - SQLite's PRAGMA integrity_check on the killed server's data is ok.
 //
 // The quick tier runs 3 rounds; KEYWARDEN_BATTERY_LONG=1 runs 20.
 func TestCrash_C1_KillUnderLoad(t *testing.T) {
@@ -70,6 +74,7 @@ func TestCrash_C1_KillUnderLoad(t *testing.T) {
 		wg.Wait()
 		hc.CloseIdleConnections()
 		totalSent += int(sent.Load())
+		in.integrityCheck(t, round)
 		p = in.serve() // start-up closes the intents the crash left open
 		mu.Lock()
 		totalAcked = len(acked)
@@ -91,6 +96,24 @@ func TestCrash_C1_KillUnderLoad(t *testing.T) {
 	t.Logf("%d rounds: %d orders sent, %d acknowledged, all accounted for", rounds, totalSent, totalAcked)
 	if totalAcked == 0 {
 		t.Error("no order was acknowledged: the load never ran")
+	}
+}
+
+// integrityCheck runs SQLite's own consistency check on the data file the
+// killed server left (C1.1).
+func (in *install) integrityCheck(t *testing.T, round int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(in.dir, "data", sqlite.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var res string
+	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil {
+		t.Fatalf("round %d: integrity_check: %v", round, err)
+	}
+	if res != "ok" {
+		t.Errorf("round %d: PRAGMA integrity_check after kill -9 = %q", round, res)
 	}
 }
 
