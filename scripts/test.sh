@@ -60,5 +60,5 @@ fi
 
 log "go test -race"
 go test -json -race -count=1 -timeout 40m ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} ./... | tee "${KEYWARDEN_TEST_JSON:-/tmp/keywarden-test.json}" | go run ./scripts/testsummary
-log "fuzz (short)"; scripts/fuzz.sh
-log "supply chain"; scripts/supply-chain.sh
+log "fuzz (short)"; GO_TEST_TAGS="${GO_TEST_TAGS:-}" scripts/fuzz.sh
+log "supply chain"; GO_TEST_TAGS="${GO_TEST_TAGS:-}" scripts/supply-chain.sh
