@@ -23,7 +23,8 @@ reachable() {
 
 if reachable 2>/dev/null; then
   echo "govulncheck $govulncheck_version"
-  go run "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version" -db "$vulndb" ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} ./...
+  tags=$(echo "${GO_TEST_TAGS:-}" | tr -s ' ' ',' | sed 's/^,//; s/,$//')
+  go run "golang.org/x/vuln/cmd/govulncheck@$govulncheck_version" -db "$vulndb" ${tags:+-tags "$tags"} ./...
 else
   echo "NOTICE: govulncheck skipped: the vulnerability database $vulndb cannot be reached from here."
   echo "        Run scripts/supply-chain.sh where it can (or set GOVULNDB to a mirror)."
