@@ -55,9 +55,12 @@ keywarden_pg_setup() {
     tail -n 20 "$dir/server.log" >&2 || true
     return 1
   fi
-  # Tests create and drop their own databases: the role needs CREATEDB.
+  # Tests create and drop their own databases: the role needs CREATEDB, and
+  # pg_signal_backend so that DROP DATABASE ... WITH (FORCE) may also end an
+  # autovacuum worker busy in the database.
   "${as[@]}" "$bin/psql" -h "$dir" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q \
     -c "CREATE ROLE keywarden LOGIN CREATEDB PASSWORD '$pass'" \
+    -c "GRANT pg_signal_backend TO keywarden" \
     -c "CREATE DATABASE keywarden OWNER keywarden" >/dev/null
   echo "$bin" >"$dir/bindir"
   export KEYWARDEN_PG_DIR="$dir"
