@@ -20,8 +20,12 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 export out
 
+# Only packages whose test files declare a fuzz function are asked for
+# their list (go test -list builds the test binary).
 list="$out/targets"
-for pkg in $(go list ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' $pkgs); do
+for dir in $(go list ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} -f '{{.Dir}}' $pkgs); do
+  grep -qs '^func Fuzz' "$dir"/*_test.go || continue
+  pkg=$(go list ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} "$dir")
   go test ${GO_TEST_TAGS:+-tags "$GO_TEST_TAGS"} -list '^Fuzz' "$pkg" | grep '^Fuzz' | sed "s|^|$pkg |" || true
 done >"$list"
 total=$(wc -l <"$list")
