@@ -482,7 +482,44 @@ checkpoint signatures.`,
 	for _, c := range []*cobra.Command{note, check, closeCmd} {
 		c.Flags().StringVar(&actor, "actor", "", "who is acting (default the OS user)")
 	}
-	cmd.AddCommand(list, show, note, check, closeCmd, export)
+	var format string
+	report := &cobra.Command{
+		Use:   "report ID",
+		Short: "Write a post-mortem draft of an incident (Markdown or HTML)",
+		Long: `report writes a post-mortem draft of the incident to stdout (or --out): its
+summary, the affected credentials and keys, the timeline, the response
+checklist with who did what and when, the audited calls of the affected
+subjects in the incident's window (from an hour before it opened to ten
+minutes after it closed), and the sections the team fills in by hand.`,
+		Args: cobra.ExactArgs(1),
+		RunE: withOps(func(cmd *cobra.Command, ops incidentOps, args []string) error {
+			if format != "md" && format != "html" {
+				return fmt.Errorf("report: format %q: want md or html", format)
+			}
+			in, err := ops.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			calls, err := incident.Calls(a.auditDir(), in, 0, 0, now)
+			if err != nil {
+				return err
+			}
+			w := a.stdout
+			if out != "" {
+				f, err := os.OpenFile(out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+				if err != nil {
+					return fmt.Errorf("report: %w", err)
+				}
+				defer f.Close()
+				w = f
+			}
+			return incident.WriteReport(w, in, calls, format, now)
+		}),
+	}
+	report.Flags().StringVar(&format, "format", "md", "md or html")
+	report.Flags().StringVar(&out, "out", "", "file to create instead of writing to stdout")
+	cmd.AddCommand(list, show, note, check, closeCmd, export, report)
 	return cmd
 }
 

@@ -237,6 +237,11 @@ key_file = "hook-key"
 	if _, err := os.Stat(filepath.Join(c.dir, "data", incidentSocket)); !os.IsNotExist(err) {
 		t.Errorf("incident socket left behind: %v", err)
 	}
+	// The post-mortem draft names the incident and the refused withdrawal.
+	if out := c.ok("", "incident", "report", in.ID); !strings.Contains(out, "# Post-mortem (draft): ") ||
+		!strings.Contains(out, "| Incident | "+in.ID+" |") || !strings.Contains(out, "| deny |") || !strings.Contains(out, "withdraw") {
+		t.Errorf("incident report:\n%s", out)
+	}
 }
 
 func readBundle(t *testing.T, path string) map[string][]byte {
