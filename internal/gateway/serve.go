@@ -49,7 +49,7 @@ var authHeaders = []string{
 
 // ServeHTTP runs one request through the whole path.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h := g.upgrade.Load(); h != nil && r.Header.Get("Upgrade") != "" {
+	if h := g.upgrade.Load(); h != nil && r.Header.Get("Upgrade") != "" && serves(*h, r) {
 		// Long-lived sockets are not in-flight requests: the WebSocket
 		// proxy keeps its own accounting and checks.
 		(*h).ServeHTTP(w, r)
@@ -595,4 +595,13 @@ func (g *Gateway) refuseUnrouted(w http.ResponseWriter, r *http.Request, status 
 		g.log.Warn("audit of a refusal failed", "err", err)
 	}
 	writePlain(w, status, "keywarden: "+msg)
+}
+
+// serves says whether the upgrade handler h takes r: a handler that says
+// which requests it serves is asked; any other takes every upgrade.
+func serves(h http.Handler, r *http.Request) bool {
+	if s, ok := h.(interface{ Serves(*http.Request) bool }); ok {
+		return s.Serves(r)
+	}
+	return true
 }

@@ -14,6 +14,7 @@ import (
 type wsVenue struct {
 	streams, api string
 	apiPaths     []string
+	streamPaths  []string
 	wsapi        func() exchange.WSAPI
 }
 
@@ -21,13 +22,17 @@ type wsVenue struct {
 // proxies.
 var wsVenues = map[string]wsVenue{
 	binance.SpotName: {streams: binance.WSStreamUpstream, api: binance.WSAPIUpstream, apiPaths: []string{binance.WSAPIPath},
-		wsapi: func() exchange.WSAPI { return binance.NewWSAPI(false) }},
+		streamPaths: []string{"/ws", "/stream"},
+		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(false) }},
 	binance.USDMName: {streams: binance.USDMWSStreamUpstream, api: binance.USDMWSAPIUpstream, apiPaths: []string{binance.USDMWSAPIPath},
-		wsapi: func() exchange.WSAPI { return binance.NewWSAPI(true) }},
+		streamPaths: []string{"/ws", "/stream"},
+		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(true) }},
 	okx.Name: {streams: okx.WSUpstream, api: okx.WSUpstream, apiPaths: []string{okx.WSPrivate, okx.WSBusiness},
-		wsapi: func() exchange.WSAPI { return okx.NewWSAPI() }},
+		streamPaths: []string{"/ws/v5/public"},
+		wsapi:       func() exchange.WSAPI { return okx.NewWSAPI() }},
 	bybit.Name: {streams: bybit.WSUpstream, api: bybit.WSUpstream, apiPaths: []string{bybit.WSPrivate, bybit.WSTrade},
-		wsapi: func() exchange.WSAPI { return bybit.NewWSAPI() }},
+		streamPaths: []string{"/v5/public"},
+		wsapi:       func() exchange.WSAPI { return bybit.NewWSAPI() }},
 }
 
 // wsRoutes builds the WebSocket routes for the configured venues. A venue
@@ -54,7 +59,7 @@ func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
 			return nil, err
 		}
 		out = append(out, wsgateway.Route{Venue: r.Def.Name, Exchange: r.Def.Exchange, Streams: su, API: au,
-			APIPaths: wv.apiPaths, WSAPI: wv.wsapi()})
+			APIPaths: wv.apiPaths, StreamPaths: wv.streamPaths, WSAPI: wv.wsapi()})
 	}
 	return out, nil
 }

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +60,10 @@ type Route struct {
 	API      *url.URL
 	APIPaths []string
 	WSAPI    exchange.WSAPI
+	// StreamPaths are the venue-relative paths of the venue's streams: a
+	// path equal to one or under it ("/ws" serves "/ws/btcusdt@trade").
+	// Upgrades to any other path are not WebSockets keywarden proxies.
+	StreamPaths []string
 }
 
 // Options configure a Proxy.
@@ -326,6 +331,30 @@ func (p *Proxy) unregister(c *conn) {
 }
 
 func (p *Proxy) requestID() string { return p.reqBase + strconv.FormatUint(p.reqSeq.Add(1), 36) }
+
+// Serves reports whether r asks for a WebSocket this proxy serves: a GET
+// upgrade to websocket at a stream or WebSocket API path of a configured
+// venue. The gateway hands only such requests to the proxy; any other
+// upgrade takes the HTTP path, which refuses it and audits the refusal.
+func (p *Proxy) Serves(r *http.Request) bool {
+	if r.Method != http.MethodGet || !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		return false
+	}
+	venue, rest := splitVenue(r.URL.Path)
+	rt := p.routes[venue]
+	if rt == nil {
+		return false
+	}
+	if slices.Contains(rt.APIPaths, rest) {
+		return true
+	}
+	for _, sp := range rt.StreamPaths {
+		if rest == sp || strings.HasPrefix(rest, strings.TrimSuffix(sp, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
 
 // ServeHTTP upgrades /{venue}/<path> and proxies it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
