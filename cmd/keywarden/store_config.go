@@ -202,24 +202,14 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 	return r, leave, nil
 }
 
-// vaultKeys drops the vault's cached credentials of keys disabled
-// elsewhere: disabling a disabled key again keeps its first time and
-// reason and drops this process's cached copy.
+// vaultKeys drops the vault's cached credentials when another replica (or
+// a command run against the database) changed an exchange key: the next
+// request opens the key again, so a disabled key is refused and a rotated
+// one signs with its new secret.
 type vaultKeys struct{ v *vault.Vault }
 
-func (k vaultKeys) DropDisabled(ctx context.Context) error {
-	keys, err := k.v.Keys(ctx)
-	if err != nil {
-		return err
-	}
-	for _, info := range keys {
-		if info.Disabled.IsZero() {
-			continue
-		}
-		if _, err := k.v.DisableKey(ctx, info.Exchange, info.Name, info.DisabledReason); err != nil {
-			return err
-		}
-	}
+func (k vaultKeys) DropDisabled(context.Context) error {
+	k.v.DropCached()
 	return nil
 }
 
