@@ -19,6 +19,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/cluster"
+	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/store/postgres"
@@ -171,7 +172,7 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 		return noPeers{}, io.NopCloser(nil), nil
 	}
 	r, err := cluster.Join(ctx, cluster.Options{DB: pg.DB, Clients: srv.Clients, Gateway: srv.Gateway,
-		Keys: vaultKeys{srv.Vault}, Logger: a.log.With("component", "cluster")})
+		Keys: vaultKeys{srv.Vault}, Policies: overlayPolicies{a: a, db: pg, srv: srv}, Logger: a.log.With("component", "cluster")})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -375,4 +376,21 @@ the one a stopped replica wrote last). Run it on each replica's host.`,
 	verify.Flags().StringVar(&pinned, "public-key", "", "checkpoint public key (base64, hex or a file); default: from the vault")
 	cmd.AddCommand(verify)
 	return cmd
+}
+
+// overlayPolicies compiles the configured policies with the edits stored
+// through the admin API, and hands them to the gateway.
+type overlayPolicies struct {
+	a   *app
+	db  store.Store
+	srv *server.Server
+}
+
+func (p overlayPolicies) Reload(ctx context.Context) error {
+	pols, err := policy.NewOverlay(p.db, p.a.cfg.Policies, nil).Compiled(ctx)
+	if err != nil {
+		return err
+	}
+	p.srv.SetPolicies(pols)
+	return nil
 }

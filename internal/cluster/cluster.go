@@ -58,6 +58,8 @@ const (
 	subjectClients = "clients"
 	subjectGateway = "gateway"
 	subjectKeys    = "keys"
+	// subjectPolicies follows the policy edits made through the admin API.
+	subjectPolicies = "policies"
 )
 
 // Gateway states.
@@ -78,6 +80,12 @@ type Keys interface {
 	DropDisabled(ctx context.Context) error
 }
 
+// Policies compiles the policies again after another replica stored a
+// policy edit, and applies them.
+type Policies interface {
+	Reload(ctx context.Context) error
+}
+
 // Switch is the gateway's panic switch (*gateway.Gateway).
 type Switch interface {
 	Stop()
@@ -94,6 +102,8 @@ type Options struct {
 	Gateway Switch
 	// Keys, if set, is told when an exchange key's state changed.
 	Keys Keys
+	// Policies, if set, is told when a policy edit was stored.
+	Policies Policies
 	// PollInterval bounds how long a change can take to arrive when
 	// notifications are lost; default 250ms.
 	PollInterval time.Duration
@@ -327,6 +337,12 @@ func (r *Replica) apply(ctx context.Context, c Change) error {
 		if r.o.Keys != nil {
 			if err := r.o.Keys.DropDisabled(ctx); err != nil {
 				return fmt.Errorf("cluster: refresh exchange keys: %w", err)
+			}
+		}
+	case subjectPolicies:
+		if r.o.Policies != nil {
+			if err := r.o.Policies.Reload(ctx); err != nil {
+				return fmt.Errorf("cluster: reload policies: %w", err)
 			}
 		}
 	case subjectGateway:

@@ -320,3 +320,33 @@ func TestKeyStateChangesPropagate(t *testing.T) {
 		t.Errorf("an unrelated record bumped the keys generation to %d, want %d", g, g0+3)
 	}
 }
+
+// policyWatcher counts Reload calls.
+type policyWatcher struct{ n atomic.Int64 }
+
+func (p *policyWatcher) Reload(context.Context) error { p.n.Add(1); return nil }
+
+// TestPolicyEditsPropagate: a policy edit stored by any process makes every
+// replica compile its policies again; other writes do not.
+func TestPolicyEditsPropagate(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	db := openDB(t, dsn)
+	pw := &policyWatcher{}
+	r, err := Join(context.Background(), Options{DB: db, Clients: client.New(client.Options{Store: db}), Gateway: &gatewaySwitch{}, Policies: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	before := pw.n.Load()
+	if err := db.Put(ctx, "operators/someone", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := openDB(t, dsn).Put(ctx, "policies/overlay/spot", []byte(`{"name":"spot"}`)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Reload after a policy edit", func() bool { return pw.n.Load() > before })
+	if got := pw.n.Load() - before; got != 1 {
+		t.Errorf("Reload called %d times after one policy edit and one unrelated write, want 1", got)
+	}
+}
