@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -324,14 +323,6 @@ func (a *app) revokeKey(ctx context.Context, v *vault.Vault, r keyRevokeRequest)
 	a.log.Warn("exchange key deleted at the venue", "key", info.ID())
 	out.Lines = append(out.Lines, fmt.Sprintf("Deleted %s at the venue.", info.ID()))
 	return out, nil
-}
-
-// logAuditor records rotation steps in the log.
-type logAuditor struct{ log *slog.Logger }
-
-func (l logAuditor) Record(_ context.Context, action, key, detail string) error {
-	l.log.Info("key lifecycle", "action", action, "key", key, "detail", detail)
-	return nil
 }
 
 func newKeyRotateCmd(a *app) *cobra.Command {
