@@ -49,10 +49,19 @@ var (
 	}
 )
 
-// category classifies a test by its full name ("TestX/sub/sub").
-func category(name string) string {
+// vaultPkgs hold the vault lifecycle tests (V) whatever their names.
+var vaultPkgs = []string{"/internal/vault", "/internal/shamir"}
+
+// category classifies a test by the battery id in its name, then by its
+// package (vault lifecycle), then by the words its name starts with.
+func category(pkg, name string) string {
 	if m := idRe.FindStringSubmatch(name); m != nil {
 		return m[1]
+	}
+	for _, p := range vaultPkgs {
+		if strings.HasSuffix(pkg, p) {
+			return "V"
+		}
 	}
 	top, _, _ := strings.Cut(name, "/")
 	for _, w := range wordRe {
@@ -133,8 +142,8 @@ func (s *summary) table(w io.Writer) {
 		if s.parents[k] {
 			continue // counted through its subtests
 		}
-		_, name, _ := strings.Cut(k, " ")
-		c := s.byCat[category(name)]
+		pkg, name, _ := strings.Cut(k, " ")
+		c := s.byCat[category(pkg, name)]
 		switch s.results[k] {
 		case "pass":
 			c[0]++

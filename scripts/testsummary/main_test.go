@@ -8,25 +8,27 @@ import (
 )
 
 func TestCategory(t *testing.T) {
-	tests := []struct{ name, want string }{
-		{"TestHostileRequests/A12/absolute-form_metadata_address", "A"},
-		{"TestHostileRequests", "A"},
-		{"TestFault_F3_TrickledBody", "F"},
-		{"TestFault_F1_Venue5xx/Bad_Gateway", "F"},
-		{"TestCrash_C1_KillUnderLoad", "C"},
-		{"TestLoad_L4_CapsUnderConcurrency", "L"},
-		{"FuzzDescribe", "Z"},
-		{"FuzzDescribe/seed#0", "Z"},
-		{"TestVerifyTamper/byte_edit", "G"},
-		{"TestVault_V2_Shamir", "V"},
-		{"TestHygiene_H3_CoreDumpsOff", "H"},
-		{"TestForwardSignedOrder", "other"},
-		{"TestAPIKey", "other"},
-		{"TestF1Score", "other"},
+	tests := []struct{ pkg, name, want string }{
+		{"p", "TestHostileRequests/A12/absolute-form_metadata_address", "A"},
+		{"p", "TestHostileRequests", "A"},
+		{"p", "TestFault_F3_TrickledBody", "F"},
+		{"p", "TestFault_F1_Venue5xx/Bad_Gateway", "F"},
+		{"p", "TestCrash_C1_KillUnderLoad", "C"},
+		{"p", "TestLoad_L4_CapsUnderConcurrency", "L"},
+		{"p", "FuzzDescribe", "Z"},
+		{"p", "FuzzDescribe/seed#0", "Z"},
+		{"p", "TestVerifyTamper/byte_edit", "G"},
+		{"p", "TestVault_V2_Shamir", "V"},
+		{"p", "TestHygiene_H3_CoreDumpsOff", "H"},
+		{"p", "TestForwardSignedOrder", "other"},
+		{"p", "TestAPIKey", "other"},
+		{"p", "TestF1Score", "other"},
+		{"github.com/keywarden/keywarden/internal/shamir", "TestEverySubsetRebuilds", "V"},
+		{"github.com/keywarden/keywarden/internal/vault", "TestTamperedRecords/moved_to_another_row", "V"},
 	}
 	for _, tt := range tests {
-		if got := category(tt.name); got != tt.want {
-			t.Errorf("category(%q) = %q, want %q", tt.name, got, tt.want)
+		if got := category(tt.pkg, tt.name); got != tt.want {
+			t.Errorf("category(%q, %q) = %q, want %q", tt.pkg, tt.name, got, tt.want)
 		}
 	}
 }
