@@ -58,6 +58,9 @@ func category(pkg, name string) string {
 	if m := idRe.FindStringSubmatch(name); m != nil {
 		return m[1]
 	}
+	if strings.HasPrefix(name, "Fuzz") {
+		return "Z"
+	}
 	for _, p := range vaultPkgs {
 		if strings.HasSuffix(pkg, p) {
 			return "V"

@@ -24,6 +24,7 @@ func TestCategory(t *testing.T) {
 		{"p", "TestAPIKey", "other"},
 		{"p", "TestF1Score", "other"},
 		{"github.com/keywarden/keywarden/internal/shamir", "TestEverySubsetRebuilds", "V"},
+		{"github.com/keywarden/keywarden/internal/vault", "FuzzOpenRecord/seed#1", "Z"},
 		{"github.com/keywarden/keywarden/internal/vault", "TestTamperedRecords/moved_to_another_row", "V"},
 	}
 	for _, tt := range tests {
