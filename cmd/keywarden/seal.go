@@ -11,9 +11,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/seal/awskms"
 	"github.com/keywarden/keywarden/internal/seal/pkcs11"
 	"github.com/keywarden/keywarden/internal/seal/transit"
+	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/vault"
 )
 
@@ -288,6 +290,17 @@ to a passphrase or unseal shares, use keywarden operator rekey.`,
 			if to == "passphrase" || to == "shamir" {
 				return errors.New("to seal with a passphrase or unseal shares, use keywarden operator rekey")
 			}
+			if s := dialControl(a.cfg.DataDir); s != nil {
+				// serve is running: it migrates its own, unsealed vault while
+				// it keeps serving.
+				var out sealMigrated
+				if err := s.call(ctx, "POST", "/v1/seal/migrate", sealMigrateRequest{To: to}, &out); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "Vault seal migrated to %s key %s by the running keywarden serve.\n", out.Type, out.KeyID)
+				fmt.Fprintln(a.stdout, "Set [vault] seal (or KEYWARDEN_SEAL) to the new seal URL before the next start; the old seal no longer unseals this vault.")
+				return nil
+			}
 			next, err := openSeal(ctx, to, a.getenv, true)
 			if err != nil {
 				return err
@@ -319,4 +332,44 @@ to a passphrase or unseal shares, use keywarden operator rekey.`,
 	}
 	cmd.Flags().StringVar(&to, "to", "", "URL of the new seal")
 	return cmd
+}
+
+// sealMigrateRequest asks a running serve to migrate its vault's seal. The
+// URL names files for tokens and PINs, never the secrets themselves.
+type sealMigrateRequest struct {
+	To string `json:"to"`
+}
+
+// sealMigrated is the new seal after a migration.
+type sealMigrated struct {
+	Type  string `json:"type"`
+	KeyID string `json:"key_id"`
+}
+
+// migrateSealOnline migrates the running, unsealed vault of serve to the
+// seal at to, without stopping the gateway, and records it in the audit
+// log (before, and its result).
+func (a *app) migrateSealOnline(ctx context.Context, srv *server.Server, to string) (sealMigrated, error) {
+	if to == "" || to == "passphrase" || to == "shamir" {
+		return sealMigrated{}, errors.New("migrate-seal needs the URL of a transit, awskms or pkcs11 seal")
+	}
+	next, err := openSeal(ctx, to, a.getenv, true)
+	if err != nil {
+		return sealMigrated{}, err
+	}
+	defer next.close()
+	out := sealMigrated{Type: next.Type(), KeyID: next.KeyID()}
+	detail := map[string]string{"seal": out.Type, "key_id": out.KeyID}
+	if _, err := srv.Audit.Append(ctx, audit.Record{Event: &audit.Event{Kind: "vault.seal.migrate", Actor: "control-socket", Detail: detail}}); err != nil {
+		return sealMigrated{}, fmt.Errorf("migrate-seal refused: the audit log cannot record it: %w", err)
+	}
+	if err := srv.Vault.MigrateSeal(ctx, next); err != nil {
+		a.log.Error("seal migration failed", "seal", out.Type, "err", err)
+		return sealMigrated{}, err
+	}
+	if _, err := srv.Audit.Append(ctx, audit.Record{Event: &audit.Event{Kind: "vault.seal.migrated", Actor: "control-socket", Detail: detail}}); err != nil {
+		a.log.Error("audit of a finished seal migration failed", "err", err)
+	}
+	a.log.Info("vault seal migrated", "seal", out.Type, "key_id", out.KeyID)
+	return out, nil
 }

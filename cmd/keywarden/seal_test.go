@@ -177,6 +177,23 @@ func TestServeAutoUnsealsWithTransit(t *testing.T) {
 	if got := f.Calls("decrypt"); got != decrypts+1 {
 		t.Errorf("serve made %d transit decrypt calls, want 1", got-decrypts)
 	}
+	// Migrating the seal while serve runs: serve does it, and keeps serving.
+	kms := awskmstest.New(t)
+	keyID := kms.AddKey()
+	kms.Allow("AKIAKEYWARDENTEST02", keyID)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIAKEYWARDENTEST02")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-key-for-tests")
+	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
+	kmsURL := "awskms://" + keyID + "?region=" + awskmstest.Region + "&endpoint=" + kms.URL
+	if out := c.ok("", "operator", "migrate-seal", "--to", kmsURL); !strings.Contains(out, "migrated to awskms key "+keyID+" by the running keywarden serve") {
+		t.Errorf("online migrate-seal output = %q", out)
+	}
+	if res, err := http.Get("http://" + addr + "/healthz"); err != nil || res.StatusCode != http.StatusOK {
+		t.Errorf("serve after the migration: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -186,4 +203,11 @@ func TestServeAutoUnsealsWithTransit(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
 	}
+	// The vault now unseals with the new seal only.
+	c.env["KEYWARDEN_SEAL"] = kmsURL
+	if out := c.ok("", "operator", "status"); !strings.Contains(out, "awskms") {
+		t.Errorf("status after the online migration = %q", out)
+	}
+	c.env["KEYWARDEN_SEAL"] = sealURL
+	c.fails("", "", "operator", "verify")
 }

@@ -243,6 +243,14 @@ func (a *app) startControl(ctx context.Context, srv *server.Server, peers peers)
 		}
 		writeControl(w, out, nil)
 	})
+	mux.HandleFunc("POST /v1/seal/migrate", func(w http.ResponseWriter, r *http.Request) {
+		var req sealMigrateRequest
+		if !decodeControl(w, r, &req) {
+			return
+		}
+		out, err := a.migrateSealOnline(r.Context(), srv, req.To)
+		writeControl(w, out, err)
+	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	return closerFunc(func() error {
