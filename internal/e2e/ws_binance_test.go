@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -331,24 +330,42 @@ func TestWSUserDataStreamAndPanic(t *testing.T) {
 	})
 	env.AddKey("binance", "main", "read")
 	iss := env.Issue("binance", "main", "reader")
-	// keywarden verifies every private call, so the bot signs this
-	// key-only (USER_STREAM) endpoint as it would a USER_DATA call.
-	q := "timestamp=" + strconv.FormatInt(time.Now().UnixMilli(), 10)
-	q += "&signature=" + hex.EncodeToString(exchange.HMACSHA256(nil, iss.Secret, []byte(q)))
-	req, _ := http.NewRequest("POST", env.URL+"/binance/api/v3/userDataStream?"+q, nil)
-	req.Header.Set("X-MBX-APIKEY", iss.ID)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// USER_STREAM calls carry the API key alone, as at Binance: keywarden
+	// checks it against the credential and sends the exchange key's id,
+	// unsigned. Creating twice in a row is no replay.
+	listenKey := func(apiKey string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", env.URL+"/binance/api/v3/userDataStream", nil)
+		req.Header.Set("X-MBX-APIKEY", apiKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var lk struct {
+			ListenKey string `json:"listenKey"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&lk)
+		return resp.StatusCode, lk.ListenKey
 	}
-	var lk struct {
-		ListenKey string `json:"listenKey"`
+	if st, _ := listenKey("kwNoSuchClientKeyxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"); st != http.StatusUnauthorized {
+		t.Errorf("listenKey with an unknown key = %d, want 401", st)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&lk)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || lk.ListenKey == "" {
-		t.Fatalf("listenKey through the gateway: %d %v", resp.StatusCode, err)
+	st, first := listenKey(iss.ID)
+	if st != 200 || first == "" {
+		t.Fatalf("listenKey through the gateway: %d", st)
 	}
+	st, second := listenKey(iss.ID)
+	if st != 200 || second == "" {
+		t.Fatalf("second listenKey through the gateway: %d", st)
+	}
+	for _, l := range env.Sims["binance"].Kit.Log() {
+		if l.Path == "/api/v3/userDataStream" && (strings.Contains(l.RawQuery, "signature") || l.Header.Get("X-MBX-APIKEY") == iss.ID) {
+			t.Errorf("the venue got %q with key header %q; want the exchange key and no signature", l.RawQuery, l.Header.Get("X-MBX-APIKEY"))
+		}
+	}
+	lk := struct{ ListenKey string }{first}
+	var err error
 	c := wsDial(t, env, "/binance/ws/"+lk.ListenKey)
 	if m := wsRead(t, c); m["e"] != "outboundAccountPosition" {
 		t.Errorf("user data event %v, want outboundAccountPosition", m)

@@ -150,7 +150,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(e)
 		return
 	}
-	if g.replay.seen(in, start) {
+	if !keyOnly(v.Verifier, in) && g.replay.seen(in, start) {
 		st.fail(exchange.Errorf(exchange.ErrTimestamp, "replayed request: this exact signed request was already received"))
 		return
 	}
@@ -604,4 +604,12 @@ func serves(h http.Handler, r *http.Request) bool {
 		return s.Serves(r)
 	}
 	return true
+}
+
+// keyOnly says whether the venue's verifier took in on its API key alone
+// (Binance's USER_STREAM listen-key calls): such a call has no signature or
+// timestamp to replay, and repeating it (a keep-alive) is its normal use.
+func keyOnly(v exchange.Verifier, in *exchange.Request) bool {
+	k, ok := v.(interface{ KeyOnly(*exchange.Request) bool })
+	return ok && k.KeyOnly(in)
 }

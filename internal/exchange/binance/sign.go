@@ -119,6 +119,16 @@ func (s *signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
+	if keyOnly(r.Path) {
+		// USER_STREAM calls carry the API key and nothing else.
+		r.RawQuery = stripAuthParams(r.RawQuery)
+		if hasAuthParamBytes(r.Body) {
+			r.Body = []byte(stripAuthParams(string(r.Body)))
+		}
+		deleteHeader(r.Header, headerAPIKey)
+		r.Header[headerAPIKey] = []string{key.APIKey}
+		return nil
+	}
 	query := stripAuthParams(r.RawQuery)
 	body := r.Body
 	if len(body) > 0 && hasAuthParamBytes(body) {

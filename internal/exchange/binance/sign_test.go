@@ -186,7 +186,7 @@ func TestSignLayout(t *testing.T) {
 			exchange.Request{Method: "POST", Path: "/fapi/v1/order", RawQuery: "symbol=BTCUSDT"},
 			"timestamp=1591702613943&symbol=BTCUSDT&recvWindow=5000&signature=", ""},
 		{"empty post goes to body",
-			exchange.Request{Method: "POST", Path: "/api/v3/userDataStream"},
+			exchange.Request{Method: "POST", Path: "/sapi/v1/account/enableFastWithdrawSwitch"},
 			"", "timestamp=1591702613943&recvWindow=5000&signature="},
 		{"stale auth removed",
 			exchange.Request{Method: "GET", Path: "/api/v3/account", RawQuery: "timestamp=1&a=b&recvWindow=60000&signature=00"},

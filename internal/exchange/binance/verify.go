@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -351,6 +352,8 @@ func (v *verifier) ClientKey(r *exchange.Request) (string, error) {
 	}
 	signed := mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature)
 	switch {
+	case !signed && key != "" && keyOnly(r.Path):
+		return key, nil // USER_STREAM: the API key alone authenticates
 	case !signed:
 		return "", nil
 	case key == "":
@@ -374,6 +377,9 @@ func mentionsParam(raw, name string) bool {
 // returns a copy of r without X-MBX-APIKEY, signature, timestamp and
 // recvWindow; the rest of the query and body keep their exact bytes.
 func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now time.Time) (*exchange.Request, error) {
+	if v.KeyOnly(r) {
+		return verifyKeyOnly(r, client)
+	}
 	s, e := parseSigned(r)
 	if e != nil {
 		return nil, e
@@ -397,5 +403,40 @@ func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 			out.Body = []byte(b)
 		}
 	}
+	return out, nil
+}
+
+// keyOnlyPaths are Binance's USER_STREAM endpoints: listen keys for the
+// user-data streams, authenticated by the API key alone, as Binance does.
+var keyOnlyPaths = []string{
+	"/api/v3/userDataStream", "/sapi/v1/userDataStream", "/sapi/v1/userDataStream/isolated", "/fapi/v1/listenKey",
+}
+
+func keyOnly(path string) bool { return slices.Contains(keyOnlyPaths, path) }
+
+// KeyOnly reports whether r is a USER_STREAM call carrying an API key and
+// no signature. Such a request has no timestamp, so the gateway does not
+// treat a repeated one (a keep-alive) as a replay.
+func (v *verifier) KeyOnly(r *exchange.Request) bool {
+	if !keyOnly(r.Path) || mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature) {
+		return false
+	}
+	key, e := apiKeyOf(r.Header)
+	return e == nil && key != ""
+}
+
+// verifyKeyOnly checks a USER_STREAM call's API key against client and
+// returns a copy without it. The call creates, extends or closes a listen
+// key: it reads nothing and moves nothing.
+func verifyKeyOnly(r *exchange.Request, client *exchange.Credential) (*exchange.Request, error) {
+	key, e := apiKeyOf(r.Header)
+	if e != nil {
+		return nil, e
+	}
+	if client == nil || subtle.ConstantTimeCompare([]byte(key), []byte(client.APIKey)) != 1 {
+		return nil, exchange.Errorf(exchange.ErrAuth, msgInvalidKey)
+	}
+	out := r.Clone()
+	deleteHeader(out.Header, headerAPIKey)
 	return out, nil
 }

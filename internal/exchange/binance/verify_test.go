@@ -239,3 +239,48 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestKeyOnlyUserStream: listen-key calls (USER_STREAM) authenticate by the
+// API key alone, as at Binance; they are re-sent with the exchange key's id
+// only, never signed; any other unsigned call stays public.
+func TestKeyOnlyUserStream(t *testing.T) {
+	client := hmacCred("client-key-0123456789", "client-secret")
+	exch := hmacCred("exchange-key-0123456789", "exchange-secret")
+	for _, v := range []exchange.Venue{Spot(nil), USDM(nil)} {
+		path := "/api/v3/userDataStream"
+		if v.Name == USDMName {
+			path = "/fapi/v1/listenKey"
+		}
+		r := &exchange.Request{Method: "PUT", Path: path, RawQuery: "listenKey=abc", Header: http.Header{"X-Mbx-Apikey": {client.APIKey}}}
+		if k, err := v.Verifier.ClientKey(r); err != nil || k != client.APIKey {
+			t.Fatalf("%s ClientKey = %q, %v; want the client key", v.Name, k, err)
+		}
+		if _, err := v.Verifier.Verify(r, hmacCred("another-key-0123456789", "x"), time.Now()); err == nil {
+			t.Errorf("%s Verify with another credential = nil error", v.Name)
+		}
+		out, err := v.Verifier.Verify(r, client, time.Now())
+		if err != nil {
+			t.Fatalf("%s Verify = %v", v.Name, err)
+		}
+		if out.Header.Get("X-Mbx-Apikey") != "" || out.RawQuery != "listenKey=abc" {
+			t.Errorf("%s Verify = %+v, want the key header removed and the query kept", v.Name, out)
+		}
+		if err := v.Signer.Sign(out, exch, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if out.Header.Get("X-Mbx-Apikey") != exch.APIKey || out.RawQuery != "listenKey=abc" || len(out.Body) != 0 {
+			t.Errorf("%s Sign = %+v, want the exchange key id and nothing signed", v.Name, out)
+		}
+		// A bot that signs the call anyway is verified as a signed call.
+		signed := &exchange.Request{Method: "POST", Path: path, RawQuery: "timestamp=1&signature=00",
+			Header: http.Header{"X-Mbx-Apikey": {client.APIKey}}}
+		if k, ok := v.Verifier.(interface{ KeyOnly(*exchange.Request) bool }); !ok || k.KeyOnly(signed) || !k.KeyOnly(r) {
+			t.Errorf("%s: KeyOnly must hold for the unsigned call only", v.Name)
+		}
+	}
+	// Elsewhere an unsigned call with a key header is public.
+	r := &exchange.Request{Method: "GET", Path: "/api/v3/account", Header: http.Header{"X-Mbx-Apikey": {client.APIKey}}}
+	if k, err := Spot(nil).Verifier.ClientKey(r); err != nil || k != "" {
+		t.Errorf("unsigned /api/v3/account ClientKey = %q, %v; want public", k, err)
+	}
+}
