@@ -376,39 +376,17 @@ func side(f exchange.Fields) (exchange.Side, error) {
 // newOrder reads one order. KuCoin orders are limit unless type says
 // otherwise; a market order is sized by size (base) or funds (quote).
 func newOrder(f exchange.Fields, action exchange.Action) (exchange.Order, error) {
-	o := exchange.Order{Action: action}
-	var err error
-	if o.Symbol, err = f.Field("symbol"); err != nil {
-		return o, err
-	}
-	if o.Side, err = side(f); err != nil {
-		return o, err
-	}
-	typ, err := f.Field("type")
+	o, size, err := orderFields(f, action, "type")
 	if err != nil {
 		return o, err
 	}
-	o.Type = strings.ToLower(typ)
 	if o.Type == "" {
 		o.Type = "limit"
 	}
-	if o.Quantity, err = f.Decimal("size"); err != nil {
-		return o, err
-	}
-	if o.Price, err = f.Decimal("price"); err != nil {
-		return o, err
-	}
+	o.Quantity = size
 	if o.QuoteQuantity, err = f.Decimal("funds"); err != nil {
 		return o, err
 	}
-	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
-		return o, err
-	}
-	ro, err := f.Field("reduceOnly")
-	if err != nil {
-		return o, err
-	}
-	o.ReduceOnly = ro == "true"
 	switch {
 	case o.QuoteQuantity > 0:
 		o.Notional = o.QuoteQuantity
@@ -416,6 +394,41 @@ func newOrder(f exchange.Fields, action exchange.Action) (exchange.Order, error)
 		o.Notional = o.Quantity * o.Price
 	}
 	return o, nil
+}
+
+// orderFields reads what classic and unified-account orders share: symbol,
+// side, the type (from typeField, lower-cased), price, clientOid and
+// reduceOnly, and returns the size for the caller to place by its unit.
+func orderFields(f exchange.Fields, action exchange.Action, typeField string) (exchange.Order, float64, error) {
+	o := exchange.Order{Action: action}
+	var err error
+	if o.Symbol, err = f.Field("symbol"); err != nil {
+		return o, 0, err
+	}
+	if o.Side, err = side(f); err != nil {
+		return o, 0, err
+	}
+	typ, err := f.Field(typeField)
+	if err != nil {
+		return o, 0, err
+	}
+	o.Type = strings.ToLower(typ)
+	size, err := f.Decimal("size")
+	if err != nil {
+		return o, 0, err
+	}
+	if o.Price, err = f.Decimal("price"); err != nil {
+		return o, 0, err
+	}
+	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
+		return o, 0, err
+	}
+	ro, err := f.Field("reduceOnly")
+	if err != nil {
+		return o, 0, err
+	}
+	o.ReduceOnly = ro == "true"
+	return o, size, nil
 }
 
 // batch expands hf/orders/multi and orders/multi: an orderList (with an
@@ -503,34 +516,10 @@ func cancel(f exchange.Fields, k kind, param string, hasParam bool) ([]exchange.
 // contracts), price, clientOid, reduceOnly. Without sizeUnit a FUTURES
 // order is sized in contracts and any other in the base currency.
 func uaOrder(f exchange.Fields) (exchange.Order, error) {
-	o := exchange.Order{Action: exchange.ActionNew}
-	var err error
-	if o.Symbol, err = f.Field("symbol"); err != nil {
-		return o, err
-	}
-	if o.Side, err = side(f); err != nil {
-		return o, err
-	}
-	typ, err := f.Field("orderType")
+	o, size, err := orderFields(f, exchange.ActionNew, "orderType")
 	if err != nil {
 		return o, err
 	}
-	o.Type = strings.ToLower(typ)
-	size, err := f.Decimal("size")
-	if err != nil {
-		return o, err
-	}
-	if o.Price, err = f.Decimal("price"); err != nil {
-		return o, err
-	}
-	if o.ClientOrderID, err = f.Field("clientOid"); err != nil {
-		return o, err
-	}
-	ro, err := f.Field("reduceOnly")
-	if err != nil {
-		return o, err
-	}
-	o.ReduceOnly = ro == "true"
 	unit, err := f.Field("sizeUnit")
 	if err != nil {
 		return o, err
