@@ -10,7 +10,11 @@ import (
 	"syscall"
 )
 
+// hardened says whether main marked the process not dumpable.
+var hardened bool
+
 func main() {
+	hardened = harden()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
 	stop()

@@ -170,7 +170,8 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	base := scheme + "://" + ln.Addr().String()
-	a.log.Info("gateway listening", "url", base, "venues", len(rs), "policies", len(pols), "audit_dir", g.AuditDir)
+	a.log.Info("gateway listening", "url", base, "venues", len(rs), "policies", len(pols), "audit_dir", g.AuditDir,
+		"not_dumpable", hardened)
 	if ready != nil {
 		ready(base)
 	}

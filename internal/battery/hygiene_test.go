@@ -32,9 +32,9 @@ func procField(t *testing.T, pid int, file, prefix string) string {
 
 // TestHygiene_H3_CoreDumpsOffAndLockedMemory checks a running, unsealed
 // `keywarden serve`: its core size limit is 0 (set by memguard when the
-// vault package starts, before any secret is read), its key material sits
-// in locked memory (VmLck > 0: memguard mlocks its buffers), and SIGABRT
-// with GOTRACEBACK=crash leaves no core file.
+// vault package starts, before any secret is read), it is not dumpable,
+// its key material sits in locked memory (VmLck > 0: memguard mlocks its
+// buffers), and SIGABRT with GOTRACEBACK=crash leaves no core file.
 func TestHygiene_H3_CoreDumpsOffAndLockedMemory(t *testing.T) {
 	in := newInstall(t)
 	p := in.serve("GOTRACEBACK=crash")
@@ -49,6 +49,12 @@ func TestHygiene_H3_CoreDumpsOffAndLockedMemory(t *testing.T) {
 		t.Errorf("serve has no locked memory (%v): secrets are not mlocked", lck)
 	}
 	t.Logf("serve: %s; VmLck %s kB", strings.Join(core[:6], " "), lck[1])
+	// The process marked itself not dumpable (PR_SET_DUMPABLE 0, read back
+	// with PR_GET_DUMPABLE): no ptrace or /proc/<pid>/mem by other processes
+	// of its user.
+	if !strings.Contains(p.logs.String(), `"not_dumpable":true`) {
+		t.Errorf("serve did not report itself not dumpable; its log:\n%s", p.logs.String())
+	}
 	// Abort it: the runtime would dump core if the limit allowed one.
 	_ = p.cmd.Process.Signal(syscall.SIGABRT)
 	_ = p.wait(20 * time.Second)
