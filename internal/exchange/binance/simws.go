@@ -39,14 +39,7 @@ func NewWSSimulator(kit *sim.Kit) *WSSimulator {
 // SimulatorWithWS serves WebSocket upgrades with a WSSimulator and every
 // other request with the REST Simulator, both over kit.
 func SimulatorWithWS(kit *sim.Kit) http.Handler {
-	rest, ws := NewSimulator(kit), NewWSSimulator(kit)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Upgrade") != "" {
-			ws.ServeHTTP(w, r)
-			return
-		}
-		rest.ServeHTTP(w, r)
-	})
+	return sim.WithWS(NewSimulator(kit), NewWSSimulator(kit))
 }
 
 // Open returns how many sockets the simulator holds open.

@@ -352,3 +352,15 @@ func (k *Kit) Faults(next http.Handler) http.Handler {
 		_, _ = w.Write([]byte(body))
 	})
 }
+
+// WithWS serves WebSocket upgrades with ws and every other request with
+// rest: a venue's REST and WebSocket simulators on one loopback address.
+func WithWS(rest, ws http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			ws.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+}
