@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,48 +38,100 @@ func (r *rig) afterFault() {
 }
 
 func TestFault_F1_Venue5xx(t *testing.T) {
-	for _, status := range []int{500, 502, 503} {
+	for _, status := range []int{500, 502, 503, 504} {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			r := newRig(t, rigOptions{})
+			// An order: sent exactly once, answered 502 in Binance's
+			// shape, saying the venue failed and the order's state is
+			// unknown (Binance: 5xx = execution status unknown).
 			r.up.Inject(Fault{Path: orderPath, Status: status, Count: 1})
 			id, a := r.order()
 			if a.err != nil {
 				t.Fatal(a.err)
 			}
-			// The venue's own error answer is relayed unchanged (its
-			// status and body), so the bot's exchange client reads it as
-			// it would from the venue itself.
-			if a.status != status {
-				t.Errorf("order during a venue %d = %d %q, want the venue's %d relayed", status, a.status, a.body, status)
+			if a.status != http.StatusBadGateway {
+				t.Errorf("order during a venue %d = %d %q, want 502", status, a.status, a.body)
 			}
-			r.binanceError(a)
+			_, msg := r.binanceError(a)
+			if !strings.Contains(msg, strconv.Itoa(status)) || !strings.Contains(msg, "unknown") {
+				t.Errorf("message %q does not name the venue's %d and the unknown order state", msg, status)
+			}
 			if n := r.up.Count(http.MethodPost, orderPath); n != 1 {
 				t.Errorf("the order reached the venue %d times, want exactly 1 (no automatic retry)", n)
 			}
 			if n := r.simOrders(id); n != 0 {
 				t.Errorf("simulator holds %d orders after a 5xx, want 0", n)
 			}
-			// A read is not retried either (the spec allows ≤2 retries).
+			// A cancel (DELETE) is sent once too.
+			r.up.Inject(Fault{Path: orderPath, Status: status, Count: 1})
+			if a := r.call(http.MethodDelete, orderPath, "symbol=BTCUSDT&origClientOrderId="+id, ""); a.status != http.StatusBadGateway {
+				t.Errorf("cancel during a venue %d = %d %q, want 502", status, a.status, a.body)
+			}
+			if n := r.up.Count(http.MethodDelete, orderPath); n != 1 {
+				t.Errorf("the cancel reached the venue %d times, want exactly 1", n)
+			}
+			// A read that fails once is retried and succeeds: the bot
+			// sees the venue's 200.
 			r.up.Inject(Fault{Path: accountPath, Status: status, Count: 1})
-			if a := r.call(http.MethodGet, accountPath, "", ""); a.status != status {
-				t.Errorf("account read during a venue %d = %d, want %d", status, a.status, status)
+			if a := r.call(http.MethodGet, accountPath, "", ""); a.status != http.StatusOK {
+				t.Errorf("account read after one venue %d = %d %q, want 200 on the retry", status, a.status, a.body)
 			}
-			if n := r.up.Count(http.MethodGet, accountPath); n < 1 || n > 3 {
-				t.Errorf("the read reached the venue %d times, want 1 to 3", n)
+			if n := r.up.Count(http.MethodGet, accountPath); n != 2 {
+				t.Errorf("the read reached the venue %d times, want 2 (one retry)", n)
 			}
+			// A read that keeps failing is sent 3 times (2 retries), then
+			// answered 502.
+			r.up.Inject(Fault{Path: accountPath, Status: status})
+			a = r.call(http.MethodGet, accountPath, "", "")
+			if a.status != http.StatusBadGateway {
+				t.Errorf("account read during a lasting venue %d = %d %q, want 502", status, a.status, a.body)
+			}
+			if _, msg := r.binanceError(a); !strings.Contains(msg, "3 tries") {
+				t.Errorf("message %q does not say the read was tried 3 times", msg)
+			}
+			if n := r.up.Count(http.MethodGet, accountPath); n != 5 {
+				t.Errorf("the reads reached the venue %d times in all, want 5 (2 + 3)", n)
+			}
+			r.up.Clear()
 			ts := r.checkTrails()
-			bad := 0
+			bad, unknown := 0, 0
 			for _, tr := range ts {
-				if tr.intent && len(tr.outcomes) == 1 && tr.outcomes[0].Status == status {
+				if tr.intent && len(tr.outcomes) == 1 && tr.outcomes[0].Status == http.StatusBadGateway {
 					bad++
+					if strings.HasPrefix(tr.outcomes[0].Error, "unknown: ") {
+						unknown++
+					}
 				}
 			}
-			if bad != 2 {
-				t.Errorf("%d outcomes record status %d, want 2", bad, status)
+			if bad != 3 || unknown != 2 {
+				t.Errorf("%d outcomes record 502 (%d unknown), want 3 (the order and cancel unknown)", bad, unknown)
 			}
 			r.afterFault()
 		})
 	}
+}
+
+// A venue in maintenance (503 with Retry-After): still 502, sent once even
+// for a read (the venue named its wait), and the Retry-After is passed on.
+func TestFault_F1_VenueMaintenance(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.up.Inject(Fault{Path: accountPath, Status: http.StatusServiceUnavailable, RetryAfter: "120", Count: 1,
+		Body: `<html>maintenance</html>`})
+	a := r.call(http.MethodGet, accountPath, "", "")
+	if a.status != http.StatusBadGateway {
+		t.Errorf("read during maintenance = %d %q, want 502", a.status, a.body)
+	}
+	r.binanceError(a)
+	if ra := a.header.Get("Retry-After"); ra != "120" {
+		t.Errorf("Retry-After = %q, want the venue's 120", ra)
+	}
+	if strings.Contains(a.body, "maintenance") {
+		t.Errorf("the venue's own 5xx body reached the bot: %q", a.body)
+	}
+	if n := r.up.Count(http.MethodGet, accountPath); n != 1 {
+		t.Errorf("the read reached the venue %d times, want 1 (the venue asked to wait)", n)
+	}
+	r.afterFault()
 }
 
 func TestFault_F2_VenueHangs(t *testing.T) {
@@ -283,22 +336,41 @@ func TestFault_F7_RedirectNotFollowed(t *testing.T) {
 	// The bot's own client must not follow it either, to see what the
 	// gateway answered.
 	r.hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	r.up.Inject(Fault{Path: orderPath, Status: http.StatusFound, Location: cs.URL + "/steal", Count: 1, Body: "moved"})
-	_, a := r.order()
-	if a.status != http.StatusFound && a.status != http.StatusBadGateway {
-		t.Errorf("order answered by a redirect = %d %q, want the 302 relayed or 502", a.status, a.body)
+	for _, tc := range []struct {
+		method, path, query string
+		status              int
+	}{
+		{http.MethodPost, orderPath, "", http.StatusFound},
+		{http.MethodGet, accountPath, "", http.StatusMovedPermanently},
+		{http.MethodGet, accountPath, "", http.StatusTemporaryRedirect},
+	} {
+		r.up.Inject(Fault{Path: tc.path, Status: tc.status, Location: cs.URL + "/steal", Count: 1, Body: "moved"})
+		before := r.up.Count(tc.method, tc.path)
+		var a answer
+		if tc.method == http.MethodPost {
+			_, a = r.order()
+		} else {
+			a = r.call(tc.method, tc.path, tc.query, "")
+		}
+		if a.status != http.StatusBadGateway {
+			t.Errorf("%s %s answered by a venue %d = %d %q, want 502", tc.method, tc.path, tc.status, a.status, a.body)
+		}
+		_, msg := r.binanceError(a)
+		if !strings.Contains(msg, "redirect") {
+			t.Errorf("message %q does not say the venue redirected", msg)
+		}
+		if loc := a.header.Get("Location"); loc != "" {
+			t.Errorf("the venue's Location %q reached the bot", loc)
+		}
+		if strings.Contains(a.body, cs.URL) {
+			t.Errorf("the redirect target reached the bot in the body %q", a.body)
+		}
+		if n := r.up.Count(tc.method, tc.path) - before; n != 1 {
+			t.Errorf("%s %s reached the venue %d times, want 1 (a redirect is not a 5xx: no retry)", tc.method, tc.path, n)
+		}
 	}
 	if canary.Load() != 0 {
 		t.Errorf("the canary received %d connections: the redirect was followed", canary.Load())
-	}
-	if loc := a.header.Get("Location"); strings.Contains(loc, cs.URL) {
-		// Relaying the 302 is allowed; following it is not. A bot's
-		// client could follow it, but it would carry only the client
-		// credential, never the exchange key.
-		t.Logf("302 relayed to the bot with Location %s", loc)
-	}
-	if n := r.up.Count(http.MethodPost, orderPath); n != 1 {
-		t.Errorf("the order reached the venue %d times, want 1", n)
 	}
 	r.afterFault()
 }

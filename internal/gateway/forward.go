@@ -93,7 +93,7 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out.Body)), nil }
 	}
 	sent := g.now()
-	resp, err := g.rt.RoundTrip(req)
+	resp, tries, err := g.roundTrip(ctx, req, out.Method)
 	if err != nil {
 		st.upstream = g.now().Sub(sent)
 		msg := "the venue could not be reached"
@@ -124,6 +124,25 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 		st.recordIfSigned(http.StatusBadGateway, msg)
 		st.obs.Decision = "error"
 		st.writeErrorStatus(http.StatusBadGateway, msg)
+		return
+	}
+	if msg := venueFailure(resp.StatusCode, out.Method, tries); msg != "" {
+		// F1/F7: a venue 5xx or redirect is not relayed. The bot gets
+		// 502 in the venue's error shape; a redirect's Location never
+		// reaches it. A maintenance Retry-After is passed on.
+		if key != nil {
+			g.noteLimits(st, resp)
+		}
+		if ra := resp.Header.Get("Retry-After"); ra != "" && validRetryAfter(ra) {
+			st.w.Header().Set("Retry-After", ra)
+		}
+		st.w.Header().Set("X-Keywarden-Request-Id", st.reqID)
+		if out.Method != http.MethodGet {
+			msg = "unknown: " + msg
+		}
+		st.recordIfSigned(http.StatusBadGateway, msg)
+		st.obs.Decision = "error"
+		st.writeErrorStatus(http.StatusBadGateway, strings.TrimPrefix(msg, "unknown: "))
 		return
 	}
 	respBody := buf.Bytes()
@@ -170,6 +189,84 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 		st.committed = resp.StatusCode < 300
 		st.recordOutcome(resp.StatusCode, orderID, "")
 	}
+}
+
+// Read retries (F1): a GET answered with a venue 5xx is sent again at most
+// maxReadRetries times, after readBackoff[i], and only while the request's
+// deadline leaves room for the wait and another answer. Nothing else is
+// retried: an order (POST, DELETE, PUT) reaches the venue exactly once.
+const maxReadRetries = 2
+
+var readBackoff = [maxReadRetries]time.Duration{50 * time.Millisecond, 150 * time.Millisecond}
+
+// roundTrip sends req, retrying a GET on a venue 5xx as above. It returns
+// the last answer and how many times the request was sent.
+func (g *Gateway) roundTrip(ctx context.Context, req *http.Request, method string) (*http.Response, int, error) {
+	for try := 1; ; try++ {
+		resp, err := g.rt.RoundTrip(req)
+		if err != nil || method != http.MethodGet || resp.StatusCode < 500 || try > maxReadRetries {
+			return resp, try, err
+		}
+		// A venue that names its own wait (maintenance) is not pressed.
+		if resp.Header.Get("Retry-After") != "" {
+			return resp, try, nil
+		}
+		wait := readBackoff[try-1]
+		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) < 2*wait {
+			return resp, try, nil
+		}
+		// Drain a little so the connection can go back to the pool.
+		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+		resp.Body.Close()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, try, ctx.Err()
+		case <-t.C:
+		}
+		if req.GetBody != nil {
+			b, err := req.GetBody()
+			if err != nil {
+				return nil, try, err
+			}
+			req.Body = b
+		}
+	}
+}
+
+// venueFailure says why an answer is not relayed to the bot ("" when it
+// is): a 5xx (the venue failed; for a write its outcome is unknown) or a
+// redirect (never followed, F7; 304 Not Modified is not a redirect).
+func venueFailure(status int, method string, tries int) string {
+	switch {
+	case status >= 500:
+		msg := "the venue answered " + strconv.Itoa(status) + " " + http.StatusText(status)
+		if tries > 1 {
+			msg += " (" + strconv.Itoa(tries) + " tries)"
+		}
+		if method != http.MethodGet {
+			msg += "; the order's state is unknown, check before retrying"
+		}
+		return msg
+	case status >= 300 && status < 400 && status != http.StatusNotModified:
+		msg := "the venue answered with a redirect (" + strconv.Itoa(status) + "), which keywarden does not follow"
+		if method != http.MethodGet {
+			msg += "; the order's state is unknown, check before retrying"
+		}
+		return msg
+	}
+	return ""
+}
+
+// validRetryAfter accepts a Retry-After in seconds (at most a day) or an
+// HTTP date, so nothing else from the venue is echoed in the header.
+func validRetryAfter(v string) bool {
+	if n, err := strconv.Atoi(v); err == nil {
+		return n >= 0 && n <= 86400
+	}
+	_, err := http.ParseTime(v)
+	return err == nil
 }
 
 func (st *state) recordIfSigned(status int, msg string) {

@@ -415,9 +415,12 @@ func TestUpstreamFailures(t *testing.T) {
 		handler func(w http.ResponseWriter, r *http.Request)
 		status  int
 	}{
-		{"5xx relayed once", func(w http.ResponseWriter, r *http.Request) {
+		{"5xx sent once gives 502", func(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, `{"code":-1000}`, http.StatusServiceUnavailable)
-		}, 503},
+		}, 502},
+		{"redirect not followed gives 502", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://127.0.0.2/steal", http.StatusFound)
+		}, 502},
 		{"hang gives 504", func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, 504},
 		{"truncated body gives 502", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1000")
