@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,14 @@ var ErrNotFound = errors.New("incident not found")
 
 // ErrClosed is returned when changing a closed incident.
 var ErrClosed = errors.New("incident is closed")
+
+// ErrConflict is returned when an incident changed between a read and the
+// write that followed it; the Manager retries such edits (up to
+// maxAttempts times) before returning it.
+var ErrConflict = errors.New("incident changed concurrently")
+
+// maxAttempts bounds the retries of one edit on ErrConflict.
+const maxAttempts = 50
 
 // Status of an incident.
 const (
@@ -101,6 +110,10 @@ type Incident struct {
 	Timeline  []Entry   `json:"timeline"`
 	Checklist []Item    `json:"checklist"`
 	Summary   string    `json:"summary,omitempty"`
+	// Version counts the record's writes. A write succeeds only over the
+	// version it read (compare-and-swap), so replicas sharing a store
+	// never lose each other's edits.
+	Version uint64 `json:"version"`
 }
 
 // LastActivity is the time of the newest timeline entry.
@@ -317,6 +330,16 @@ func (m *Manager) seen(ctx context.Context, seq uint64) (bool, error) {
 func (m *Manager) attach(ctx context.Context, e Entry, open bool, title, severity string) (*Incident, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var in *Incident
+	err := m.retry(ctx, func() error {
+		var err error
+		in, err = m.attachOnce(ctx, e, open, title, severity)
+		return err
+	})
+	return in, err
+}
+
+func (m *Manager) attachOnce(ctx context.Context, e Entry, open bool, title, severity string) (*Incident, error) {
 	all, err := m.list(ctx)
 	if err != nil {
 		return nil, err
@@ -471,25 +494,106 @@ func (m *Manager) list(ctx context.Context) ([]Incident, error) {
 func (m *Manager) update(ctx context.Context, id string, fn func(*Incident) error) (*Incident, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	in, err := m.Get(ctx, id)
+	var in *Incident
+	err := m.retry(ctx, func() error {
+		var err error
+		if in, err = m.Get(ctx, id); err != nil {
+			return err
+		}
+		if err := fn(in); err != nil {
+			return err
+		}
+		return m.put(ctx, in)
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := fn(in); err != nil {
-		return nil, err
-	}
-	return in, m.put(ctx, in)
+	return in, nil
 }
 
+// retry runs fn again while it fails with ErrConflict, after a short random
+// pause that grows with each attempt, up to maxAttempts times.
+func (m *Manager) retry(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if !errors.Is(err, ErrConflict) || attempt == maxAttempts {
+			return err
+		}
+		pause := time.Duration(attempt) * time.Millisecond
+		pause += time.Duration(mrand.Int64N(int64(pause)))
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// put writes in over the version it was read at (in.Version; 0 for a new
+// incident) and bumps in.Version. On a transactional store (SQLite,
+// PostgreSQL: store.Transactional) the version check and the write happen
+// in one transaction, which both stores run one at a time, across replicas
+// for PostgreSQL; a record whose stored version differs fails with
+// ErrConflict. A store without transactions (tests' memory stores that do
+// not implement it) gets the check and the write without that guarantee.
 func (m *Manager) put(ctx context.Context, in *Incident) error {
+	read := in.Version
+	in.Version = read + 1
 	b, err := json.Marshal(in)
 	if err != nil {
+		in.Version = read
 		return err
 	}
-	if err := m.st.Put(ctx, prefix+in.ID, b); err != nil {
+	key := prefix + in.ID
+	tx, ok := m.st.(store.Transactional)
+	if !ok {
+		err = casWrite(ctx, m.st, key, read, b, nil)
+	} else {
+		err = tx.Update(ctx, func(t store.Tx) error { return casWrite(ctx, t, key, read, b, t.Create) })
+	}
+	if err != nil {
+		in.Version = read
+		if errors.Is(err, ErrConflict) {
+			return err
+		}
 		return fmt.Errorf("incident %s: %w", in.ID, err)
 	}
 	return nil
+}
+
+// casWrite writes b under key if the stored record's version is read (no
+// record when read is 0), with create for new records when the store has it.
+func casWrite(ctx context.Context, st Store, key string, read uint64, b []byte, create func(context.Context, string, []byte) error) error {
+	cur, err := st.Get(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if read != 0 {
+			return ErrConflict // deleted meanwhile: nothing to edit
+		}
+		if create != nil {
+			if err := create(ctx, key, b); errors.Is(err, store.ErrExists) {
+				return ErrConflict
+			} else if err != nil {
+				return err
+			}
+			return nil
+		}
+	case err != nil:
+		return err
+	default:
+		var v struct {
+			Version uint64 `json:"version"`
+		}
+		if err := json.Unmarshal(cur, &v); err != nil {
+			return err
+		}
+		if v.Version != read {
+			return ErrConflict
+		}
+	}
+	return st.Put(ctx, key, b)
 }
 
 func validID(id string) bool {
