@@ -78,6 +78,9 @@ type Client struct {
 	// CertSHA256 binds the credential to a TLS client certificate: the
 	// hex SHA-256 of its DER. Requests without that certificate are refused.
 	CertSHA256 string `json:"cert_sha256,omitempty"`
+	// ReadOnly, when set, downgrades the credential to public and read
+	// calls (see readonly.go); nil means it trades as its policy allows.
+	ReadOnly *Downgrade `json:"read_only,omitempty"`
 }
 
 // Active reports why c cannot be used at now, or nil.
@@ -189,6 +192,9 @@ type Registry struct {
 
 	mu      sync.RWMutex
 	entries map[string]*Entry // venue + "\x00" + id
+	// modeMu serialises the read-modify-write of stored records (revoke,
+	// read-only) and reloads, so that none undoes another.
+	modeMu sync.Mutex
 }
 
 // Options configure a Registry.
@@ -218,6 +224,8 @@ func memKey(venue, id string) string   { return venue + "\x00" + id }
 // Load reads every credential from the store and opens the HMAC secrets of
 // the active ones (the vault must be unsealed).
 func (r *Registry) Load(ctx context.Context) error {
+	r.modeMu.Lock()
+	defer r.modeMu.Unlock()
 	keys, err := r.store.List(ctx, prefix)
 	if err != nil {
 		return fmt.Errorf("load clients: %w", err)
@@ -470,6 +478,8 @@ func (r *Registry) List(ctx context.Context) ([]Client, error) {
 // Revoke revokes id at once: the next request with it is refused. The sealed
 // secret is destroyed.
 func (r *Registry) Revoke(ctx context.Context, venue, id string) error {
+	r.modeMu.Lock()
+	defer r.modeMu.Unlock()
 	c, err := r.Get(ctx, venue, id)
 	if err != nil {
 		return err
@@ -514,6 +524,15 @@ func (r *Registry) Rotate(ctx context.Context, venue, id string, format Format, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if c.ReadOnly != nil {
+		// A replacement stays downgraded: only restoring trading lifts it.
+		d := *c.ReadOnly
+		nc, _, err := r.setMode(ctx, n.Venue, n.ID, func(nc *Client) (bool, error) { nc.ReadOnly = &d; return true, nil })
+		if err != nil {
+			return nil, err
+		}
+		n.Client = nc
 	}
 	if err := r.Revoke(ctx, venue, id); err != nil {
 		return nil, err
