@@ -6,7 +6,9 @@ import (
 	"compress/gzip"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,6 +30,9 @@ type Evidence struct {
 	// (default 1h before it opened, 10m after it closed or now).
 	Before, After time.Duration
 	Now           time.Time
+	// SignKey signs the manifest (see Sign). Export refuses to write an
+	// unsigned bundle.
+	SignKey ed25519.PrivateKey
 }
 
 // Manifest lists a bundle's files with their SHA-256.
@@ -60,10 +65,16 @@ type VerifyResult struct {
 // alerts of its timeline (alerts.json), the audit records of its window as
 // stored (audit.jsonl, each line verifiable on its own hash), the result of
 // verifying the whole audit chain (audit-verify.json), the configuration
-// digest (config.sha256) and manifest.json with the SHA-256 of every other
-// file. Nothing in it is secret: audit records are redacted when written,
+// digest (config.sha256), manifest.json with the SHA-256 of every other
+// file, manifest.sig (the Ed25519 signature of the manifest by
+// ev.SignKey, see SignManifest) and evidence.pub (the public key, for
+// convenience: pin it elsewhere to prove where a bundle came from; see
+// VerifyBundle). Nothing in it is secret: audit records are redacted when written,
 // alerts carry names and counts, and the configuration appears as a digest.
 func Export(w io.Writer, in *Incident, ev Evidence) (Manifest, error) {
+	if len(ev.SignKey) != ed25519.PrivateKeySize {
+		return Manifest{}, errors.New("incident export: no evidence signing key: bundles are always signed")
+	}
 	if ev.Now.IsZero() {
 		ev.Now = time.Now()
 	}
@@ -135,6 +146,10 @@ func Export(w io.Writer, in *Incident, ev Evidence) (Manifest, error) {
 	if err := add("manifest.json", man); err != nil {
 		return man, err
 	}
+	sig := SignManifest(ev.SignKey, files[len(files)-1].body)
+	pub := ev.SignKey.Public().(ed25519.PublicKey)
+	files = append(files, file{SignatureFile, []byte(base64.StdEncoding.EncodeToString(sig) + "\n")},
+		file{PublicKeyFile, []byte(base64.StdEncoding.EncodeToString(pub) + "\n")})
 
 	gz := gzip.NewWriter(w)
 	tw := tar.NewWriter(gz)

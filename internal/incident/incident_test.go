@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -255,7 +256,8 @@ func TestExportBundle(t *testing.T) {
 	const configMarker = "KWCONFIGMARKER"
 	sum := sha256.Sum256([]byte("[gateway]\n# " + configMarker + "\n"))
 	var buf bytes.Buffer
-	man, err := Export(&buf, in, Evidence{AuditDir: dir, AuditKey: pub, ConfigDigest: hex.EncodeToString(sum[:]), Now: t0.Add(time.Hour)})
+	_, signKey, _ := ed25519.GenerateKey(nil)
+	man, err := Export(&buf, in, Evidence{AuditDir: dir, AuditKey: pub, ConfigDigest: hex.EncodeToString(sum[:]), Now: t0.Add(time.Hour), SignKey: signKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +274,18 @@ func TestExportBundle(t *testing.T) {
 	if d := cmp.Diff([]string{"incident.json", "alerts.json", "audit.jsonl", "audit-verify.json", "config.sha256"}, names); d != "" {
 		t.Errorf("manifest files (-want +got):\n%s", d)
 	}
-	if _, ok := files[in.ID+"/manifest.json"]; !ok {
-		t.Error("no manifest.json in the bundle")
+	for _, name := range []string{"manifest.json", "manifest.sig", "evidence.pub"} {
+		if _, ok := files[in.ID+"/"+name]; !ok {
+			t.Errorf("no %s in the bundle", name)
+		}
+	}
+	seed := signKey.Seed()
+	for name, body := range files {
+		for _, enc := range []string{hex.EncodeToString(seed), base64.StdEncoding.EncodeToString(seed), base64.StdEncoding.EncodeToString(signKey)} {
+			if bytes.Contains(body, []byte(enc)) {
+				t.Errorf("%s holds the signing key", name)
+			}
+		}
 	}
 	recs := string(files[in.ID+"/audit.jsonl"])
 	for _, k := range []string{"just.before", "during"} {
@@ -340,7 +352,8 @@ func TestExportReportsATamperedChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if _, err := Export(&buf, in, Evidence{AuditDir: dir, Now: t0}); err != nil {
+	_, signKey, _ := ed25519.GenerateKey(nil)
+	if _, err := Export(&buf, in, Evidence{AuditDir: dir, Now: t0, SignKey: signKey}); err != nil {
 		t.Fatal(err)
 	}
 	var vr VerifyResult
