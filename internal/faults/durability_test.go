@@ -284,6 +284,9 @@ type failingWrapper struct {
 
 var errKMSDown = errors.New("kms: connection refused")
 
+// Type names the test backend, as a real KMS wrapper names itself.
+func (w *failingWrapper) Type() string { return "testkms" }
+
 func (w *failingWrapper) Wrap(ctx context.Context, k []byte) ([]byte, error) {
 	if w.down.Load() {
 		return nil, errKMSDown
@@ -343,9 +346,14 @@ func TestFault_F16_SealBackendDownAtBoot(t *testing.T) {
 	if !v2.Sealed() {
 		t.Error("vault not sealed after a failed unseal")
 	}
-	// The vault reports the failed unwrap as shares that do not open it;
-	// the cause (the KMS) is in the operator's log, not in this error.
+	// The error names the backend and its cause, not shares.
 	t.Logf("unseal with the KMS down: %v", err)
+	if !errors.Is(err, vault.ErrSealBackend) || !errors.Is(err, errKMSDown) || errors.Is(err, vault.ErrBadShares) {
+		t.Errorf("unseal error %v does not name the seal backend and its cause", err)
+	}
+	if !strings.Contains(err.Error(), "external (testkms) seal: "+errKMSDown.Error()) {
+		t.Errorf("unseal error %q does not name the testkms backend", err)
+	}
 	if _, err := server.New(ctx, server.Options{Store: db, Vault: v2, AuditDir: filepath.Join(t.TempDir(), "audit")}); !errors.Is(err, vault.ErrSealed) {
 		t.Errorf("server.New on a sealed vault = %v, want ErrSealed", err)
 	}

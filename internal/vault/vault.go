@@ -51,6 +51,11 @@ var (
 	ErrNotFound       = errors.New("not found")
 	ErrExists         = errors.New("already exists")
 	ErrDisabled       = errors.New("key is disabled")
+	// ErrSealBackend wraps every failure of an external seal backend (a
+	// KeyWrapper or SealWrapper) to unwrap the root key: unreachable,
+	// refused, or another key. The error also names the backend and
+	// carries its own error.
+	ErrSealBackend = errors.New("seal backend failed")
 )
 
 // Seal types recorded in the seal configuration.
@@ -257,10 +262,31 @@ func (v *Vault) UnsealWith(ctx context.Context, w KeyWrapper) error {
 	if !v.Sealed() {
 		return nil
 	}
-	if err := v.openRoot(ctx, cfg, w, ErrBadShares); err != nil {
+	if err := v.openRoot(ctx, cfg, w, nil); err != nil {
 		return fmt.Errorf("vault unseal: %w", err)
 	}
 	return nil
+}
+
+// backendError is an external seal backend's failure, named: "<backend>
+// seal: <its error>". It matches ErrSealBackend and the backend's error.
+type backendError struct {
+	name string
+	err  error
+}
+
+func (e *backendError) Error() string   { return e.name + " seal: " + e.err.Error() }
+func (e *backendError) Unwrap() []error { return []error{ErrSealBackend, e.err} }
+
+// backendName names the seal backend of cfg for errors and logs: the stored
+// backend type, or for a bare KeyWrapper its Type method when it has one.
+func backendName(cfg *sealConfig, w KeyWrapper) string {
+	if cfg.Backend == "" {
+		if t, ok := w.(interface{ Type() string }); ok && t.Type() != "" {
+			return describeSeal(cfg) + " (" + t.Type() + ")"
+		}
+	}
+	return describeSeal(cfg)
 }
 
 // Progress is how far a Shamir unseal has come.
@@ -350,14 +376,14 @@ func (v *Vault) openRoot(ctx context.Context, cfg *sealConfig, w KeyWrapper, bad
 	rootBytes, err := w.Unwrap(ctx, cfg.Root)
 	if err != nil || len(rootBytes) != rootKeySize {
 		clear(rootBytes)
-		v.log.Warn("unseal attempt failed", "seal", describeSeal(cfg))
+		v.log.Warn("unseal attempt failed", "seal", backendName(cfg, w))
 		if bad != nil {
 			return bad
 		}
 		if err == nil {
 			err = fmt.Errorf("unwrapped root key has the wrong size: %w", ErrTampered)
 		}
-		return fmt.Errorf("%s seal: %w", describeSeal(cfg), err)
+		return &backendError{name: backendName(cfg, w), err: err}
 	}
 	root := memguard.NewBufferFromBytes(rootBytes)
 	blob, err := v.store.Get(ctx, keyringKey)
