@@ -27,13 +27,16 @@ var transferActions = map[string]bool{
 // withdrawActions send funds to another address.
 var withdrawActions = map[string]bool{"withdraw3": true, "usdSend": true, "spotSend": true, "sendAsset": true}
 
-// Describe classifies a request. POST /info is public. POST /exchange
+// Describe classifies a request. POST /info (or /c/<client id>/info) is public. POST /exchange
 // actions: orders and cancels are trade; own-account transfers are
 // transfer; withdraw3, usdSend, spotSend and sendAsset (funds to another
 // address) are withdraw; approveAgent and everything else account-admin.
 func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	c := exchange.Call{Method: r.Method, Path: r.Path}
-	if r.Path == "/info" {
+	if isInfo, valid := clientInfo(r.Path); isInfo && valid {
+		c.Path = "/info"
+	}
+	if c.Path == "/info" {
 		if r.Method != "POST" {
 			return c, exchange.Errorf(exchange.ErrNotFound, "info is POST /info")
 		}
@@ -50,7 +53,7 @@ func (describer) Describe(r *exchange.Request) (exchange.Call, error) {
 		c.Path = rest
 	}
 	if c.Path != "/exchange" {
-		return c, exchange.Errorf(exchange.ErrNotFound, "unknown endpoint; use POST /info or POST /<client id>/exchange")
+		return c, exchange.Errorf(exchange.ErrNotFound, "unknown endpoint; use POST /info or POST /c/<client id>/exchange")
 	}
 	if r.Method != "POST" {
 		return c, exchange.Errorf(exchange.ErrNotFound, "exchange is POST")

@@ -327,3 +327,51 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// TestBaseURLForms: the ccxt-style base /c/<client id> serves /info
+// (public, forwarded to /info) and /exchange (signed, the id names the
+// credential), next to the older forms; anything else under /c is refused.
+func TestBaseURLForms(t *testing.T) {
+	v := New(nil)
+	pp, ok := v.Verifier.(interface{ PublicPath(string) string })
+	if !ok {
+		t.Fatal("the verifier does not map public paths")
+	}
+	tests := []struct {
+		path       string
+		id         string
+		kind       exchange.ErrorKind // of ClientKey's error; 0 for none
+		public     string             // PublicPath
+		describeOK bool               // Describe of an info body succeeds as public
+	}{
+		{path: "/info", public: "/info", describeOK: true},
+		{path: "/c/kwBOT/info", public: "/info", describeOK: true},
+		{path: "/c/kwBOT/exchange", id: "kwBOT", public: "/c/kwBOT/exchange"},
+		{path: "/kwBOT/exchange", id: "kwBOT", public: "/kwBOT/exchange"},
+		{path: "/c/exchange", id: "c", public: "/c/exchange"}, // a credential named "c", older form
+		{path: "/exchange", kind: exchange.ErrAuth, public: "/exchange"},
+		{path: "/c/kw\x7fBOT/info", kind: exchange.ErrBadRequest, public: "/c/kw\x7fBOT/info"},
+		{path: "/c/kwBOT/info/x", public: "/c/kwBOT/info/x"},
+		{path: "/c/kwBOT/other", public: "/c/kwBOT/other"},
+		{path: "/x/kwBOT/exchange", public: "/x/kwBOT/exchange"},
+		{path: "/c/a/b/exchange", public: "/c/a/b/exchange"},
+	}
+	for _, tt := range tests {
+		r := &exchange.Request{Method: "POST", Path: tt.path, Body: []byte(`{"type":"allMids"}`)}
+		id, err := v.Verifier.ClientKey(r)
+		var kind exchange.ErrorKind
+		if err != nil {
+			kind = exchange.AsError(err).Kind
+		}
+		if id != tt.id || kind != tt.kind {
+			t.Errorf("ClientKey(%q) = %q, kind %d, want %q, kind %d", tt.path, id, kind, tt.id, tt.kind)
+		}
+		if got := pp.PublicPath(tt.path); got != tt.public {
+			t.Errorf("PublicPath(%q) = %q, want %q", tt.path, got, tt.public)
+		}
+		call, err := v.Describer.Describe(r)
+		if ok := err == nil && call.Scope == exchange.ScopePublic; ok != tt.describeOK {
+			t.Errorf("Describe(%q) = %+v, %v; public ok = %v, want %v", tt.path, call, err, ok, tt.describeOK)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package hyperliquid
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -320,9 +321,21 @@ func (s *Simulator) info(w http.ResponseWriter, r *http.Request) {
 				"sz": strconv.FormatFloat(od.Quantity, 'f', -1, 64), "oid": oid, "timestamp": od.Created.UnixMilli(), "cloid": od.ClientOrderID})
 		}
 		writeJSON(w, http.StatusOK, out)
-	case "clearinghouseState", "spotClearinghouseState":
+	case "clearinghouseState":
+		usdc := strconv.FormatFloat(s.kit.Balances(user.Hex())["USDC"], 'f', -1, 64)
+		summary := map[string]any{"accountValue": usdc, "totalMarginUsed": "0.0", "totalNtlPos": "0.0", "totalRawUsd": usdc}
+		writeJSON(w, http.StatusOK, map[string]any{"assetPositions": []any{}, "crossMaintenanceMarginUsed": "0.0",
+			"crossMarginSummary": summary, "marginSummary": summary, "time": s.kit.Now().UnixMilli(), "withdrawable": usdc})
+	case "spotClearinghouseState":
+		bals := []any{}
 		bal := s.kit.Balances(user.Hex())
-		writeJSON(w, http.StatusOK, map[string]any{"withdrawable": strconv.FormatFloat(bal["USDC"], 'f', -1, 64)})
+		for _, coin := range slices.Sorted(maps.Keys(bal)) {
+			total := bal[coin]
+			bals = append(bals, map[string]any{"coin": coin, "hold": "0.0", "total": strconv.FormatFloat(total, 'f', -1, 64)})
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"balances": bals})
+	case "userAbstraction":
+		writeJSON(w, http.StatusOK, "default")
 	default:
 		writeJSON(w, http.StatusOK, nil)
 	}

@@ -31,9 +31,20 @@ func newVerifier(net Network) *verifier {
 	return &verifier{net: net, seen: map[[32]byte]time.Time{}}
 }
 
-// splitClient splits "/<client id>/exchange" into the id and "/exchange".
+// Paths a bot uses. Hyperliquid clients (ccxt, the SDKs) send /info and
+// /exchange to one base URL, and a Hyperliquid request carries no key id,
+// so the client id goes into the base: /c/<client id>/info and
+// /c/<client id>/exchange. The older /<client id>/exchange and the bare
+// /info keep working. The id in the path is not a credential: the
+// signature is.
+
+// splitClient splits "/<client id>/exchange" or "/c/<client id>/exchange"
+// into the id and "/exchange".
 func splitClient(path string) (id, rest string, ok bool) {
 	p := strings.TrimPrefix(path, "/")
+	if q, found := strings.CutPrefix(p, "c/"); found && strings.Count(q, "/") == 1 {
+		p = q
+	}
 	id, rest, found := strings.Cut(p, "/")
 	if !found || rest != "exchange" || id == "" {
 		return "", "", false
@@ -41,9 +52,34 @@ func splitClient(path string) (id, rest string, ok bool) {
 	return id, "/exchange", true
 }
 
+// clientInfo reports whether path is "/c/<client id>/info", the public
+// info endpoint under a ccxt-style base URL, and whether its id is well
+// formed.
+func clientInfo(path string) (isInfo, valid bool) {
+	q, found := strings.CutPrefix(path, "/c/")
+	if !found {
+		return false, false
+	}
+	id, rest, found := strings.Cut(q, "/")
+	if !found || rest != "info" {
+		return false, false
+	}
+	return true, exchange.ValidKeyID(id)
+}
+
+// PublicPath is the venue path of a public call: /c/<client id>/info goes
+// to /info; other paths are unchanged.
+func (v *verifier) PublicPath(path string) string {
+	if isInfo, valid := clientInfo(path); isInfo && valid {
+		return "/info"
+	}
+	return path
+}
+
 // ClientKey returns the client credential id from the path: signed calls go
-// to /<client id>/exchange, since a Hyperliquid request carries no key id.
-// /info is public.
+// to /c/<client id>/exchange (or /<client id>/exchange), since a
+// Hyperliquid request carries no key id. /info and /c/<client id>/info are
+// public.
 func (v *verifier) ClientKey(r *exchange.Request) (string, error) {
 	if id, _, ok := splitClient(r.Path); ok {
 		if !exchange.ValidKeyID(id) {
@@ -51,8 +87,11 @@ func (v *verifier) ClientKey(r *exchange.Request) (string, error) {
 		}
 		return id, nil
 	}
+	if isInfo, valid := clientInfo(r.Path); isInfo && !valid {
+		return "", exchange.Errorf(exchange.ErrBadRequest, "malformed client credential id in the path")
+	}
 	if r.Path == "/exchange" {
-		return "", exchange.Errorf(exchange.ErrAuth, "signed calls go to /hyperliquid/<client credential id>/exchange")
+		return "", exchange.Errorf(exchange.ErrAuth, "signed calls go to /hyperliquid/c/<client credential id>/exchange")
 	}
 	return "", nil
 }
