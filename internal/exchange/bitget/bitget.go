@@ -2,7 +2,8 @@
 // ACCESS-* signed request (HMAC or RSA) against a keywarden client
 // credential, describes what the call does, re-signs it with the real
 // exchange key, answers errors in Bitget's own shape, inspects a key's
-// permissions, and simulates Bitget for tests (spec/exchanges.md §9).
+// permissions, manages virtual sub-account keys for automated rotation, and
+// simulates Bitget for tests (spec/exchanges.md §9).
 //
 // Security: this package decides which requests are accepted as authentic and
 // what they are allowed to do. Changes here need a second security review.
@@ -55,6 +56,7 @@ func newVenue(upstream *url.URL, demo bool) exchange.Venue {
 		Describer:       describer{},
 		Errors:          errorWriter{},
 		Inspector:       inspector{},
+		Keys:            newKeyManager(),
 		Prices:          prices{},
 		KeyKinds:        []exchange.KeyKind{exchange.KeyHMAC, exchange.KeyRSA},
 		NeedsPassphrase: true,

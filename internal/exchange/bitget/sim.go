@@ -20,18 +20,24 @@ const maxSimBody = 64 << 10
 // ACCESS-* signature (HMAC, or RSA for accounts whose Key is RSA),
 // timestamp, passphrase, IP and key permissions from the raw bytes it
 // receives, logs every request in the kit, and answers in Bitget's shapes.
-// Permissions are "read", "trade", "withdraw" and "transfer". A Simulator is
-// safe for concurrent use.
+// Permissions are "read", "trade", "withdraw" and "transfer"; "admin" marks
+// a main account's key, which creates, modifies and lists virtual
+// sub-account keys when it has an IP allowlist. A Simulator is safe for
+// concurrent use.
 type Simulator struct {
 	kit     *sim.Kit
 	handler http.Handler
 	mu      sync.Mutex // guards account balances
 	errs    errorWriter
+
+	keysMu   sync.Mutex            // guards subKeys and keyOrder
+	subKeys  map[string]*simSubKey // sub-account keys made through the API
+	keyOrder []string
 }
 
 // NewSimulator returns a Simulator serving kit's accounts.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit}
+	s := &Simulator{kit: kit, subKeys: map[string]*simSubKey{}}
 	mux := http.NewServeMux()
 	mux.Handle("GET /api/v2/public/time", s.public(s.serverTime))
 	mux.Handle("GET /api/v2/spot/market/tickers", s.public(s.ticker))
@@ -43,6 +49,9 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /api/v2/spot/trade/cancel-order", s.private("trade", s.cancelOrder))
 	mux.Handle("POST /api/v2/spot/wallet/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v2/spot/wallet/transfer", s.private("transfer", s.transfer))
+	mux.Handle("POST "+pathCreateKey, s.private("", s.createSubKey))
+	mux.Handle("POST "+pathModifyKey, s.private("", s.modifySubKey))
+	mux.Handle("GET "+pathListKeys, s.private("", s.listSubKeys))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, nil, "", exchange.Errorf(exchange.ErrNotFound, "Request URL NOT FOUND"))
 	}))
