@@ -40,6 +40,7 @@ type Simulator struct {
 	// subKeys are the keys made by POST sub-account/subAccountApi: the
 	// master key that made each and the sub-account's email.
 	subKeys map[string][2]string
+	listen  *simListenKeys // USER_STREAM listen keys
 }
 
 // maxSimBody caps request bodies, like Binance's front end.
@@ -73,7 +74,7 @@ type simEndpoint struct {
 // NewSimulator returns a Simulator over kit. Queued kit faults apply before
 // any venue logic.
 func NewSimulator(kit *sim.Kit) *Simulator {
-	s := &Simulator{kit: kit, macs: newMACPool(), subKeys: map[string][2]string{}}
+	s := &Simulator{kit: kit, macs: newMACPool(), subKeys: map[string][2]string{}, listen: newSimListenKeys()}
 	mux := http.NewServeMux()
 	route := func(pattern string, e simEndpoint) {
 		mux.Handle(pattern, s.endpoint(e))
@@ -106,13 +107,17 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	for _, p := range []string{"/api/v3/openOrders", "/fapi/v1/openOrders"} {
 		route("GET "+p, simEndpoint{sec: secSigned, perm: "read", weight: 6, handler: (*Simulator).openOrders})
 	}
+	route("DELETE /api/v3/openOrders", simEndpoint{sec: secSigned, perm: "trade", weight: 1, handler: (*Simulator).cancelOpenOrders})
+	route("DELETE /fapi/v1/allOpenOrders", simEndpoint{sec: secSigned, perm: "trade", weight: 1, handler: (*Simulator).cancelAllFutures})
 	route("GET "+pathAPIRestrictions, simEndpoint{sec: secSigned, weight: 1, handler: (*Simulator).apiRestrictions})
 	route("POST /sapi/v1/capital/withdraw/apply", simEndpoint{sec: secSigned, perm: "withdraw", weight: 900, handler: (*Simulator).withdraw})
 	route("POST "+pathSubAccountAPI, simEndpoint{sec: secSigned, perm: "admin", weight: 3000, handler: (*Simulator).createSubKey})
 	route("DELETE "+pathSubAccountAPI, simEndpoint{sec: secSigned, perm: "admin", weight: 3000, handler: (*Simulator).deleteSubKey})
 	route("POST /sapi/v1/asset/transfer", simEndpoint{sec: secSigned, perm: "transfer", weight: 900, handler: (*Simulator).assetTransfer})
-	for _, p := range []string{"/api/v3/userDataStream", "/fapi/v1/listenKey"} {
-		route("POST "+p, simEndpoint{sec: secKey, weight: 2, handler: (*Simulator).listenKey})
+	for _, p := range []string{"/api/v3/userDataStream", "/sapi/v1/userDataStream", "/sapi/v1/userDataStream/isolated", "/fapi/v1/listenKey"} {
+		for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+			route(m+" "+p, simEndpoint{sec: secKey, weight: 2, handler: func(s *Simulator, w http.ResponseWriter, c *simCtx) { s.listenKey(w, c, m, p) }})
+		}
 	}
 	mux.Handle("/", s.endpoint(simEndpoint{sec: secNone, weight: 1, handler: func(_ *Simulator, w http.ResponseWriter, _ *simCtx) {
 		writeJSON(w, http.StatusNotFound, apiError{Code: -1000, Msg: "Unknown endpoint."})
@@ -498,10 +503,6 @@ func (s *Simulator) assetTransfer(w http.ResponseWriter, c *simCtx) {
 	}
 	id, _ := strconv.ParseInt(randomID()[:12], 16, 64)
 	writeJSON(w, http.StatusOK, map[string]int64{"tranId": id})
-}
-
-func (s *Simulator) listenKey(w http.ResponseWriter, _ *simCtx) {
-	writeJSON(w, http.StatusOK, map[string]string{"listenKey": randomID() + randomID()})
 }
 
 // createSubKey serves POST /sapi/v1/sub-account/subAccountApi for a master
