@@ -147,6 +147,12 @@ type Options struct {
 	RateLimitShare float64
 	// Observe, when set, is told about every finished request (monitoring).
 	Observe func(Observation)
+	// IdempotencyWindow is how long a new order's client order id stays
+	// used for its exchange key on its venue (default 24 h; negative: off),
+	// and IdempotencyEntries bounds how many ids are held (default 1<<18,
+	// about 40 MB when full; the oldest is dropped first).
+	IdempotencyWindow  time.Duration
+	IdempotencyEntries int
 	// Ready, when set, reports why keywarden cannot serve signed requests
 	// (a sealed vault); requests are refused before any policy or audit
 	// work while it returns an error.
@@ -193,6 +199,7 @@ type Gateway struct {
 	observe  func(Observation)
 	ready    func() error
 	prices   *priceCache
+	orderIDs *orderIDs // client order ids used recently (A31); nil: off
 	reqSeq   atomic.Uint64
 	reqBase  string
 	failed   atomic.Pointer[string] // set when an outcome could not be recorded
@@ -236,6 +243,12 @@ func New(o Options) (*Gateway, error) {
 	if o.ReplayEntries <= 0 {
 		o.ReplayEntries = 1 << 19
 	}
+	if o.IdempotencyWindow == 0 {
+		o.IdempotencyWindow = 24 * time.Hour
+	}
+	if o.IdempotencyEntries <= 0 {
+		o.IdempotencyEntries = 1 << 18
+	}
 	if o.RateLimitShare <= 0 || o.RateLimitShare > 1 {
 		o.RateLimitShare = 0.95
 	}
@@ -246,11 +259,12 @@ func New(o Options) (*Gateway, error) {
 		routes: map[string]*route{}, clients: o.Clients, keys: o.Keys, policy: o.Policy, audit: o.Audit,
 		log: o.Logger, now: o.Now, rt: o.Transport, trusted: o.TrustedProxies, maxBody: o.MaxBody,
 		maxResp: o.MaxResponse, timeout: o.UpstreamTimeout,
-		replay:  newReplayCache(o.ReplayEntries, o.ReplayWindow),
-		limits:  newLimiter(o.RateLimitShare),
-		observe: o.Observe,
-		ready:   o.Ready,
-		prices:  newPriceCache(),
+		replay:   newReplayCache(o.ReplayEntries, o.ReplayWindow),
+		limits:   newLimiter(o.RateLimitShare),
+		observe:  o.Observe,
+		ready:    o.Ready,
+		prices:   newPriceCache(),
+		orderIDs: newOrderIDs(o.IdempotencyWindow, o.IdempotencyEntries),
 	}
 	var rb [4]byte
 	if _, err := randRead(rb[:]); err != nil {

@@ -189,6 +189,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Reason: "keywarden is holding calls for key " + entry.Key + ": the venue's rate limit is used up or the venue asked to back off"})
 		return
 	}
+	if !g.claimOrderIDs(st) {
+		return
+	}
+	defer g.settleOrderIDs(st)
 	if err := g.audit.Intent(r.Context(), st.intent("allow", "", "")); err != nil {
 		g.log.Error("audit intent not durable; refusing", "request_id", reqID, "err", err)
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "audit log unavailable; request refused"))
@@ -216,6 +220,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(exchange.Errorf(exchange.ErrAuth, "invalid API key or signature"))
 		return
 	}
+	st.sent = true
 	g.forward(st, out, key)
 }
 
@@ -397,6 +402,8 @@ type state struct {
 	call          exchange.Call
 	body          []byte
 	intentWritten bool
+	idsReserved   bool // client order ids reserved (claimOrderIDs)
+	sent          bool // handed to forward: the venue may have it
 	committed     bool
 	obs           Observation
 	upstream      time.Duration

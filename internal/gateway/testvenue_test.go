@@ -83,7 +83,7 @@ func (testVenue) Describe(r *exchange.Request) (exchange.Call, error) {
 	case r.Path == "/order" && r.Method == http.MethodPost:
 		c.Scope = exchange.ScopeTrade
 		c.Orders = []exchange.Order{{Action: exchange.ActionNew, Symbol: ps.Get("symbol"), Side: exchange.Side(ps.Get("side")),
-			Quantity: ps.Float("qty"), Price: ps.Float("price")}}
+			Quantity: ps.Float("qty"), Price: ps.Float("price"), ClientOrderID: ps.Get("cid")}}
 	case r.Path == "/withdraw":
 		c.Scope = exchange.ScopeWithdraw
 		c.Transfer = &exchange.Transfer{Asset: ps.Get("asset"), Amount: ps.Float("amount"), Address: ps.Get("address")}
