@@ -148,6 +148,15 @@ func (in *KeyInput) check() error {
 // or the same exchange and name, is refused with ErrExists naming the
 // existing entry.
 func (v *Vault) AddKey(ctx context.Context, in KeyInput) (KeyInfo, error) {
+	var info KeyInfo
+	err := v.withTerm(ctx, func() (err error) {
+		info, err = v.addKey(ctx, in)
+		return err
+	})
+	return info, err
+}
+
+func (v *Vault) addKey(ctx context.Context, in KeyInput) (KeyInfo, error) {
 	if in.Kind == "" {
 		in.Kind = exchange.KeyHMAC
 	}
@@ -192,7 +201,11 @@ func (v *Vault) AddKey(ctx context.Context, in KeyInput) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("vault add key: %w", err)
 	}
+	term := v.ring.current
 	err = v.tx.Update(ctx, func(tx store.Tx) error {
+		if err := v.countOp(ctx, tx, term); err != nil {
+			return err
+		}
 		if err := tx.Create(ctx, keyFPKey(in.Exchange, rec.Fingerprint), []byte(id)); err != nil {
 			if !errors.Is(err, store.ErrExists) {
 				return err

@@ -80,6 +80,15 @@ func (v *Vault) DisableKey(ctx context.Context, ex, name, reason string) (KeyInf
 // keeps its old value when in.Account is empty. The caller zeroes in's
 // secrets afterwards.
 func (v *Vault) ReplaceKeySecret(ctx context.Context, ex, name string, in KeyInput) (KeyInfo, error) {
+	var info KeyInfo
+	err := v.withTerm(ctx, func() (err error) {
+		info, err = v.replaceKeySecret(ctx, ex, name, in)
+		return err
+	})
+	return info, err
+}
+
+func (v *Vault) replaceKeySecret(ctx context.Context, ex, name string, in KeyInput) (KeyInfo, error) {
 	old, err := v.keyRecord(ctx, ex, name)
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("vault replace key: %w", err)
@@ -137,6 +146,9 @@ func (v *Vault) ReplaceKeySecret(ctx context.Context, ex, name string, in KeyInp
 			return fmt.Errorf("this %s API key (%s) is already stored as %s: %w", ex, fp, existing, ErrExists)
 		}
 		if err := tx.Delete(ctx, keyFPKey(ex, oldFP)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err := v.countOp(ctx, tx, v.ring.current); err != nil {
 			return err
 		}
 		blob, err := sealRecord(v.ring, exchangeKind, id, rec.SecretVersion, payload)

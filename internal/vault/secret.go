@@ -124,6 +124,10 @@ func (v *Vault) tampered(kind, id string) error {
 // PutSecret seals secret as (kind, id), replacing any previous value. The
 // caller keeps and zeroes secret.
 func (v *Vault) PutSecret(ctx context.Context, kind, id string, secret []byte) error {
+	return v.withTerm(ctx, func() error { return v.putSecret(ctx, kind, id, secret) })
+}
+
+func (v *Vault) putSecret(ctx context.Context, kind, id string, secret []byte) error {
 	if err := checkKind(kind); err != nil {
 		return fmt.Errorf("vault put secret: %w", err)
 	}
@@ -150,6 +154,9 @@ func (v *Vault) PutSecret(ctx context.Context, kind, id string, secret []byte) e
 			}
 			version = prev + 1
 		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := v.countOp(ctx, tx, v.ring.current); err != nil {
 			return err
 		}
 		blob, err := sealRecord(v.ring, kind, id, version, secret)

@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/awnumar/memguard"
@@ -95,6 +96,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for metadata timestamps; nil means time.Now.
 	Now func() time.Time
+	// TermOpsCap is how many records may be sealed under one keyring
+	// term before the vault rotates the keyring by itself; 0 means
+	// DefaultTermOpsCap (2^30).
+	TermOpsCap uint64
 }
 
 // Vault is keywarden's secret keeper. See the package documentation.
@@ -111,6 +116,9 @@ type Vault struct {
 	ring   *keyring               // nil while sealed
 	shares []*memguard.LockedBuffer
 	creds  map[string]*exchange.Credential
+
+	opsCap  uint64        // encryptions per keyring term (termops.go)
+	lastOps atomic.Uint64 // the current term's count after the last write
 }
 
 // New returns a sealed Vault over opts.Store.
@@ -130,7 +138,11 @@ func New(opts Options) (*Vault, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Vault{store: opts.Store, tx: tx, log: log, now: now, creds: make(map[string]*exchange.Credential)}, nil
+	opsCap := opts.TermOpsCap
+	if opsCap == 0 {
+		opsCap = DefaultTermOpsCap
+	}
+	return &Vault{store: opts.Store, tx: tx, log: log, now: now, creds: make(map[string]*exchange.Credential), opsCap: opsCap}, nil
 }
 
 // InitOptions choose the seal for Init: exactly one of Passphrase, Shares
@@ -506,6 +518,13 @@ func (v *Vault) Rotate(ctx context.Context) error {
 	if v.ring == nil {
 		return fmt.Errorf("vault rotate: %w", ErrSealed)
 	}
+	return v.rotateLocked(ctx, false)
+}
+
+// rotateLocked adds a term; v.mu is held for writing and the vault is
+// unsealed. With resetOps, the term operation counts are rewritten from
+// scratch in the same transaction (they failed to decode).
+func (v *Vault) rotateLocked(ctx context.Context, resetOps bool) error {
 	next, err := v.ring.withNewTerm(v.now())
 	if err != nil {
 		return fmt.Errorf("vault rotate: %w", err)
@@ -515,10 +534,19 @@ func (v *Vault) Rotate(ctx context.Context) error {
 		next.destroy()
 		return fmt.Errorf("vault rotate: %w", err)
 	}
-	if err := v.store.Put(ctx, keyringKey, blob); err != nil {
+	err = v.tx.Update(ctx, func(tx store.Tx) error {
+		if resetOps {
+			if err := tx.Put(ctx, termOpsKey, []byte(`{"version":1,"ops":{}}`)); err != nil {
+				return err
+			}
+		}
+		return tx.Put(ctx, keyringKey, blob)
+	})
+	if err != nil {
 		next.destroy()
 		return fmt.Errorf("vault rotate: %w", err)
 	}
+	v.lastOps.Store(0)
 	v.ring.destroy()
 	v.ring = next
 	v.log.Info("keyring rotated", "keyring_term", next.current)
