@@ -2,6 +2,7 @@ package hyperliquid
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -122,3 +123,76 @@ func SignBody(key *eip712.PrivateKey, body []byte, net Network) ([]byte, error) 
 }
 
 func jsonUint(n uint64) any { return jsonNumber(strconv.FormatUint(n, 10)) }
+
+// Network is the network the Signer signs for.
+func (s *Signer) Network() Network { return s.net }
+
+// AgentInfo is one named agent of a master account, as POST /info
+// {"type":"extraAgents"} lists it.
+type AgentInfo struct {
+	Name       string `json:"name"`
+	Address    string `json:"address"`
+	ValidUntil int64  `json:"validUntil"`
+}
+
+// InfoRequest builds an unsigned POST /info of type typ about user.
+func InfoRequest(typ string, user eip712.Address) *exchange.Request {
+	body := `{"type":"` + typ + `","user":"` + user.Hex() + `"}`
+	return &exchange.Request{Method: "POST", Path: "/info", Header: map[string][]string{"Content-Type": {"application/json"}}, Body: []byte(body)}
+}
+
+// ParseExtraAgents reads the answer to an extraAgents query.
+func ParseExtraAgents(status int, body []byte) ([]AgentInfo, error) {
+	if status != 200 {
+		return nil, fmt.Errorf("extraAgents: status %d", status)
+	}
+	var out []AgentInfo
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("extraAgents: %w", err)
+	}
+	return out, nil
+}
+
+// ParseUserRole reads the answer to a userRole query: the role ("user",
+// "agent", "vault", "subAccount", "missing") and, for an agent, its master.
+func ParseUserRole(status int, body []byte) (role, master string, err error) {
+	if status != 200 {
+		return "", "", fmt.Errorf("userRole: status %d", status)
+	}
+	var r struct {
+		Role string `json:"role"`
+		Data struct {
+			User string `json:"user"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Role == "" {
+		return "", "", errors.New("userRole: malformed answer")
+	}
+	return r.Role, r.Data.User, nil
+}
+
+// NoopRequest builds the unsigned POST /exchange {"type":"noop"}: an L1
+// action that does nothing but burn a nonce, so a signed noop proves the
+// venue accepts a key's signatures. The Signer sets its nonce and signature.
+func NoopRequest(now time.Time) *exchange.Request {
+	body := fmt.Appendf(nil, `{"action":{"type":"noop"},"nonce":%d,"vaultAddress":null}`, now.UnixMilli())
+	return &exchange.Request{Method: "POST", Path: "/exchange", Header: map[string][]string{"Content-Type": {"application/json"}}, Body: body}
+}
+
+// ExchangeOK reads an /exchange answer: nil for {"status":"ok"}, else an
+// error with the venue's message.
+func ExchangeOK(status int, body []byte) error {
+	var r struct {
+		Status   string          `json:"status"`
+		Response json.RawMessage `json:"response"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || status != 200 {
+		return fmt.Errorf("status %d: %s", status, exchange.SafeName(string(body)))
+	}
+	if r.Status != "ok" {
+		var msg string
+		_ = json.Unmarshal(r.Response, &msg)
+		return fmt.Errorf("refused: %s", exchange.SafeName(msg))
+	}
+	return nil
+}
