@@ -21,7 +21,8 @@ import (
 )
 
 // ErrUnavailable is returned by Append while the log is in its failed state:
-// a write or flush failed, and nothing more is accepted until Reopen.
+// a write or flush failed, and nothing more is accepted until the log has
+// recovered (on its own, see Options.RetryInterval, or through Reopen).
 var ErrUnavailable = errors.New("audit: log unavailable")
 
 // ErrClosed is returned by Append after Close.
@@ -32,6 +33,9 @@ const (
 	DefaultSegmentSize        = 64 << 20
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = time.Minute
+	DefaultRetryInterval      = 100 * time.Millisecond
+	maxRetryInterval          = 5 * time.Second
+	probeBytes                = 64 << 10
 	maxBatch                  = 1024
 	queueSize                 = 4096
 )
@@ -61,6 +65,21 @@ type Options struct {
 	// NoSync skips the flush after each batch. Records then survive a
 	// process crash but not a power loss. Tests and benchmarks only.
 	NoSync bool
+	// NoPreallocate turns off writing zeros ahead of the records (see
+	// prealloc.go): every flush then also commits the file's new size.
+	// For comparison in benchmarks; NoSync implies it.
+	NoPreallocate bool
+	// RetryInterval is the wait before the first attempt to leave the
+	// failed state (a write or flush failed, e.g. on a full disk); it
+	// doubles after each failed attempt up to 5 s. An attempt reserves
+	// space after the last durable record (write + flush) and, when that
+	// works, reopens the log there, cutting any torn record. Default
+	// 100 ms; negative: stay failed until Reopen.
+	RetryInterval time.Duration
+	// OnHealth, if set, is called when the log enters its failed state
+	// (with the cause) and when it leaves it (with nil), to raise and clear
+	// an alert. It must not block or call into the log.
+	OnHealth func(err error)
 	// WrapFile, if set, wraps each segment file the log writes to. It exists
 	// to inject write and flush faults in tests.
 	WrapFile func(File) File
@@ -111,6 +130,11 @@ type Log struct {
 	notify atomic.Pointer[chan struct{}]
 
 	pool sync.Pool
+
+	closing    chan struct{} // closed by Close: stops the recovery loop
+	bgMu       sync.Mutex    // orders closing against bg.Add
+	recovering atomic.Bool
+	bg         sync.WaitGroup
 }
 
 // generation is one run of the writer goroutine; Reopen starts a new one.
@@ -127,7 +151,8 @@ type state struct {
 	f         *os.File
 	w         File
 	segName   string
-	segSize   int64
+	segSize   int64   // end of the data in the segment
+	z         *zeroer // nil without pre-allocation
 	nextSeq   uint64
 	prev      string
 	lastTime  time.Time
@@ -170,7 +195,10 @@ func Open(opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l := &Log{opts: opts, log: opts.Logger}
+	if opts.RetryInterval == 0 {
+		opts.RetryInterval = DefaultRetryInterval
+	}
+	l := &Log{opts: opts, log: opts.Logger, closing: make(chan struct{})}
 	nc := make(chan struct{})
 	l.notify.Store(&nc)
 	if len(opts.HashFields) > 0 {
@@ -208,18 +236,26 @@ func Open(opts Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: open: directory in use by another process: %w", err)
 	}
 	l.lock = lock
-	if err := l.start(); err != nil {
+	if err := l.start(false); err != nil {
 		lock.Close()
 		return nil, err
 	}
 	return l, nil
 }
 
-// start recovers the directory and runs a new writer generation.
-func (l *Log) start() error {
+// start recovers the directory and runs a new writer generation. With
+// probe it first checks that space can be written and flushed after the
+// last durable record.
+func (l *Log) start(probe bool) error {
 	st, err := l.recover()
 	if err != nil {
 		return err
+	}
+	if probe {
+		if err := probeSpace(st); err != nil {
+			st.closeSegment(false)
+			return fmt.Errorf("audit: probe: %w: %w", ErrUnavailable, err)
+		}
 	}
 	g := &generation{
 		queue: make(chan *pending, queueSize),
@@ -254,11 +290,13 @@ func (l *Log) recover() (*state, error) {
 }
 
 func (l *Log) openSegment(st *state, name string) error {
-	f, err := os.OpenFile(filepath.Join(l.opts.Dir, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// Not O_APPEND: records are written over the pre-allocated zeros.
+	// Recovery has cut any zero tail, so the data ends at the file's end.
+	f, err := os.OpenFile(filepath.Join(l.opts.Dir, name), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err
 	}
-	fi, err := f.Stat()
+	end, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		f.Close()
 		return err
@@ -267,7 +305,10 @@ func (l *Log) openSegment(st *state, name string) error {
 		f.Close()
 		return err
 	}
-	st.f, st.segName, st.segSize = f, name, fi.Size()
+	st.f, st.segName, st.segSize, st.z = f, name, end, nil
+	if !l.opts.NoSync && !l.opts.NoPreallocate {
+		st.z = startZeroer(f, end, end, l.opts.SegmentSize+256<<10, l.log)
+	}
 	var w File = dataSyncFile{f}
 	if l.opts.WrapFile != nil {
 		w = l.opts.WrapFile(w)
@@ -280,14 +321,28 @@ func (l *Log) openSegment(st *state, name string) error {
 // not the modification time.
 type dataSyncFile struct{ *os.File }
 
-func (f dataSyncFile) Sync() error {
-	for range 100 { // EINTR is retried a bounded number of times
-		err := unix.Fdatasync(int(f.Fd()))
-		if err != unix.EINTR {
+func (f dataSyncFile) Sync() error { return fdatasync(f.File) }
+
+// closeSegment stops the zeroer and closes the segment; when cut is set
+// (the log is healthy) it first cuts the zero tail, so that a closed
+// segment ends with its last record.
+func (st *state) closeSegment(cut bool) error {
+	if st.f == nil {
+		return nil // a rotation failed after closing the old segment
+	}
+	if st.z != nil {
+		st.z.close()
+		st.z = nil
+	}
+	f := st.f
+	st.f = nil
+	if cut {
+		if err := f.Truncate(st.segSize); err != nil {
+			f.Close()
 			return err
 		}
 	}
-	return unix.EINTR
+	return f.Close()
 }
 
 func syncDir(dir string) error {
@@ -505,6 +560,14 @@ func (l *Log) Notify() <-chan struct{} { return *l.notify.Load() }
 // Close drains queued records, writes a final checkpoint when records were
 // added since the last one, flushes and closes the log.
 func (l *Log) Close() error {
+	l.bgMu.Lock()
+	select {
+	case <-l.closing:
+	default:
+		close(l.closing)
+	}
+	l.bgMu.Unlock()
+	l.bg.Wait() // the recovery loop, if any, has stopped
 	l.life.Lock()
 	defer l.life.Unlock()
 	if l.closed.Swap(true) {
@@ -523,7 +586,7 @@ func (l *Log) stopWriter() error {
 		close(g.stop)
 	}
 	<-g.done
-	if err := g.st.f.Close(); err != nil && l.failed.Load() == nil {
+	if err := g.st.closeSegment(l.failed.Load() == nil); err != nil && l.failed.Load() == nil {
 		return fmt.Errorf("audit: close: %w", err)
 	}
 	if p := l.failed.Load(); p != nil {
@@ -541,14 +604,22 @@ func (l *Log) Reopen() error {
 	if l.closed.Load() {
 		return ErrClosed
 	}
+	cause := l.failed.Load()
 	fail := errors.New("audit: reopening")
 	l.failed.Store(&fail)
 	_ = l.stopWriter()
-	if err := l.start(); err != nil {
+	if err := l.start(true); err != nil {
 		l.failed.Store(&err)
 		// keep a stopped generation so Append fails fast
 		l.gen.Store(stoppedGeneration(l.gen.Load().st))
 		return err
+	}
+	if cause != nil {
+		l.log.Warn("audit log recovered; accepting records again", "alert", "audit_recovered",
+			"head", l.Head().Seq, "cause", *cause)
+		if l.opts.OnHealth != nil {
+			l.opts.OnHealth(nil)
+		}
 	}
 	return nil
 }
@@ -704,6 +775,9 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 		}
 		return
 	}
+	if st.z != nil {
+		st.z.reserve(st.segSize, int64(len(buf)))
+	}
 	if _, err := st.w.Write(buf); err != nil {
 		l.fail(batch, fmt.Errorf("audit: write: %w: %w", ErrUnavailable, err))
 		return
@@ -735,8 +809,13 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 
 // fail puts the log into its failed state and answers the batch with err.
 func (l *Log) fail(batch []*pending, err error) {
-	l.failed.CompareAndSwap(nil, &err)
-	l.log.Error("audit log failed; refusing new records until reopened", "err", err)
+	if l.failed.CompareAndSwap(nil, &err) {
+		l.log.Error("audit log failed; refusing new records until it recovers", "alert", "audit_failed", "err", err)
+		if l.opts.OnHealth != nil {
+			l.opts.OnHealth(err)
+		}
+		l.startRecovery()
+	}
 	for _, pd := range batch {
 		pd.rec = Receipt{}
 		pd.err = err
@@ -748,11 +827,10 @@ func (l *Log) fail(batch []*pending, err error) {
 func (l *Log) rotate(st *state) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	old := st.f
-	if err := l.openSegment(st, segmentName(st.nextSeq)); err != nil {
+	if err := st.closeSegment(true); err != nil {
 		return err
 	}
-	return old.Close()
+	return l.openSegment(st, segmentName(st.nextSeq))
 }
 
 func (l *Log) checkpointBody(count uint64, head string, t time.Time) []byte {

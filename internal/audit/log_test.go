@@ -456,7 +456,7 @@ func TestFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			var ff *faultFile
-			l := openTest(t, Options{Dir: dir, WrapFile: func(f File) File {
+			l := openTest(t, Options{Dir: dir, RetryInterval: -1, WrapFile: func(f File) File {
 				ff = &faultFile{File: f}
 				return ff
 			}})
@@ -503,7 +503,7 @@ func TestFaults(t *testing.T) {
 
 func TestFailedConcurrentAppendsFailFast(t *testing.T) {
 	var ff *faultFile
-	l := openTest(t, Options{WrapFile: func(f File) File { ff = &faultFile{File: f}; return ff }})
+	l := openTest(t, Options{RetryInterval: -1, WrapFile: func(f File) File { ff = &faultFile{File: f}; return ff }})
 	ff.set(false, true)
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)

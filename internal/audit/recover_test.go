@@ -20,8 +20,19 @@ func TestRecoverTail(t *testing.T) {
 		{"partial last line", func(t *testing.T, dir string, ls []string) {
 			appendBytes(t, dir, ls[2][:40])
 		}, true, 10, true},
-		{"zeros after last line", func(t *testing.T, dir string, ls []string) {
+		{"zeros after last line (pre-allocated tail)", func(t *testing.T, dir string, ls []string) {
 			appendBytes(t, dir, string(make([]byte, 300)))
+		}, true, 10, false},
+		{"partial record over the zero tail", func(t *testing.T, dir string, ls []string) {
+			appendBytes(t, dir, ls[2][:40]+string(make([]byte, 3000)))
+		}, true, 10, true},
+		{"complete record over the zero tail without its newline", func(t *testing.T, dir string, ls []string) {
+			b, _ := os.ReadFile(filepath.Join(dir, lastSeg(t, dir)))
+			os.WriteFile(filepath.Join(dir, lastSeg(t, dir)), append(b[:len(b)-1], make([]byte, 500)...), 0o600)
+		}, true, 10, false},
+		{"bytes a crash left beyond the zeros", func(t *testing.T, dir string, ls []string) {
+			// a batch whose later page reached the disk before its first
+			appendBytes(t, dir, string(make([]byte, 4096))+ls[2]+"\n")
 		}, true, 10, true},
 		{"last record without its newline", func(t *testing.T, dir string, ls []string) {
 			writeSeg(t, dir, lastSeg(t, dir), ls)

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -76,7 +77,8 @@ var errLineTooLong = errors.New("record line too long")
 
 // readLines calls fn for each line of the file at path (without its
 // newline), with its 1-based line number and byte offset. complete is false
-// for a final line that has no newline. fn's line is only valid during the
+// for a final line that has no newline. The data ends at the file's end or
+// at its first NUL byte, whichever comes first. fn's line is only valid during the
 // call.
 func readLines(path string, fn func(line []byte, n int, off int64, complete bool) error) error {
 	f, err := os.Open(path)
@@ -92,6 +94,15 @@ func readLines(path string, fn func(line []byte, n int, off int64, complete bool
 		var line []byte
 		for {
 			chunk, err := br.ReadSlice('\n')
+			if i := bytes.IndexByte(chunk, 0); i >= 0 {
+				// The first NUL ends the data: what follows is the
+				// pre-allocated zero tail (or bytes a crash left past it).
+				line = append(long, chunk[:i]...)
+				if len(line) == 0 {
+					return nil
+				}
+				return fn(line, n, off, false)
+			}
 			if err == bufio.ErrBufferFull {
 				long = append(long, chunk...)
 				if len(long) > maxLine {
@@ -241,7 +252,13 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 		if bad != nil && !last {
 			return rs, bad
 		}
-		if bad != nil || missingNewline {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return rs, err
+		}
+		// A zero tail (pre-allocated space) is cut too: the writer resumes
+		// at the end of the data and zeroes ahead again.
+		if bad != nil || missingNewline || fi.Size() > goodEnd {
 			if err := repairTail(path, goodEnd, missingNewline && bad == nil, log); err != nil {
 				return rs, err
 			}
@@ -280,9 +297,10 @@ func firstRecord(path string) (Record, error) {
 
 var errStop = errors.New("stop")
 
-// repairTail keeps the first keep bytes of the segment at path, saving what
-// follows in path+".torn.<unix nanos>", or only adds the missing final
-// newline.
+// repairTail keeps the first keep bytes of the segment at path (after
+// adding the missing final newline when addNewline is set) and cuts the
+// rest, saving any non-zero bytes of it in path+".torn.<unix nanos>". A
+// tail of zeros is pre-allocated space and is cut silently.
 func repairTail(path string, keep int64, addNewline bool, log *slog.Logger) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
 	if err != nil {
@@ -293,25 +311,27 @@ func repairTail(path string, keep int64, addNewline bool, log *slog.Logger) erro
 		if _, err := f.WriteAt([]byte{'\n'}, keep); err != nil {
 			return err
 		}
-		return f.Sync()
+		keep++
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		return err
 	}
 	if fi.Size() > keep {
-		tail := make([]byte, min(fi.Size()-keep, maxLine+1))
-		if _, err := f.ReadAt(tail, keep); err != nil && err != io.EOF {
+		tail, err := nonZeroTail(f, keep, fi.Size(), maxLine+1)
+		if err != nil {
 			return err
 		}
-		torn := fmt.Sprintf("%s.torn.%d", path, time.Now().UnixNano())
-		if err := os.WriteFile(torn, tail, 0o600); err != nil {
+		if len(tail) > 0 {
+			torn := fmt.Sprintf("%s.torn.%d", path, time.Now().UnixNano())
+			if err := os.WriteFile(torn, tail, 0o600); err != nil {
+				return err
+			}
+			log.Warn("audit: kept cut bytes for inspection", "file", torn, "bytes", len(tail))
+		}
+		if err := f.Truncate(keep); err != nil {
 			return err
 		}
-		log.Warn("audit: kept cut bytes for inspection", "file", torn, "bytes", fi.Size()-keep)
-	}
-	if err := f.Truncate(keep); err != nil {
-		return err
 	}
 	if err := f.Sync(); err != nil {
 		return err

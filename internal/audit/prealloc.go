@@ -1,0 +1,231 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pre-allocation. Appending to a file makes every fdatasync also commit the
+// file's new size, a journal commit on ext4 and most other file systems,
+// which roughly doubles the cost of each flush. The log therefore writes
+// zeros ahead of its records and flushes them once, in the background, so
+// that the flush after each batch only has to write data blocks already
+// allocated and initialised (fallocate alone is not enough: it leaves
+// unwritten extents whose conversion is again a metadata commit).
+//
+// A segment is thus its records followed by zero bytes. Records are JSON
+// lines and never contain a NUL, so the first NUL ends the data: readers
+// stop there, recovery truncates the zero tail (and anything after it) and
+// the writer resumes at the end of the data.
+
+// The zeroer writes ahead firstZeroChunk bytes at first, doubling with each
+// round up to zeroChunk, and starts a round when less than half a round is
+// left ahead of the data (so a log that stays small costs little).
+const (
+	firstZeroChunk = 1 << 20
+	zeroChunk      = 8 << 20
+)
+
+// zeroBuf is the source of the zeros; never written to.
+var zeroBuf = make([]byte, 1<<20)
+
+// zeroer keeps a zeroed, durable region ahead of the writer in one segment.
+type zeroer struct {
+	f     *os.File
+	limit int64 // never zero past this offset
+	chunk int64
+	log   *slog.Logger
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	// [0, zeroEnd) is allocated, initialised and durable (records or zeros).
+	zeroEnd int64
+	// dataEnd is where the writer's reserved bytes end.
+	dataEnd int64
+	// busyFrom..busyTo is being zeroed now (busyTo == 0: idle).
+	busyFrom, busyTo int64
+	failed           bool // a zeroing write failed (e.g. disk full): stop
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// startZeroer starts keeping a zeroed region ahead of dataEnd in f, up to
+// limit bytes. size is f's current size.
+func startZeroer(f *os.File, dataEnd, size, limit int64, log *slog.Logger) *zeroer {
+	z := &zeroer{f: f, limit: limit, chunk: min(firstZeroChunk, max(limit/2, 64<<10)), log: log,
+		zeroEnd: max(size, dataEnd), dataEnd: dataEnd,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	z.cond = sync.NewCond(&z.mu)
+	go z.run()
+	z.kick <- struct{}{}
+	return z
+}
+
+// reserve is called by the writer before writing n bytes at off: it waits
+// while the zeroer is writing over that range, and records the new end of
+// data so the zeroer never starts below it.
+func (z *zeroer) reserve(off, n int64) {
+	z.mu.Lock()
+	end := off + n
+	if end > z.dataEnd {
+		z.dataEnd = end
+	}
+	for z.busyTo != 0 && off < z.busyTo && end > z.busyFrom {
+		z.cond.Wait()
+	}
+	low := z.zeroEnd-z.dataEnd < z.chunk/2 && z.zeroEnd < z.limit && !z.failed
+	z.mu.Unlock()
+	if low {
+		select {
+		case z.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ahead reports how many zeroed bytes lie ahead of the data.
+func (z *zeroer) ahead() int64 {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	return max(0, z.zeroEnd-z.dataEnd)
+}
+
+// close stops the zeroer and waits for it.
+func (z *zeroer) close() {
+	close(z.stop)
+	<-z.done
+}
+
+func (z *zeroer) run() {
+	defer close(z.done)
+	for {
+		select {
+		case <-z.stop:
+			return
+		case <-z.kick:
+		}
+		for z.extend() {
+			select {
+			case <-z.stop:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// extend zeroes the next chunk; it reports whether more is wanted.
+func (z *zeroer) extend() bool {
+	z.mu.Lock()
+	for z.busyTo != 0 { // one round at a time
+		z.cond.Wait()
+	}
+	start := max(z.zeroEnd, z.dataEnd)
+	if z.failed || start >= z.limit || z.zeroEnd-z.dataEnd >= z.chunk {
+		z.mu.Unlock()
+		return false
+	}
+	end := min(start+z.chunk, z.limit)
+	z.busyFrom, z.busyTo = start, end
+	z.mu.Unlock()
+
+	err := writeZeros(z.f, start, end)
+	if err == nil {
+		err = fdatasync(z.f)
+	}
+
+	z.mu.Lock()
+	z.busyFrom, z.busyTo = 0, 0
+	if err != nil {
+		z.failed = true
+		z.log.Warn("audit: could not reserve space ahead of the log; records extend the segment instead", "err", err)
+	} else {
+		z.zeroEnd = end
+		z.chunk = min(2*z.chunk, zeroChunk, max(z.limit/2, 64<<10))
+	}
+	z.cond.Broadcast()
+	more := err == nil && z.zeroEnd-z.dataEnd < z.chunk && z.zeroEnd < z.limit
+	z.mu.Unlock()
+	return more
+}
+
+func writeZeros(f *os.File, start, end int64) error {
+	for off := start; off < end; {
+		n := min(int64(len(zeroBuf)), end-off)
+		if _, err := f.WriteAt(zeroBuf[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+func fdatasync(f *os.File) error {
+	for range 100 { // EINTR is retried a bounded number of times
+		err := unix.Fdatasync(int(f.Fd()))
+		if err != unix.EINTR {
+			return err
+		}
+	}
+	return unix.EINTR
+}
+
+// nonZeroTail reads f from off to its end and returns the bytes from off
+// up to the last non-zero byte, at most max bytes of them; nil when
+// everything after off is zero (a pre-allocated tail).
+func nonZeroTail(f *os.File, off, size int64, limit int) ([]byte, error) {
+	buf := make([]byte, 1<<20)
+	last := int64(-1)
+	for pos := off; pos < size; {
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-pos)], pos)
+		if i := lastNonZero(buf[:n]); i >= 0 {
+			last = pos + int64(i)
+		}
+		pos += int64(n)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return nil, errors.New("short read")
+		}
+	}
+	if last < 0 {
+		return nil, nil
+	}
+	tail := make([]byte, min(last+1-off, int64(limit)))
+	if _, err := f.ReadAt(tail, off); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return tail, nil
+}
+
+func lastNonZero(b []byte) int {
+	trimmed := bytes.TrimRight(b, "\x00")
+	return len(trimmed) - 1
+}
+
+// probeSpace writes and flushes probeBytes of zeros after the data end of
+// the segment, through the same File as the records: the check that the
+// disk has room again before a failed log resumes. The zeros are the start
+// of the pre-allocated tail; the writer then resumes at the data end.
+func probeSpace(st *state) error {
+	if _, err := st.w.Write(zeroBuf[:probeBytes]); err != nil {
+		return err
+	}
+	if err := st.w.Sync(); err != nil {
+		return err
+	}
+	_, err := st.f.Seek(st.segSize, io.SeekStart)
+	return err
+}
