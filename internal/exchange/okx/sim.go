@@ -48,6 +48,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("POST /api/v5/trade/order", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v5/trade/batch-orders", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v5/trade/cancel-order", s.private("trade", s.cancelOrder))
+	mux.Handle("POST /api/v5/trade/cancel-batch-orders", s.private("trade", s.cancelBatch))
 	mux.Handle("POST /api/v5/account/set-leverage", s.private("trade", s.setLeverage))
 	mux.Handle("POST /api/v5/asset/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v5/asset/transfer", s.private("transfer", s.transfer))
