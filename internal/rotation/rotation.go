@@ -345,7 +345,11 @@ func (r *Rotator) Resume(ctx context.Context, v Venue, ex, name string) (*State,
 			if err := v.DeleteKey(ctx, signer, st.OldKeyID, del); err != nil {
 				return st, fmt.Errorf("rotation %s: delete old key: %w", st.ID(), err)
 			}
-			if err := r.finish(ctx, st, "old key deleted at the venue"); err != nil {
+			detail := "old key deleted at the venue"
+			if n, ok := v.(interface{ DeleteNote() string }); ok && n.DeleteNote() != "" {
+				detail = "old key " + n.DeleteNote() // Bitget cannot delete it
+			}
+			if err := r.finish(ctx, st, detail); err != nil {
 				return st, err
 			}
 		case StepDone:

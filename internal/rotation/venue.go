@@ -88,14 +88,32 @@ func (h *HTTPVenue) DeleteKey(ctx context.Context, signer *exchange.Credential, 
 	if err != nil {
 		return err
 	}
-	st, _, err := h.do(ctx, r, signer)
+	st, b, err := h.do(ctx, r, signer)
 	if err != nil {
 		return err
+	}
+	if p, ok := h.Venue.Keys.(deleteParser); ok {
+		return p.ParseDeleted(st, b)
 	}
 	if st < 200 || st > 299 { // Gate answers a deletion with 204
 		return fmt.Errorf("delete key: status %d", st)
 	}
 	return nil
+}
+
+// deleteParser is a KeyManager that checks the answer to its deletion
+// request beyond the status (Bitget answers errors with a code).
+type deleteParser interface {
+	ParseDeleted(status int, body []byte) error
+}
+
+// DeleteNote says what DeleteKey does at the venue when it does not delete
+// the key (Bitget neutralises it), or "" when it deletes it.
+func (h *HTTPVenue) DeleteNote() string {
+	if n, ok := h.Venue.Keys.(interface{ DeleteNote() string }); ok {
+		return n.DeleteNote()
+	}
+	return ""
 }
 
 // Inspect reads key's posture at the venue.
