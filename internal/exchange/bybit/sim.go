@@ -68,6 +68,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("GET /v5/order/realtime", s.private("read", s.openOrders))
 	mux.Handle("POST /v5/order/create", s.private("trade", s.placeOrder))
 	mux.Handle("POST /v5/order/cancel", s.private("trade", s.cancelOrder))
+	mux.Handle("POST /v5/order/cancel-all", s.private("trade", s.cancelAll))
 	mux.Handle("POST /v5/asset/withdraw/create", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /v5/asset/transfer/inter-transfer", s.private("transfer", s.transfer))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
