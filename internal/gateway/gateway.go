@@ -199,7 +199,8 @@ type Gateway struct {
 	observe  func(Observation)
 	ready    func() error
 	prices   *priceCache
-	orderIDs *orderIDs // client order ids used recently (A31); nil: off
+	orderIDs *orderIDs   // client order ids used recently (A31); nil: off
+	listen   *listenKeys // user-data stream tokens issued through the gateway
 	reqSeq   atomic.Uint64
 	reqBase  string
 	failed   atomic.Pointer[string] // set when an outcome could not be recorded
@@ -208,6 +209,7 @@ type Gateway struct {
 	upgrade  atomic.Pointer[http.Handler] // WebSocket upgrades, when set
 	hookMu   sync.Mutex
 	onStop   []func()
+	onResume []func() // switch.go
 }
 
 type route struct {
@@ -271,6 +273,10 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.reqBase = fmt.Sprintf("kw-%x-", rb)
+	var err error
+	if g.listen, err = newListenKeys(); err != nil {
+		return nil, err
+	}
 	for _, r := range o.Routes {
 		if r.Venue.Name == "" || r.Venue.Upstream == nil {
 			return nil, errors.New("gateway: a route needs a venue name and upstream")
@@ -340,7 +346,7 @@ func (g *Gateway) OnStop(f func()) {
 func (g *Gateway) SetUpgradeHandler(h http.Handler) { g.upgrade.Store(&h) }
 
 // Resume lifts Stop.
-func (g *Gateway) Resume() { g.stopped.Store(false) }
+func (g *Gateway) Resume() { g.stopped.Store(false); g.resumed() }
 
 // Healthy reports why the gateway refuses requests, or nil.
 func (g *Gateway) Healthy() error {
