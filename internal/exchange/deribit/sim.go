@@ -284,6 +284,8 @@ func (s *Simulator) execute(c rpcCall, acc *sim.Account, remote string) (any, *s
 			return nil, rpcErr(http.StatusBadRequest, codeOrderNotFound, "order_not_found", "")
 		}
 		return orderJSON(*o), nil
+	case "private/cancel_all":
+		return s.cancelAll(acc)
 	case "private/get_open_orders", "private/get_open_orders_by_instrument", "private/get_open_orders_by_currency":
 		name := p.str("instrument_name")
 		cur := strings.ToUpper(p.str("currency"))
