@@ -141,6 +141,7 @@ type hostileEnv struct {
 	simAddr  string
 	canaries []*canary
 	metadata *canary // stands in for 169.254.169.254
+	admin    *hostileAdmin
 
 	mu    sync.Mutex
 	dials []string
@@ -176,7 +177,7 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 		t.Fatal(err)
 	}
 	long := time.Now().Add(-30 * 24 * time.Hour)
-	compiled, err := policy.CompileAll(map[string]policy.Definition{
+	defs := map[string]policy.Definition{
 		"trader": {Scopes: []string{"read", "trade"}, Symbols: []string{"BTCUSDT", "ETHUSDT", "NOPXUSDT"},
 			MaxOrderNotional: 1000, NotionalCurrency: "USDT", PriceBandPct: 5},
 		"reader":  {Scopes: []string{"read"}},
@@ -186,7 +187,8 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 			{Asset: "USDT", Network: "TRX", Address: hostileTron, AddedAt: long},
 			{Asset: "XRP", Network: "XRP", Address: hostileXRP, Memo: "12345", AddedAt: long},
 		}}},
-	})
+	}
+	compiled, err := policy.CompileAll(defs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,6 +293,7 @@ func newHostileEnv(t *testing.T) *hostileEnv {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Millisecond) // let "expired" expire
+	h.startAdmin(t, db, defs)
 	return h
 }
 
@@ -729,8 +732,31 @@ func hostileCases() []hostileCase {
 		{name: "A29/memo variant", req: withdraw("coin=XRP&network=XRP&address=" + hostileXRP + "&addressTag=54321&amount=10"),
 			statuses: unauthorized, code: -1002, msg: "rule withdraw_address", rules: []string{"withdraw_address"}},
 		{name: "A29/control listed address", req: withdraw(withdrawBody), statuses: []int{http.StatusOK}, forwarded: 1},
-		{name: "A30/allowlist change without TOTP", skip: "needs an admin API for withdrawal allowlists with TOTP step-up"},
-		{name: "A31/repeated idempotency key", skip: "needs idempotency keys on order calls"},
+		// A30 and A37 are in adminCases.
+		{name: "A31/repeated client order id", do: func(t *testing.T, h *hostileEnv) hostileResult {
+			body := orderBody + "&newClientOrderId=hostile-a31"
+			if first := h.send(h.bot("trader", "POST", orderPath, "", body).bytes(h.addr), false); first.status != http.StatusOK {
+				t.Fatalf("control: the first order = %d %q, want 200", first.status, trim(first.body))
+			}
+			// The same order signed again (a bot's retry): a new
+			// signature and timestamp, so only the client order id
+			// tells it is the same order.
+			return h.send(h.bot("trader", "POST", orderPath, "", body).bytes(h.addr), false)
+		}, statuses: []int{http.StatusConflict}, code: -1002, msg: "rule duplicate_client_order_id", forwarded: -1,
+			check: func(t *testing.T, h *hostileEnv, res hostileResult) {
+				if got := len(h.simLog()) - h.simMark; got != 1 {
+					t.Errorf("simulator received %d orders, want 1", got)
+				}
+				var rules []string
+				for _, r := range h.newRecords() {
+					if r.Type == audit.TypeDenied && r.Intent != nil {
+						rules = append(rules, r.Intent.Rule)
+					}
+				}
+				if !slices.Equal(rules, []string{gateway.RuleDuplicateOrder}) {
+					t.Errorf("denials %v, want one with rule %s", rules, gateway.RuleDuplicateOrder)
+				}
+			}},
 		{name: "A32/body over 64 KiB", req: post("trader", orderPath, orderBody+"&newClientOrderId="+strings.Repeat("a", 65<<10)),
 			statuses: []int{http.StatusRequestEntityTooLarge}, rules: badReq},
 		{name: "A32/headers over 16 KiB", req: func(h *hostileEnv) rawReq {
@@ -800,7 +826,6 @@ func hostileCases() []hostileCase {
 		{name: "A36/log injection in a parameter", req: post("trader", orderPath,
 			orderBody+"&newClientOrderId="+url.QueryEscape("x\n{\"fake\":1}\x1b[31m")),
 			statuses: []int{http.StatusOK}, forwarded: 1},
-		{name: "A37/bot credential on an admin route", skip: "needs the admin API with RBAC"},
 		{name: "A38/panic switch", setup: func(t *testing.T, h *hostileEnv) func() {
 			h.Server.Gateway.Stop()
 			return h.Server.Gateway.Resume
@@ -903,7 +928,7 @@ func (h *hostileEnv) strayDials() []string {
 // scans everything it wrote for secrets (H-series).
 func TestHostileRequests(t *testing.T) {
 	h := newHostileEnv(t)
-	for _, tt := range hostileCases() {
+	for _, tt := range append(hostileCases(), adminCases()...) {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.skip != "" {
 				t.Skip(tt.skip)
@@ -1083,6 +1108,11 @@ func (h *hostileEnv) hygiene(t *testing.T) {
 		outputs["audit file "+f.Name()] = string(b)
 		if !strings.HasSuffix(f.Name(), ".jsonl") {
 			continue
+		}
+		// Segments are pre-allocated with zeros: the records end at the
+		// first NUL.
+		if i := bytes.IndexByte(b, 0); i >= 0 {
+			b = b[:i]
 		}
 		for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 			var m map[string]any
