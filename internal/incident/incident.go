@@ -70,6 +70,9 @@ const (
 	KindPanic    = "panic"
 	KindResponse = "response"
 	KindResume   = "resume"
+	// KindVenue is a panic's action at a venue (orders cancelled, key
+	// deleted, or why not).
+	KindVenue = "venue"
 	KindNote     = "note"
 	KindCheck    = "check"
 	KindClosed   = "closed"
@@ -256,7 +259,9 @@ func (m *Manager) RecordAlert(ctx context.Context, a monitor.Alert) (*Incident, 
 }
 
 // Send implements audit.Sink: a panic recorded in the audit log opens an
-// incident or joins the open one; a resumption joins the open one.
+// incident or joins the open one; a resumption and a panic's venue actions
+// ("panic.venue": orders cancelled, keys deleted, or the error) join the
+// open one.
 // Records before Options.Since are history. Each record is used once even
 // when delivered twice.
 func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
@@ -266,7 +271,7 @@ func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
 		}
 		// Cheap test first: most events are not panics.
 		line := string(en.Line)
-		if !strings.Contains(line, `"panic"`) && !strings.Contains(line, `gateway.stop"`) && !strings.Contains(line, `gateway.resume"`) {
+		if !strings.Contains(line, `"panic`) && !strings.Contains(line, `gateway.stop"`) && !strings.Contains(line, `gateway.resume"`) {
 			continue
 		}
 		var r audit.Record
@@ -279,6 +284,8 @@ func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
 			kind = KindPanic
 		case "admin.gateway.resume", "gateway.resume":
 			kind = KindResume
+		case "panic.venue":
+			kind = KindVenue
 		default:
 			continue
 		}
@@ -291,6 +298,18 @@ func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
 			if r.Event.Kind != "panic" {
 				e.Text = "gateway stopped by " + orDash(e.Actor)
 			}
+		} else if kind == KindVenue {
+			ev := e.Evidence
+			where := ev["key"]
+			if ev["venue"] != "" {
+				where = ev["venue"] + " " + where
+			}
+			status := "done"
+			if ev["ok"] != "true" {
+				status = "FAILED"
+			}
+			e.Text = "panic " + orDash(ev["action"]) + " at " + orDash(where) + " " + status + ": " + orDash(ev["result"])
+			e.Subject = ev["key"]
 		} else {
 			e.Text = "gateway resumed by " + orDash(e.Actor)
 		}
@@ -299,6 +318,7 @@ func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
 		} else if seen {
 			continue
 		}
+		// A venue action joins the panic's incident; it opens none.
 		if _, err := m.attach(ctx, e, kind == KindPanic, e.Text, string(monitor.SeverityCritical)); err != nil {
 			return err
 		}

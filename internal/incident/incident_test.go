@@ -364,3 +364,47 @@ func TestExportReportsATamperedChain(t *testing.T) {
 		t.Errorf("audit-verify.json after tampering = %+v, want a failure naming line 2 and an incomplete export", vr)
 	}
 }
+
+func TestPanicVenueActionsJoinTheIncident(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t0}
+	m := New(Options{Store: memory.New(), Now: c.now})
+	venue := func(seq uint64, when time.Time, d map[string]string) audit.Entry {
+		r := audit.Record{Seq: seq, Time: when, Type: audit.TypeEvent, Event: &audit.Event{Kind: "panic.venue", Actor: "control-socket", Detail: d}}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return audit.Entry{Seq: seq, Time: when, Type: audit.TypeEvent, Line: b}
+	}
+	// A venue action with no open incident opens none.
+	if err := m.Send(ctx, []audit.Entry{venue(1, t0, map[string]string{"action": "cancel-orders", "key": "binance/main", "ok": "true"})}); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := m.List(ctx); len(all) != 0 {
+		t.Fatalf("a venue action alone opened %d incidents", len(all))
+	}
+	batch := []audit.Entry{
+		panicEntry(t, 2, t0, "panic"),
+		venue(3, t0.Add(time.Second), map[string]string{"action": "cancel-orders", "venue": "binance", "key": "binance/main", "ok": "true",
+			"result": "3 open orders cancelled (BTCUSDT)", "cancelled": "3"}),
+		venue(4, t0.Add(2*time.Second), map[string]string{"action": "delete-key", "key": "binance/main", "ok": "false",
+			"result": "delete key: status 403"}),
+	}
+	if err := m.Send(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	all, err := m.List(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("List = %d (%v), want one incident", len(all), err)
+	}
+	in := all[0]
+	if d := cmp.Diff([]string{KindOpened, KindPanic, KindVenue, KindVenue}, kinds(&in)); d != "" {
+		t.Errorf("timeline kinds (-want +got):\n%s", d)
+	}
+	want := []string{"panic cancel-orders at binance binance/main done: 3 open orders cancelled (BTCUSDT)",
+		"panic delete-key at binance/main FAILED: delete key: status 403"}
+	if d := cmp.Diff(want, []string{in.Timeline[2].Text, in.Timeline[3].Text}); d != "" {
+		t.Errorf("venue entries (-want +got):\n%s", d)
+	}
+}
