@@ -70,12 +70,12 @@ const (
 	KindPanic    = "panic"
 	KindResponse = "response"
 	KindResume   = "resume"
-	// KindVenue is a panic's action at a venue (orders cancelled, key
-	// deleted, or why not).
-	KindVenue = "venue"
 	KindNote     = "note"
 	KindCheck    = "check"
 	KindClosed   = "closed"
+	// KindVenue is a panic's action at a venue (orders cancelled, key
+	// deleted, or why not).
+	KindVenue = "venue"
 )
 
 // Entry is one line of an incident's timeline.

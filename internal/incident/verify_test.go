@@ -160,7 +160,9 @@ func TestVerifyBundleDetectsTampering(t *testing.T) {
 			nil, "incident.json: SHA-256 or size does not match"},
 		{"audit records", edit(files, "audit.jsonl", func(b []byte) []byte { return bytes.Replace(b, []byte("leak"), []byte("test"), 1) }),
 			pub, "audit.jsonl: SHA-256 or size does not match"},
-		{"the manifest", edit(files, ManifestName, func(b []byte) []byte { return bytes.Replace(b, []byte(`"audit_records": 1`), []byte(`"audit_records": 0`), 1) }),
+		{"the manifest", edit(files, ManifestName, func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"audit_records": 1`), []byte(`"audit_records": 0`), 1)
+		}),
 			nil, "manifest.sig: the signature over manifest.json does not verify"},
 		{"the signature", edit(files, SignatureFile, func(b []byte) []byte {
 			s, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
