@@ -53,7 +53,7 @@ func (k *adminKeys) Rotate(ctx context.Context, venue, name string, req admin.Ro
 	if err != nil {
 		return nil, err
 	}
-	hv := &rotation.HTTPVenue{Venue: ven, Client: k.a.httpClient()}
+	hv := rotation.VenueFor(&rotation.HTTPVenue{Venue: ven, Client: k.a.httpClient()}, k.st, k.v, venue, name)
 	var st *rotation.State
 	if cur, lerr := r.Load(ctx, venue, name); lerr == nil && cur.Step != rotation.StepDone {
 		st, err = r.Resume(ctx, hv, venue, name)

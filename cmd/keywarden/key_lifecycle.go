@@ -379,7 +379,7 @@ keywarden key rotate --confirm EXCHANGE/NAME.`,
 			if err != nil {
 				return err
 			}
-			hv := &rotation.HTTPVenue{Venue: ven, Client: a.httpClient()}
+			hv := rotation.VenueFor(&rotation.HTTPVenue{Venue: ven, Client: a.httpClient()}, st, v, ex, name)
 			var state *rotation.State
 			switch {
 			case confirm:

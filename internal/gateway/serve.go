@@ -224,6 +224,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.forward(st, out, key)
 }
 
+// publicPather is a Verifier whose bots reach public endpoints under a
+// longer path (Hyperliquid's /c/<client id>/info, so that one base URL
+// serves public and signed calls): PublicPath is the venue's own path.
+type publicPather interface {
+	PublicPath(path string) string
+}
+
 // servePublic forwards an unsigned request when it describes as public.
 func (g *Gateway) servePublic(st *state, in *exchange.Request) {
 	v := &st.rt.Venue
@@ -240,6 +247,9 @@ func (g *Gateway) servePublic(st *state, in *exchange.Request) {
 		return
 	}
 	out := in.Clone()
+	if pp, ok := v.Verifier.(publicPather); ok {
+		out.Path = pp.PublicPath(in.Path)
+	}
 	// A public call carries no credential upstream, not even the client's
 	// key id that some clients send on every call.
 	out.Header = outboundHeaders(out.Header)
