@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/BurntSushi/toml"
 
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/monitor"
@@ -21,12 +26,17 @@ type AlertsConfig struct {
 	// MaxPerMinute bounds all alerts together (default 30).
 	Cooldown     string `toml:"cooldown"`
 	MaxPerMinute int    `toml:"max_per_minute"`
-	// OnCritical is the automatic response to a critical alert, through
-	// the panic path: "suspend-client" revokes the client named by the
-	// alert, "panic-key" every client of the exchange key it names,
-	// "none" (the default) nothing. Every response is audited and recorded
-	// in the incident.
+	// OnCritical is the automatic response to a critical alert whose rule
+	// has no entry in Responses: one of the response actions (see
+	// responses.go), "none" (the default) for nothing. Every response is
+	// audited and recorded in the incident.
 	OnCritical string `toml:"on_critical"`
+	// Responses ([alerts.responses]) maps a monitor rule id to the
+	// automatic response to its alerts, whatever their severity: "none",
+	// "read-only", "suspend-client", "suspend-key", "panic-key",
+	// "panic-venue" or "panic-all". An entry takes precedence over
+	// OnCritical; "none" turns the response off for that rule.
+	Responses map[string]string `toml:"responses"`
 	// Thresholds tune the anomaly rules ([alerts.thresholds]); zero or
 	// missing keys keep the defaults (docs/monitoring.md).
 	Thresholds monitor.Thresholds `toml:"thresholds"`
@@ -81,15 +91,68 @@ func (c AlertsConfig) monitorOptions() (cooldown time.Duration, perMinute int, e
 	return cooldown, c.MaxPerMinute, nil
 }
 
-// onCritical returns the automatic response to critical alerts.
+// onCritical returns the automatic response to critical alerts whose rule
+// has no entry in [alerts.responses].
 func (c AlertsConfig) onCritical() (string, error) {
-	switch c.OnCritical {
-	case "", respondNone:
+	if c.OnCritical == "" {
 		return respondNone, nil
-	case respondSuspendClient, respondPanicKey:
-		return c.OnCritical, nil
 	}
-	return "", fmt.Errorf("alerts on_critical %q: want suspend-client, panic-key or none", c.OnCritical)
+	if !slices.Contains(responseActions, c.OnCritical) {
+		return "", fmt.Errorf("alerts on_critical %q: want one of %s", c.OnCritical, strings.Join(responseActions, ", "))
+	}
+	return c.OnCritical, nil
+}
+
+// responses checks [alerts.responses] and returns it with the "none"
+// entries kept (they override on_critical). Errors name the file and
+// line of the entry when it is known.
+func (c AlertsConfig) responses(configPath string) (map[string]string, error) {
+	var text []byte
+	if configPath != "" {
+		text, _ = os.ReadFile(configPath)
+	}
+	where := func(rule string) string {
+		if configPath == "" {
+			return "alerts.responses." + rule
+		}
+		if n := lineOf(text, toml.Key{"alerts", "responses", rule}); n > 0 {
+			return fmt.Sprintf("%s:%d: alerts.responses.%s", configPath, n, rule)
+		}
+		return configPath + ": alerts.responses." + rule
+	}
+	rules := make([]string, 0, len(c.Responses))
+	for r := range c.Responses {
+		rules = append(rules, r)
+	}
+	slices.Sort(rules)
+	var errs []error
+	out := make(map[string]string, len(c.Responses))
+	for _, r := range rules {
+		act := c.Responses[r]
+		switch {
+		case !slices.Contains(responseRules, r):
+			errs = append(errs, fmt.Errorf("%s: unknown rule %q (rules: %s)", where(r), r, strings.Join(responseRules, ", ")))
+		case !slices.Contains(responseActions, act):
+			errs = append(errs, fmt.Errorf("%s: unknown action %q (actions: %s)", where(r), act, strings.Join(responseActions, ", ")))
+		default:
+			out[r] = act
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// validate checks the automatic responses ([alerts] on_critical and
+// [alerts.responses]) of the configuration read from configPath;
+// Config.Validate runs it.
+func (c AlertsConfig) validate(configPath string) error {
+	if _, err := c.onCritical(); err != nil {
+		return err
+	}
+	_, err := c.responses(configPath)
+	return err
 }
 
 // notifiers builds the configured notifiers. Relative secret file paths are

@@ -221,6 +221,9 @@ func (c *Config) Validate() error {
 	if err := c.Store.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Alerts.validate(c.path); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

@@ -52,22 +52,26 @@ const (
 // serveIncidents are the incidents of a running serve: the manager, and the
 // server the automatic responses act on once bind has named it.
 type serveIncidents struct {
-	a   *app
-	mgr *incident.Manager
-	srv atomic.Pointer[server.Server]
+	a    *app
+	mgr  *incident.Manager
+	srv  atomic.Pointer[server.Server]
+	resp *responder // nil: no automatic response configured (responses.go)
 }
 
 func (a *app) newServeIncidents(db store.Store) (*serveIncidents, error) {
-	on, err := a.cfg.Alerts.onCritical()
-	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
-	}
 	s := &serveIncidents{a: a}
+	resp, err := a.newResponder(s.srv.Load)
+	if err != nil {
+		return nil, err
+	}
 	o := incident.Options{Store: db, Logger: a.log.With("component", "incident")}
-	if on != respondNone {
-		o.Respond = func(ctx context.Context, al monitor.Alert) (string, error) { return s.respond(ctx, on, al) }
+	if resp != nil {
+		o.Respond = resp.respond
 	}
 	s.mgr = incident.New(o)
+	if resp != nil {
+		resp.mgr, s.resp = s.mgr, resp
+	}
 	return s, nil
 }
 
@@ -76,6 +80,9 @@ func (a *app) newServeIncidents(db store.Store) (*serveIncidents, error) {
 func (s *serveIncidents) start(ctx context.Context, srv *server.Server, auditDir string) (io.Closer, error) {
 	s.srv.Store(srv)
 	go s.mgr.Run(ctx)
+	if s.resp != nil {
+		go s.resp.work(ctx)
+	}
 	return s.a.startIncidentControl(s, auditDir)
 }
 
@@ -84,49 +91,13 @@ func (s *serveIncidents) start(ctx context.Context, srv *server.Server, auditDir
 func (s *serveIncidents) onAlert(met *serveMetrics) func(monitor.Alert) {
 	return func(al monitor.Alert) {
 		met.CountAlert(al.Rule, string(al.Severity))
-		s.mgr.Alert(al)
+		s.record(al)
 	}
 }
 
 // sink is the audit destination through which panics reach incidents.
 func (s *serveIncidents) sink() server.NamedSink {
 	return server.NamedSink{Name: "incidents", Sink: s.mgr}
-}
-
-// respond runs the configured automatic response to a critical alert
-// through the same path as `keywarden panic`.
-func (s *serveIncidents) respond(ctx context.Context, on string, al monitor.Alert) (string, error) {
-	srv := s.srv.Load()
-	if srv == nil {
-		return "", errors.New("the server is not running yet")
-	}
-	ev := al.Evidence
-	req := panicRequest{Reason: "automatic response to " + al.Rule + " (" + al.Subject + ")"}
-	switch on {
-	case respondSuspendClient:
-		// Only a client of ours that is still active: failed logins name
-		// whatever id the caller claimed.
-		c, err := srv.Clients.Find(ctx, ev["client"])
-		if ev["client"] == "" || err != nil || !c.Revoked.IsZero() {
-			return "", nil
-		}
-		req.Client = c.ID
-	case respondPanicKey:
-		if ev["key"] == "" || ev["venue"] == "" {
-			return "", nil
-		}
-		req.Key = exchangeOf(ev["venue"]) + "/" + ev["key"]
-	default:
-		return "", nil
-	}
-	res, err := s.a.runPanic(ctx, srv, req, "automatic-response", time.Now())
-	if err != nil {
-		return "", err
-	}
-	if len(res.Revoked) == 0 {
-		return "automatic response (" + on + "): no active credential matched", nil
-	}
-	return "automatic response (" + on + "): revoked " + strings.Join(res.Revoked, ", ") + " in " + res.Took, nil
 }
 
 // configDigest is the SHA-256 of the configuration file in force.

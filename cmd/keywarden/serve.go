@@ -119,6 +119,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer leave.Close()
+	inc.setPeers(peers)
 
 	ln, err := net.Listen("tcp", g.Listen)
 	if err != nil {

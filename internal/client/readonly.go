@@ -31,9 +31,12 @@ var ErrNotReadOnly = errors.New("client credential is not read-only")
 // every scope unless downgraded, public and read only when downgraded.
 // Unknown scopes are refused while downgraded (fail closed).
 func (c *Client) AllowsScope(s exchange.Scope) bool {
-	if c.ReadOnly == nil {
-		return true
-	}
+	return c.ReadOnly == nil || ReadOnlyAllows(s)
+}
+
+// ReadOnlyAllows reports whether a read-only credential may make a call of
+// scope s: public and read calls only.
+func ReadOnlyAllows(s exchange.Scope) bool {
 	return s == exchange.ScopePublic || s == exchange.ScopeRead
 }
 

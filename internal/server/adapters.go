@@ -21,9 +21,16 @@ type policyAdapter struct {
 	engine atomic.Pointer[policy.Engine] // swapped by Server.SetPolicies
 	prices policy.PriceSource
 	shared policy.SharedWindows // set by Server.ShareWindows before serving
+	// clients, when set, is asked for the credential's current read-only
+	// state (client.Downgrade), so that a downgrade reaches WebSocket
+	// sessions logged on before it.
+	clients gateway.Clients
 }
 
 func (a *policyAdapter) Check(ctx context.Context, c gateway.Check) (gateway.Permit, error) {
+	if d := a.readOnly(c); d != nil {
+		return nil, d
+	}
 	in := policy.Input{
 		Call: c.Call, Client: c.Client.ID, Key: c.Exchange + "/" + c.Client.Key, Venue: c.Call.Venue,
 		SourceIP: c.SourceIP, Now: c.Now, CredentialExpires: c.Client.Expires, Prices: a.prices,

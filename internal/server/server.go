@@ -137,7 +137,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		s.Audit.Close()
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	pa := &policyAdapter{}
+	pa := &policyAdapter{clients: s.Clients}
 	s.Engine = policy.NewEngine(policy.Options{Policies: o.Policies})
 	if err := s.restoreWindows(ctx, o, hashKey); err != nil {
 		s.Audit.Close()

@@ -1,0 +1,31 @@
+package server
+
+import (
+	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/gateway"
+)
+
+// RuleReadOnly is the policy rule that refuses a downgraded credential's
+// trade, transfer, withdraw and account-admin calls.
+const RuleReadOnly = "read_only"
+
+// readOnly returns the denial of c's call when its credential is
+// downgraded to read-only, or nil. The registry's current entry decides
+// (a WebSocket session holds the entry of its logon); the credential in c
+// counts too, so neither copy can lift a downgrade.
+func (a *policyAdapter) readOnly(c gateway.Check) *gateway.Denial {
+	cl := c.Client
+	if cl == nil {
+		return nil
+	}
+	down := cl.ReadOnly != nil
+	if !down && a.clients != nil {
+		if e, err := a.clients.Lookup(cl.Venue, cl.ID); err == nil {
+			down = e.ReadOnly != nil
+		}
+	}
+	if !down || client.ReadOnlyAllows(c.Call.Scope) {
+		return nil
+	}
+	return &gateway.Denial{Rule: RuleReadOnly, Reason: "client credential downgraded to read-only: only public and read calls are allowed until an operator restores trading"}
+}
