@@ -199,7 +199,8 @@ type Gateway struct {
 	observe  func(Observation)
 	ready    func() error
 	prices   *priceCache
-	orderIDs *orderIDs // client order ids used recently (A31); nil: off
+	orderIDs *orderIDs   // client order ids used recently (A31); nil: off
+	listen   *listenKeys // user-data stream tokens issued through the gateway
 	reqSeq   atomic.Uint64
 	reqBase  string
 	failed   atomic.Pointer[string] // set when an outcome could not be recorded
@@ -272,6 +273,10 @@ func New(o Options) (*Gateway, error) {
 		return nil, err
 	}
 	g.reqBase = fmt.Sprintf("kw-%x-", rb)
+	var err error
+	if g.listen, err = newListenKeys(); err != nil {
+		return nil, err
+	}
 	for _, r := range o.Routes {
 		if r.Venue.Name == "" || r.Venue.Upstream == nil {
 			return nil, errors.New("gateway: a route needs a venue name and upstream")

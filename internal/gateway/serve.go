@@ -162,7 +162,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call.Venue = v.Name
 	st.call = call
 	st.obs.Scope = call.Scope
-	st.body = out.Body
+	lk, auditBody := g.listenKeyCall(v, out)
+	st.body = auditBody
 
 	permit, err := g.policy.Check(r.Context(), Check{Call: call, Client: &entry.Client, Exchange: rt.Exchange, SourceIP: ip, Now: start})
 	if err != nil {
@@ -218,6 +219,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, err := g.clients.Lookup(v.Name, clientKey); err != nil {
 		st.fail(exchange.Errorf(exchange.ErrAuth, "invalid API key or signature"))
+		return
+	}
+	if lk != nil {
+		g.forwardListenKeyCall(st, out, key, lk)
 		return
 	}
 	st.sent = true

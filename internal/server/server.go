@@ -169,7 +169,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Gateway, err = gateway.New(gateway.Options{
 		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
 		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
-		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: observe,
+		UpstreamTimeout: o.UpstreamTimeout, Transport: newUpstream(o.Transport), Observe: observe,
 		Ready: func() error {
 			if o.Vault.Sealed() {
 				return vault.ErrSealed
@@ -185,7 +185,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	wsr, err := wsRoutes(o.Routes)
 	if err == nil {
 		s.WS, err = wsgateway.New(wsgateway.Options{Routes: wsr, Clients: s.Clients, Keys: o.Vault, Policy: pa,
-			Audit: auditAdapter{s.Audit}, Healthy: s.Gateway.Healthy, Logger: o.Logger.With("component", "wsgateway")})
+			Audit: auditAdapter{s.Audit}, Healthy: s.Gateway.Healthy, Logger: o.Logger.With("component", "wsgateway"),
+			ListenKeys: s.Gateway})
 	}
 	if err != nil {
 		s.Audit.Close()

@@ -16,6 +16,7 @@ type wsVenue struct {
 	apiPaths     []string
 	streamPaths  []string
 	wsapi        func() exchange.WSAPI
+	userStreams  bool // listen-key user-data streams on the stream host
 }
 
 // wsVenues is the literal list of venues whose WebSockets the gateway
@@ -23,10 +24,12 @@ type wsVenue struct {
 var wsVenues = map[string]wsVenue{
 	binance.SpotName: {streams: binance.WSStreamUpstream, api: binance.WSAPIUpstream, apiPaths: []string{binance.WSAPIPath},
 		streamPaths: []string{"/ws", "/stream"},
-		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(false) }},
+		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(false) },
+		userStreams: true},
 	binance.USDMName: {streams: binance.USDMWSStreamUpstream, api: binance.USDMWSAPIUpstream, apiPaths: []string{binance.USDMWSAPIPath},
 		streamPaths: []string{"/ws", "/stream"},
-		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(true) }},
+		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(true) },
+		userStreams: true},
 	okx.Name: {streams: okx.WSUpstream, api: okx.WSUpstream, apiPaths: []string{okx.WSPrivate, okx.WSBusiness},
 		streamPaths: []string{"/ws/v5/public"},
 		wsapi:       func() exchange.WSAPI { return okx.NewWSAPI() }},
@@ -59,7 +62,7 @@ func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
 			return nil, err
 		}
 		out = append(out, wsgateway.Route{Venue: r.Def.Name, Exchange: r.Def.Exchange, Streams: su, API: au,
-			APIPaths: wv.apiPaths, StreamPaths: wv.streamPaths, WSAPI: wv.wsapi()})
+			APIPaths: wv.apiPaths, StreamPaths: wv.streamPaths, WSAPI: wv.wsapi(), UserStreams: wv.userStreams})
 	}
 	return out, nil
 }

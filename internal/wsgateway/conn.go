@@ -50,6 +50,14 @@ type conn struct {
 	last    *client.Entry // the client of the latest signed request
 	scrub   []byte        // the exchange API key, replaced in answers
 	pending map[string]pending
+	tokens  []string // user-data stream tokens streamed (never logged)
+}
+
+// hasTokens says whether the socket streams user data.
+func (c *conn) hasTokens() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.tokens) > 0
 }
 
 // clientID is the credential the socket acts for, for revocation checks.
@@ -158,7 +166,9 @@ func (c *conn) readUp() {
 	for {
 		typ, b, err := c.up.Read(c.ctx)
 		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
+			if c.hasTokens() && c.revokedStream() {
+				c.close(websocket.StatusPolicyViolation, closedReason)
+			} else if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
 				c.close(websocket.StatusNormalClosure, "the venue closed the stream")
 			} else {
 				c.close(websocket.StatusTryAgainLater, "the venue's stream ended; reconnect")
@@ -184,6 +194,9 @@ func (c *conn) readDown() {
 			return
 		}
 		if c.api == nil {
+			if c.rt.UserStreams && !c.streamMessage(typ, b) {
+				continue
+			}
 			if !c.enqueue(c.toUp, frame{typ, b}, "the venue") {
 				return
 			}

@@ -64,6 +64,11 @@ type Route struct {
 	// path equal to one or under it ("/ws" serves "/ws/btcusdt@trade").
 	// Upgrades to any other path are not WebSockets keywarden proxies.
 	StreamPaths []string
+	// UserStreams says the venue's streams also carry user-data streams
+	// named by a token made over REST (Binance listen keys: every stream
+	// name of 16 or more characters without "@"); such streams open only
+	// for a token in Options.ListenKeys.
+	UserStreams bool
 }
 
 // Options configure a Proxy.
@@ -94,6 +99,9 @@ type Options struct {
 	Sweep time.Duration
 	// MaxPending caps requests awaiting an answer per socket (default 256).
 	MaxPending int
+	// ListenKeys are the user-data stream tokens issued through the
+	// gateway; nil refuses every user-data stream.
+	ListenKeys ListenKeys
 }
 
 // Proxy is the WebSocket proxy. It is an http.Handler.
@@ -224,6 +232,10 @@ func (p *Proxy) Open() int {
 // CloseAll closes every open socket with 1013 (try again later): the panic
 // switch's hook.
 func (p *Proxy) CloseAll() {
+	if p.o.ListenKeys != nil {
+		// No user-data stream outlives the panic switch at the venue.
+		p.o.ListenKeys.RevokeListenKeys("the panic switch stopped keywarden")
+	}
 	for _, c := range p.snapshot() {
 		c.close(websocket.StatusTryAgainLater, "keywarden stopped accepting requests")
 	}
@@ -277,11 +289,18 @@ func (p *Proxy) sweep() {
 				c.close(websocket.StatusTryAgainLater, "keywarden stopped accepting requests")
 				continue
 			}
+			if c.hasTokens() {
+				c.checkStreamSocket()
+			}
 			if id := c.clientID(); id != "" {
 				if _, err := p.o.Clients.Lookup(c.rt.Venue, id); err != nil {
 					c.close(websocket.StatusPolicyViolation, "client credential revoked or expired")
 				}
 			}
+		}
+		if healthy == nil && p.o.ListenKeys != nil {
+			// After the sockets: tokens without one are closed at the venue.
+			p.o.ListenKeys.SweepListenKeys()
 		}
 	}
 }
@@ -398,6 +417,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "keywarden: the WebSocket API takes no query", http.StatusBadRequest)
 		return
 	}
+	streamReqID := ""
+	if c.api == nil && rt.UserStreams {
+		if streamReqID, err = p.openUserStream(w, r, c, rest); err != nil {
+			return
+		}
+	}
 	if err := p.acquire(c); err != nil {
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "keywarden: "+err.Error(), http.StatusTooManyRequests)
@@ -417,7 +442,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if resp != nil && resp.StatusCode == http.StatusNotFound {
 			status = http.StatusNotFound
 		}
-		p.log.Warn("websocket upstream dial failed", "venue", rt.Venue, "err", err)
+		p.log.Warn("websocket upstream dial failed", "venue", rt.Venue, "err", p.redactTokens(err.Error(), c.tokens))
+		p.streamOutcome(c, streamReqID, status, "the venue's WebSocket could not be reached")
 		http.Error(w, "keywarden: the venue's WebSocket could not be reached", status)
 		return
 	}
@@ -426,6 +452,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		up.CloseNow()
 		return
 	}
+	p.streamOutcome(c, streamReqID, http.StatusSwitchingProtocols, "")
 	up.SetReadLimit(p.o.MaxMessage)
 	down.SetReadLimit(p.o.MaxMessage)
 	c.run(r.Context(), down, up)

@@ -29,6 +29,9 @@ type WSSimulator struct {
 
 	mu    sync.Mutex
 	conns int
+	// listen are the REST simulator's listen keys; nil accepts every
+	// listen-key-shaped stream name.
+	listen *simListenKeys
 }
 
 // NewWSSimulator returns a WSSimulator over kit.
@@ -39,7 +42,9 @@ func NewWSSimulator(kit *sim.Kit) *WSSimulator {
 // SimulatorWithWS serves WebSocket upgrades with a WSSimulator and every
 // other request with the REST Simulator, both over kit.
 func SimulatorWithWS(kit *sim.Kit) http.Handler {
-	return sim.WithWS(NewSimulator(kit), NewWSSimulator(kit))
+	rest, ws := NewSimulator(kit), NewWSSimulator(kit)
+	ws.listen = rest.listen
+	return sim.WithWS(rest, ws)
 }
 
 // Open returns how many sockets the simulator holds open.
@@ -64,6 +69,16 @@ func (s *WSSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.Error(w, "not found", http.StatusNotFound)
 		return
+	}
+	if p != WSAPIPath && p != USDMWSAPIPath {
+		names := strings.Split(strings.TrimPrefix(p, "/ws/"), "/")
+		if p == "/stream" {
+			names = strings.Split(r.URL.Query().Get("streams"), "/")
+		}
+		if s.deadListenKey(names) != "" {
+			http.Error(w, `{"code":-1125,"msg":"This listenKey does not exist."}`, http.StatusBadRequest)
+			return
+		}
 	}
 	c, err := websocket.Accept(w, r, nil)
 	if err != nil {
@@ -130,7 +145,9 @@ func (s *WSSimulator) stream(ctx context.Context, c *websocket.Conn, names []str
 			for _, p := range req.Params {
 				switch req.Method {
 				case "SUBSCRIBE":
-					subs[p] = true
+					if !isListenKey(p) || s.listenKeyLive(p) {
+						subs[p] = true
+					}
 				case "UNSUBSCRIBE":
 					delete(subs, p)
 				}
@@ -154,6 +171,13 @@ func (s *WSSimulator) stream(ctx context.Context, c *websocket.Conn, names []str
 			cur = append(cur, n)
 		}
 		mu.Unlock()
+		if dead := s.deadListenKey(cur); dead != "" {
+			// A closed or expired listen key ends its stream, as at Binance.
+			ev, _ := json.Marshal(map[string]any{"e": "listenKeyExpired", "E": s.kit.Now().UnixMilli(), "listenKey": dead})
+			_ = c.Write(ctx, websocket.MessageText, ev)
+			_ = c.Close(websocket.StatusNormalClosure, "listen key expired")
+			return
+		}
 		for _, n := range cur {
 			seq++
 			ev := s.event(n, seq)
