@@ -109,6 +109,9 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	defer srv.Close()
 	met.bind(srv)
+	if err := a.keepPanicState(ctx, db, srv.Gateway); err != nil {
+		return err
+	}
 	ictl, err := inc.start(ctx, srv, g.AuditDir)
 	if err != nil {
 		return err
