@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/merkle"
 )
 
 // ErrUnavailable is returned by Append while the log is in its failed state:
@@ -148,11 +149,14 @@ type generation struct {
 // state is the writer's view of the chain; only the writer goroutine touches
 // it while running.
 type state struct {
-	f         *os.File
-	w         File
-	segName   string
-	segSize   int64   // end of the data in the segment
-	z         *zeroer // nil without pre-allocation
+	f       *os.File
+	w       File
+	segName string
+	segSize int64   // end of the data in the segment
+	z       *zeroer // nil without pre-allocation
+	// tree is the Merkle tree over every durable record; nil when it
+	// cannot be known (records before a prune anchor without a tree).
+	tree      *merkle.Compact
 	nextSeq   uint64
 	prev      string
 	lastTime  time.Time
@@ -277,7 +281,16 @@ func (l *Log) recover() (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit: open: %w", err)
 	}
-	st := &state{nextSeq: rs.lastSeq + 1, prev: rs.lastHash, lastTime: rs.lastTime, lastCkpt: l.opts.Now()}
+	st := &state{nextSeq: rs.lastSeq + 1, prev: rs.lastHash, lastTime: rs.lastTime, lastCkpt: l.opts.Now(), tree: rs.tree}
+	if st.tree == nil && !rs.anchored {
+		// a log from before Merkle checkpoints: one full read
+		if st.tree, err = rebuildTree(l.opts.Dir); err != nil {
+			return nil, fmt.Errorf("audit: open: %w", err)
+		}
+	}
+	if st.tree == nil {
+		l.log.Warn("audit: no Merkle tree for the records before the prune anchor; checkpoints carry no Merkle root")
+	}
 	st.sinceCkpt = int(rs.lastSeq - rs.lastCkptSeq)
 	name := rs.lastSegment
 	if name == "" {
@@ -751,11 +764,18 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	buf := st.buf[:0]
 	seq, prev := st.nextSeq, st.prev
 	records := 0
+	var tree *merkle.Compact // st.tree once this batch is durable
+	if st.tree != nil && len(batch) > 0 || forceCkpt {
+		tree = cloneCompact(st.tree)
+	}
 	for _, pd := range batch {
 		if pd.body == nil {
 			continue // a barrier (Sync): it only waits for the flush
 		}
 		buf, prev = appendLine(buf, seq, now, pd.body, prev)
+		if tree != nil {
+			tree.Append(leafOf(prev))
+		}
 		pd.rec = Receipt{Seq: seq, Hash: prev}
 		seq++
 		records++
@@ -764,8 +784,11 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	ckpt := l.opts.Signer != nil && since > 0 &&
 		(forceCkpt || since >= l.opts.CheckpointEvery)
 	if ckpt {
-		body := l.checkpointBody(seq-1, prev, now)
+		body := l.checkpointBody(seq-1, prev, now, tree)
 		buf, prev = appendLine(buf, seq, now, body, prev)
+		if tree != nil {
+			tree.Append(leafOf(prev))
+		}
 		seq++
 	}
 	st.buf = buf
@@ -790,6 +813,9 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 		}
 	}
 	st.nextSeq, st.prev, st.lastTime = seq, prev, now
+	if tree != nil {
+		st.tree = tree
+	}
 	if ckpt {
 		st.sinceCkpt = 0
 		st.lastCkpt = l.opts.Now()
@@ -833,11 +859,13 @@ func (l *Log) rotate(st *state) error {
 	return l.openSegment(st, segmentName(st.nextSeq))
 }
 
-func (l *Log) checkpointBody(count uint64, head string, t time.Time) []byte {
+func (l *Log) checkpointBody(count uint64, head string, t time.Time, tree *merkle.Compact) []byte {
 	sig := ed25519.Sign(l.opts.Signer, checkpointNote(count, head, t))
-	r := Record{Type: TypeCheckpoint, Checkpoint: &Checkpoint{
-		Count: count, Head: head, KeyID: l.keyID, Signature: b64(sig),
-	}}
+	cp := &Checkpoint{Count: count, Head: head, KeyID: l.keyID, Signature: b64(sig)}
+	if tree != nil && tree.Size() == count {
+		l.merkleFields(cp, tree)
+	}
+	r := Record{Type: TypeCheckpoint, Checkpoint: cp}
 	body, err := encodeBody(&r)
 	if err != nil {
 		panic("audit: encoding a checkpoint cannot fail: " + err.Error())

@@ -93,6 +93,13 @@ type Checkpoint struct {
 	Head      string `json:"head"`
 	KeyID     string `json:"key_id"`
 	Signature string `json:"signature"` // base64 Ed25519 over checkpointNote
+	// Root is the hex RFC 6962 Merkle tree hash over the hashes of records
+	// 1..Count, Tree the compact range of that tree (hex, largest subtree
+	// first) and NoteSig the C2SP signature of its checkpoint note: base64
+	// of the 4-byte key hash and the Ed25519 signature (see tree.go). Empty in logs written before them.
+	Root    string   `json:"root,omitempty"`
+	Tree    []string `json:"tree,omitempty"`
+	NoteSig string   `json:"note_sig,omitempty"`
 }
 
 // Receipt acknowledges a durable record.

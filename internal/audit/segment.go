@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keywarden/keywarden/internal/merkle"
 )
 
 const (
@@ -169,6 +171,10 @@ type recovered struct {
 	lastTime    time.Time
 	lastSegment string
 	lastCkptSeq uint64 // seq of the last checkpoint record, or of the anchor
+	// tree is the Merkle tree over every record up to lastSeq, when known:
+	// from the genesis, or from the last checkpoint that carries one.
+	tree     *merkle.Compact
+	anchored bool // records were pruned (an anchor stands in for them)
 }
 
 // recoverDir walks every segment, checking hashes and links. Any fault in a
@@ -186,6 +192,9 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 	if a != nil {
 		c.seq, c.hash = a.Seq, a.Hash
 		rs.lastCkptSeq = a.Seq
+		rs.anchored = true
+	} else {
+		rs.tree = &merkle.Compact{}
 	}
 	segs, err := listSegments(dir)
 	if err != nil {
@@ -203,6 +212,7 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 		}
 		c = chain{seq: first.Seq - 1, hash: first.Prev}
 		rs.lastCkptSeq = first.Seq - 1 // not known; at worst a checkpoint comes early
+		rs.tree = nil                  // from the last checkpoint read, if any
 	}
 	for i, name := range segs {
 		last := i == len(segs)-1
@@ -238,6 +248,19 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 			c.advance(&r)
 			if r.Type == TypeCheckpoint {
 				rs.lastCkptSeq = r.Seq
+				if len(r.Checkpoint.Tree) > 0 || r.Checkpoint.Root != "" {
+					t, err := compactFromCheckpoint(r.Checkpoint)
+					if err != nil {
+						return &VerifyError{Segment: name, Line: n, Seq: r.Seq, Reason: err.Error()}
+					}
+					if rs.tree != nil && rs.tree.Root() != t.Root() {
+						return &VerifyError{Segment: name, Line: n, Seq: r.Seq, Reason: "checkpoint Merkle root does not match the records"}
+					}
+					rs.tree = t
+				}
+			}
+			if rs.tree != nil {
+				rs.tree.Append(leafOf(r.Hash))
 			}
 			goodEnd = off + int64(len(line)) + 1
 			if !complete {

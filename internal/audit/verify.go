@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keywarden/keywarden/internal/merkle"
 )
 
 // checkpointOrigin names the log in checkpoint notes and witness lines.
@@ -78,6 +80,15 @@ type Report struct {
 	TornTail bool
 	// Witnessed is the number of witness checkpoints checked against the log.
 	Witnessed int
+	// MerkleCheckpoints counts checkpoints whose Merkle root matched the
+	// records (and whose note signature verified, given a key);
+	// Consistency counts consecutive pairs of them proved consistent.
+	MerkleCheckpoints int
+	Consistency       int
+	// TreeSize and Root are the latest Merkle checkpoint's (0 and "" if
+	// there is none).
+	TreeSize uint64
+	Root     string
 }
 
 // String summarises the report in one line.
@@ -86,6 +97,9 @@ func (r Report) String() string {
 		r.Records, r.FirstSeq, r.LastSeq, r.Segments, r.Head, r.Checkpoints)
 	if r.Anchor != nil {
 		s += fmt.Sprintf(", anchored after seq %d", r.Anchor.Seq)
+	}
+	if r.MerkleCheckpoints > 0 {
+		s += fmt.Sprintf(", %d Merkle checkpoints (%d consistency proofs)", r.MerkleCheckpoints, r.Consistency)
 	}
 	if r.Witnessed > 0 {
 		s += fmt.Sprintf(", %d witness checkpoints matched", r.Witnessed)
@@ -124,6 +138,9 @@ func VerifyWithWitness(dir string, pub ed25519.PublicKey, witnessFile string) (R
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
 	}
+	if err := checkForks(ws); err != nil {
+		return Report{}, err
+	}
 	return verify(dir, pub, ws)
 }
 
@@ -157,6 +174,14 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 	checkWitness := func(r *Record, seg string, line int) error {
 		for _, w := range want[r.Seq] {
 			cp := r.Checkpoint
+			if w.Note {
+				if cp == nil || cp.Count != w.Count || cp.Root != w.Root {
+					return &VerifyError{Segment: seg, Line: line, Seq: r.Seq,
+						Reason: fmt.Sprintf("differs from the witness Merkle checkpoint for tree size %d (log rewritten or forked)", w.Count)}
+				}
+				rep.Witnessed++
+				continue
+			}
 			if cp == nil || cp.Count != w.Count || cp.Head != w.Head || cp.Signature != w.Signature {
 				return &VerifyError{Segment: seg, Line: line, Seq: r.Seq,
 					Reason: fmt.Sprintf("differs from the witness checkpoint for %d records (log rewritten or forked)", w.Count)}
@@ -165,6 +190,10 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 		}
 		delete(want, r.Seq)
 		return nil
+	}
+	mv := merkleVerifier{pub: pub}
+	if a == nil {
+		mv.tree, mv.fromGenesis = &merkle.Compact{}, true
 	}
 	for i, name := range segs {
 		first, _ := segmentSeq(name)
@@ -195,6 +224,9 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 				}
 				rep.Checkpoints++
 			}
+			if err := mv.record(&r); err != nil {
+				return &VerifyError{Segment: name, Line: n, Seq: r.Seq, Reason: err.Error()}
+			}
 			if err := checkWitness(&r, name, n); err != nil {
 				return err
 			}
@@ -214,6 +246,10 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 		}
 	}
 	rep.LastSeq, rep.Head = c.seq, c.hash
+	rep.MerkleCheckpoints, rep.Consistency = mv.checkpoints, mv.consistency
+	if mv.last != nil {
+		rep.TreeSize, rep.Root = mv.last.size, hex.EncodeToString(mv.last.root[:])
+	}
 	for seq, ws := range want {
 		if a != nil && seq <= a.Seq {
 			continue // pruned away: the signed anchor stands in for it
@@ -230,13 +266,17 @@ func verify(dir string, pub ed25519.PublicKey, witness []WitnessCheckpoint) (Rep
 	return rep, nil
 }
 
-// WitnessCheckpoint is one exported checkpoint.
+// WitnessCheckpoint is one exported checkpoint: a witness line (chain head)
+// or, with Note set, a C2SP signed checkpoint note (Merkle root).
 type WitnessCheckpoint struct {
-	Count     uint64
+	Count     uint64 // records covered; the tree size for a note
 	Head      string
 	Time      time.Time
 	KeyID     string
 	Signature string
+	Note      bool
+	Root      string // hex Merkle root (notes)
+	Line      int    // where it starts in the witness file
 }
 
 // witnessTag starts every witness line.
@@ -250,13 +290,53 @@ func (w WitnessCheckpoint) String() string {
 		w.Time.UTC().Format(timeFormat), w.KeyID, w.Signature)
 }
 
-// ReadWitness parses witness lines and checks each signature with pub.
-// Blank lines and lines starting with '#' are ignored.
+// ReadWitness parses witness lines and C2SP checkpoint notes and checks
+// each signature with pub (a note needs a signature line by pub's key;
+// others are ignored, as a C2SP note may carry cosignatures). Blank lines
+// and lines starting with '#' are ignored.
 func ReadWitness(r io.Reader, pub ed25519.PublicKey) ([]WitnessCheckpoint, error) {
 	var out []WitnessCheckpoint
 	sc := bufio.NewScanner(r)
+	var note []string // lines of the note being read
+	noteStart := 0
+	endNote := func() error {
+		if note == nil {
+			return nil
+		}
+		w, err := parseNote(note, pub)
+		if err != nil {
+			return fmt.Errorf("witness line %d: %w", noteStart, err)
+		}
+		w.Line = noteStart
+		out = append(out, w)
+		note = nil
+		return nil
+	}
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		raw := sc.Text()
+		if note != nil {
+			// body lines up to a blank line, then signature lines
+			if raw == "" && !slicesContains(note, "") {
+				note = append(note, "")
+				continue
+			}
+			if slicesContains(note, "") && strings.HasPrefix(raw, "\u2014 ") {
+				note = append(note, raw)
+				continue
+			}
+			if !slicesContains(note, "") && raw != "" {
+				note = append(note, raw)
+				continue
+			}
+			if err := endNote(); err != nil {
+				return nil, err
+			}
+		}
+		line := strings.TrimSpace(raw)
+		if line == MerkleOrigin {
+			note, noteStart = []string{line}, n
+			continue
+		}
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -276,16 +356,104 @@ func ReadWitness(r io.Reader, pub ed25519.PublicKey) ([]WitnessCheckpoint, error
 		if pub != nil && !verifySig(pub, checkpointNote(w.Count, w.Head, w.Time), w.Signature) {
 			return nil, fmt.Errorf("witness line %d: signature does not verify", n)
 		}
+		w.Line = n
 		out = append(out, w)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
 	}
+	if err := endNote(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// ExportCheckpoints writes every checkpoint in the log to w, one witness
-// line each, oldest first. Append the output to a file kept off this host.
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// parseNote parses a C2SP checkpoint note (its lines, blank separator
+// included) and checks the signature by pub's key when pub is set.
+func parseNote(lines []string, pub ed25519.PublicKey) (WitnessCheckpoint, error) {
+	var w WitnessCheckpoint
+	sep := -1
+	for i, l := range lines {
+		if l == "" {
+			sep = i
+			break
+		}
+	}
+	if sep < 3 || sep == len(lines)-1 {
+		return w, errors.New("malformed checkpoint note (want origin, size, root, a blank line and a signature)")
+	}
+	body := lines[:sep]
+	size, err := strconv.ParseUint(body[1], 10, 64)
+	if err != nil || strconv.FormatUint(size, 10) != body[1] {
+		return w, errors.New("checkpoint note: malformed tree size")
+	}
+	root, err := base64.StdEncoding.DecodeString(body[2])
+	if err != nil || len(root) != 32 {
+		return w, errors.New("checkpoint note: malformed root hash")
+	}
+	w = WitnessCheckpoint{Count: size, Root: hex.EncodeToString(root), Note: true}
+	if pub == nil {
+		return w, nil
+	}
+	text := []byte(strings.Join(body, "\n") + "\n")
+	want := NoteKeyHash(pub)
+	for _, l := range lines[sep+1:] {
+		f := strings.Fields(strings.TrimPrefix(l, "\u2014 "))
+		if len(f) != 2 || f[0] != MerkleOrigin {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(f[1])
+		if err != nil || len(b) != 4+ed25519.SignatureSize || !bytes.Equal(b[:4], want) {
+			continue
+		}
+		if ed25519.Verify(pub, text, b[4:]) {
+			w.Signature = b64(b[4:])
+			w.KeyID = hex.EncodeToString(b[:4])
+			return w, nil
+		}
+		return w, errors.New("checkpoint note: signature does not verify")
+	}
+	return w, errors.New("checkpoint note: no signature by the log's key")
+}
+
+// checkForks flags a witness holding two different checkpoints for the
+// same size: the log was forked, for example restored from an old backup
+// and written on (C3).
+func checkForks(ws []WitnessCheckpoint) error {
+	type key struct {
+		note  bool
+		count uint64
+	}
+	seen := map[key]WitnessCheckpoint{}
+	for _, w := range ws {
+		k := key{w.Note, w.Count}
+		prev, ok := seen[k]
+		if !ok {
+			seen[k] = w
+			continue
+		}
+		if w.Note && prev.Root != w.Root {
+			return fmt.Errorf("audit: verify: fork: the witness holds two different Merkle roots for tree size %d (lines %d and %d): the log was rewritten or restored from an old state and written on", w.Count, prev.Line, w.Line)
+		}
+		if !w.Note && prev.Head != w.Head {
+			return fmt.Errorf("audit: verify: fork: the witness holds two different heads for %d records (lines %d and %d): the log was rewritten or restored from an old state and written on", w.Count, prev.Line, w.Line)
+		}
+	}
+	return nil
+}
+
+// ExportCheckpoints writes every checkpoint in the log to w, oldest first:
+// a witness line each, followed by its C2SP signed checkpoint note when it
+// has a Merkle root. Append the output to a file kept off this host.
 func (l *Log) ExportCheckpoints(w io.Writer) error {
 	return ExportCheckpoints(l.opts.Dir, w)
 }
@@ -309,6 +477,11 @@ func ExportCheckpointsAfter(dir string, w io.Writer, seq uint64) error {
 		wc := WitnessCheckpoint{Count: cp.Count, Head: cp.Head, Time: r.Time, KeyID: cp.KeyID, Signature: cp.Signature}
 		if _, err := bw.WriteString(wc.String() + "\n"); err != nil {
 			return fmt.Errorf("audit: export checkpoints: %w", err)
+		}
+		if note := CheckpointNote(cp); note != "" {
+			if _, err := bw.WriteString(note + "\n"); err != nil {
+				return fmt.Errorf("audit: export checkpoints: %w", err)
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {

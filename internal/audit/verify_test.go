@@ -195,8 +195,9 @@ func exportWitness(t *testing.T, dir string) string {
 func TestVerifyTruncationWithWitness(t *testing.T) {
 	dir := buildLog(t, 20, 0)
 	witness := exportWitness(t, dir)
-	if rep, err := VerifyWithWitness(dir, testPub(), witness); err != nil || rep.Witnessed != 4 {
-		t.Fatalf("VerifyWithWitness(untouched) = %+v, %v; want 4 witnessed checkpoints", rep, err)
+	// four checkpoints, each exported as a witness line and a C2SP note
+	if rep, err := VerifyWithWitness(dir, testPub(), witness); err != nil || rep.Witnessed != 8 {
+		t.Fatalf("VerifyWithWitness(untouched) = %+v, %v; want 8 witnessed checkpoints", rep, err)
 	}
 	seg := segmentName(1)
 	lines := readSeg(t, dir, seg)
@@ -290,8 +291,10 @@ func TestExportCheckpointsAfter(t *testing.T) {
 	ExportCheckpoints(dir, &all)
 	// The witness has the first two checkpoints (records 6 and 12).
 	ExportCheckpointsAfter(dir, &tail, 12)
-	lines := strings.Split(strings.TrimSpace(all.String()), "\n")
-	if got, want := tail.String(), strings.Join(lines[2:], "\n")+"\n"; got != want {
+	// each checkpoint: its witness line, then its C2SP note (body, blank
+	// line, signature) and a blank line: two pieces ending in a blank line
+	entries := strings.SplitAfter(all.String(), "\n\n")
+	if got, want := tail.String(), strings.Join(entries[4:], ""); got != want {
 		t.Errorf("ExportCheckpointsAfter(12) = %q, want %q", got, want)
 	}
 }
