@@ -18,6 +18,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/client"
+	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/gateway"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/store"
@@ -157,6 +158,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		}
 	}
 	var routes []gateway.Route
+	built := map[string]exchange.Venue{} // the REST venues, shared with their WebSocket APIs
 	for _, r := range o.Routes {
 		u := r.Upstream
 		if u == nil {
@@ -164,7 +166,9 @@ func New(ctx context.Context, o Options) (*Server, error) {
 				return nil, err
 			}
 		}
-		routes = append(routes, gateway.Route{Venue: r.Def.Build(u), Exchange: r.Def.Exchange, PublicCacheTTL: r.PublicCacheTTL})
+		ven := r.Def.Build(u)
+		built[r.Def.Name] = ven
+		routes = append(routes, gateway.Route{Venue: ven, Exchange: r.Def.Exchange, PublicCacheTTL: r.PublicCacheTTL})
 	}
 	s.Gateway, err = gateway.New(gateway.Options{
 		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
@@ -182,7 +186,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		return nil, err
 	}
 	pa.prices = s.Gateway
-	wsr, err := wsRoutes(o.Routes)
+	wsr, err := wsRoutes(o.Routes, built)
 	if err == nil {
 		s.WS, err = wsgateway.New(wsgateway.Options{Routes: wsr, Clients: s.Clients, Keys: o.Vault, Policy: pa,
 			Audit: auditAdapter{s.Audit}, Healthy: s.Gateway.Healthy, Logger: o.Logger.With("component", "wsgateway"),

@@ -6,6 +6,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
 	"github.com/keywarden/keywarden/internal/exchange/bybit"
+	"github.com/keywarden/keywarden/internal/exchange/hyperliquid"
 	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/wsgateway"
 )
@@ -16,7 +17,12 @@ type wsVenue struct {
 	apiPaths     []string
 	streamPaths  []string
 	wsapi        func() exchange.WSAPI
-	userStreams  bool // listen-key user-data streams on the stream host
+	// wsapiOf builds the WS API from the REST venue instead, for venues
+	// whose WS API shares its replay memory and nonces (Hyperliquid); an
+	// empty streams then means the REST host's own wss:// (mainnet or
+	// testnet).
+	wsapiOf     func(exchange.Venue) (exchange.WSAPI, error)
+	userStreams bool // listen-key user-data streams on the stream host
 }
 
 // wsVenues is the literal list of venues whose WebSockets the gateway
@@ -36,12 +42,14 @@ var wsVenues = map[string]wsVenue{
 	bybit.Name: {streams: bybit.WSUpstream, api: bybit.WSUpstream, apiPaths: []string{bybit.WSPrivate, bybit.WSTrade},
 		streamPaths: []string{"/v5/public"},
 		wsapi:       func() exchange.WSAPI { return bybit.NewWSAPI() }},
+	hyperliquid.Name: {apiPaths: []string{hyperliquid.WSPath},
+		wsapiOf: func(v exchange.Venue) (exchange.WSAPI, error) { return hyperliquid.NewWSAPI(v) }},
 }
 
 // wsRoutes builds the WebSocket routes for the configured venues. A venue
 // whose REST upstream is a loopback simulator (http://127.0.0.1:port) gets
 // its WebSockets from the same simulator (ws://127.0.0.1:port).
-func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
+func wsRoutes(routes []Route, built map[string]exchange.Venue) ([]wsgateway.Route, error) {
 	var out []wsgateway.Route
 	for _, r := range routes {
 		wv, ok := wsVenues[r.Def.Name]
@@ -49,6 +57,15 @@ func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
 			continue
 		}
 		streams, api := wv.streams, wv.api
+		if streams == "" && r.Upstream != nil {
+			streams, api = "wss://"+r.Upstream.Host, "wss://"+r.Upstream.Host
+		} else if streams == "" {
+			u, err := url.Parse(r.Def.Upstream)
+			if err != nil {
+				return nil, err
+			}
+			streams, api = "wss://"+u.Host, "wss://"+u.Host
+		}
 		if r.Upstream != nil && r.Upstream.Scheme == "http" {
 			sim := "ws://" + r.Upstream.Host
 			streams, api = sim, sim
@@ -61,8 +78,16 @@ func wsRoutes(routes []Route) ([]wsgateway.Route, error) {
 		if err != nil {
 			return nil, err
 		}
+		var wsapi exchange.WSAPI
+		if wv.wsapiOf != nil {
+			if wsapi, err = wv.wsapiOf(built[r.Def.Name]); err != nil {
+				return nil, err
+			}
+		} else {
+			wsapi = wv.wsapi()
+		}
 		out = append(out, wsgateway.Route{Venue: r.Def.Name, Exchange: r.Def.Exchange, Streams: su, API: au,
-			APIPaths: wv.apiPaths, StreamPaths: wv.streamPaths, WSAPI: wv.wsapi(), UserStreams: wv.userStreams})
+			APIPaths: wv.apiPaths, StreamPaths: wv.streamPaths, WSAPI: wsapi, UserStreams: wv.userStreams})
 	}
 	return out, nil
 }

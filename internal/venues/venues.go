@@ -75,7 +75,7 @@ func Known() []Def {
 		{Name: "bitmex", CCXT: "bitmex", Exchange: "bitmex", Upstream: bitmex.DefaultUpstream, Testnet: bitmex.TestnetUpstream,
 			Build: bitmex.New, Simulator: func(k *sim.Kit) http.Handler { return bitmex.NewSimulator(k) }},
 		{Name: "hyperliquid", CCXT: "hyperliquid", Exchange: "hyperliquid", Upstream: hyperliquid.DefaultUpstream, Testnet: hyperliquid.TestnetUpstream,
-			Build: hyperliquid.New, Simulator: func(k *sim.Kit) http.Handler { return hyperliquid.NewSimulator(k) }},
+			Build: hyperliquid.New, Simulator: hyperliquid.SimulatorWithWS},
 	}
 }
 

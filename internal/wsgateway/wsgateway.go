@@ -367,6 +367,9 @@ func (p *Proxy) Serves(r *http.Request) bool {
 	if slices.Contains(rt.APIPaths, rest) {
 		return true
 	}
+	if _, _, ok := clientPathAPI(rt, rest); ok {
+		return true
+	}
 	for _, sp := range rt.StreamPaths {
 		if rest == sp || strings.HasPrefix(rest, strings.TrimSuffix(sp, "/")+"/") {
 			return true
@@ -409,6 +412,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rest == ap {
 			target, c.api = *rt.API, rt.WSAPI
 		}
+	}
+	if api, up, ok := clientPathAPI(rt, rest); ok {
+		target, c.api, rest = *rt.API, api, up
 	}
 	target.Path = strings.TrimSuffix(target.Path, "/") + rest
 	if c.api == nil {

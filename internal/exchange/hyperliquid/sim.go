@@ -98,52 +98,59 @@ func (s *Simulator) Agents(master eip712.Address) []string {
 	return out
 }
 
-func simErr(w http.ResponseWriter, msg string) {
-	writeJSON(w, http.StatusOK, map[string]any{"status": "err", "response": msg})
-}
+func simErr(msg string) any { return map[string]any{"status": "err", "response": msg} }
 
-func simOK(w http.ResponseWriter, typ string, data any) {
+func simOK(typ string, data any) any {
 	resp := map[string]any{"type": typ}
 	if data != nil {
 		resp["data"] = data
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "response": resp})
+	return map[string]any{"status": "ok", "response": resp}
 }
 
 func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	logged := sim.Logged{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), Body: body}
-	reject := func(status int, msg string) {
+	if err != nil {
+		logged.Error = "body too large"
+		s.kit.Record(logged)
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	status, out := s.act(body, logged)
+	if msg, ok := out.(string); ok && status != http.StatusOK {
+		http.Error(w, msg, status)
+		return
+	}
+	writeJSON(w, status, out)
+}
+
+// act runs one signed /exchange body (from POST /exchange or a WebSocket
+// post) and returns the HTTP status and the answer: the venue's JSON, or
+// a plain-text message when the status is not 200. logged is recorded.
+func (s *Simulator) act(body []byte, logged sim.Logged) (int, any) {
+	reject := func(status int, msg string) (int, any) {
 		logged.Error = msg
 		s.kit.Record(logged)
 		if status == http.StatusOK {
-			simErr(w, msg)
-			return
+			return status, simErr(msg)
 		}
-		http.Error(w, msg, status)
-	}
-	if err != nil {
-		reject(http.StatusRequestEntityTooLarge, "body too large")
-		return
+		return status, msg
 	}
 	env, err := parseEnvelope(body)
 	if err != nil {
-		reject(http.StatusUnprocessableEntity, "Failed to deserialize the JSON body into the target type: "+err.Error())
-		return
+		return reject(http.StatusUnprocessableEntity, "Failed to deserialize the JSON body into the target type: "+err.Error())
 	}
 	if env.Sig == nil {
-		reject(http.StatusUnprocessableEntity, "Failed to deserialize the JSON body into the target type: missing field `signature`")
-		return
+		return reject(http.StatusUnprocessableEntity, "Failed to deserialize the JSON body into the target type: missing field `signature`")
 	}
 	d, err := env.digest(s.net)
 	if err != nil {
-		reject(http.StatusOK, err.Error())
-		return
+		return reject(http.StatusOK, err.Error())
 	}
 	signer, err := eip712.Recover(d, *env.Sig)
 	if err != nil {
-		reject(http.StatusOK, "Invalid signature: "+err.Error())
-		return
+		return reject(http.StatusOK, "Invalid signature: "+err.Error())
 	}
 	now := s.kit.Now()
 	s.mu.Lock()
@@ -152,24 +159,20 @@ func (s *Simulator) exchange(w http.ResponseWriter, r *http.Request) {
 	if ag, ok := s.agents[signer]; ok {
 		master, isAgent = ag.master, true
 	} else if _, ok := s.kit.Account(signer.Hex()); !ok {
-		reject(http.StatusOK, "User or API Wallet "+signer.Hex()+" does not exist.")
-		return
+		return reject(http.StatusOK, "User or API Wallet "+signer.Hex()+" does not exist.")
 	}
 	if isAgent && env.userSigned() {
-		reject(http.StatusOK, "Must be signed by the master wallet, not an API wallet: "+env.Type)
-		return
+		return reject(http.StatusOK, "Must be signed by the master wallet, not an API wallet: "+env.Type)
 	}
 	if msg := s.checkNonceLocked(signer, env.Nonce, now); msg != "" {
-		reject(http.StatusOK, msg)
-		return
+		return reject(http.StatusOK, msg)
 	}
 	if env.Expires != nil && !time.UnixMilli(int64(*env.Expires)).After(now) {
-		reject(http.StatusOK, "Action expired")
-		return
+		return reject(http.StatusOK, "Action expired")
 	}
 	logged.APIKey, logged.Verified = master.Hex(), true
 	s.kit.Record(logged)
-	s.execLocked(w, env, master)
+	return http.StatusOK, s.execLocked(env, master)
 }
 
 // checkNonceLocked applies Hyperliquid's per-signer nonce rules and stores n.
@@ -194,15 +197,14 @@ func (s *Simulator) checkNonceLocked(signer eip712.Address, n uint64, now time.T
 	return ""
 }
 
-func (s *Simulator) execLocked(w http.ResponseWriter, env *envelope, master eip712.Address) {
+func (s *Simulator) execLocked(env *envelope, master eip712.Address) any {
 	a := env.Action
 	key := master.Hex()
 	switch env.Type {
 	case "order":
 		orders, err := describeOrders("order", a)
 		if err != nil {
-			simErr(w, err.Error())
-			return
+			return simErr(err.Error())
 		}
 		var statuses []any
 		for _, o := range orders {
@@ -211,7 +213,7 @@ func (s *Simulator) execLocked(w http.ResponseWriter, env *envelope, master eip7
 			oid, _ := strconv.ParseInt(so.ID, 10, 64)
 			statuses = append(statuses, map[string]any{"resting": map[string]any{"oid": oid}})
 		}
-		simOK(w, "order", map[string]any{"statuses": statuses})
+		return simOK("order", map[string]any{"statuses": statuses})
 	case "cancel", "cancelByCloid":
 		v, _ := a.Get("cancels")
 		list, _ := v.([]any)
@@ -219,8 +221,7 @@ func (s *Simulator) execLocked(w http.ResponseWriter, env *envelope, master eip7
 		for _, it := range list {
 			m, ok := it.(*eip712.Object)
 			if !ok {
-				simErr(w, "cancels must hold objects")
-				return
+				return simErr("cancels must hold objects")
 			}
 			var id, cloid string
 			if o, ok := m.Get("o"); ok {
@@ -233,20 +234,18 @@ func (s *Simulator) execLocked(w http.ResponseWriter, env *envelope, master eip7
 				statuses = append(statuses, map[string]any{"error": "Order was never placed, already canceled, or filled."})
 			}
 		}
-		simOK(w, "cancel", map[string]any{"statuses": statuses})
+		return simOK("cancel", map[string]any{"statuses": statuses})
 	case "approveAgent":
 		addrS, _ := stringMember(a, "agentAddress")
 		agent, err := eip712.ParseAddress(addrS)
 		if err != nil {
-			simErr(w, "invalid agentAddress")
-			return
+			return simErr("invalid agentAddress")
 		}
 		name, _ := stringMember(a, "agentName")
 		if err := s.approveLocked(master, agent, name); err != nil {
-			simErr(w, err.Error())
-			return
+			return simErr(err.Error())
 		}
-		simOK(w, "default", nil)
+		return simOK("default", nil)
 	case "usdSend", "withdraw3", "spotSend":
 		amt, _ := stringMember(a, "amount")
 		asset := "USDC"
@@ -255,12 +254,11 @@ func (s *Simulator) execLocked(w http.ResponseWriter, env *envelope, master eip7
 		}
 		f := exchange.ParseFloat(amt)
 		if !exchange.PlainDecimal(amt, false) || f <= 0 || !s.kit.Debit(key, asset, f) {
-			simErr(w, "Insufficient balance for withdrawal")
-			return
+			return simErr("Insufficient balance for withdrawal")
 		}
-		simOK(w, "default", nil)
+		return simOK("default", nil)
 	default:
-		simOK(w, "default", nil)
+		return simOK("default", nil)
 	}
 }
 
@@ -271,11 +269,20 @@ func (s *Simulator) info(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.kit.Record(sim.Logged{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body})
+	out, ok := s.infoAnswer(body)
+	if !ok {
+		http.Error(w, "Failed to deserialize the JSON body", http.StatusUnprocessableEntity)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// infoAnswer answers one /info body; ok is false when it is no JSON object.
+func (s *Simulator) infoAnswer(body []byte) (any, bool) {
 	v, err := eip712.DecodeOrdered(body)
 	o, ok := v.(*eip712.Object)
 	if err != nil || !ok {
-		http.Error(w, "Failed to deserialize the JSON body", http.StatusUnprocessableEntity)
-		return
+		return nil, false
 	}
 	typ, _ := stringMember(o, "type")
 	userS, _ := stringMember(o, "user")
@@ -292,19 +299,18 @@ func (s *Simulator) info(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		writeJSON(w, http.StatusOK, out)
+		return out, true
 	case "userRole":
 		switch {
 		case uerr != nil:
-			writeJSON(w, http.StatusOK, map[string]any{"role": "missing"})
+			return map[string]any{"role": "missing"}, true
 		case s.agents[user].master != (eip712.Address{}):
-			writeJSON(w, http.StatusOK, map[string]any{"role": "agent", "data": map[string]any{"user": s.agents[user].master.Hex()}})
+			return map[string]any{"role": "agent", "data": map[string]any{"user": s.agents[user].master.Hex()}}, true
 		default:
 			if _, ok := s.kit.Account(user.Hex()); ok {
-				writeJSON(w, http.StatusOK, map[string]any{"role": "user"})
-			} else {
-				writeJSON(w, http.StatusOK, map[string]any{"role": "missing"})
+				return map[string]any{"role": "user"}, true
 			}
+			return map[string]any{"role": "missing"}, true
 		}
 	case "openOrders":
 		out := []any{}
@@ -320,12 +326,12 @@ func (s *Simulator) info(w http.ResponseWriter, r *http.Request) {
 			out = append(out, map[string]any{"coin": od.Symbol, "side": side, "limitPx": strconv.FormatFloat(od.Price, 'f', -1, 64),
 				"sz": strconv.FormatFloat(od.Quantity, 'f', -1, 64), "oid": oid, "timestamp": od.Created.UnixMilli(), "cloid": od.ClientOrderID})
 		}
-		writeJSON(w, http.StatusOK, out)
+		return out, true
 	case "clearinghouseState":
 		usdc := strconv.FormatFloat(s.kit.Balances(user.Hex())["USDC"], 'f', -1, 64)
 		summary := map[string]any{"accountValue": usdc, "totalMarginUsed": "0.0", "totalNtlPos": "0.0", "totalRawUsd": usdc}
-		writeJSON(w, http.StatusOK, map[string]any{"assetPositions": []any{}, "crossMaintenanceMarginUsed": "0.0",
-			"crossMarginSummary": summary, "marginSummary": summary, "time": s.kit.Now().UnixMilli(), "withdrawable": usdc})
+		return map[string]any{"assetPositions": []any{}, "crossMaintenanceMarginUsed": "0.0",
+			"crossMarginSummary": summary, "marginSummary": summary, "time": s.kit.Now().UnixMilli(), "withdrawable": usdc}, true
 	case "spotClearinghouseState":
 		bals := []any{}
 		bal := s.kit.Balances(user.Hex())
@@ -333,10 +339,10 @@ func (s *Simulator) info(w http.ResponseWriter, r *http.Request) {
 			total := bal[coin]
 			bals = append(bals, map[string]any{"coin": coin, "hold": "0.0", "total": strconv.FormatFloat(total, 'f', -1, 64)})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"balances": bals})
+		return map[string]any{"balances": bals}, true
 	case "userAbstraction":
-		writeJSON(w, http.StatusOK, "default")
+		return "default", true
 	default:
-		writeJSON(w, http.StatusOK, nil)
+		return nil, true
 	}
 }

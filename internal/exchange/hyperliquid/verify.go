@@ -104,7 +104,22 @@ func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 	if !ok || r.Method != "POST" {
 		return nil, exchange.Errorf(exchange.ErrNotFound, "signed calls are POST /<client credential id>/exchange")
 	}
-	env, err := parseEnvelope(r.Body)
+	body, err := v.verifyBody(r.Body, client, now)
+	if err != nil {
+		return nil, err
+	}
+	out := r.Clone()
+	out.Path = rest
+	out.Body = body
+	return out, nil
+}
+
+// verifyBody checks a signed /exchange body (REST or a WebSocket post):
+// the signer is the client credential's wallet, the nonce is fresh, and
+// the signature was not seen before on either transport. It returns the
+// body without the signature. Errors are *Error.
+func (v *verifier) verifyBody(b []byte, client *exchange.Credential, now time.Time) ([]byte, error) {
+	env, err := parseEnvelope(b)
 	if err != nil {
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "%s", err.Error())
 	}
@@ -143,10 +158,7 @@ func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 	if err != nil {
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "%s", err.Error())
 	}
-	out := r.Clone()
-	out.Path = rest
-	out.Body = body
-	return out, nil
+	return body, nil
 }
 
 // remember records digest d and reports false when it was already seen

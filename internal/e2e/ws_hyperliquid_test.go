@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/go-cmp/cmp"
+	"github.com/keywarden/keywarden/internal/policy"
+)
+
+// hlPostMsg is a WebSocket post of kind "action" or "info" carrying payload.
+func hlPostMsg(id int, kind string, payload []byte) []byte {
+	return fmt.Appendf(nil, `{"method":"post","id":%d,"request":{"type":"%s","payload":%s}}`, id, kind, payload)
+}
+
+// hlWSPost sends a raw message and reads the post answer with id,
+// skipping stream events.
+func hlWSPost(t *testing.T, c *websocket.Conn, msg []byte, id int) (typ string, payload json.RawMessage) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		var ans struct {
+			Channel string `json:"channel"`
+			Data    struct {
+				ID       int `json:"id"`
+				Response struct {
+					Type    string          `json:"type"`
+					Payload json.RawMessage `json:"payload"`
+				} `json:"response"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(b, &ans); err != nil {
+			t.Fatalf("answer %s: %v", b, err)
+		}
+		if ans.Channel == "post" && ans.Data.ID == id {
+			return ans.Data.Response.Type, ans.Data.Response.Payload
+		}
+	}
+	t.Fatalf("no answer to post %d", id)
+	return "", nil
+}
+
+// TestWSHyperliquidPost: a bot on /hyperliquid/c/<client id>/ws posts an
+// order signed with its client key; keywarden verifies, describes, checks,
+// audits and re-signs it with the agent, and the simulator books it. A
+// withdrawal, an order over the cap, a replay on the same socket and a
+// replay of a signature REST already accepted are refused and never
+// forwarded; subscriptions, ping and info posts pass unchanged, and an
+// action on a socket without a client id is refused.
+func TestWSHyperliquidPost(t *testing.T) {
+	env, w := newHLEnv(t, map[string]policy.Definition{
+		"trader": {Scopes: []string{"read", "trade"}, MaxOrderNotional: 1000, NotionalCurrency: "USDC"},
+	})
+	kit := env.Sims["hyperliquid"].Kit
+	kit.SetPrice("BTC", 50000)
+	master := w.master.Address().Hex()
+	iss := env.Issue("hyperliquid", "agent", "trader")
+	bot := newHLBot(t, env, iss)
+	now := time.Now().UnixMilli()
+
+	// Streams, ping and info posts on the plain socket.
+	pub := wsDial(t, env, "/hyperliquid/ws")
+	if m := wsSend(t, pub, map[string]any{"method": "subscribe", "subscription": map[string]string{"type": "trades", "coin": "BTC"}}); m["channel"] != "subscriptionResponse" {
+		t.Fatalf("subscribe: %v", m)
+	}
+	if m := wsRead(t, pub); m["channel"] != "trades" {
+		t.Errorf("trade push %v, want a trades event", m)
+	}
+	if m := wsSend(t, pub, map[string]any{"method": "unsubscribe", "subscription": map[string]string{"type": "trades", "coin": "BTC"}}); m["channel"] != "subscriptionResponse" && m["channel"] != "trades" {
+		t.Errorf("unsubscribe: %v", m)
+	}
+	typ, pl := hlWSPost(t, pub, hlPostMsg(7, "info", []byte(`{"type":"extraAgents","user":"`+master+`"}`)), 7)
+	if typ != "info" || !bytes.Contains(pl, []byte(strings.ToLower(w.agent.Address().Hex()))) {
+		t.Errorf("info post: %s %s, want the agent listed", typ, pl)
+	}
+	typ, pl = hlWSPost(t, pub, hlPostMsg(8, "action", bot.signed(hlOrder("50000", "0.01"), now+50)), 8)
+	if typ != "error" || !bytes.Contains(pl, []byte("/hyperliquid/c/")) {
+		t.Errorf("action without a client id: %s %s, want an error naming the client path", typ, pl)
+	}
+
+	// The same signed order twice over REST then WS: the second is a replay.
+	restOrder := bot.signed(hlOrder("50000", "0.01"), now+40)
+	if st, body := hlPost(t, bot.url, restOrder); st != 200 || !strings.Contains(body, "resting") {
+		t.Fatalf("REST order: %d %s", st, body)
+	}
+
+	c := wsDial(t, env, "/hyperliquid/c/"+iss.ID+"/ws")
+	order := bot.signed(hlOrder("50000", "0.01"), now)
+	steps := []struct {
+		name    string
+		payload []byte
+		typ     string
+		want    string
+	}{
+		{"order", order, "action", `"resting"`},
+		{"replay", order, "error", "replayed"},
+		{"replay of a REST call", restOrder, "error", "replayed"},
+		{"over the cap", bot.signed(hlOrder("50000", "0.1"), now+1), "error", "max_order_notional"},
+		{"withdraw", bot.signed(hlWithdraw("0x5e9ee1089755c3435139848e47e6635505d5a13a", "100", now+2), now+2), "error", "rule scope"},
+		{"stale", bot.signed(hlOrder("50000", "0.01"), now-120_000), "error", "nonce"},
+	}
+	for i, s := range steps {
+		typ, pl := hlWSPost(t, c, hlPostMsg(i+1, "action", s.payload), i+1)
+		if typ != s.typ || !bytes.Contains(pl, []byte(s.want)) {
+			t.Errorf("%s: %s %s, want %s containing %q", s.name, typ, pl, s.typ, s.want)
+		}
+		env.AssertNoSecretIn(s.name+" answer", string(pl), w.agent.Hex(), w.master.Hex(), string(iss.Secret))
+	}
+	if m := wsSend(t, c, map[string]any{"method": "ping"}); m["channel"] != "pong" {
+		t.Errorf("ping: %v", m)
+	}
+
+	orders := kit.Orders(master)
+	if len(orders) != 2 {
+		t.Errorf("simulator holds %d orders, want the REST one and the WS one", len(orders))
+	}
+	var got []string
+	botSig := order[bytes.Index(order, []byte(`"signature"`)):]
+	for _, l := range kit.Log() {
+		if l.Path != "/exchange" {
+			continue
+		}
+		got = append(got, l.Method+" "+l.APIKey)
+		if !l.Verified || l.Error != "" {
+			t.Errorf("simulator refused %s %s: %s", l.Method, l.Path, l.Error)
+		}
+		if bytes.Contains(l.Body, botSig) || bytes.Contains(l.Body, []byte(iss.ID)) {
+			t.Errorf("the bot's signature or client id reached the simulator")
+		}
+	}
+	if d := cmp.Diff([]string{"POST " + master, "WS " + master}, got); d != "" {
+		t.Errorf("signed requests at the simulator (-want +got):\n%s", d)
+	}
+	dec := Decisions(env.CheckAudit(w.agent.Hex(), w.master.Hex(), string(iss.Secret)))
+	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 1, "denied/deny/scope": 1, "denied/deny/timestamp": 3}
+	if d := cmp.Diff(want, dec); d != "" {
+		t.Errorf("audit decisions (-want +got):\n%s", d)
+	}
+}
