@@ -19,7 +19,7 @@ import (
 
 func newAuditCmd(a *app) *cobra.Command {
 	cmd := group("audit", "Verify, search and export the audit log")
-	cmd.AddCommand(newAuditVerifyCmd(a), newAuditSearchCmd(a), newAuditExportCmd(a), newAuditPublicKeyCmd(a), newAuditCheckpointsCmd(a))
+	cmd.AddCommand(newAuditVerifyCmd(a), newAuditSearchCmd(a), newAuditExportCmd(a), newAuditPublicKeyCmd(a), newAuditCheckpointsCmd(a), newAuditProveCmd(a))
 	return cmd
 }
 
@@ -63,9 +63,13 @@ func newAuditVerifyCmd(a *app) *cobra.Command {
 		Use:   "verify",
 		Short: "Check the audit log's hash chain and signed checkpoints",
 		Long: `verify checks every record's hash, the chain links, sequence numbers and the
-signed checkpoints, and names the first bad record. With --witness it also
-checks the log against checkpoints exported earlier (keywarden audit
-checkpoints), which detects truncation.`,
+signed checkpoints, and names the first bad record. It recomputes the Merkle
+tree over the records, checks each checkpoint's root and note signature,
+and proves each Merkle checkpoint consistent with the one before. With
+--witness it also checks the log against checkpoints exported earlier
+(keywarden audit checkpoints), which detects truncation, and flags a
+witness file holding two different checkpoints for one size (a fork: an
+old state restored and written on).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			pub, err := a.auditKey(cmd, pinned)
@@ -83,6 +87,13 @@ checkpoints), which detects truncation.`,
 			}
 			fmt.Fprintf(a.stdout, "audit log %s: OK — %d records (seq %d–%d) in %d segments, %d signed checkpoints, head %s\n",
 				a.auditDir(), rep.Records, rep.FirstSeq, rep.LastSeq, rep.Segments, rep.Checkpoints, rep.Head)
+			if rep.MerkleCheckpoints > 0 {
+				fmt.Fprintf(a.stdout, "Merkle: %d checkpoints, %d consecutive pairs proved consistent, tree size %d, root %s\n",
+					rep.MerkleCheckpoints, rep.Consistency, rep.TreeSize, rep.Root)
+			}
+			if witness != "" {
+				fmt.Fprintf(a.stdout, "witness %s: %d checkpoints match the log, no fork\n", witness, rep.Witnessed)
+			}
 			return nil
 		},
 	}
@@ -226,10 +237,52 @@ func newAuditPublicKeyCmd(a *app) *cobra.Command {
 	}
 }
 
+func newAuditProveCmd(a *app) *cobra.Command {
+	var pinned string
+	var seq uint64
+	cmd := &cobra.Command{
+		Use:   "prove",
+		Short: "Print a Merkle inclusion proof of one record against the latest checkpoint",
+		Long: `prove verifies the log, then prints an RFC 6962 inclusion proof that record
+--record is in the Merkle tree of the latest signed checkpoint: the record's
+hash, its leaf hash, the tree size and root, the proof hashes (base64, from
+the leaf upwards) and the checkpoint as a C2SP signed note. Anyone holding
+the note (or a witness copy of it) and the record can check the proof.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			pub, err := a.auditKey(cmd, pinned)
+			if err != nil {
+				return err
+			}
+			p, err := audit.ProveRecord(a.auditDir(), pub, seq)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "record %d\nrecord hash %s\nleaf index %d\nleaf hash %s\ntree size %d\nroot %s\nproof (%d hashes):\n",
+				p.Seq, p.Hash, p.Seq-1, base64.StdEncoding.EncodeToString(p.LeafHash[:]), p.TreeSize,
+				base64.StdEncoding.EncodeToString(p.Root[:]), len(p.Proof))
+			for _, h := range p.Proof {
+				fmt.Fprintf(a.stdout, "  %s\n", base64.StdEncoding.EncodeToString(h[:]))
+			}
+			fmt.Fprintf(a.stdout, "checkpoint:\n%s", p.Note)
+			fmt.Fprintln(a.stderr, "proof verified against the checkpoint root")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pinned, "public-key", "", "checkpoint public key (base64, hex or a file); default: from the vault")
+	cmd.Flags().Uint64Var(&seq, "record", 0, "sequence number of the record to prove")
+	cmd.MarkFlagRequired("record")
+	return cmd
+}
+
 func newAuditCheckpointsCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "checkpoints",
 		Short: "Write the signed checkpoints to stdout, for an external witness file",
+		Long: `checkpoints writes every signed checkpoint, oldest first: a witness line
+(chain head) and, for checkpoints with a Merkle root, the C2SP signed
+checkpoint note, each followed by a blank line. Append the output to a file
+kept off this host and pass it to "keywarden audit verify --witness".`,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return audit.ExportCheckpoints(a.auditDir(), a.stdout)
