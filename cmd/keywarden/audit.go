@@ -283,7 +283,7 @@ func newAuditCheckpointsCmd(a *app) *cobra.Command {
 (chain head) and, for checkpoints with a Merkle root, the C2SP signed
 checkpoint note, each followed by a blank line. Append the output to a file
 kept off this host and pass it to "keywarden audit verify --witness".`,
-		Args:  noArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return audit.ExportCheckpoints(a.auditDir(), a.stdout)
 		},
