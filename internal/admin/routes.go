@@ -48,6 +48,8 @@ func (s *api) routes() []route {
 		{"POST", "/v1/clients", operator.PermClientsWrite, false, handleClientIssue(s)},
 		{"DELETE", "/v1/clients/{venue}/{id}", operator.PermClientsWrite, false, handleClientRevoke(s)},
 		{"POST", "/v1/clients/{venue}/{id}/rotate", operator.PermClientsWrite, false, handleClientRotate(s)},
+		{"POST", "/v1/clients/{venue}/{id}/read-only", operator.PermClientsWrite, false, handleClientReadOnly(s)},
+		{"POST", "/v1/clients/{venue}/{id}/restore", operator.PermClientsWrite, true, handleClientRestore(s)},
 
 		{"GET", "/v1/policies", operator.PermPoliciesRead, false, handlePolicyList(s)},
 		{"GET", "/v1/policies/{name}", operator.PermPoliciesRead, false, handlePolicyShow(s)},
