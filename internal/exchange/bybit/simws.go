@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -19,7 +18,8 @@ import (
 // streams (/v5/public/<category>) push tickers for subscribed topics;
 // /v5/private and /v5/trade verify auth as Bybit does (hex HMAC-SHA256 over
 // "GET/realtime" + expires, expires in the future, key lookup), then
-// /v5/trade accepts order.create and order.cancel. Private ops are logged in
+// /v5/trade books, amends and cancels orders for order.create, order.amend,
+// order.cancel and their -batch forms. Private ops are logged in
 // the Kit with Method "WS" and the op as Path. A WSSimulator is safe for
 // concurrent use.
 type WSSimulator struct {
@@ -57,37 +57,12 @@ func (s *WSSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, path string) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		mu     sync.Mutex
-		topics = map[string]bool{}
-		acct   *sim.Account
-	)
-	send := func(v any) {
-		b, _ := json.Marshal(v)
-		_ = c.Write(ctx, websocket.MessageText, b)
-	}
-	go func() {
-		t := time.NewTicker(s.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			mu.Lock()
-			var ts []string
-			for tp := range topics {
-				ts = append(ts, tp)
-			}
-			mu.Unlock()
-			for _, tp := range ts {
-				sym := strings.TrimPrefix(tp, "tickers.")
-				send(map[string]any{"topic": tp, "type": "snapshot", "ts": s.kit.Now().UnixMilli(),
-					"data": map[string]string{"symbol": sym, "lastPrice": strconv.FormatFloat(s.kit.Price(sym), 'f', -1, 64)}})
-			}
-		}
-	}()
+	sess := sim.NewWSSession(ctx, c)
+	go sess.Push(s.Interval, func(tp string) any {
+		sym := strings.TrimPrefix(tp, "tickers.")
+		return map[string]any{"topic": tp, "type": "snapshot", "ts": s.kit.Now().UnixMilli(),
+			"data": map[string]string{"symbol": sym, "lastPrice": strconv.FormatFloat(s.kit.Price(sym), 'f', -1, 64)}}
+	})
 	public := strings.HasPrefix(path, "/v5/public/")
 	for {
 		_, msg, err := c.Read(ctx)
@@ -96,60 +71,49 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, path string)
 		}
 		m, e := parseWSMsg(msg)
 		if e != nil {
-			send(map[string]any{"success": false, "ret_msg": "Invalid request"})
+			sess.Send(map[string]any{"success": false, "ret_msg": "Invalid request"})
 			continue
 		}
 		id := m.id()
 		logged := sim.Logged{Method: "WS", Path: m.Op, Body: msg}
 		switch {
 		case m.Op == "ping":
-			send(map[string]any{"success": true, "ret_msg": "pong", "op": "ping", "req_id": id})
+			sess.Send(map[string]any{"success": true, "ret_msg": "pong", "op": "ping", "req_id": id})
 			continue
 		case m.Op == "auth" && !public:
 			a, err := s.auth(m)
 			if err != nil {
 				logged.Error = err.Message
 				s.kit.Record(logged)
-				send(map[string]any{"success": false, "ret_msg": "Request not authorized", "op": "auth", "req_id": id})
+				sess.Send(map[string]any{"success": false, "ret_msg": "Request not authorized", "op": "auth", "req_id": id})
 				continue
 			}
-			mu.Lock()
-			acct = a
-			mu.Unlock()
+			sess.LogOn(a)
 			logged.APIKey, logged.Verified = a.Key.APIKey, true
 			s.kit.Record(logged)
-			send(map[string]any{"success": true, "ret_msg": "", "op": "auth", "req_id": id, "conn_id": "sim"})
+			sess.Send(map[string]any{"success": true, "ret_msg": "", "op": "auth", "req_id": id, "conn_id": "sim"})
 			continue
 		case m.Op == "subscribe" || m.Op == "unsubscribe":
-			mu.Lock()
-			authed := acct != nil
 			if public {
 				for _, a := range m.Args {
 					var tp string
 					_ = json.Unmarshal(a, &tp)
-					if m.Op == "subscribe" {
-						topics[tp] = true
-					} else {
-						delete(topics, tp)
-					}
+					sess.Subscribe(tp, m.Op == "subscribe")
 				}
 			}
-			mu.Unlock()
-			send(map[string]any{"success": public || authed, "ret_msg": "", "op": m.Op, "req_id": id, "conn_id": "sim"})
+			sess.Send(map[string]any{"success": public || sess.Account() != nil, "ret_msg": "", "op": m.Op, "req_id": id, "conn_id": "sim"})
 			continue
 		}
-		mu.Lock()
-		a := acct
-		mu.Unlock()
+		a := sess.Account()
 		if path != WSTrade || a == nil {
 			logged.Error = "not authorized"
 			s.kit.Record(logged)
-			send(map[string]any{"reqId": id, "retCode": 10003, "retMsg": "Request not authorized", "op": m.Op, "data": map[string]any{}})
+			sess.Send(map[string]any{"reqId": id, "retCode": 10003, "retMsg": "Request not authorized", "op": m.Op, "data": map[string]any{}})
 			continue
 		}
 		logged.APIKey, logged.Verified = a.Key.APIKey, true
 		s.kit.Record(logged)
-		send(s.trade(m, a))
+		sess.Send(s.trade(m, a))
 	}
 }
 
@@ -171,37 +135,92 @@ func (s *WSSimulator) auth(m *wsMsg) (*sim.Account, *exchange.Error) {
 	return a, nil
 }
 
+// trade serves order.create, order.amend, order.cancel and their -batch
+// forms as Bybit does: a batch's args are [{"category", "request": [...]}];
+// its answer lists each leg in data.list and each leg's result in
+// retExtInfo.list, with retCode 0 for the request as a whole.
 func (s *WSSimulator) trade(m *wsMsg, a *sim.Account) map[string]any {
 	out := map[string]any{"reqId": m.id(), "retCode": 0, "retMsg": "OK", "op": m.Op, "data": map[string]any{}}
-	if len(m.Args) != 1 {
-		out["retCode"], out["retMsg"] = 10001, "params error"
+	fail := func(code int, msg string) map[string]any {
+		out["retCode"], out["retMsg"] = code, msg
 		return out
 	}
-	var o struct {
-		Symbol, Side, OrderType, Qty, Price, OrderID, OrderLinkID string
+	if len(m.Args) != 1 {
+		return fail(10001, "params error")
 	}
-	var raw map[string]string
-	_ = json.Unmarshal(m.Args[0], &raw)
-	o.Symbol, o.Side, o.OrderType, o.Qty, o.Price = raw["symbol"], raw["side"], raw["orderType"], raw["qty"], raw["price"]
-	o.OrderID, o.OrderLinkID = raw["orderId"], raw["orderLinkId"]
-	switch m.Op {
-	case "order.create":
-		if !a.Allowed("trade") {
-			out["retCode"], out["retMsg"] = 10005, "Permission denied"
-			return out
+	op, batch := strings.CutSuffix(m.Op, "-batch")
+	var (
+		legs     []map[string]string
+		category string
+	)
+	if batch {
+		var b struct {
+			Category string            `json:"category"`
+			Request  []json.RawMessage `json:"request"`
 		}
-		so := s.kit.PlaceOrder(sim.Order{APIKey: a.Key.APIKey, ClientOrderID: o.OrderLinkID, Symbol: o.Symbol, Side: strings.ToLower(o.Side),
-			Type: strings.ToLower(o.OrderType), Quantity: exchange.ParseFloat(o.Qty), Price: exchange.ParseFloat(o.Price)})
-		out["data"] = map[string]string{"orderId": so.ID, "orderLinkId": so.ClientOrderID}
-	case "order.cancel":
-		so, ok := s.kit.CancelOrder(a.Key.APIKey, o.OrderID, o.OrderLinkID)
-		if !ok {
-			out["retCode"], out["retMsg"] = 110001, "Order does not exist"
-			return out
+		if json.Unmarshal(m.Args[0], &b) != nil || len(b.Request) == 0 || len(b.Request) > maxBatch {
+			return fail(10001, "params error: request must hold 1 to 20 orders")
 		}
-		out["data"] = map[string]string{"orderId": so.ID, "orderLinkId": so.ClientOrderID}
-	default:
-		out["retCode"], out["retMsg"] = 10001, "op not supported by the simulator"
+		category = b.Category
+		for _, r := range b.Request {
+			var leg map[string]string
+			if json.Unmarshal(r, &leg) != nil {
+				return fail(10001, "params error")
+			}
+			legs = append(legs, leg)
+		}
+	} else {
+		var leg map[string]string
+		if json.Unmarshal(m.Args[0], &leg) != nil {
+			return fail(10001, "params error")
+		}
+		legs = []map[string]string{leg}
 	}
+	if (op == "order.create" || op == "order.amend") && !a.Allowed("trade") {
+		return fail(10005, "Permission denied")
+	}
+	var list, ext []any
+	for _, o := range legs {
+		var (
+			so *sim.Order
+			ok bool
+		)
+		code, msg := 0, "OK"
+		switch op {
+		case "order.create":
+			so, ok = s.kit.PlaceOrder(sim.Order{APIKey: a.Key.APIKey, ClientOrderID: o["orderLinkId"], Symbol: o["symbol"], Side: strings.ToLower(o["side"]),
+				Type: strings.ToLower(o["orderType"]), Quantity: exchange.ParseFloat(o["qty"]), Price: exchange.ParseFloat(o["price"])}), true
+		case "order.amend":
+			so, ok = s.kit.AmendOrder(a.Key.APIKey, o["orderId"], o["orderLinkId"], exchange.ParseFloat(o["qty"]), exchange.ParseFloat(o["price"]))
+			if !ok {
+				code, msg = 110001, "order not exists or too late to replace"
+			}
+		case "order.cancel":
+			so, ok = s.kit.CancelOrder(a.Key.APIKey, o["orderId"], o["orderLinkId"])
+			if !ok {
+				code, msg = 110001, "Order does not exist"
+			}
+		default:
+			return fail(10001, "op not supported by the simulator")
+		}
+		item := map[string]string{"orderId": o["orderId"], "orderLinkId": o["orderLinkId"]}
+		if ok {
+			item = map[string]string{"orderId": so.ID, "orderLinkId": so.ClientOrderID}
+		}
+		if batch {
+			item["category"], item["symbol"] = category, o["symbol"]
+		}
+		list = append(list, item)
+		ext = append(ext, map[string]any{"code": code, "msg": msg})
+	}
+	if !batch {
+		if c := ext[0].(map[string]any)["code"].(int); c != 0 {
+			return fail(c, ext[0].(map[string]any)["msg"].(string))
+		}
+		out["data"] = list[0]
+		return out
+	}
+	out["data"] = map[string]any{"list": list}
+	out["retExtInfo"] = map[string]any{"list": ext}
 	return out
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -20,7 +19,9 @@ import (
 // /ws/v5/public pushes tickers for subscribed instruments; /ws/v5/private
 // verifies login as OKX does (HMAC over timestamp + "GET" +
 // "/users/self/verify", 30 s window, passphrase, key lookup) and then
-// accepts order, batch-orders and cancel-order ops and subscriptions.
+// books, amends and cancels orders for order, batch-orders, amend-order,
+// batch-amend-orders, cancel-order and batch-cancel-orders ops, and
+// accepts subscriptions.
 // Private ops are logged in the Kit with Method "WS" and the op as Path.
 // A WSSimulator is safe for concurrent use.
 type WSSimulator struct {
@@ -58,37 +59,12 @@ func (s *WSSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, private bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var (
-		mu   sync.Mutex
-		subs = map[string]bool{} // instIds with a tickers subscription
-		acct *sim.Account
-	)
-	send := func(v any) {
-		b, _ := json.Marshal(v)
-		_ = c.Write(ctx, websocket.MessageText, b)
-	}
-	go func() {
-		t := time.NewTicker(s.Interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			mu.Lock()
-			var ids []string
-			for id := range subs {
-				ids = append(ids, id)
-			}
-			mu.Unlock()
-			for _, id := range ids {
-				last := strconv.FormatFloat(s.kit.Price(id), 'f', -1, 64)
-				send(map[string]any{"arg": map[string]string{"channel": "tickers", "instId": id},
-					"data": []any{map[string]string{"instId": id, "last": last, "ts": strconv.FormatInt(s.kit.Now().UnixMilli(), 10)}}})
-			}
-		}
-	}()
+	sess := sim.NewWSSession(ctx, c)
+	go sess.Push(s.Interval, func(id string) any {
+		last := strconv.FormatFloat(s.kit.Price(id), 'f', -1, 64)
+		return map[string]any{"arg": map[string]string{"channel": "tickers", "instId": id},
+			"data": []any{map[string]string{"instId": id, "last": last, "ts": strconv.FormatInt(s.kit.Now().UnixMilli(), 10)}}}
+	})
 	for {
 		_, msg, err := c.Read(ctx)
 		if err != nil {
@@ -96,7 +72,7 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, private bool
 		}
 		m, e := parseWSMsg(msg)
 		if e != nil {
-			send(map[string]string{"event": "error", "code": "60012", "msg": "Invalid request"})
+			sess.Send(map[string]string{"event": "error", "code": "60012", "msg": "Invalid request"})
 			continue
 		}
 		logged := sim.Logged{Method: "WS", Path: m.Op, Body: msg}
@@ -106,15 +82,13 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, private bool
 			if err != nil {
 				logged.Error = err.Message
 				s.kit.Record(logged)
-				send(map[string]string{"event": "error", "code": "60009", "msg": "Login failed."})
+				sess.Send(map[string]string{"event": "error", "code": "60009", "msg": "Login failed."})
 				continue
 			}
-			mu.Lock()
-			acct = a
-			mu.Unlock()
+			sess.LogOn(a)
 			logged.APIKey, logged.Verified = a.Key.APIKey, true
 			s.kit.Record(logged)
-			send(map[string]string{"event": "login", "code": "0", "msg": "", "connId": "sim"})
+			sess.Send(map[string]string{"event": "login", "code": "0", "msg": "", "connId": "sim"})
 			continue
 		case "subscribe", "unsubscribe":
 			for _, arg := range m.Args {
@@ -123,36 +97,27 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, private bool
 					InstID  string `json:"instId"`
 				}
 				_ = json.Unmarshal(arg, &a)
-				mu.Lock()
 				if !private && a.Channel == "tickers" {
-					if m.Op == "subscribe" {
-						subs[a.InstID] = true
-					} else {
-						delete(subs, a.InstID)
-					}
+					sess.Subscribe(a.InstID, m.Op == "subscribe")
 				}
-				logged := acct == nil && private
-				mu.Unlock()
-				if logged {
-					send(map[string]string{"event": "error", "code": "60011", "msg": "Please log in"})
+				if private && sess.Account() == nil {
+					sess.Send(map[string]string{"event": "error", "code": "60011", "msg": "Please log in"})
 					continue
 				}
-				send(map[string]any{"event": m.Op, "arg": json.RawMessage(arg), "connId": "sim"})
+				sess.Send(map[string]any{"event": m.Op, "arg": json.RawMessage(arg), "connId": "sim"})
 			}
 			continue
 		}
-		mu.Lock()
-		a := acct
-		mu.Unlock()
+		a := sess.Account()
 		if !private || a == nil {
 			logged.Error = "not logged in"
 			s.kit.Record(logged)
-			send(map[string]any{"id": idString(m.ID), "op": m.Op, "code": "60011", "msg": "Please log in", "data": []any{}})
+			sess.Send(map[string]any{"id": idString(m.ID), "op": m.Op, "code": "60011", "msg": "Please log in", "data": []any{}})
 			continue
 		}
 		logged.APIKey, logged.Verified = a.Key.APIKey, true
 		s.kit.Record(logged)
-		send(s.trade(m, a))
+		sess.Send(s.trade(m, a))
 	}
 }
 
@@ -179,6 +144,9 @@ func (s *WSSimulator) login(m *wsMsg) (*sim.Account, *exchange.Error) {
 	return a, nil
 }
 
+// trade books, amends or cancels every leg of an order op, as OKX does:
+// each leg answers with its own sCode; the op's code is 0 when every leg
+// succeeded, 1 when all failed and 2 when some did (batch ops).
 func (s *WSSimulator) trade(m *wsMsg, a *sim.Account) map[string]any {
 	out := map[string]any{"id": idString(m.ID), "op": m.Op, "code": "0", "msg": "", "data": []any{}}
 	fail := func(code, msg string) map[string]any {
@@ -188,7 +156,17 @@ func (s *WSSimulator) trade(m *wsMsg, a *sim.Account) map[string]any {
 	if !a.Allowed("trade") {
 		return fail("50120", "API key doesn't have permission")
 	}
+	if len(m.Args) == 0 || (wsSingle[m.Op] && len(m.Args) != 1) || len(m.Args) > maxBatch {
+		return fail("60012", "Invalid request: wrong number of args")
+	}
 	var data []any
+	failed := 0
+	leg := func(ordID, clOrdID, code, msg string) {
+		if code != "0" {
+			failed++
+		}
+		data = append(data, map[string]string{"ordId": ordID, "clOrdId": clOrdID, "sCode": code, "sMsg": msg})
+	}
 	for _, arg := range m.Args {
 		var o struct {
 			InstID  string `json:"instId"`
@@ -198,6 +176,8 @@ func (s *WSSimulator) trade(m *wsMsg, a *sim.Account) map[string]any {
 			Px      string `json:"px"`
 			OrdID   string `json:"ordId"`
 			ClOrdID string `json:"clOrdId"`
+			NewSz   string `json:"newSz"`
+			NewPx   string `json:"newPx"`
 		}
 		if json.Unmarshal(arg, &o) != nil {
 			return fail("60012", "Invalid request")
@@ -206,17 +186,33 @@ func (s *WSSimulator) trade(m *wsMsg, a *sim.Account) map[string]any {
 		case "order", "batch-orders":
 			so := s.kit.PlaceOrder(sim.Order{APIKey: a.Key.APIKey, ClientOrderID: o.ClOrdID, Symbol: o.InstID, Side: strings.ToLower(o.Side),
 				Type: o.OrdType, Quantity: exchange.ParseFloat(o.Sz), Price: exchange.ParseFloat(o.Px)})
-			data = append(data, map[string]string{"ordId": so.ID, "clOrdId": so.ClientOrderID, "sCode": "0", "sMsg": ""})
+			leg(so.ID, so.ClientOrderID, "0", "")
 		case "cancel-order", "batch-cancel-orders":
 			if so, ok := s.kit.CancelOrder(a.Key.APIKey, o.OrdID, o.ClOrdID); ok {
-				data = append(data, map[string]string{"ordId": so.ID, "clOrdId": so.ClientOrderID, "sCode": "0", "sMsg": ""})
+				leg(so.ID, so.ClientOrderID, "0", "")
 			} else {
-				data = append(data, map[string]string{"ordId": o.OrdID, "sCode": "51400", "sMsg": "Order cancellation failed"})
+				leg(o.OrdID, o.ClOrdID, "51400", "Order cancellation failed as the order has been filled, canceled or does not exist")
+			}
+		case "amend-order", "batch-amend-orders":
+			if o.NewSz == "" && o.NewPx == "" {
+				leg(o.OrdID, o.ClOrdID, "51000", "Parameter newSz or newPx error")
+				continue
+			}
+			if so, ok := s.kit.AmendOrder(a.Key.APIKey, o.OrdID, o.ClOrdID, exchange.ParseFloat(o.NewSz), exchange.ParseFloat(o.NewPx)); ok {
+				leg(so.ID, so.ClientOrderID, "0", "")
+			} else {
+				leg(o.OrdID, o.ClOrdID, "51503", "Order modification failed as the order has been filled, canceled or does not exist")
 			}
 		default:
 			return fail("60012", "Invalid request: op not supported by the simulator")
 		}
 	}
 	out["data"] = data
+	switch {
+	case failed == len(data):
+		return fail("1", "All operations failed")
+	case failed > 0:
+		return fail("2", "Bulk operation partially succeeded")
+	}
 	return out
 }
