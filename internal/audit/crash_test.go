@@ -58,16 +58,36 @@ func TestMain(m *testing.M) {
 
 // TestCrashRecovery kills a child process appending under load at a random
 // moment, 50 times, and checks after each restart that every acknowledged
-// record is present with its acknowledged hash and the log verifies.
+// record is present with its acknowledged hash and the log verifies. While
+// the child runs, its checkpoints are exported to a witness file, as an
+// operator's witness would; after the restart, the checkpoints exported
+// before the crash must still be in the log, and the ones after it must be
+// consistent with them (C1 step 5: one Merkle tree, no second root for any
+// size).
 func TestCrashRecovery(t *testing.T) {
 	runs := 50
 	if testing.Short() {
 		runs = 10
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	var total int
+	var total, witnessed int
 	for run := range runs {
 		dir := filepath.Join(t.TempDir(), "log")
+		witness := filepath.Join(t.TempDir(), "witness")
+		before := 0 // checkpoints exported while the child ran
+		exportLive := func() {
+			f, err := os.OpenFile(witness, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var buf strings.Builder
+			if err := ExportCheckpoints(dir, &buf); err != nil {
+				t.Fatalf("run %d: ExportCheckpoints from the live log = %v", run, err)
+			}
+			before += strings.Count(buf.String(), witnessTag+" ")
+			f.WriteString(buf.String())
+		}
 		// Every fifth run crashes twice into the same directory, so
 		// recovery also runs on a log that was recovered before.
 		crashes := 1
@@ -77,7 +97,7 @@ func TestCrashRecovery(t *testing.T) {
 		acked := map[uint64]string{}
 		for range crashes {
 			killAfter := time.Duration(10+rng.IntN(90)) * time.Millisecond
-			runCrashChild(t, dir, killAfter, acked)
+			runCrashChild(t, dir, killAfter, acked, exportLive)
 		}
 		total += len(acked)
 		if run%3 == 2 {
@@ -103,6 +123,29 @@ func TestCrashRecovery(t *testing.T) {
 		if rep.LastSeq < rc.Seq {
 			t.Errorf("run %d: Verify last seq %d < appended %d", run, rep.LastSeq, rc.Seq)
 		}
+		if rep.MerkleCheckpoints != rep.Checkpoints || rep.Consistency != max(0, rep.Checkpoints-1) {
+			t.Errorf("run %d: %d checkpoints, %d with a Merkle root, %d consistency proofs", run, rep.Checkpoints, rep.MerkleCheckpoints, rep.Consistency)
+		}
+		if before > 0 {
+			// the witness from before the crash, plus what the log
+			// exports now: the same tree, no fork
+			f, err := os.OpenFile(witness, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ExportCheckpoints(dir, f); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			wrep, err := VerifyWithWitness(dir, testPub(), witness)
+			if err != nil {
+				t.Fatalf("run %d: checkpoints exported before the crash vs the log after it: %v", run, err)
+			}
+			if wrep.Witnessed < 2*before {
+				t.Errorf("run %d: %d witness checkpoints matched, want at least %d", run, wrep.Witnessed, 2*before)
+			}
+			witnessed += before
+		}
 		found := 0
 		for r, err := range Search(dir, Filter{}) {
 			if err != nil {
@@ -119,7 +162,10 @@ func TestCrashRecovery(t *testing.T) {
 			t.Errorf("run %d: %d of %d acknowledged records present after crash", run, found, len(acked))
 		}
 	}
-	t.Logf("%d runs, %d acknowledged records checked", runs, total)
+	t.Logf("%d runs, %d acknowledged records checked, %d checkpoints exported before a crash checked after it", runs, total, witnessed)
+	if witnessed == 0 {
+		t.Error("no checkpoint was exported before any crash: the witness check never ran")
+	}
 }
 
 // tearTail appends the first part of a plausible record, without its
@@ -142,8 +188,10 @@ func tearTail(t *testing.T, dir string, rng *rand.Rand) {
 }
 
 // runCrashChild starts the child, kills it with SIGKILL killAfter after it
-// is ready, and adds every acknowledgement it printed to acked.
-func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[uint64]string) {
+// is ready, and adds every acknowledgement it printed to acked. during, if
+// set, runs once while the child is still writing, after its first
+// checkpoint was acknowledged.
+func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[uint64]string, during func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
@@ -171,6 +219,10 @@ func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[
 			t.Fatalf("child printed %q", sc.Text())
 		}
 		acked[n] = hash
+		if during != nil && n > 150 { // the checkpoint after record 100 is durable
+			during()
+			during = nil
+		}
 	}
 	err = cmd.Wait()
 	var ee *exec.ExitError
