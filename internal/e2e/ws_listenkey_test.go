@@ -232,3 +232,103 @@ func TestWSListenKeyFutures(t *testing.T) {
 	}
 	env.CheckAudit(lk)
 }
+
+// TestWSListenKeyMadeElsewhere: a listen key keywarden did not see being
+// made (made on another replica, or directly at the venue) is refused
+// until a keep-alive through this keywarden, which the venue accepts only
+// for that exchange key's own listen key, binds it to the credential that
+// sent it. The keep-alive here carries the key in a form body, and the
+// audit log still holds only its tag.
+func TestWSListenKeyMadeElsewhere(t *testing.T) {
+	env := NewEnv(t, []string{"binance"}, map[string]policy.Definition{
+		"reader": {Scopes: []string{"read"}},
+	})
+	key := env.AddKey("binance", "main", "read")
+	env.AddKey("binance", "second", "read")
+	iss := env.Issue("binance", "main", "reader")
+	stranger := env.Issue("binance", "second", "reader")
+	req, _ := http.NewRequest("POST", env.Sims["binance"].URL+"/api/v3/userDataStream", nil)
+	req.Header.Set("X-MBX-APIKEY", key.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var made struct{ ListenKey string }
+	_ = json.NewDecoder(resp.Body).Decode(&made)
+	resp.Body.Close()
+	lk := made.ListenKey
+	gwWS := "ws" + strings.TrimPrefix(env.URL, "http")
+	if st := dialStatus(t, gwWS+"/binance/ws/"+lk); st != http.StatusForbidden {
+		t.Fatalf("stream of a listen key made elsewhere: %d, want 403", st)
+	}
+	keepAlive := func(apiKey string) int {
+		req, _ := http.NewRequest("PUT", env.URL+"/binance/api/v3/userDataStream", strings.NewReader("listenKey="+lk))
+		req.Header.Set("X-MBX-APIKEY", apiKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// A credential of another exchange key cannot claim it: the venue
+	// refuses the keep-alive.
+	if st := keepAlive(stranger.ID); st == 200 {
+		t.Error("a keep-alive with another exchange key succeeded")
+	}
+	if st := dialStatus(t, gwWS+"/binance/ws/"+lk); st != http.StatusForbidden {
+		t.Errorf("stream after a refused keep-alive: %d, want 403", st)
+	}
+	if st := keepAlive(iss.ID); st != 200 {
+		t.Fatalf("keep-alive: %d", st)
+	}
+	c := wsDial(t, env, "/binance/ws/"+lk)
+	if m := wsRead(t, c); m["e"] != "outboundAccountPosition" {
+		t.Errorf("event %v", m)
+	}
+	recs := env.CheckAudit(lk)
+	bodies := 0
+	for _, r := range recs {
+		if r.Intent != nil && strings.HasPrefix(r.Intent.Body, "listenKey=lk-hmac:") {
+			bodies++
+		}
+	}
+	if bodies != 2 {
+		t.Errorf("%d keep-alive records carry the tagged body, want 2", bodies)
+	}
+}
+
+// TestWSListenKeyPanic: the panic switch closes user-data streams (1013,
+// as every socket) and closes their listen keys at the venue, so no bot
+// keeps reading its account directly while keywarden is stopped.
+func TestWSListenKeyPanic(t *testing.T) {
+	env := NewEnv(t, []string{"binance"}, map[string]policy.Definition{
+		"reader": {Scopes: []string{"read"}},
+	})
+	env.AddKey("binance", "main", "read")
+	iss := env.Issue("binance", "main", "reader")
+	st, lk := listenKeyCall(t, env, "POST", "/binance/api/v3/userDataStream", "", iss.ID)
+	if st != 200 {
+		t.Fatalf("create: %d", st)
+	}
+	c := wsDial(t, env, "/binance/ws/"+lk)
+	wsRead(t, c)
+	env.Server.Gateway.Stop()
+	if code := waitClose(t, c, 15*time.Second); code != websocket.StatusTryAgainLater {
+		t.Errorf("stream after the panic switch ended with %v, want 1013", code)
+	}
+	simWS := "ws" + strings.TrimPrefix(env.Sims["binance"].URL, "http")
+	closed := false
+	for deadline := time.Now().Add(10 * time.Second); !closed && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		closed = dialStatus(t, simWS+"/ws/"+lk) != 0
+	}
+	if !closed {
+		t.Error("the listen key still streams at the venue after the panic switch")
+	}
+	env.Server.Gateway.Resume()
+	if st := dialStatus(t, "ws"+strings.TrimPrefix(env.URL, "http")+"/binance/ws/"+lk); st != http.StatusForbidden {
+		t.Errorf("stream after resume: %d, want 403", st)
+	}
+	env.CheckAudit(lk)
+}
