@@ -140,7 +140,11 @@ func TestWSBybitBatchAndAmend(t *testing.T) {
 		return map[string]any{"category": "spot", "request": legs}
 	}
 	amend := func(link, qty, price string) map[string]string {
-		return map[string]string{"category": "spot", "symbol": "BTCUSDT", "orderLinkId": link, "qty": qty, "price": price}
+		a := map[string]string{"category": "spot", "symbol": "BTCUSDT", "orderLinkId": link, "qty": qty}
+		if price != "" {
+			a["price"] = price
+		}
+		return a
 	}
 	refused := func(name string, m map[string]any) {
 		t.Helper()
@@ -164,6 +168,7 @@ func TestWSBybitBatchAndAmend(t *testing.T) {
 	a, b := orders[0].ID, orders[1].ID
 
 	refused("amend over the cap", wsSend(t, c, op("3", "order.amend", amend("a", "0.03", "49000"))))
+	refused("amend raising the quantity alone over the cap", wsSend(t, c, op("3b", "order.amend", amend("a", "0.03", ""))))
 	if m := wsSend(t, c, op("4", "order.amend", amend("a", "0.018", "48000"))); m["retCode"] != float64(0) {
 		t.Errorf("amend within the cap: %v", m)
 	}
@@ -188,7 +193,7 @@ func TestWSBybitBatchAndAmend(t *testing.T) {
 		t.Errorf("ops at the simulator (-want +got):\n%s", d)
 	}
 	dec := Decisions(env.CheckAudit(key.Secret, string(iss.Secret)))
-	want := map[string]int{"intent/allow/": 5, "outcome": 5, "denied/deny/max_order_notional": 3}
+	want := map[string]int{"intent/allow/": 5, "outcome": 5, "denied/deny/max_order_notional": 4}
 	if d := cmp.Diff(want, dec); d != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", d)
 	}
