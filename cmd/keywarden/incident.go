@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -113,6 +115,39 @@ func (a *app) configDigest() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// The evidence signing key: an Ed25519 seed sealed in the vault, created
+// on first use. It is not the audit checkpoint key: the two sign different
+// things for different readers (checkpoints are checked by keywarden's own
+// audit verify, bundles by whoever receives them), so each can be handed
+// out, pinned or replaced on its own.
+const (
+	evidenceKind  = "evidence"
+	evidenceKeyID = "bundle-ed25519"
+)
+
+// evidenceKey returns the evidence signing key from the unsealed vault v,
+// creating it the first time.
+func evidenceKey(ctx context.Context, v *vault.Vault) (ed25519.PrivateKey, error) {
+	seed, err := v.Secret(ctx, evidenceKind, evidenceKeyID)
+	if errors.Is(err, vault.ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+		seed = make([]byte, ed25519.SeedSize)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, err
+		}
+		if err := v.PutSecret(ctx, evidenceKind, evidenceKeyID, seed); err != nil {
+			clear(seed)
+			return nil, fmt.Errorf("evidence key: %w", err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("evidence key: %w", err)
+	}
+	defer clear(seed)
+	if len(seed) != ed25519.SeedSize {
+		return nil, errors.New("evidence key: the stored seed is not an Ed25519 seed")
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
 // incidentOps is what the incident commands need, from a running serve
 // (socketIncidents) or from the store directly (localIncidents).
 type incidentOps interface {
@@ -164,6 +199,7 @@ func (o managerOps) Export(ctx context.Context, id string) (*incidentBundle, err
 	if err != nil {
 		return nil, err
 	}
+	defer clear(ev.SignKey)
 	var buf bytes.Buffer
 	man, err := incident.Export(&buf, in, ev)
 	if err != nil {
@@ -186,14 +222,17 @@ func (a *app) startIncidentControl(s *serveIncidents, auditDir string) (io.Close
 	}
 	ops := managerOps{mgr: s.mgr, evidence: func(ctx context.Context) (incident.Evidence, error) {
 		ev := incident.Evidence{AuditDir: auditDir, ConfigDigest: a.configDigest()}
-		if srv := s.srv.Load(); srv != nil {
-			pub, err := server.AuditPublicKey(ctx, srv.Vault)
-			if err != nil {
-				return ev, err
-			}
-			ev.AuditKey = pub
+		srv := s.srv.Load()
+		if srv == nil {
+			return ev, errors.New("the server is not running yet: no evidence signing key")
 		}
-		return ev, nil
+		pub, err := server.AuditPublicKey(ctx, srv.Vault)
+		if err != nil {
+			return ev, err
+		}
+		ev.AuditKey = pub
+		ev.SignKey, err = evidenceKey(ctx, srv.Vault)
+		return ev, err
 	}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, r *http.Request) {
@@ -217,6 +256,22 @@ func (a *app) startIncidentControl(s *serveIncidents, auditDir string) (io.Close
 	mux.HandleFunc("POST /v1/incidents/note", change(ops.Note))
 	mux.HandleFunc("POST /v1/incidents/check", change(ops.Check))
 	mux.HandleFunc("POST /v1/incidents/close", change(ops.Close))
+	// A panic's venue actions, followed by the panic command.
+	mux.HandleFunc("GET /v1/panic/venue/{id}", handleVenueRun)
+	mux.HandleFunc("GET /v1/evidence/public-key", func(w http.ResponseWriter, r *http.Request) {
+		srv := s.srv.Load()
+		if srv == nil {
+			writeControl(w, nil, errors.New("the server is not running yet"))
+			return
+		}
+		key, err := evidenceKey(r.Context(), srv.Vault)
+		if err != nil {
+			writeControl(w, nil, err)
+			return
+		}
+		defer clear(key)
+		writeControl(w, base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)), nil)
+	})
 	mux.HandleFunc("POST /v1/incidents/export", func(w http.ResponseWriter, r *http.Request) {
 		var c incidentChange
 		if !decodeControl(w, r, &c) {
@@ -283,12 +338,12 @@ func (a *app) incidentOps(cmd *cobra.Command, pinnedKey string) (incidentOps, fu
 		return s, func() {}, nil
 	}
 	ctx := cmd.Context()
-	db, err := openStore(ctx, &a.cfg, a.log)
+	v, db, err := openVault(ctx, &a.cfg, a.log)
 	if err != nil {
 		return nil, nil, err
 	}
 	ops := managerOps{mgr: incident.New(incident.Options{Store: db, Logger: a.log}),
-		evidence: func(context.Context) (incident.Evidence, error) {
+		evidence: func(ctx context.Context) (incident.Evidence, error) {
 			ev := incident.Evidence{AuditDir: a.auditDir(), ConfigDigest: a.configDigest()}
 			if pinnedKey != "" {
 				pub, err := parsePublicKey(pinnedKey)
@@ -297,7 +352,15 @@ func (a *app) incidentOps(cmd *cobra.Command, pinnedKey string) (incidentOps, fu
 				}
 				ev.AuditKey = pub
 			}
-			return ev, nil
+			// The bundle is signed with the evidence key, sealed in the
+			// vault: unseal it for this export only.
+			if err := unsealFromConfig(ctx, v, &a.cfg, a.prompt); err != nil {
+				return ev, fmt.Errorf("export: the evidence signing key is in the vault: %w", err)
+			}
+			defer v.Seal()
+			key, err := evidenceKey(ctx, v)
+			ev.SignKey = key
+			return ev, err
 		}}
 	return ops, func() { db.Close() }, nil
 }
@@ -418,9 +481,12 @@ func newIncidentCmd(a *app) *cobra.Command {
 		Long: `export writes a tar.gz holding the incident record, its alerts, the audit
 records of its window as stored (with the result of verifying the whole audit
 chain), the SHA-256 of the configuration and a manifest with the SHA-256 of
-every file. With a running serve the bundle is built there; otherwise the
-audit chain is verified against --public-key when given, or without
-checkpoint signatures.`,
+every file, signed with the evidence key sealed in the vault (manifest.sig;
+the public key is bundled as evidence.pub and printed by "keywarden incident
+public-key"). Check a bundle with "keywarden incident verify-bundle". With a
+running serve the bundle is built and signed there; otherwise the vault is
+unsealed for the export, and the audit chain is verified against
+--public-key when given, or without checkpoint signatures.`,
 		Args: cobra.ExactArgs(1),
 		RunE: withOps(func(cmd *cobra.Command, ops incidentOps, args []string) error {
 			b, err := ops.Export(cmd.Context(), args[0])
@@ -490,8 +556,94 @@ minutes after it closed), and the sections the team fills in by hand.`,
 	}
 	report.Flags().StringVar(&format, "format", "md", "md or html")
 	report.Flags().StringVar(&out, "out", "", "file to create instead of writing to stdout")
-	cmd.AddCommand(list, show, note, check, closeCmd, export, report)
+	cmd.AddCommand(list, show, note, check, closeCmd, export, report, newVerifyBundleCmd(a), newEvidenceKeyCmd(a))
 	return cmd
+}
+
+func newVerifyBundleCmd(a *app) *cobra.Command {
+	var pinned string
+	cmd := &cobra.Command{
+		Use:   "verify-bundle FILE",
+		Short: "Check an evidence bundle's file hashes and manifest signature",
+		Long: `verify-bundle checks every file of an evidence bundle (keywarden incident
+export, or a panic snapshot) against the SHA-256 and size in its manifest,
+that no file is missing or added, and the Ed25519 signature over the
+manifest. With --public-key (base64, hex or a file; see "keywarden incident
+public-key") the signature must be by that key, which proves where the
+bundle came from; without it the bundle's own evidence.pub is used, which
+proves only that the bundle is intact. It names every check that fails and
+exits non-zero. It needs no vault and no running serve.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var pub ed25519.PublicKey
+			if pinned != "" {
+				k, err := parsePublicKey(pinned)
+				if err != nil {
+					return err
+				}
+				pub = k
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("verify-bundle: %w", err)
+			}
+			defer f.Close()
+			c, err := incident.VerifyBundle(f, pub)
+			if c == nil {
+				return err
+			}
+			for _, p := range c.Problems {
+				fmt.Fprintf(a.stdout, "FAIL %s\n", p)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %d check(s) failed", args[0], len(c.Problems))
+			}
+			how := "the bundle's own public key (intact; pin a key with --public-key to prove its origin)"
+			if c.Pinned {
+				how = "the pinned public key"
+			}
+			fmt.Fprintf(a.stdout, "OK %s: incident %s, %d files match the manifest, signature verified with %s %s\n",
+				args[0], c.Incident, len(c.Files), how, base64.StdEncoding.EncodeToString(c.PublicKey))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pinned, "public-key", "", "evidence public key the signature must be by (base64, hex or a file)")
+	return cmd
+}
+
+func newEvidenceKeyCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "public-key",
+		Short: "Print the evidence signing public key (base64), to pin it for verify-bundle",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if s := dialIncidents(a.cfg.DataDir); s != nil {
+				var pub string
+				if err := s.s.call(ctx, "GET", "/v1/evidence/public-key", nil, &pub); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.stdout, pub)
+				return nil
+			}
+			v, db, err := openVault(ctx, &a.cfg, a.log)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if err := unsealFromConfig(ctx, v, &a.cfg, a.prompt); err != nil {
+				return err
+			}
+			defer v.Seal()
+			key, err := evidenceKey(ctx, v)
+			if err != nil {
+				return err
+			}
+			defer clear(key)
+			fmt.Fprintln(a.stdout, base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)))
+			return nil
+		},
+	}
 }
 
 func printIncident(w io.Writer, in *incident.Incident) {

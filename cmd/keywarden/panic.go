@@ -24,6 +24,10 @@ type panicRequest struct {
 	Venue  string `json:"venue,omitempty"`
 	All    bool   `json:"all,omitempty"`
 	Reason string `json:"reason"`
+	// CancelOrders and DeleteKeys act at the venue once the credentials
+	// are suspended (panic_venue.go).
+	CancelOrders bool `json:"cancel_orders,omitempty"`
+	DeleteKeys   bool `json:"delete_keys,omitempty"`
 }
 
 // panicResult is what a panic did.
@@ -33,6 +37,9 @@ type panicResult struct {
 	// Took is the server's time from receiving the panic to every
 	// credential being refused.
 	Took string `json:"took"`
+	// Venue is the plan of the venue actions, which run after the answer;
+	// follow them at GET /v1/panic/venue/{id} on the incident socket.
+	Venue *venueRun `json:"venue,omitempty"`
 }
 
 func (r panicRequest) validate() error {
@@ -145,8 +152,23 @@ func (a *app) runPanic(ctx context.Context, srv *server.Server, req panicRequest
 	if serr != nil {
 		detail["error"] = serr.Error()
 	}
-	_, aerr := srv.Audit.Append(context.WithoutCancel(ctx),
+	if req.CancelOrders {
+		detail["cancel_orders"] = "true"
+	}
+	if req.DeleteKeys {
+		detail["delete_keys"] = "true"
+	}
+	rcpt, aerr := srv.Audit.Append(context.WithoutCancel(ctx),
 		audit.Record{Type: audit.TypeEvent, Event: &audit.Event{Kind: "panic", Actor: actor, Detail: detail}})
+	if req.CancelOrders || req.DeleteKeys {
+		// After the suspension and its audit record: the venue actions
+		// never delay containment, and their failures never undo it.
+		run, verr := a.startVenueActions(ctx, srv, req, actor, rcpt.Seq)
+		if verr != nil {
+			serr = errors.Join(serr, fmt.Errorf("panic: venue actions not started: %w", verr))
+		}
+		res.Venue = run
+	}
 	a.log.Warn("panic: credentials suspended", "actor", actor, "target", target, "reason", req.Reason, "revoked", len(res.Revoked),
 		"stopped", res.Stopped, "took", res.Took)
 	switch {
@@ -166,7 +188,16 @@ func newPanicCmd(a *app) *cobra.Command {
 		Long: `Suspend credentials in the running gateway, effective on the next request:
 --client revokes one client credential, --key and --venue revoke every client
 bound to that exchange key or venue, and --all stops the gateway (every request
-gets 503 until "keywarden gateway resume"). The panic is audited.`,
+gets 503 until "keywarden gateway resume"). The panic is audited.
+
+After the suspension is acknowledged, --cancel-orders cancels every open
+order of the affected exchange keys at each configured venue (through the
+venue's own cancel-all endpoints, signed with the key), and --delete-keys
+then deletes those keys at the venue where its API allows it (as "keywarden
+key revoke --at-venue" does) and disables them in keywarden. These venue
+actions run in the server within ` + panicVenueTimeout.String() + `; each is audited and added
+to the panic's incident, and a failure never lifts the suspension. The
+command prints their results as they finish.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := req.validate(); err != nil {
@@ -192,7 +223,10 @@ gets 503 until "keywarden gateway resume"). The panic is audited.`,
 				fmt.Fprintln(a.stdout, "no active credential matched")
 			}
 			fmt.Fprintf(a.stdout, "suspension took %s (gateway %s)\n", took.Round(time.Microsecond), res.Took)
-			return nil
+			if res.Venue == nil {
+				return nil
+			}
+			return a.followVenueRun(cmd.Context(), res.Venue)
 		},
 	}
 	f := cmd.Flags()
@@ -201,6 +235,61 @@ gets 503 until "keywarden gateway resume"). The panic is audited.`,
 	f.StringVar(&req.Venue, "venue", "", "revoke every client of this venue")
 	f.BoolVar(&req.All, "all", false, "stop the gateway: refuse every request")
 	f.StringVar(&req.Reason, "reason", "", "why (recorded in the audit log)")
+	f.BoolVar(&req.CancelOrders, "cancel-orders", false, "then cancel the affected keys' open orders at the venues")
+	f.BoolVar(&req.DeleteKeys, "delete-keys", false, "then delete the affected keys at the venues where the API allows (and disable them here)")
 	cmd.AddCommand(newPanicDrillCmd(a))
 	return cmd
+}
+
+// followVenueRun prints a panic's venue actions as they finish.
+func (a *app) followVenueRun(ctx context.Context, plan *venueRun) error {
+	if len(plan.Steps) == 0 {
+		fmt.Fprintln(a.stdout, "venue actions: no configured venue holds an affected key")
+		return nil
+	}
+	inc := dialIncidents(a.cfg.DataDir)
+	if inc == nil {
+		return errors.New("the credentials are suspended, but the venue actions cannot be followed (no incident socket): see the audit log and the incident")
+	}
+	s := inc.s
+	fmt.Fprintf(a.stdout, "venue actions: %d step(s) running in the server\n", len(plan.Steps))
+	printed := make([]bool, len(plan.Steps))
+	failed := 0
+	deadline := time.Now().Add(panicVenueTimeout + 15*time.Second)
+	for {
+		var run venueRun
+		if err := s.call(ctx, "GET", "/v1/panic/venue/"+plan.ID, nil, &run); err != nil {
+			return fmt.Errorf("the credentials are suspended, but the venue actions could not be followed (see the audit log and the incident): %w", err)
+		}
+		for i, st := range run.Steps {
+			if !st.Done || i >= len(printed) || printed[i] {
+				continue
+			}
+			printed[i] = true
+			mark, where := "ok  ", st.Key
+			if !st.OK {
+				mark = "FAIL"
+				failed++
+			}
+			if st.Venue != "" {
+				where = st.Venue + " " + st.Key
+			}
+			fmt.Fprintf(a.stdout, "  %s %-13s %s: %s\n", mark, st.Action, where, st.Result)
+		}
+		if run.Done {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("the credentials are suspended, but the venue actions did not finish in time (see the audit log and the incident)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("the credentials are suspended, but %d venue action(s) failed: finish them at the venue by hand", failed)
+	}
+	return nil
 }
