@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,7 +227,7 @@ critical.`,
 }
 
 func newKeyRevokeCmd(a *app) *cobra.Command {
-	var reason string
+	var reason, manager, subAccount string
 	var venueToo bool
 	cmd := &cobra.Command{
 		Use:   "revoke EXCHANGE/NAME --reason TEXT",
@@ -234,7 +235,11 @@ func newKeyRevokeCmd(a *app) *cobra.Command {
 		Long: `Disable the key in the vault at once: the gateway refuses to sign with it, so
 every client bound to it fails on its next request. With --at-venue, also
 delete the key at the venue when the venue's API can (the key itself must be
-allowed to manage keys). The reason is recorded with the key.
+allowed to manage keys, or --manager names the vault key that manages the
+sub-account's keys, with --sub-account). Bitget cannot delete a key through
+its API: there the key is neutralised (no permissions, an IP allowlist of an
+unroutable address) and must still be deleted in Bitget's web interface. The
+reason is recorded with the key.
 
 When keywarden serve is running, the command goes through its control socket
 and the running gateway stops signing with the key on the next request.`,
@@ -247,7 +252,7 @@ and the running gateway stops signing with the key on the next request.`,
 				return errors.New("key revoke needs --reason")
 			}
 			ctx := cmd.Context()
-			req := keyRevokeRequest{Exchange: ex, Name: name, Reason: reason, AtVenue: venueToo}
+			req := keyRevokeRequest{Exchange: ex, Name: name, Reason: reason, AtVenue: venueToo, Manager: manager, SubAccount: subAccount}
 			var out keyRevokeResult
 			if s := dialControl(a.cfg.DataDir); s != nil {
 				// A running gateway must stop signing at once: it revokes
@@ -271,6 +276,8 @@ and the running gateway stops signing with the key on the next request.`,
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why the key is revoked (recorded; no secrets)")
 	cmd.Flags().BoolVar(&venueToo, "at-venue", false, "also delete the key at the venue through its API")
+	cmd.Flags().StringVar(&manager, "manager", "", "with --at-venue: the vault key EXCHANGE/NAME that manages the sub-account's keys")
+	cmd.Flags().StringVar(&subAccount, "sub-account", "", "with --at-venue: the key's sub-account, where the venue manages sub-account keys")
 	return cmd
 }
 
@@ -281,6 +288,10 @@ type keyRevokeRequest struct {
 	Name     string `json:"name"`
 	Reason   string `json:"reason"`
 	AtVenue  bool   `json:"at_venue"`
+	// Manager names the vault key that manages the key at the venue
+	// (sub-account keys); empty means the key itself.
+	Manager    string `json:"manager,omitempty"`
+	SubAccount string `json:"sub_account,omitempty"`
 }
 
 // keyRevokeResult is what the operator is told.
@@ -299,8 +310,25 @@ func (a *app) revokeKey(ctx context.Context, v *vault.Vault, r keyRevokeRequest)
 		if err != nil {
 			return out, err
 		}
+		// a copy of the secrets too: disabling the key zeroes the vault's
+		// cached credential, which c shares
 		cp := *c
+		cp.Secret, cp.Passphrase = bytes.Clone(c.Secret), bytes.Clone(c.Passphrase)
+		defer cp.Secret.Zero()
+		defer cp.Passphrase.Zero()
 		cred = &cp
+	}
+	signer := cred
+	if r.AtVenue && r.Manager != "" {
+		mex, mname, ok := strings.Cut(r.Manager, "/")
+		if !ok || mex != r.Exchange {
+			return out, fmt.Errorf("manager key %q is not a %s key EXCHANGE/NAME", r.Manager, r.Exchange)
+		}
+		m, err := v.Credential(ctx, mex, mname)
+		if err != nil {
+			return out, fmt.Errorf("manager key: %w", err)
+		}
+		signer = m
 	}
 	info, err := v.DisableKey(ctx, r.Exchange, r.Name, r.Reason)
 	if err != nil {
@@ -317,8 +345,14 @@ func (a *app) revokeKey(ctx context.Context, v *vault.Vault, r keyRevokeRequest)
 		return out, err
 	}
 	hv := &rotation.HTTPVenue{Venue: ven, Client: a.httpClient()}
-	if err := hv.DeleteKey(ctx, cred, rotation.KeyID(r.Exchange, cred), exchange.KeySpec{Passphrase: cred.Passphrase}); err != nil {
+	spec := exchange.KeySpec{Passphrase: cred.Passphrase, SubAccount: r.SubAccount}
+	if err := hv.DeleteKey(ctx, signer, rotation.KeyID(r.Exchange, cred), spec); err != nil {
 		return out, fmt.Errorf("the key is disabled in keywarden but could not be deleted at %s (delete it there by hand): %w", r.Exchange, err)
+	}
+	if note := hv.DeleteNote(); note != "" {
+		a.log.Warn("exchange key neutralised at the venue", "key", info.ID())
+		out.Lines = append(out.Lines, fmt.Sprintf("%s: %s.", info.ID(), note))
+		return out, nil
 	}
 	a.log.Warn("exchange key deleted at the venue", "key", info.ID())
 	out.Lines = append(out.Lines, fmt.Sprintf("Deleted %s at the venue.", info.ID()))
