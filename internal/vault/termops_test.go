@@ -238,3 +238,47 @@ func TestTermOpsConcurrent(t *testing.T) {
 		t.Errorf("counted %d encryptions, want %d", total, workers*each)
 	}
 }
+
+// Two vaults on one store (two replicas): when both find the term full,
+// the second adopts the keyring the first rotated to instead of writing a
+// second, different term over it; everything each sealed stays readable.
+func TestTermOpsTwoReplicas(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	a := e.capVault(t, 2)
+	if _, err := a.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.capVault(t, 2)
+	if err := b.Unseal(ctx, passphrase); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range []*Vault{a, a, a, b} {
+		if err := v.PutSecret(ctx, "test", fmt.Sprint(i), []byte(fmt.Sprint("value ", i))); err != nil {
+			t.Fatalf("PutSecret(%d) = %v", i, err)
+		}
+	}
+	// a filled term 1, rotated to 2 and wrote once under it; b, still at
+	// term 1, found it full, adopted a's keyring (overwriting it would
+	// make a's term-2 record unreadable) and filled term 2: it rotated
+	// to 3.
+	var terms []uint32
+	for i := range 4 {
+		terms = append(terms, e.recordTerm(t, "test", fmt.Sprint(i)))
+	}
+	if diff := cmp.Diff([]uint32{1, 1, 2, 2}, terms); diff != "" {
+		t.Errorf("terms (-want +got):\n%s", diff)
+	}
+	c := e.capVault(t, 2)
+	if err := c.Unseal(ctx, passphrase); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if got, err := c.Secret(ctx, "test", fmt.Sprint(i)); err != nil || string(got) != fmt.Sprint("value ", i) {
+			t.Errorf("Secret(%d) from a fresh vault = %q, %v", i, got, err)
+		}
+	}
+	if st, _ := c.Status(ctx); st.Term != 3 {
+		t.Errorf("stored keyring at term %d, want 3", st.Term)
+	}
+}

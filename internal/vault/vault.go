@@ -534,7 +534,25 @@ func (v *Vault) rotateLocked(ctx context.Context, resetOps bool) error {
 		next.destroy()
 		return fmt.Errorf("vault rotate: %w", err)
 	}
+	// The stored keyring must still be the one this vault holds: another
+	// process on the same store (a replica) may have rotated it. Then its
+	// keyring is adopted instead of overwritten, which would lose the
+	// term it added.
+	var newer *keyring
 	err = v.tx.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Get(ctx, keyringKey)
+		if err != nil {
+			return err
+		}
+		stored, err := openKeyring(v.root.Bytes(), cur)
+		if err != nil {
+			return fmt.Errorf("stored keyring: %w", ErrTampered)
+		}
+		if stored.current != v.ring.current {
+			newer = stored
+			return nil
+		}
+		stored.destroy()
 		if resetOps {
 			if err := tx.Put(ctx, termOpsKey, []byte(`{"version":1,"ops":{}}`)); err != nil {
 				return err
@@ -545,6 +563,18 @@ func (v *Vault) rotateLocked(ctx context.Context, resetOps bool) error {
 	if err != nil {
 		next.destroy()
 		return fmt.Errorf("vault rotate: %w", err)
+	}
+	if newer != nil {
+		next.destroy()
+		if newer.current < v.ring.current {
+			newer.destroy()
+			return fmt.Errorf("vault rotate: the stored keyring is at term %d, behind this vault's %d: %w", newer.current, v.ring.current, ErrTampered)
+		}
+		v.lastOps.Store(0)
+		v.ring.destroy()
+		v.ring = newer
+		v.log.Info("keyring rotated elsewhere; adopted the stored keyring", "keyring_term", newer.current)
+		return nil
 	}
 	v.lastOps.Store(0)
 	v.ring.destroy()
