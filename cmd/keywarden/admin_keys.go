@@ -49,7 +49,7 @@ func (k *adminKeys) Rotate(ctx context.Context, venue, name string, req admin.Ro
 	if err != nil {
 		return nil, err
 	}
-	ven, err := k.a.venueFor(venue)
+	ven, err := k.a.rotationVenue(venue)
 	if err != nil {
 		return nil, err
 	}

@@ -409,7 +409,7 @@ keywarden key rotate --confirm EXCHANGE/NAME.`,
 			if err != nil {
 				return err
 			}
-			ven, err := a.venueFor(ex)
+			ven, err := a.rotationVenue(ex)
 			if err != nil {
 				return err
 			}
