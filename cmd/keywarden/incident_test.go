@@ -209,6 +209,39 @@ key_file = "hook-key"
 	if !bytes.Contains(files[in.ID+"/config.sha256"], []byte(hex.EncodeToString(sum[:]))) {
 		t.Errorf("config.sha256 = %q, want the configuration's digest", files[in.ID+"/config.sha256"])
 	}
+	// The bundle is signed by the evidence key, which the running serve
+	// prints; verify-bundle checks it pinned, and names what was altered.
+	pub := strings.TrimSpace(c.ok("", "incident", "public-key"))
+	if got := strings.TrimSpace(string(files[in.ID+"/evidence.pub"])); got != pub {
+		t.Errorf("evidence.pub = %q, incident public-key = %q", got, pub)
+	}
+	writeFile(t, filepath.Join(c.dir, "evidence.pub"), pub+"\n", 0o600)
+	if out := c.ok("", "incident", "verify-bundle", bundle, "--public-key", filepath.Join(c.dir, "evidence.pub")); !strings.Contains(out, "OK ") ||
+		!strings.Contains(out, "signature verified with the pinned public key "+pub) {
+		t.Errorf("verify-bundle: %s", out)
+	}
+	tampered := filepath.Join(c.dir, "tampered.tar.gz")
+	var tb bytes.Buffer
+	gz := gzip.NewWriter(&tb)
+	tw := tar.NewWriter(gz)
+	for _, name := range []string{"incident.json", "alerts.json", "audit.jsonl", "audit-verify.json", "config.sha256", "manifest.json", "manifest.sig", "evidence.pub"} {
+		body := files[in.ID+"/"+name]
+		if name == "audit.jsonl" {
+			body = bytes.Replace(body, []byte("contain the leak"), []byte("routine check!!"), 1)
+		}
+		tw.WriteHeader(&tar.Header{Name: in.ID + "/" + name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write(body)
+	}
+	tw.Close()
+	gz.Close()
+	writeFile(t, tampered, tb.String(), 0o600)
+	if msg := c.fails("1 check(s) failed", "", "incident", "verify-bundle", tampered, "--public-key", pub); !strings.Contains(msg, tampered) {
+		t.Errorf("verify-bundle of a tampered bundle: %s", msg)
+	}
+	if out := c.outputs[len(c.outputs)-3]; !strings.Contains(out, "FAIL audit.jsonl: SHA-256 or size does not match the manifest") {
+		t.Errorf("verify-bundle did not name the altered file:\n%s", out)
+	}
+
 	planted := append([]string{marker, exSecret, hookKey, "correct horse battery staple"}, secrets...)
 	for name, body := range files {
 		for _, s := range planted {
@@ -229,6 +262,10 @@ key_file = "hook-key"
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+	// Without a server the evidence key comes from the vault itself.
+	if got := strings.TrimSpace(c.ok("", "incident", "public-key")); got != pub {
+		t.Errorf("incident public-key without serve = %q, want %q", got, pub)
 	}
 	// Without a server the commands read the store.
 	if out := c.ok("", "incident", "show", in.ID); !strings.Contains(out, "CLOSED") || !strings.Contains(out, "thief suspended, key rotated") {
