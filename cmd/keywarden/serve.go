@@ -17,6 +17,7 @@ import (
 	"github.com/keywarden/keywarden/internal/admin"
 	"github.com/keywarden/keywarden/internal/dashboard"
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/gateway"
 	"github.com/keywarden/keywarden/internal/monitor"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
@@ -172,7 +173,9 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	defer stopPosture()
 
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	// Request heads are checked on the wire before net/http reads them
+	// leniently: no bare LF or CR, no obs-fold, plain Content-Length.
+	go func() { errc <- hs.Serve(gateway.StrictListener(ln)) }()
 	base := scheme + "://" + ln.Addr().String()
 	a.log.Info("gateway listening", "url", base, "venues", len(rs), "policies", len(pols), "audit_dir", g.AuditDir,
 		"not_dumpable", hardened)
