@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,4 +186,95 @@ func fromCCXT(t *testing.T, res exchangetest.CCXTResult) *exchange.Request {
 		r.Body = []byte(*res.Body)
 	}
 	return r
+}
+
+// TestCCXTKeyManagement has ccxt 4.5.84 sign the virtual sub-account key
+// calls the key manager builds (ccxt's implicit methods
+// privateUserPostV2UserCreateVirtualSubaccountApikey,
+// privateUserPostV2UserModifyVirtualSubaccountApikey and
+// privateUserGetV2UserVirtualSubaccountApikeyList) with the same
+// parameters, in the same order, and checks that ccxt sends the same path,
+// query and body bytes, and that the signer's signature equals ccxt's.
+func TestCCXTKeyManagement(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 4))
+	type job struct {
+		key  *exchange.Credential
+		now  time.Time
+		req  *exchange.Request
+		ccxt ccxtJob
+	}
+	var jobs []job
+	for i := range 24 {
+		key := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "bg_" + randString(rng, "0123456789abcdef", 32),
+			Secret: exchange.Secret(randString(rng, "0123456789abcdef", 64)), Passphrase: exchange.Secret(randString(rng, alnum, 12))}
+		nowMs := time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() + rng.Int64N(5*365*24*3600*1000)
+		sub := fmt.Sprint(1e9 + rng.IntN(9e9))
+		km := newKeyManager()
+		var req *exchange.Request
+		var err error
+		switch i % 3 {
+		case 0:
+			perms := [][]string{{"read"}, {"spot_trade"}, {"spot_trade", "contract_trade"}}[rng.IntN(3)]
+			var ips []string
+			for range rng.IntN(3) {
+				ips = append(ips, fmt.Sprintf("203.0.113.%d", rng.IntN(255)))
+			}
+			req, err = km.CreateKeyRequest(exchange.KeySpec{Label: "keywarden-bot" + fmt.Sprint(i) + "-" + fmt.Sprint(nowMs/1000), SubAccount: sub,
+				Permissions: perms, IPs: ips})
+		case 1:
+			req, err = km.DeleteKeyRequest("bg_"+randString(rng, "0123456789abcdef", 32), exchange.KeySpec{SubAccount: sub,
+				Passphrase: exchange.Secret(randString(rng, alnum, 28))})
+		case 2:
+			req = ListKeysRequest(sub)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cj := ccxtJob{Exchange: "bitget", Credentials: map[string]string{"apiKey": key.APIKey, "secret": string(key.Secret), "password": string(key.Passphrase)},
+			NowMs: nowMs, Path: strings.TrimPrefix(req.Path, "/api/"), API: []string{"private", "user"}, Method: req.Method}
+		if req.Method == http.MethodGet {
+			q, err := url.ParseQuery(req.RawQuery)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cj.Params = map[string]string{"subAccountUid": q.Get("subAccountUid")}
+		} else {
+			cj.Params = json.RawMessage(req.Body) // ccxt keeps the members' order
+		}
+		jobs = append(jobs, job{key: key, now: time.UnixMilli(nowMs), req: req, ccxt: cj})
+	}
+	ccxtJobs := make([]ccxtJob, len(jobs))
+	for i, j := range jobs {
+		ccxtJobs[i] = j.ccxt
+	}
+	results := runCCXT(t, ccxtJobs)
+	for i, res := range results {
+		j := jobs[i]
+		t.Run(fmt.Sprintf("%d-%s-%s", i, j.req.Method, j.req.Path), func(t *testing.T) {
+			if res.Error != "" {
+				t.Fatalf("ccxt: %s", res.Error)
+			}
+			in := fromCCXT(t, res)
+			if in.Path != j.req.Path || in.RawQuery != j.req.RawQuery || string(in.Body) != string(j.req.Body) {
+				t.Errorf("ccxt sends %s?%s %s, the key manager %s?%s %s", in.Path, in.RawQuery, in.Body, j.req.Path, j.req.RawQuery, j.req.Body)
+			}
+			if _, err := (verifier{}).Verify(in, j.key, j.now); err != nil {
+				t.Errorf("Verify(ccxt request) = %v", err)
+			}
+			out := j.req.Clone()
+			if err := (signer{}).Sign(out, j.key, j.now); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := out.Header.Get(hdrSign), res.Headers["ACCESS-SIGN"]; got != want {
+				t.Errorf("Sign(key manager request) = %q, want ccxt's %q", got, want)
+			}
+			want := exchange.ScopeAccountAdmin // key management is never a bot's call
+			if j.req.Method == http.MethodGet {
+				want = exchange.ScopeRead
+			}
+			if call, err := (describer{}).Describe(in); err != nil || call.Scope != want {
+				t.Errorf("Describe(ccxt request) = %+v, %v, want scope %s", call, err, want)
+			}
+		})
+	}
 }
