@@ -230,6 +230,8 @@ func (s *Simulator) handlePrivate(w http.ResponseWriter, r *http.Request) {
 		} else {
 			result = map[string]any{"count": 1}
 		}
+	case "CancelAll":
+		result = map[string]any{"count": len(s.kit.CancelAll(key, nil))}
 	case "OpenOrders":
 		open := map[string]any{}
 		for _, o := range s.kit.Orders(key) {
