@@ -43,6 +43,7 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.HandleFunc("GET /derivatives/api/v3/openorders", s.private("read", s.handleOpenOrders))
 	mux.HandleFunc("POST /derivatives/api/v3/sendorder", s.private("trade", s.handleSendOrder))
 	mux.HandleFunc("POST /derivatives/api/v3/cancelorder", s.private("trade", s.handleCancelOrder))
+	mux.HandleFunc("POST /derivatives/api/v3/cancelallorders", s.private("trade", s.handleCancelAll))
 	mux.HandleFunc("POST /derivatives/api/v3/withdrawal", s.private("withdraw", s.handleWithdrawal))
 	mux.HandleFunc("GET "+keyCheckPath, s.private("", s.handleKeyCheck))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
