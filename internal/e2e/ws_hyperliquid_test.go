@@ -145,7 +145,14 @@ func TestWSHyperliquidPost(t *testing.T) {
 	if d := cmp.Diff([]string{"POST " + master, "WS " + master}, got); d != "" {
 		t.Errorf("signed requests at the simulator (-want +got):\n%s", d)
 	}
-	dec := Decisions(env.CheckAudit(w.agent.Hex(), w.master.Hex(), string(iss.Secret)))
+	// The bot's signature (r and s) is redacted from the audited post.
+	var sent struct {
+		Signature struct{ R, S string }
+	}
+	if err := json.Unmarshal(order, &sent); err != nil || sent.Signature.R == "" || sent.Signature.S == "" {
+		t.Fatalf("bot order %s: %v", order, err)
+	}
+	dec := Decisions(env.CheckAudit(w.agent.Hex(), w.master.Hex(), string(iss.Secret), sent.Signature.R, sent.Signature.S))
 	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 1, "denied/deny/scope": 1, "denied/deny/timestamp": 3}
 	if d := cmp.Diff(want, dec); d != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", d)

@@ -1,6 +1,7 @@
 package hyperliquid
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -160,15 +161,51 @@ func (a *WSAPI) Parse(msg []byte) (*exchange.WSMessage, error) {
 		return m, exchange.Errorf(exchange.ErrAuth, "signed posts need the client credential in the socket's path: connect to /hyperliquid/c/<client credential id>/ws")
 	}
 	m.Signed, m.ClientKey = true, a.client
-	if sv, ok := p.payload.Get("signature"); ok {
-		if so, ok := sv.(*eip712.Object); ok {
-			m.Signature, _ = stringMember(so, "r")
-		}
+	// The signature object exactly as the message spells it, so the proxy
+	// redacts all of it from the audited message.
+	if raw, ok := rawMember(msg, "request", "payload", "signature"); ok && len(raw) > 2 {
+		m.Signature = string(raw)
 	}
 	if m.Signature == "" {
 		return m, exchange.Errorf(exchange.ErrAuth, "signature missing")
 	}
 	return m, nil
+}
+
+// rawMember returns the bytes of the value at path (member names of
+// nested objects) exactly as msg spells them.
+func rawMember(msg []byte, path ...string) (json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	for i, want := range path {
+		if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+			return nil, false
+		}
+		for {
+			t, err := dec.Token()
+			if err != nil {
+				return nil, false
+			}
+			k, ok := t.(string)
+			if !ok {
+				return nil, false // the object ended without the member
+			}
+			if k == want {
+				break
+			}
+			var skip json.RawMessage
+			if dec.Decode(&skip) != nil {
+				return nil, false
+			}
+		}
+		if i == len(path)-1 {
+			var raw json.RawMessage
+			if dec.Decode(&raw) != nil || !bytes.Contains(msg, raw) {
+				return nil, false
+			}
+			return raw, true
+		}
+	}
+	return nil, false
 }
 
 // actionPayload returns the /exchange body a post action carries.

@@ -79,6 +79,13 @@ func TestWSAPI(t *testing.T) {
 	if err != nil || !m.Signed || m.ClientKey != "kwBOT" || string(m.ID) != "4" {
 		t.Fatalf("Parse = %+v, %v", m, err)
 	}
+	if sig := signed[bytes.Index(signed, []byte(`"signature":`))+12 : bytes.Index(signed, []byte(`,"vaultAddress"`))]; m.Signature != string(sig) {
+		t.Errorf("Signature = %s, want the whole signature object %s (redacted from the audit)", m.Signature, sig)
+	}
+	spaced := []byte(`{"method":"post", "id":4, "request":{"type":"action", "payload":{"signature" : {"r":"0x1","s":"0x2","v":27}, "action":{"type":"noop"},"nonce":1}}}`)
+	if sm, err := api.Parse(spaced); err != nil || sm.Signature != `{"r":"0x1","s":"0x2","v":27}` {
+		t.Errorf("Parse(spaced).Signature = %q, %v", sm.Signature, err)
+	}
 	if err := api.Verify(msg, m, client, now); err != nil {
 		t.Fatalf("Verify = %v", err)
 	}
