@@ -19,8 +19,9 @@ import (
 )
 
 func newClientCmd(a *app) *cobra.Command {
-	cmd := group("client", "Issue, list, revoke and rotate bot credentials")
-	cmd.AddCommand(newClientIssueCmd(a), newClientListCmd(a), newClientRevokeCmd(a), newClientRotateCmd(a))
+	cmd := group("client", "Issue, list, revoke, rotate and downgrade bot credentials")
+	cmd.AddCommand(newClientIssueCmd(a), newClientListCmd(a), newClientRevokeCmd(a), newClientRotateCmd(a),
+		newClientReadOnlyCmd(a), newClientRestoreCmd(a))
 	return cmd
 }
 
@@ -175,6 +176,8 @@ func newClientListCmd(a *app) *cobra.Command {
 				state := "active"
 				if err := c.Active(now); err != nil {
 					state = strings.TrimPrefix(err.Error(), "client credential ")
+				} else if c.ReadOnly != nil {
+					state = "read-only"
 				}
 				var cidrs []string
 				for _, p := range c.CIDRs {

@@ -165,10 +165,15 @@ func (r *responder) plan(al monitor.Alert) bool {
 		// the caller claimed.
 		p.Venue, p.Client = ev["venue"], ev["client"]
 		srv := r.srv()
-		if p.Venue == "" || p.Client == "" || srv == nil {
+		switch {
+		case p.Venue == "" || p.Client == "":
 			p.Skip = "the alert names no client credential"
-		} else if _, err := srv.Clients.Lookup(p.Venue, p.Client); err != nil {
-			p.Skip = "the alert names no active client credential"
+		case srv == nil:
+			p.Skip = "the server is not running yet"
+		default:
+			if _, err := srv.Clients.Lookup(p.Venue, p.Client); err != nil {
+				p.Skip = "the alert names no active client credential"
+			}
 		}
 	case respondSuspendKey, respondPanicKey:
 		switch {
@@ -324,7 +329,7 @@ func (r *responder) run(ctx context.Context, p responsePlan) (string, error) {
 		return "", errors.New("the server is not running yet")
 	}
 	reason := "alert " + p.AlertID + " (" + p.Rule + " " + p.Subject + ")"
-	head := "automatic response to alert " + p.AlertID + " (" + p.Action + "): "
+	head := "automatic response (" + p.Action + ") to alert " + p.AlertID + ": "
 	switch p.Action {
 	case respondReadOnly:
 		c, changed, err := r.a.downgradeClient(ctx, srv, p.Venue, p.Client, actorAutomatic, reason)

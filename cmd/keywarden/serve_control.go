@@ -213,6 +213,7 @@ func (a *app) startControl(ctx context.Context, srv *server.Server, peers peers)
 		writeControl(w, map[string]string{"gateway": "running"}, peers.SetGatewayStopped(r.Context(), false))
 	})
 	mux.HandleFunc("POST /v1/panic", afterPanic(a.handlePanic(srv), peers))
+	a.clientModeRoutes(mux, srv, peers)
 	mux.HandleFunc("GET /v1/gateway/status", func(w http.ResponseWriter, r *http.Request) {
 		st := gatewayStatus{State: "running", RateLimits: map[string]rateLimitStatus{}}
 		if err := srv.Gateway.Healthy(); err != nil {

@@ -68,6 +68,7 @@ type NamedSink struct {
 // Server is an assembled keywarden.
 type Server struct {
 	Vault      *vault.Vault
+	Store      store.Store // the records: operator accounts are read from it for step-up
 	Clients    *client.Registry
 	Engine     *policy.Engine
 	Audit      *audit.Log
@@ -101,7 +102,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{Vault: o.Vault}
+	s := &Server{Vault: o.Vault, Store: o.Store}
 	s.Clients = client.New(client.Options{Store: o.Store, Secrets: o.Vault, Logger: o.Logger.With("component", "clients")})
 	if err := s.Clients.Load(ctx); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
