@@ -266,6 +266,8 @@ func (s *Simulator) execute(route string, p params, acc *sim.Account) (any, *sim
 			return nil, httpErr(http.StatusNotFound, "Not Found")
 		}
 		return out, nil
+	case "DELETE /api/v1/order/all":
+		return s.cancelAll(p, acc), nil
 	case "GET /api/v1/order":
 		open := strings.Contains(strings.ReplaceAll(p.str("filter"), " ", ""), `"open":true`)
 		sym := p.str("symbol")
