@@ -39,7 +39,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 
 // The analyzer reports every planted violation, on its line, and nothing
 // in the package of near misses and comment-allowed uses.
-func TestLintPlanted(t *testing.T) {
+func TestHygiene_H4_LintPlanted(t *testing.T) {
 	got, err := Run(".", "./testdata/bad", "./testdata/good")
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestLintPlanted(t *testing.T) {
 
 // The repository's non-test code has no finding beyond Allowed, each with
 // its reason.
-func TestLintRepository(t *testing.T) {
+func TestHygiene_H4_LintRepository(t *testing.T) {
 	if testing.Short() {
 		t.Skip("type-checks the whole module")
 	}

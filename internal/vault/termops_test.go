@@ -16,7 +16,7 @@ import (
 // H7: 10^6 nonces from the vault's nonce source (randomBytes, which
 // sealAEAD uses) hold no repeat. A repeat would mean a broken source: the
 // chance of one among 10^6 random 96-bit values is about 2^-57.
-func TestNoncesDoNotRepeat(t *testing.T) {
+func TestHygiene_H7_NoncesDoNotRepeat(t *testing.T) {
 	const n = 1_000_000
 	all := make([][12]byte, n)
 	for i := range all {
@@ -73,7 +73,7 @@ func (e *env) recordTerm(t *testing.T, kind, id string) uint32 {
 // A4/H7: with a cap of 3 encryptions per term, the vault rotates by itself,
 // online, every 3 writes; every term's count stays ≤3; old terms decrypt;
 // the counts survive a restart.
-func TestTermOpsCapRotates(t *testing.T) {
+func TestHygiene_H7_TermOpsCapRotates(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv()
 	v := e.capVault(t, 3)
@@ -133,7 +133,7 @@ func TestTermOpsCapRotates(t *testing.T) {
 // Another writer (a replica) filled the term: this vault's next write is
 // refused inside its transaction, the keyring rotates and the write lands
 // under the new term. Exchange keys count too.
-func TestTermOpsExhaustedElsewhere(t *testing.T) {
+func TestHygiene_H7_TermOpsExhaustedElsewhere(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv()
 	v := e.capVault(t, 5)
@@ -167,7 +167,7 @@ func TestTermOpsExhaustedElsewhere(t *testing.T) {
 
 // A damaged counts record fails closed into a rotation with fresh counts,
 // never into writes past an unknown count.
-func TestTermOpsDamagedRecord(t *testing.T) {
+func TestHygiene_H7_TermOpsDamagedRecord(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv()
 	v := e.capVault(t, 100)
@@ -193,7 +193,7 @@ func TestTermOpsDamagedRecord(t *testing.T) {
 }
 
 // Concurrent writers never push a term past its cap.
-func TestTermOpsConcurrent(t *testing.T) {
+func TestHygiene_H7_TermOpsConcurrent(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv()
 	v := e.capVault(t, 4)
@@ -242,7 +242,7 @@ func TestTermOpsConcurrent(t *testing.T) {
 // Two vaults on one store (two replicas): when both find the term full,
 // the second adopts the keyring the first rotated to instead of writing a
 // second, different term over it; everything each sealed stays readable.
-func TestTermOpsTwoReplicas(t *testing.T) {
+func TestHygiene_H7_TermOpsTwoReplicas(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv()
 	a := e.capVault(t, 2)
