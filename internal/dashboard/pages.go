@@ -477,6 +477,8 @@ func (h *Handler) clients(c *call) error {
 			st = "revoked"
 		case cl.Active(now) != nil:
 			st = "expired"
+		case cl.ReadOnly != nil:
+			st = "read-only"
 		}
 		rows = append(rows, clientRow{Client: cl, Seen: h.o.Activity.Seen(cl.ID), Status: st})
 	}
