@@ -107,9 +107,13 @@ type accountInfo struct {
 	Authorities []string `json:"authorities"`
 }
 
-// ParsePosture reads authorities and ips. The field names and permission
-// tokens are not confirmed by Bitget's docs (spec §9 c, §17); unknown
-// tokens are kept in Permissions and grant nothing.
+// ParsePosture reads authorities and ips. Bitget's account-info page
+// documents two forms of authorities: the words of its example ("readonly",
+// "trade") and four-letter codes, read-only ones ending in "r" (stor, coor,
+// wtor, ...) and read-write ones in "w" (stow spot, smow margin, coow and
+// cpow futures orders and holdings, ttow copy trading, wtow wallet transfer,
+// wwow wallet withdrawal, chow sub-account management, p2pw P2P). Both are
+// read. Unknown tokens are kept in Permissions and grant nothing.
 func (inspector) ParsePosture(status int, body []byte) (exchange.KeyPosture, error) {
 	var rep struct {
 		Code string      `json:"code"`
@@ -127,15 +131,16 @@ func (inspector) ParsePosture(status int, body []byte) (exchange.KeyPosture, err
 	for _, a := range rep.Data.Authorities {
 		p.Permissions = append(p.Permissions, a)
 		switch strings.ToLower(a) {
-		case "readonly", "read_only", "read":
+		case "readonly", "read_only", "read",
+			"stor", "smor", "coor", "cpor", "ttor", "wtor", "taxr", "chor", "p2pr", "pllr", "taxw":
 			p.CanRead = true
-		case "trade", "spot_trade", "stor":
+		case "trade", "spot_trade", "stow", "smow", "margin_trade", "ttow", "pllw":
 			p.CanRead, p.CanTrade = true, true
-		case "contract_trade", "coor":
+		case "contract_trade", "coow", "cpow":
 			p.CanRead, p.CanTrade, p.CanFutures = true, true, true
-		case "transfer", "trse":
+		case "transfer", "trse", "wtow", "p2pw", "p2p":
 			p.CanTransfer = true
-		case "withdraw", "wiwr":
+		case "withdraw", "wiwr", "wwow":
 			p.CanWithdraw = true
 		}
 	}
