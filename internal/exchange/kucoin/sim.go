@@ -97,6 +97,10 @@ func findSimRoute(method string, segs []string) (simRoute, bool) {
 	}
 	rest := strings.Join(segs[2:], "/")
 	switch {
+	case method == "DELETE" && rest == "orders":
+		return simRoute{"trade", (*Simulator).cancelAllClassic}, true
+	case method == "DELETE" && rest == "hf/orders/cancelAll":
+		return simRoute{"trade", (*Simulator).cancelAllHF}, true
 	case method == "GET" && rest == "hf/accounts/opened":
 		return simRoute{"read", (*Simulator).hfOpened}, true
 	case method == "POST" && rest == "orders":
