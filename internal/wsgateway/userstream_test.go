@@ -228,9 +228,13 @@ func TestUserStreamClosedOnDowngradeAndRevocation(t *testing.T) {
 			if code := readClose(t, c); code != websocket.StatusPolicyViolation {
 				t.Errorf("user-data stream ended with %v, want 1008", code)
 			}
-			e.keys.mu.Lock()
-			revoked := append([]string(nil), e.keys.revoked...)
-			e.keys.mu.Unlock()
+			var revoked []string
+			waitFor(t, "the token to be revoked", func() bool {
+				e.keys.mu.Lock()
+				defer e.keys.mu.Unlock()
+				revoked = append([]string(nil), e.keys.revoked...)
+				return len(revoked) > 0
+			})
 			if d := cmp.Diff([]string{e.keys.ListenKeyTag(plantedKey)}, revoked); d != "" {
 				t.Errorf("revoked tokens (-want +got):\n%s", d)
 			}
