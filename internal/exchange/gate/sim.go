@@ -93,6 +93,8 @@ func findSimRoute(method string, segs []string) (simRoute, bool) {
 		return simRoute{"trade", (*Simulator).placeOrder}, true
 	case method == "DELETE" && len(segs) == 5 && strings.HasPrefix(rest, "spot/orders/"):
 		return simRoute{"trade", (*Simulator).cancelOrder}, true
+	case method == "DELETE" && rest == "spot/orders":
+		return simRoute{"trade", (*Simulator).cancelAll}, true
 	case method == "POST" && rest == "withdrawals":
 		return simRoute{"withdraw", (*Simulator).withdraw}, true
 	case method == "POST" && len(segs) == 5 && segs[2] == "sub_accounts" && segs[4] == "keys":
