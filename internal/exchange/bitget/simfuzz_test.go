@@ -21,10 +21,15 @@ func FuzzSimulator(f *testing.F) {
 	f.Add("POST", "/api/v2/spot/wallet/transfer", "", `{"coin":"BTC","amount":"1","fromType":"spot","toType":"usdt_futures"}`)
 	f.Add("GET", "/api/v2/spot/trade/unfilled-orders", "symbol=BTCUSDT&b=x%20y", "")
 	f.Add("GET", "/api/v2/spot/market/tickers", "symbol=%ff", "")
+	f.Add("POST", pathCreateKey, "", `{"subAccountUid":"1","passphrase":"Pass12345","label":"x","ipList":["10.0.0.1"],"permList":["read"]}`)
+	f.Add("POST", pathModifyKey, "", `{"subAccountUid":"1","subAccountApiKey":"bg_x","passphrase":"Pass12345","label":"x","ipList":[],"permList":[]}`)
+	f.Add("GET", pathListKeys, "subAccountUid=1", "")
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	kit := sim.NewKit()
 	kit.Now = func() time.Time { return now }
-	kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true, "trade": true, "withdraw": true, "transfer": true}})
+	// a main account's key, IP-bound, so the key-management handlers are reached too
+	kit.AddAccount(sim.Account{Key: *testKey(), Permissions: map[string]bool{"read": true, "trade": true, "withdraw": true, "transfer": true, "admin": true},
+		IPs: []string{"192.0.2.10"}})
 	s := NewSimulator(kit)
 	f.Fuzz(func(t *testing.T, method, path, query, body string) {
 		if method == "" || strings.ContainsAny(method, " \t\r\n/") || !strings.HasPrefix(path, "/") ||
@@ -43,6 +48,7 @@ func FuzzSimulator(f *testing.F) {
 			return
 		}
 		req.RequestURI = target
+		req.RemoteAddr = "192.0.2.10:40000"
 		req.Header = r.Header
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, req)
