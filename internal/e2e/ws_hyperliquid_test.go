@@ -5,12 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/go-cmp/cmp"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
+	"github.com/keywarden/keywarden/internal/exchange/hyperliquid"
 	"github.com/keywarden/keywarden/internal/policy"
 )
 
@@ -88,7 +93,7 @@ func TestWSHyperliquidPost(t *testing.T) {
 		t.Errorf("info post: %s %s, want the agent listed", typ, pl)
 	}
 	typ, pl = hlWSPost(t, pub, hlPostMsg(8, "action", bot.signed(hlOrder("50000", "0.01"), now+50)), 8)
-	if typ != "error" || !bytes.Contains(pl, []byte("/hyperliquid/c/")) {
+	if typ != "action" || !bytes.Contains(pl, []byte(`"status":"err"`)) || !bytes.Contains(pl, []byte("/hyperliquid/c/")) {
 		t.Errorf("action without a client id: %s %s, want an error naming the client path", typ, pl)
 	}
 
@@ -107,15 +112,15 @@ func TestWSHyperliquidPost(t *testing.T) {
 		want    string
 	}{
 		{"order", order, "action", `"resting"`},
-		{"replay", order, "error", "replayed"},
-		{"replay of a REST call", restOrder, "error", "replayed"},
-		{"over the cap", bot.signed(hlOrder("50000", "0.1"), now+1), "error", "max_order_notional"},
-		{"withdraw", bot.signed(hlWithdraw("0x5e9ee1089755c3435139848e47e6635505d5a13a", "100", now+2), now+2), "error", "rule scope"},
-		{"stale", bot.signed(hlOrder("50000", "0.01"), now-120_000), "error", "nonce"},
+		{"replay", order, "action", "replayed"},
+		{"replay of a REST call", restOrder, "action", "replayed"},
+		{"over the cap", bot.signed(hlOrder("50000", "0.1"), now+1), "action", "max_order_notional"},
+		{"withdraw", bot.signed(hlWithdraw("0x5e9ee1089755c3435139848e47e6635505d5a13a", "100", now+2), now+2), "action", "rule scope"},
+		{"stale", bot.signed(hlOrder("50000", "0.01"), now-120_000), "action", "nonce"},
 	}
 	for i, s := range steps {
 		typ, pl := hlWSPost(t, c, hlPostMsg(i+1, "action", s.payload), i+1)
-		if typ != s.typ || !bytes.Contains(pl, []byte(s.want)) {
+		if ok := bytes.Contains(pl, []byte(`"status":"ok"`)); typ != s.typ || !bytes.Contains(pl, []byte(s.want)) || ok != (i == 0) {
 			t.Errorf("%s: %s %s, want %s containing %q", s.name, typ, pl, s.typ, s.want)
 		}
 		env.AssertNoSecretIn(s.name+" answer", string(pl), w.agent.Hex(), w.master.Hex(), string(iss.Secret))
@@ -156,5 +161,115 @@ func TestWSHyperliquidPost(t *testing.T) {
 	want := map[string]int{"intent/allow/": 2, "outcome": 2, "denied/deny/max_order_notional": 1, "denied/deny/scope": 1, "denied/deny/timestamp": 3}
 	if d := cmp.Diff(want, dec); d != "" {
 		t.Errorf("audit decisions (-want +got):\n%s", d)
+	}
+}
+
+// hlProBot drives ccxt.pro's hyperliquid client (in the ccxt npm package)
+// with its WebSocket URL pointed at keywarden's client path: watchTrades,
+// then createOrderWs for each job order. It reads a job on stdin and
+// prints a report.
+const hlProBot = `'use strict';
+const ccxt = require('ccxt');
+async function main() {
+  let input = '';
+  for await (const chunk of process.stdin) input += chunk;
+  const job = JSON.parse(input);
+  const ex = new ccxt.pro.hyperliquid({ walletAddress: job.wallet, privateKey: job.privateKey, enableRateLimit: false, timeout: 10000 });
+  ex.urls.api.ws.public = job.ws;
+  ex.setMarkets(job.markets, job.currencies);
+  await ex.loadHttpProxyAgent(); // ccxt needs it for plain ws:// (loopback) URLs
+  const report = { trades: [], orders: [] };
+  while (report.trades.length < job.trades) {
+    const batch = await ex.watchTrades('BTC/USDC:USDC');
+    for (const t of batch) report.trades.push({ symbol: t.symbol, price: t.price });
+  }
+  report.trades = report.trades.slice(0, job.trades);
+  for (const o of job.orders) {
+    try {
+      const r = await ex.createOrderWs('BTC/USDC:USDC', 'limit', 'buy', o.amount, o.price);
+      report.orders.push({ ok: true, id: r.id, status: r.status });
+    } catch (e) {
+      report.orders.push({ ok: false, name: e.constructor.name, message: String(e.message).slice(0, 300) });
+    }
+  }
+  await ex.close();
+  process.stdout.write(JSON.stringify(report));
+}
+main().catch((e) => { console.error(String(e && e.stack || e)); process.exit(1); });
+`
+
+// TestCCXTProHyperliquidThroughGateway: ccxt.pro's hyperliquid client,
+// its WebSocket URL set to /hyperliquid/c/<client id>/ws, reads trades
+// through the proxy and places an order with createOrderWs (a post action
+// keywarden verifies, checks and re-signs with the agent); an order over
+// the cap is refused and reaches ccxt as an error.
+func TestCCXTProHyperliquidThroughGateway(t *testing.T) {
+	dir := exchangetest.CCXTDir()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ccxt")); err != nil {
+		if os.Getenv("KEYWARDEN_REQUIRE_CCXT") == "1" {
+			t.Fatalf("ccxt is not installed in %s", dir)
+		}
+		t.Skipf("ccxt is not installed in %s; the project's test command installs it", dir)
+	}
+	env, w := newHLEnv(t, map[string]policy.Definition{
+		"trader": {Scopes: []string{"read", "trade"}, MaxOrderNotional: 1000, NotionalCurrency: "USDC"},
+	})
+	kit := env.Sims["hyperliquid"].Kit
+	kit.SetPrice("BTC", 50000)
+	master := w.master.Address().Hex()
+	iss := env.Issue("hyperliquid", "agent", "trader")
+	k, err := hyperliquid.ClientPrivateKey(iss.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _ := json.Marshal(map[string]any{
+		"wallet": master, "privateKey": k.Hex(), "ws": "ws" + strings.TrimPrefix(env.URL, "http") + "/hyperliquid/c/" + iss.ID + "/ws",
+		"markets": []map[string]any{hlSwapMarket()}, "currencies": currencies("BTC", "USDC"), "trades": 3,
+		"orders": []map[string]any{{"amount": 0.01, "price": 50000}, {"amount": 0.1, "price": 50000}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "-e", hlProBot)
+	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(job)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ccxt.pro bot: %v: %s", err, stderr.String())
+	}
+	var rep struct {
+		Trades []struct {
+			Symbol string  `json:"symbol"`
+			Price  float64 `json:"price"`
+		} `json:"trades"`
+		Orders []struct {
+			OK      bool   `json:"ok"`
+			ID      string `json:"id"`
+			Message string `json:"message"`
+		} `json:"orders"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("report %s: %v", out, err)
+	}
+	if len(rep.Trades) != 3 || rep.Trades[0].Symbol != "BTC/USDC:USDC" || rep.Trades[0].Price != 50000 {
+		t.Errorf("trades = %+v, want 3 BTC/USDC:USDC trades at 50000", rep.Trades)
+	}
+	orders := kit.Orders(master)
+	if len(rep.Orders) != 2 || !rep.Orders[0].OK || len(orders) != 1 || rep.Orders[0].ID != orders[0].ID {
+		t.Errorf("createOrderWs = %+v, simulator orders %+v: want the first placed", rep.Orders, orders)
+	}
+	if len(rep.Orders) == 2 && (rep.Orders[1].OK || !strings.Contains(rep.Orders[1].Message, "max_order_notional")) {
+		t.Errorf("over-cap createOrderWs = %+v, want an error naming max_order_notional", rep.Orders[1])
+	}
+	for _, l := range kit.Log() {
+		if l.Path == "/exchange" && (l.APIKey != master || !l.Verified || l.Method != "WS") {
+			t.Errorf("simulator saw %s %s signer %q verified=%v, want the agent over WS", l.Method, l.Path, l.APIKey, l.Verified)
+		}
+	}
+	env.AssertNoSecretIn("ccxt.pro report", string(out), w.agent.Hex(), w.master.Hex(), string(iss.Secret), Marker)
+	dec := Decisions(env.CheckAudit(w.agent.Hex(), w.master.Hex(), string(iss.Secret)))
+	if want := map[string]int{"intent/allow/": 1, "outcome": 1, "denied/deny/max_order_notional": 1}; !cmp.Equal(want, dec) {
+		t.Errorf("audit decisions = %v, want %v", dec, want)
 	}
 }

@@ -280,12 +280,14 @@ func (a *WSAPI) Sign(msg []byte, m *exchange.WSMessage, key *exchange.Credential
 	return out, nil
 }
 
-// Refuse is Hyperliquid's error answer: a post's error response for a
-// post with an id, {"channel":"error","data":msg} otherwise.
+// Refuse is Hyperliquid's answer to a refused action: for a post with an
+// id, the action answer {"status":"err","response":msg} that /exchange
+// gives, wrapped as a post answer (SDKs and ccxt raise it as an error);
+// {"channel":"error","data":msg} otherwise.
 func (a *WSAPI) Refuse(m *exchange.WSMessage, e *exchange.Error) []byte {
-	if m != nil && m.Op != "" && len(m.ID) > 0 {
+	if m != nil && len(m.ID) > 0 {
 		b, _ := json.Marshal(map[string]any{"channel": "post", "data": map[string]any{"id": m.ID,
-			"response": map[string]any{"type": "error", "payload": e.Message}}})
+			"response": map[string]any{"type": "action", "payload": map[string]any{"status": "err", "response": e.Message}}}})
 		return b
 	}
 	b, _ := json.Marshal(map[string]any{"channel": "error", "data": e.Message})

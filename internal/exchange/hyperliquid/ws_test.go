@@ -121,7 +121,7 @@ func TestWSAPI(t *testing.T) {
 	}
 
 	refusal := api.Refuse(m, exchange.Errorf(exchange.ErrPermission, "denied"))
-	if want := `{"channel":"post","data":{"id":4,"response":{"payload":"denied","type":"error"}}}`; string(refusal) != want {
+	if want := `{"channel":"post","data":{"id":4,"response":{"payload":{"response":"denied","status":"err"},"type":"action"}}}`; string(refusal) != want {
 		t.Errorf("Refuse = %s, want %s", refusal, want)
 	}
 	if got := string(api.Refuse(nil, exchange.Errorf(exchange.ErrBadRequest, "bad"))); got != `{"channel":"error","data":"bad"}` {
