@@ -19,8 +19,14 @@ import (
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/exchange/bitmex"
 	"github.com/keywarden/keywarden/internal/exchange/bybit"
+	"github.com/keywarden/keywarden/internal/exchange/coinbase"
 	"github.com/keywarden/keywarden/internal/exchange/deribit"
+	"github.com/keywarden/keywarden/internal/exchange/gate"
+	"github.com/keywarden/keywarden/internal/exchange/kraken"
+	"github.com/keywarden/keywarden/internal/exchange/krakenfutures"
+	"github.com/keywarden/keywarden/internal/exchange/kucoin"
 	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/rotation"
 	"github.com/keywarden/keywarden/internal/server"
@@ -35,12 +41,19 @@ type OrderCanceller interface {
 }
 
 // cancellers are the gateway venues whose open orders a panic can cancel.
+// Bitget and Hyperliquid are not covered yet.
 var cancellers = map[string]OrderCanceller{
-	"binance":      binance.SpotCanceller{},
-	"binance-usdm": binance.FuturesCanceller{},
-	"okx":          okx.Canceller{},
-	"bybit":        bybit.Canceller{},
-	"deribit":      deribit.Canceller{},
+	"binance":        binance.SpotCanceller{},
+	"binance-usdm":   binance.FuturesCanceller{},
+	"okx":            okx.Canceller{},
+	"bybit":          bybit.Canceller{},
+	"deribit":        deribit.Canceller{},
+	"kraken":         kraken.Canceller{},
+	"kraken-futures": krakenfutures.Canceller{},
+	"bitmex":         bitmex.Canceller{},
+	"kucoin":         kucoin.Canceller{},
+	"gate":           gate.Canceller{},
+	"coinbase":       coinbase.Canceller{},
 }
 
 // panicVenueTimeout bounds all the venue actions of one panic.

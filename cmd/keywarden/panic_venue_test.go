@@ -19,6 +19,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
 	"github.com/keywarden/keywarden/internal/incident"
+	"github.com/keywarden/keywarden/internal/venues"
 )
 
 // venueUnderTest is one simulated venue behind the gateway.
@@ -246,5 +247,23 @@ func TestPanicAtTheVenue(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// TestEveryVenueHasACanceller: every known venue but Bitget and Hyperliquid
+// can cancel orders in a panic, and no canceller names an unknown venue.
+func TestEveryVenueHasACanceller(t *testing.T) {
+	notCovered := map[string]bool{"bitget": true, "hyperliquid": true}
+	known := map[string]bool{}
+	for _, d := range venues.Known() {
+		known[d.Name] = true
+		if _, ok := cancellers[d.Name]; ok == notCovered[d.Name] {
+			t.Errorf("venue %s: canceller present = %v, want %v", d.Name, ok, !notCovered[d.Name])
+		}
+	}
+	for name := range cancellers {
+		if !known[name] {
+			t.Errorf("canceller for unknown venue %s", name)
+		}
 	}
 }
