@@ -220,7 +220,9 @@ func (s *Simulator) assets(w http.ResponseWriter, c *simCall) {
 
 func (s *Simulator) info(w http.ResponseWriter, c *simCall) {
 	var auth []string
-	for _, p := range []struct{ sim, bitget string }{{"read", "readonly"}, {"trade", "trade"}, {"transfer", "transfer"}, {"withdraw", "withdraw"}} {
+	// Bitget's documented codes: stor spot read-only, stow spot
+	// read-write, wtow wallet transfer, wwow wallet withdrawal.
+	for _, p := range []struct{ sim, bitget string }{{"read", "stor"}, {"trade", "stow"}, {"transfer", "wtow"}, {"withdraw", "wwow"}} {
 		if c.acc.Allowed(p.sim) {
 			auth = append(auth, p.bitget)
 		}

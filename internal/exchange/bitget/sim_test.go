@@ -115,7 +115,7 @@ func TestSimulatorAccepts(t *testing.T) {
 		{"ticker", &exchange.Request{Method: "GET", Path: "/api/v2/spot/market/tickers", RawQuery: "symbol=BTCUSDT"}, `"lastPr":"50000"`},
 		{"assets", e.signed(t, testKey(), "GET", "/api/v2/spot/account/assets", "coin=BTC", ""), `"coin":"BTC"`},
 		{"assets with encoded query", e.signed(t, testKey(), "GET", "/api/v2/spot/account/assets", "coin=BTC&note=a%20b", ""), `"coin":"BTC"`},
-		{"info", e.signed(t, testKey(), "GET", "/api/v2/spot/account/info", "", ""), `"authorities":["readonly","trade"]`},
+		{"info", e.signed(t, testKey(), "GET", "/api/v2/spot/account/info", "", ""), `"authorities":["stor","stow"]`},
 		{"place order", e.signed(t, testKey(), "POST", "/api/v2/spot/trade/place-order", "", order), `"clientOid":"kw1"`},
 		{"open orders", e.signed(t, testKey(), "GET", "/api/v2/spot/trade/unfilled-orders", "symbol=BTCUSDT", ""), `"clientOid":"kw1"`},
 		{"cancel", e.signed(t, testKey(), "POST", "/api/v2/spot/trade/cancel-order", "", `{"symbol":"BTCUSDT","clientOid":"kw1"}`), `"clientOid":"kw1"`},
