@@ -21,7 +21,7 @@ import (
 func newClientCmd(a *app) *cobra.Command {
 	cmd := group("client", "Issue, list, revoke, rotate and downgrade bot credentials")
 	cmd.AddCommand(newClientIssueCmd(a), newClientListCmd(a), newClientRevokeCmd(a), newClientRotateCmd(a),
-		newClientReadOnlyCmd(a), newClientRestoreCmd(a))
+		newClientReadOnlyCmd(a), newClientRestoreCmd(a), newClientUnwrapCmd(a))
 	return cmd
 }
 
@@ -54,8 +54,8 @@ func (a *app) withClientOps(ctx context.Context, fn func(clientOps) error) error
 
 func newClientIssueCmd(a *app) *cobra.Command {
 	var req issueRequest
-	var keyRef, pubFile, certFile string
-	var asJSON bool
+	var keyRef, pubFile, certFile, wrapTTL string
+	var asJSON, wrap bool
 	cmd := &cobra.Command{
 		Use:   "issue --key EXCHANGE/NAME --policy POLICY --ttl 24h",
 		Short: "Issue a client credential bound to one exchange key and one policy",
@@ -103,6 +103,9 @@ with --public-key-file.`,
 				}
 				req.CertSHA256 = client.CertFingerprint(cert)
 			}
+			if wrap {
+				req.WrapTTL = wrapTTL
+			}
 			var out *issuedCredential
 			err = a.withClientOps(cmd.Context(), func(o clientOps) error {
 				out, err = o.Issue(cmd.Context(), req)
@@ -125,12 +128,18 @@ with --public-key-file.`,
 	f.StringVar(&pubFile, "public-key-file", "", "the bot's PEM public key, for public-key kinds")
 	f.StringVar(&certFile, "client-cert", "", "bind the credential to this TLS client certificate (PEM; needs gateway client_ca)")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	f.BoolVar(&wrap, "wrap", false, "print a single-use wrapping token instead of the secret (see client unwrap)")
+	f.StringVar(&wrapTTL, "wrap-ttl", "10m", "how long the wrapping token can be unwrapped")
 	_ = cmd.MarkFlagRequired("key")
 	_ = cmd.MarkFlagRequired("policy")
 	return cmd
 }
 
 func printIssued(w io.Writer, c *issuedCredential, asJSON bool) error {
+	if c.WrapToken != "" && !asJSON {
+		printWrapped(w, c)
+		return nil
+	}
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

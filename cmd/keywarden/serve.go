@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/keywarden/keywarden/internal/admin"
+	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/dashboard"
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/gateway"
@@ -141,7 +142,9 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		ln = tls.NewListener(ln, tc)
 	}
 	hs := &http.Server{
-		Handler:           srv.Gateway,
+		// POST /v1/unwrap hands out wrapped credentials; every other
+		// path is the gateway's.
+		Handler:           client.WithUnwrap(srv.Gateway, unwrapHandler(srv, func(al monitor.Alert) { mon.Raise(al) })),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      2 * time.Minute,

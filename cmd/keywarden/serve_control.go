@@ -40,14 +40,19 @@ type issueRequest struct {
 	PublicKey string   `json:"public_key,omitempty"`
 	// CertSHA256 binds the credential to a TLS client certificate.
 	CertSHA256 string `json:"cert_sha256,omitempty"`
+	// WrapTTL, when set, answers a single-use wrapping token valid this
+	// long instead of the secret.
+	WrapTTL string `json:"wrap_ttl,omitempty"`
 }
 
 // issuedCredential is shown to the operator once. Secret fields are plain
 // strings on purpose: this is the one place they are printed.
 type issuedCredential struct {
 	client.Client
-	SecretText     string `json:"secret,omitempty"`
-	PassphraseText string `json:"passphrase,omitempty"`
+	SecretText     string    `json:"secret,omitempty"`
+	PassphraseText string    `json:"passphrase,omitempty"`
+	WrapToken      string    `json:"wrap_token,omitempty"`
+	WrapExpires    time.Time `json:"wrap_expires,omitzero"`
 }
 
 type idRequest struct {
@@ -113,6 +118,9 @@ func (o registryOps) Issue(ctx context.Context, r issueRequest) (*issuedCredenti
 		Label: r.Label, Kind: kind, PublicKeyPEM: r.PublicKey, Format: def.Format, CertSHA256: r.CertSHA256})
 	if err != nil {
 		return nil, err
+	}
+	if r.WrapTTL != "" {
+		return wrapIssued(ctx, o.reg, iss, r.WrapTTL)
 	}
 	return shown(iss), nil
 }
