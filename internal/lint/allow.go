@@ -31,6 +31,7 @@ var Allowed = []Allow{
 	{"H4-string", "cmd/keywarden/demo.go", "runDemo", showOnce},
 	{"H4-string", "cmd/keywarden/serve_control.go", "shown", showOnce},
 	{"H4-string", "internal/admin/handlers.go", "issued", showOnce},
+	{"H4-string", "internal/client/unwrap_http.go", "UnwrapHandler", "a wrapped credential is handed to its bot once, as the JSON strings of the unwrap answer"},
 	{"H4-string", "cmd/keywarden/simulate.go", "newSimulateCmd", "`keywarden simulate` prints the simulator's own throwaway key so a bot can be pointed at it"},
 	{"H4-string", "internal/bench/bench.go", "runPaths", benchKey},
 	{"H4-string", "internal/bench/bench.go", "runClients", benchKey},
