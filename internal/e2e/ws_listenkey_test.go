@@ -230,9 +230,19 @@ func TestWSListenKeyFutures(t *testing.T) {
 	if st, again := listenKeyCall(t, env, "PUT", "/binance-usdm/fapi/v1/listenKey", "", iss.ID); st != 200 || again != lk {
 		t.Errorf("keep-alive: %d, same key %v", st, again == lk)
 	}
-	c := wsDial(t, env, "/binance-usdm/ws/"+lk)
-	if m := wsRead(t, c); m["e"] != "outboundAccountPosition" {
-		t.Errorf("event %v", m)
+	// Both URL forms Binance serves for futures user data.
+	for _, p := range []string{"/binance-usdm/ws/" + lk, "/binance-usdm/private/ws?listenKey=" + lk} {
+		c := wsDial(t, env, p)
+		if m := wsRead(t, c); m["e"] != "outboundAccountPosition" {
+			t.Errorf("event %v", m)
+		}
+		c.CloseNow()
+	}
+	forged := strings.Repeat("Cd3", 20)
+	for _, p := range []string{"/binance-usdm/private/ws?listenKey=" + forged, "/binance-usdm/private/ws?listenKey=short", "/binance-usdm/market/ws/" + forged} {
+		if st := dialStatus(t, "ws"+strings.TrimPrefix(env.URL, "http")+p); st != http.StatusForbidden {
+			t.Errorf("%s: %d, want 403", strings.ReplaceAll(p, forged, "<forged>"), st)
+		}
 	}
 	if st := dialStatus(t, "ws"+strings.TrimPrefix(env.URL, "http")+"/binance/ws/"+lk); st != http.StatusForbidden {
 		t.Errorf("futures listen key on the spot venue: %d, want 403", st)

@@ -33,7 +33,7 @@ var wsVenues = map[string]wsVenue{
 		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(false) },
 		userStreams: true},
 	binance.USDMName: {streams: binance.USDMWSStreamUpstream, api: binance.USDMWSAPIUpstream, apiPaths: []string{binance.USDMWSAPIPath},
-		streamPaths: []string{"/ws", "/stream"},
+		streamPaths: []string{"/ws", "/stream", "/public", "/market", "/private"},
 		wsapi:       func() exchange.WSAPI { return binance.NewWSAPI(true) },
 		userStreams: true},
 	okx.Name: {streams: okx.WSUpstream, api: okx.WSUpstream, apiPaths: []string{okx.WSPrivate, okx.WSBusiness},

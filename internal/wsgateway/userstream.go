@@ -42,21 +42,25 @@ func isToken(name string) bool { return len(name) >= minTokenLen && !strings.Con
 // minTokenLen is the shortest stream name treated as a user-data token.
 const minTokenLen = 16
 
-// streamTokens returns the user-data tokens a stream request names among
-// the stream names of /ws/a/b or /stream?streams=a/b.
+// streamTokens returns the user-data tokens a stream request names: every
+// path segment and every name in a streams= list that may be a token (see
+// isToken), wherever it stands (/ws/<key>, /ws/a@trade/<key>,
+// /stream?streams=a@trade/<key>), and every listenKey= value (Binance
+// USDⓈ-M /private/ws?listenKey=<key>).
 func streamTokens(rest, rawQuery string) []string {
-	var names []string
-	switch {
-	case strings.HasPrefix(rest, "/ws/"):
-		names = strings.Split(rest[len("/ws/"):], "/")
-	case rest == "/stream":
-		for part := range strings.SplitSeq(rawQuery, "&") {
-			if v, ok := strings.CutPrefix(part, "streams="); ok {
-				names = append(names, strings.Split(v, "/")...)
+	names := strings.Split(rest, "/")
+	var out []string
+	for part := range strings.SplitSeq(rawQuery, "&") {
+		name, v, _ := strings.Cut(part, "=")
+		switch name {
+		case "streams":
+			names = append(names, strings.Split(v, "/")...)
+		case "listenKey":
+			if v != "" {
+				out = append(out, v)
 			}
 		}
 	}
-	var out []string
 	for _, n := range names {
 		if isToken(n) {
 			out = append(out, n)

@@ -242,3 +242,26 @@ func TestUserStreamClosedOnDowngradeAndRevocation(t *testing.T) {
 		})
 	}
 }
+
+func TestStreamTokens(t *testing.T) {
+	k := strings.Repeat("k", 60)
+	tests := []struct {
+		rest, query string
+		want        []string
+	}{
+		{"/ws/btcusdt@trade", "", nil},
+		{"/ws/0", "", nil},
+		{"/ws/" + k, "", []string{k}},
+		{"/ws/btcusdt@trade/" + k, "", []string{k}},
+		{"/stream", "streams=btcusdt@trade/" + k, []string{k}},
+		{"/private/ws", "listenKey=" + k, []string{k}},
+		{"/private/ws", "listenKey=short", []string{"short"}},
+		{"/market/ws/" + k, "", []string{k}},
+		{"/ws/!ticker@arr", "", nil},
+	}
+	for _, tt := range tests {
+		if got := streamTokens(tt.rest, tt.query); !cmp.Equal(got, tt.want) {
+			t.Errorf("streamTokens(%q, %q) = %q, want %q", tt.rest, tt.query, got, tt.want)
+		}
+	}
+}

@@ -56,8 +56,18 @@ func (s *WSSimulator) Open() int {
 
 func (s *WSSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
+	// USDⓈ-M futures also serve streams under /public, /market and
+	// /private, the user-data stream as /private/ws?listenKey=<key>.
+	for _, pre := range []string{"/public/", "/market/", "/private/"} {
+		if strings.HasPrefix(p, pre) {
+			p = p[len(pre)-1:]
+		}
+	}
+	lk := r.URL.Query().Get("listenKey")
 	var serve func(context.Context, *websocket.Conn)
 	switch {
+	case p == "/ws" && lk != "":
+		serve = func(ctx context.Context, c *websocket.Conn) { s.stream(ctx, c, []string{lk}, false) }
 	case p == WSAPIPath || p == USDMWSAPIPath:
 		serve = func(ctx context.Context, c *websocket.Conn) { s.api(ctx, c, p == USDMWSAPIPath) }
 	case p == "/stream":
@@ -74,6 +84,9 @@ func (s *WSSimulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		names := strings.Split(strings.TrimPrefix(p, "/ws/"), "/")
 		if p == "/stream" {
 			names = strings.Split(r.URL.Query().Get("streams"), "/")
+		}
+		if lk != "" {
+			names = append(names, lk)
 		}
 		if s.deadListenKey(names) != "" {
 			http.Error(w, `{"code":-1125,"msg":"This listenKey does not exist."}`, http.StatusBadRequest)
