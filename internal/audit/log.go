@@ -154,6 +154,7 @@ type state struct {
 	segName string
 	segSize int64   // end of the data in the segment
 	z       *zeroer // nil without pre-allocation
+	spare   *spare  // the next segment, prepared ahead; nil without pre-allocation
 	// tree is the Merkle tree over every durable record; nil when it
 	// cannot be known (records before a prune anchor without a tree).
 	tree      *merkle.Compact
@@ -267,6 +268,9 @@ func (l *Log) start(probe bool) error {
 		done:  make(chan struct{}),
 		st:    st,
 	}
+	if !l.opts.NoSync && !l.opts.NoPreallocate {
+		st.spare = startSpare(l.opts.Dir, l.segmentLimit(), l.log)
+	}
 	l.head.Store(&Receipt{Seq: st.nextSeq - 1, Hash: st.prev})
 	l.gen.Store(g)
 	l.failed.Store(nil)
@@ -320,7 +324,7 @@ func (l *Log) openSegment(st *state, name string) error {
 	}
 	st.f, st.segName, st.segSize, st.z = f, name, end, nil
 	if !l.opts.NoSync && !l.opts.NoPreallocate {
-		st.z = startZeroer(f, end, end, l.opts.SegmentSize+256<<10, l.log)
+		st.z = startZeroer(f, end, end, l.segmentLimit(), l.log)
 	}
 	var w File = dataSyncFile{f}
 	if l.opts.WrapFile != nil {
@@ -599,6 +603,9 @@ func (l *Log) stopWriter() error {
 		close(g.stop)
 	}
 	<-g.done
+	if g.st.spare != nil {
+		g.st.spare.close()
+	}
 	if err := g.st.closeSegment(l.failed.Load() == nil); err != nil && l.failed.Load() == nil {
 		return fmt.Errorf("audit: close: %w", err)
 	}
@@ -806,6 +813,9 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 		return
 	}
 	st.segSize += int64(len(buf))
+	if st.spare != nil && st.segSize >= l.opts.SegmentSize/2 {
+		st.spare.request()
+	}
 	if !l.opts.NoSync {
 		if err := st.w.Sync(); err != nil {
 			l.fail(batch, fmt.Errorf("audit: flush: %w: %w", ErrUnavailable, err))
@@ -849,14 +859,38 @@ func (l *Log) fail(batch []*pending, err error) {
 	}
 }
 
-// rotate starts a new segment whose first record is st.nextSeq.
+// segmentLimit is how far a segment is pre-allocated: its size plus room
+// for the batch that crosses it.
+func (l *Log) segmentLimit() int64 { return l.opts.SegmentSize + 256<<10 }
+
+// rotate starts a new segment whose first record is st.nextSeq: the spare
+// prepared ahead when it is ready, else a new file zeroed in place.
 func (l *Log) rotate(st *state) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := st.closeSegment(true); err != nil {
 		return err
 	}
-	return l.openSegment(st, segmentName(st.nextSeq))
+	name := segmentName(st.nextSeq)
+	if st.spare == nil || !st.spare.take(filepath.Join(l.opts.Dir, name)) {
+		return l.openSegment(st, name)
+	}
+	f, err := os.OpenFile(filepath.Join(l.opts.Dir, name), os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syncDir(l.opts.Dir); err != nil {
+		f.Close()
+		return err
+	}
+	// the whole segment is zeroed already: the zeroer has nothing to do
+	st.f, st.segName, st.segSize = f, name, 0
+	st.z = startZeroer(f, 0, l.segmentLimit(), l.segmentLimit(), l.log)
+	st.w = dataSyncFile{f}
+	if l.opts.WrapFile != nil {
+		st.w = l.opts.WrapFile(st.w)
+	}
+	return nil
 }
 
 func (l *Log) checkpointBody(count uint64, head string, t time.Time, tree *merkle.Compact) []byte {

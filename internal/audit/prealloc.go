@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -228,4 +230,124 @@ func probeSpace(st *state) error {
 	}
 	_, err := st.f.Seek(st.segSize, io.SeekStart)
 	return err
+}
+
+// spareName is the next segment, prepared ahead: SegmentSize (plus slack)
+// zero bytes, flushed. It does not look like a segment to readers.
+const spareName = "spare-segment.zero"
+
+// spare prepares the next segment file in the background, so that the
+// segment after a rotation is pre-zeroed whole and its zeros are never
+// written while records are flushed to it: zeroing ahead in the active
+// segment changes that file's size, and every flush of the file in the
+// meantime has to commit it too. Only the first segment after Open is
+// zeroed in place.
+type spare struct {
+	path  string
+	size  int64
+	log   *slog.Logger
+	ready atomic.Bool
+	// requested and taken are touched by the writer goroutine only.
+	requested bool
+	taken     int
+	kick      chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	once      sync.Once
+}
+
+var errStopped = errors.New("stopped")
+
+// startSpare keeps a complete spare left by an earlier run and removes an
+// incomplete one.
+func startSpare(dir string, size int64, log *slog.Logger) *spare {
+	s := &spare{path: filepath.Join(dir, spareName), size: size, log: log,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	if fi, err := os.Stat(s.path); err == nil {
+		if fi.Mode().IsRegular() && fi.Size() == size {
+			s.ready.Store(true)
+		} else {
+			os.Remove(s.path)
+		}
+	}
+	go s.run()
+	return s
+}
+
+func (s *spare) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		}
+		if s.ready.Load() {
+			continue
+		}
+		if err := s.prepare(); err != nil {
+			os.Remove(s.path)
+			if err != errStopped {
+				s.log.Warn("audit: could not prepare the next segment; it will be zeroed in place", "err", err)
+			}
+			continue
+		}
+		s.ready.Store(true)
+	}
+}
+
+func (s *spare) prepare() error {
+	f, err := os.OpenFile(s.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for off := int64(0); off < s.size; off += int64(len(zeroBuf)) {
+		select {
+		case <-s.stop:
+			return errStopped
+		default:
+		}
+		if _, err := f.WriteAt(zeroBuf[:min(int64(len(zeroBuf)), s.size-off)], off); err != nil {
+			return err
+		}
+	}
+	if err := fdatasync(f); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// request asks for a spare once per segment (writer goroutine only).
+func (s *spare) request() {
+	if s.requested {
+		return
+	}
+	s.requested = true
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// take renames a ready spare to path (writer goroutine only).
+func (s *spare) take(path string) bool {
+	if !s.ready.Load() {
+		return false
+	}
+	s.ready.Store(false)
+	s.requested = false
+	if err := os.Rename(s.path, path); err != nil {
+		s.log.Warn("audit: could not use the prepared segment", "err", err)
+		return false
+	}
+	s.taken++
+	return true
+}
+
+func (s *spare) close() {
+	s.once.Do(func() {
+		close(s.stop)
+		<-s.done
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestPreallocatedSegment checks the on-disk shape of pre-allocation: while
@@ -72,6 +73,81 @@ func TestPreallocatedSegment(t *testing.T) {
 	}
 	if _, err := Verify(dir, testPub()); err != nil {
 		t.Errorf("Verify after Close = %v", err)
+	}
+}
+
+// TestSpareSegment: the next segment is prepared whole ahead of a rotation
+// and used by it; records written to it verify like any others, and a
+// spare left by a closed log is reused after Open.
+func TestSpareSegment(t *testing.T) {
+	dir := t.TempDir()
+	l := openTest(t, Options{Dir: dir, SegmentSize: 64 << 10, CheckpointEvery: 50})
+	st := func() *state { return l.gen.Load().st }
+	waitReady := func() {
+		t.Helper()
+		for i := 0; !st().spare.ready.Load(); i++ {
+			if i == 6000 { // a bound on a hung test, not a timing assertion
+				t.Fatal("the spare segment was never prepared")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	n := 0
+	for st().segSize < 40<<10 { // past half the segment: the spare is requested
+		mustAppend(t, l, intentRecord(n))
+		n++
+	}
+	waitReady()
+	if fi, err := os.Stat(filepath.Join(dir, spareName)); err != nil || fi.Size() != l.segmentLimit() {
+		t.Fatalf("spare file = %v, %v; want %d bytes", fi, err, l.segmentLimit())
+	}
+	first := st().segName
+	for st().segName == first {
+		mustAppend(t, l, intentRecord(n))
+		n++
+	}
+	if st().spare.taken != 1 {
+		t.Fatalf("rotation did not use the prepared segment (taken %d)", st().spare.taken)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
+		t.Errorf("spare still there after it was used: %v", err)
+	}
+	// Fill the new segment past half again, let the spare be prepared,
+	// close: the next Open keeps that spare.
+	for st().segSize < 40<<10 {
+		mustAppend(t, l, intentRecord(n))
+		n++
+	}
+	waitReady()
+	l.Close()
+	if _, err := Verify(dir, testPub()); err != nil {
+		t.Fatalf("Verify = %v", err)
+	}
+	l = openTest(t, Options{Dir: dir, SegmentSize: 64 << 10, CheckpointEvery: 50})
+	if !st().spare.ready.Load() {
+		t.Error("a complete spare was not kept across Close and Open")
+	}
+	// An incomplete spare is removed at Open.
+	l.Close()
+	os.Truncate(filepath.Join(dir, spareName), 1000)
+	l = openTest(t, Options{Dir: dir, SegmentSize: 64 << 10, CheckpointEvery: 50})
+	if st().spare.ready.Load() {
+		t.Error("an incomplete spare was taken as ready")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, spareName)); err == nil && fi.Size() == 1000 {
+		t.Error("an incomplete spare was left in place")
+	}
+	for range 200 {
+		mustAppend(t, l, intentRecord(n))
+		n++
+	}
+	l.Close()
+	rep, err := Verify(dir, testPub())
+	if err != nil {
+		t.Fatalf("Verify = %v", err)
+	}
+	if rep.Records < uint64(n) {
+		t.Errorf("Verify found %d records, want at least %d", rep.Records, n)
 	}
 }
 
