@@ -94,6 +94,8 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, path string)
 			sess.Send(map[string]any{"success": true, "ret_msg": "", "op": "auth", "req_id": id, "conn_id": "sim"})
 			continue
 		case m.Op == "subscribe" || m.Op == "unsubscribe":
+			// The answer goes out before the first push, as at Bybit.
+			sess.Send(map[string]any{"success": public || sess.Account() != nil, "ret_msg": "", "op": m.Op, "req_id": id, "conn_id": "sim"})
 			if public {
 				for _, a := range m.Args {
 					var tp string
@@ -101,7 +103,6 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, path string)
 					sess.Subscribe(tp, m.Op == "subscribe")
 				}
 			}
-			sess.Send(map[string]any{"success": public || sess.Account() != nil, "ret_msg": "", "op": m.Op, "req_id": id, "conn_id": "sim"})
 			continue
 		}
 		a := sess.Account()

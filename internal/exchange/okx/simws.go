@@ -97,14 +97,15 @@ func (s *WSSimulator) serve(ctx context.Context, c *websocket.Conn, private bool
 					InstID  string `json:"instId"`
 				}
 				_ = json.Unmarshal(arg, &a)
-				if !private && a.Channel == "tickers" {
-					sess.Subscribe(a.InstID, m.Op == "subscribe")
-				}
 				if private && sess.Account() == nil {
 					sess.Send(map[string]string{"event": "error", "code": "60011", "msg": "Please log in"})
 					continue
 				}
+				// The answer goes out before the first push, as at OKX.
 				sess.Send(map[string]any{"event": m.Op, "arg": json.RawMessage(arg), "connId": "sim"})
+				if !private && a.Channel == "tickers" {
+					sess.Subscribe(a.InstID, m.Op == "subscribe")
+				}
 			}
 			continue
 		}
