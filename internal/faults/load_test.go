@@ -88,6 +88,9 @@ func (r *rig) mix(hc *http.Client, workers, n int, d time.Duration, rate float64
 		tick = tk.C
 	}
 	deadline := time.Now().Add(d)
+	// Client order ids are unique across runs on one rig: a reused id is
+	// refused (A31, duplicate_client_order_id).
+	run := randHex(4)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -104,7 +107,7 @@ func (r *rig) mix(hc *http.Client, workers, n int, d time.Duration, rate float64
 				case p < 70:
 					a = r.callWith(hc, http.MethodGet, accountPath, "", "")
 				case p < 95 || len(placed) == 0:
-					id := fmt.Sprintf("load%dw%d", count.Load(), w)
+					id := fmt.Sprintf("load%s%dw%d", run, count.Load(), w)
 					a = r.callWith(hc, http.MethodPost, orderPath, "",
 						"symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.01&price=49000&newClientOrderId="+id)
 					if a.status == http.StatusOK {
