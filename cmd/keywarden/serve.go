@@ -89,6 +89,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	trusted, _ := parsePrefixes(g.TrustedProxies)
 	timeout, _ := time.ParseDuration(g.UpstreamTimeout)
+	limits, _ := g.limits() // checked by validateGateway
 	met := newServeMetrics(v)
 	inc, err := a.newServeIncidents(db)
 	if err != nil {
@@ -103,7 +104,8 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	srv, err := server.New(ctx, server.Options{
 		Store: db, Vault: v, Policies: pols, Routes: rs, AuditDir: g.AuditDir, AuditHashFields: g.AuditHashFields,
-		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log, AuditSinks: append(sinks, inc.sink()),
+		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log,
+		MaxBody: limits.maxBody, MaxURI: limits.maxURI, IdempotencyWindow: limits.idempotency, AuditSinks: append(sinks, inc.sink()),
 		Observe: met.observeWith(act.Observer(mon.Observe)), AuditCommit: met.ObserveAuditCommit,
 	})
 	if err != nil {
@@ -149,7 +151,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    12 << 10, // net/http allows 4 KiB more: 16 KiB in all
+		MaxHeaderBytes:    limits.serverMaxHeaderBytes(), // net/http allows 4 KiB more
 		// Handshake failures and malformed requests are the callers'
 		// problem, not the operator's: debug level.
 		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),

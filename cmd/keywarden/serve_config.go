@@ -40,6 +40,16 @@ type GatewayConfig struct {
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// UpstreamTimeout bounds one call to a venue (default 10s).
 	UpstreamTimeout string `toml:"upstream_timeout"`
+	// MaxBody, MaxHeaderBytes and MaxURI cap a request's body, header
+	// section and target in bytes (defaults 65536, 16384, 8192); larger
+	// ones answer 413, 431 and 414, and are never forwarded.
+	MaxBody        int64 `toml:"max_body"`
+	MaxHeaderBytes int   `toml:"max_header_bytes"`
+	MaxURI         int   `toml:"max_uri"`
+	// IdempotencyWindow is how long a new order's client order id is
+	// refused (409) when sent again with the same key (default 24h; "off"
+	// turns the check off).
+	IdempotencyWindow string `toml:"idempotency_window"`
 	// AuditDir holds the audit log (default <data_dir>/audit).
 	AuditDir string `toml:"audit_dir"`
 	// AuditHashFields are record fields stored as keyed HMACs instead of
@@ -107,6 +117,9 @@ func validateGateway(c *Config) error {
 	}
 	if _, err := parsePrefixes(g.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("gateway trusted_proxies: %w", err))
+	}
+	if _, err := g.limits(); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := auditSinks(g); err != nil {
 		errs = append(errs, err)

@@ -134,6 +134,9 @@ type Options struct {
 	// MaxBody caps request bodies (default 64 KiB) and MaxResponse caps
 	// venue answers (default 16 MiB).
 	MaxBody, MaxResponse int64
+	// MaxURI caps the request target, path and query (default 8 KiB):
+	// longer ones answer 414.
+	MaxURI int
 	// UpstreamTimeout bounds one forwarded call (default 10 s).
 	UpstreamTimeout time.Duration
 	// ReplayWindow is how long a seen signature is remembered (default 65 s:
@@ -193,6 +196,7 @@ type Gateway struct {
 	trusted  []netip.Prefix
 	maxBody  int64
 	maxResp  int64
+	maxURI   int
 	timeout  time.Duration
 	replay   *replayCache
 	limits   *limiter
@@ -233,6 +237,9 @@ func New(o Options) (*Gateway, error) {
 	if o.MaxBody <= 0 {
 		o.MaxBody = 64 << 10
 	}
+	if o.MaxURI <= 0 {
+		o.MaxURI = 8 << 10
+	}
 	if o.MaxResponse <= 0 {
 		o.MaxResponse = 16 << 20
 	}
@@ -260,7 +267,7 @@ func New(o Options) (*Gateway, error) {
 	g := &Gateway{
 		routes: map[string]*route{}, clients: o.Clients, keys: o.Keys, policy: o.Policy, audit: o.Audit,
 		log: o.Logger, now: o.Now, rt: o.Transport, trusted: o.TrustedProxies, maxBody: o.MaxBody,
-		maxResp: o.MaxResponse, timeout: o.UpstreamTimeout,
+		maxResp: o.MaxResponse, maxURI: o.MaxURI, timeout: o.UpstreamTimeout,
 		replay:   newReplayCache(o.ReplayEntries, o.ReplayWindow),
 		limits:   newLimiter(o.RateLimitShare),
 		observe:  o.Observe,

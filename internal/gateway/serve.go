@@ -82,7 +82,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "keywarden is not accepting requests: %s", err.Error()))
 		return
 	}
-	if e, status := checkFraming(r, rest); e != nil {
+	if e, status := checkFraming(r, rest, g.maxURI); e != nil {
 		if len(r.TransferEncoding) > 0 {
 			// After a refused chunked body the connection's framing
 			// cannot be trusted: close it (RFC 9112 §6.1).
@@ -308,11 +308,11 @@ func checkTarget(r *http.Request) (*exchange.Error, int) {
 // checkFraming refuses what no venue API needs and what hides a different
 // request from the policy than the venue would see: paths that are not
 // plain, control bytes, escaped slashes or dots, chunked bodies, upgrades.
-func checkFraming(r *http.Request, rest string) (*exchange.Error, int) {
+func checkFraming(r *http.Request, rest string, maxURI int) (*exchange.Error, int) {
 	if r.URL.RawPath != "" {
 		return exchange.Errorf(exchange.ErrBadRequest, "percent-encoded paths are not accepted"), http.StatusBadRequest
 	}
-	if len(rest) > 1024 || len(r.URL.RawQuery) > 8192 {
+	if len(rest) > 1024 || len(r.RequestURI) > maxURI {
 		return exchange.Errorf(exchange.ErrBadRequest, "request target too long"), http.StatusRequestURITooLong
 	}
 	if !cleanPath(rest) {

@@ -47,9 +47,14 @@ type Options struct {
 	AuditHashFields []string
 	TrustedProxies  []netip.Prefix
 	UpstreamTimeout time.Duration
-	Transport       gateway.TransportOptions
-	Logger          *slog.Logger
-	Observe         func(gateway.Observation)
+	// Limits of the gateway (see gateway.Options): request body and target
+	// sizes, and how long a client order id is held against repeats.
+	MaxBody           int64
+	MaxURI            int
+	IdempotencyWindow time.Duration
+	Transport         gateway.TransportOptions
+	Logger            *slog.Logger
+	Observe           func(gateway.Observation)
 	// AuditSinks receive a copy of every audit record (SIEM, syslog), each
 	// from its own cursor in the audit directory: a slow or failing sink
 	// loses nothing and holds nothing back.
@@ -175,6 +180,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
 		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
 		UpstreamTimeout: o.UpstreamTimeout, Transport: newUpstream(o.Transport), Observe: observe,
+		MaxBody: o.MaxBody, MaxURI: o.MaxURI, IdempotencyWindow: o.IdempotencyWindow,
 		Ready: func() error {
 			if o.Vault.Sealed() {
 				return vault.ErrSealed
