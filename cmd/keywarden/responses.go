@@ -159,36 +159,7 @@ func (r *responder) plan(al monitor.Alert) bool {
 	now := r.now()
 	p := responsePlan{AlertID: newAlertID(al.Time), Action: act, Rule: al.Rule, Subject: al.Subject, at: now}
 	ev := al.Evidence
-	switch act {
-	case respondReadOnly, respondSuspendClient:
-		// Only an active client of ours: failed logins name whatever id
-		// the caller claimed.
-		p.Venue, p.Client = ev["venue"], ev["client"]
-		srv := r.srv()
-		switch {
-		case p.Venue == "" || p.Client == "":
-			p.Skip = "the alert names no client credential"
-		case srv == nil:
-			p.Skip = "the server is not running yet"
-		default:
-			if _, err := srv.Clients.Lookup(p.Venue, p.Client); err != nil {
-				p.Skip = "the alert names no active client credential"
-			}
-		}
-	case respondSuspendKey, respondPanicKey:
-		switch {
-		case ev["key"] != "" && ev["venue"] != "":
-			p.Key = exchangeOf(ev["venue"]) + "/" + ev["key"]
-		case strings.Count(ev["key"], "/") == 1: // posture alerts name exchange/name
-			p.Key = ev["key"]
-		default:
-			p.Skip = "the alert names no exchange key"
-		}
-	case respondPanicVenue:
-		if p.Venue = ev["venue"]; p.Venue == "" {
-			p.Skip = "the alert names no venue"
-		}
-	}
+	r.resolve(&p, ev)
 	r.mu.Lock()
 	// A plan whose alert never reached its runner (a queue was full) is
 	// dropped after the window.
@@ -221,6 +192,49 @@ func (r *responder) plan(al monitor.Alert) bool {
 	}
 	ev["response"] = act + " " + p.target()
 	return true
+}
+
+// resolve fills in p's subject from an alert's evidence, or p.Skip. The
+// rules name clients and keys by id, or as venue/id in rate and notional
+// alerts; posture alerts name keys exchange/name without a venue.
+func (r *responder) resolve(p *responsePlan, ev map[string]string) {
+	venue := ev["venue"]
+	id := strings.TrimPrefix(ev["client"], venue+"/")
+	key := strings.TrimPrefix(ev["key"], venue+"/")
+	// Only an active client of ours: failed logins name whatever id the
+	// caller claimed.
+	var cl *client.Entry
+	if srv := r.srv(); srv != nil && venue != "" && id != "" {
+		cl, _ = srv.Clients.Lookup(venue, id)
+	}
+	switch p.Action {
+	case respondReadOnly, respondSuspendClient:
+		switch {
+		case venue == "" || id == "":
+			p.Skip = "the alert names no client credential"
+		case r.srv() == nil:
+			p.Skip = "the server is not running yet"
+		case cl == nil:
+			p.Skip = "the alert names no active client credential"
+		default:
+			p.Venue, p.Client = venue, id
+		}
+	case respondSuspendKey, respondPanicKey:
+		switch {
+		case key != "" && venue != "":
+			p.Key = exchangeOf(venue) + "/" + key
+		case venue == "" && strings.Count(key, "/") == 1:
+			p.Key = key
+		case cl != nil: // a client's alert: its exchange key
+			p.Key = exchangeOf(cl.Venue) + "/" + cl.Key
+		default:
+			p.Skip = "the alert names no exchange key"
+		}
+	case respondPanicVenue:
+		if p.Venue = venue; venue == "" {
+			p.Skip = "the alert names no venue"
+		}
+	}
 }
 
 // onAlert is the monitor's alert hook with responses: it plans al's

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -111,6 +112,8 @@ func TestResponsePlan(t *testing.T) {
 		{"none overrides on_critical", alert(monitor.RuleWithdraw, monitor.SeverityCritical, map[string]string{"venue": "binance", "key": "main", "client": "kw1"}), false, ""},
 		{"on_critical default", alert(monitor.RuleAuthFailures, monitor.SeverityCritical, map[string]string{"venue": "okx", "key": "k2"}), true, "panic-key key okx/k2"},
 		{"warning without entry", alert(monitor.RuleRateSurge, monitor.SeverityWarning, map[string]string{"venue": "okx", "key": "k2"}), false, ""},
+		{"key as venue/name (rate alerts)", alert(monitor.RuleVenueAuth, monitor.SeverityCritical, map[string]string{"venue": "kraken", "key": "kraken/k3"}), true, "suspend-key key kraken/k3"},
+		{"posture key as exchange/name", alert(monitor.RuleVenueAuth, monitor.SeverityWarning, map[string]string{"key": "bybit/k4"}), true, "suspend-key key bybit/k4"},
 		{"warning with entry", alert(monitor.RuleErrorRate, monitor.SeverityWarning, map[string]string{"venue": "okx"}), true, "panic-venue venue okx"},
 		{"no subject in the evidence", alert(monitor.RuleAuthFailures, monitor.SeverityCritical, map[string]string{"venue": "okx"}), false, "none (panic-key: the alert names no exchange key)"},
 		{"client unknown while the server starts", alert(monitor.RuleDenialBurst, monitor.SeverityWarning, map[string]string{"venue": "okx", "client": "kw1"}), false, "none (read-only: the server is not running yet)"},
@@ -458,6 +461,20 @@ func TestResponseActionsThroughServe(t *testing.T) {
 					e.t.Fatalf("call the venue refuses = %d, want its 401", code)
 				}
 			}, monitor.RuleVenueAuth, 0, 0, incident.KindResponse, "exchange key binance/main disabled"},
+		// A client's alert with a key action: the client's exchange key.
+		{"new source address panic-key", respondPanicKey, "[alerts.responses]\nnew_source_ip = \"panic-key\"\n",
+			func(e *respServe, thief *exchange.Credential) {
+				if code, body := e.balance(thief); code != 200 {
+					e.t.Fatalf("balance from 127.0.0.1 = %d %s", code, body)
+				}
+				// The same credential from another loopback address.
+				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+				hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+				defer hc.CloseIdleConnections()
+				if code, body := botCallWith(e.t, hc, e.base, thief); code != 200 {
+					e.t.Fatalf("balance from 127.0.0.2 = %d %s", code, body)
+				}
+			}, monitor.RuleNewSourceIP, 401, 401, incident.KindNote, "revoked binance/"},
 		// A warning: the responder opens the incident and notes the response.
 		{"warning denial burst", respondSuspendClient, "[alerts.responses]\ndenial_burst = \"suspend-client\"\n\n[alerts.thresholds]\ndenials = 3\n",
 			func(e *respServe, thief *exchange.Credential) {
