@@ -58,6 +58,8 @@ type serveIncidents struct {
 	mgr  *incident.Manager
 	srv  atomic.Pointer[server.Server]
 	resp *responder // nil: no automatic response configured (responses.go)
+	// auditDir is the audit log the evidence bundles read (set by start).
+	auditDir atomic.Pointer[string]
 }
 
 func (a *app) newServeIncidents(db store.Store) (*serveIncidents, error) {
@@ -66,7 +68,7 @@ func (a *app) newServeIncidents(db store.Store) (*serveIncidents, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := incident.Options{Store: db, Logger: a.log.With("component", "incident")}
+	o := incident.Options{Store: db, Logger: a.log.With("component", "incident"), OnPanic: s.onPanic}
 	if resp != nil {
 		o.Respond = resp.respond
 	}
@@ -81,6 +83,7 @@ func (a *app) newServeIncidents(db store.Store) (*serveIncidents, error) {
 // ends and serves the incident commands on incident.sock.
 func (s *serveIncidents) start(ctx context.Context, srv *server.Server, auditDir string) (io.Closer, error) {
 	s.srv.Store(srv)
+	s.auditDir.Store(&auditDir)
 	go s.mgr.Run(ctx)
 	if s.resp != nil {
 		go s.resp.work(ctx)
@@ -208,6 +211,26 @@ func (o managerOps) Export(ctx context.Context, id string) (*incidentBundle, err
 	return &incidentBundle{Bundle: buf.Bytes(), Manifest: man}, nil
 }
 
+// evidence is what a running serve bundles: its audit log verified against
+// the checkpoint key, the configuration digest, and the evidence signing key.
+func (s *serveIncidents) evidence(ctx context.Context) (incident.Evidence, error) {
+	ev := incident.Evidence{ConfigDigest: s.a.configDigest()}
+	if dir := s.auditDir.Load(); dir != nil {
+		ev.AuditDir = *dir
+	}
+	srv := s.srv.Load()
+	if srv == nil {
+		return ev, errors.New("the server is not running yet: no evidence signing key")
+	}
+	pub, err := server.AuditPublicKey(ctx, srv.Vault)
+	if err != nil {
+		return ev, err
+	}
+	ev.AuditKey = pub
+	ev.SignKey, err = evidenceKey(ctx, srv.Vault)
+	return ev, err
+}
+
 // startIncidentControl serves the incident commands on incident.sock.
 func (a *app) startIncidentControl(s *serveIncidents, auditDir string) (io.Closer, error) {
 	path := filepath.Join(a.cfg.DataDir, incidentSocket)
@@ -220,20 +243,7 @@ func (a *app) startIncidentControl(s *serveIncidents, auditDir string) (io.Close
 		ln.Close()
 		return nil, fmt.Errorf("incident socket: %w", err)
 	}
-	ops := managerOps{mgr: s.mgr, evidence: func(ctx context.Context) (incident.Evidence, error) {
-		ev := incident.Evidence{AuditDir: auditDir, ConfigDigest: a.configDigest()}
-		srv := s.srv.Load()
-		if srv == nil {
-			return ev, errors.New("the server is not running yet: no evidence signing key")
-		}
-		pub, err := server.AuditPublicKey(ctx, srv.Vault)
-		if err != nil {
-			return ev, err
-		}
-		ev.AuditKey = pub
-		ev.SignKey, err = evidenceKey(ctx, srv.Vault)
-		return ev, err
-	}}
+	ops := managerOps{mgr: s.mgr, evidence: s.evidence}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/incidents", func(w http.ResponseWriter, r *http.Request) {
 		all, err := ops.List(r.Context())

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,6 +238,32 @@ func TestPanicAtTheVenue(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("incident timeline lacks %q; venue entries:\n%s", want, joined)
 		}
+	}
+
+	// 5. Each panic left a signed evidence snapshot in the data directory,
+	// noted on its incident, that verifies against the evidence key.
+	pub := strings.TrimSpace(c.ok("", "incident", "public-key"))
+	var snaps []string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		snaps, _ = filepath.Glob(filepath.Join(c.dir, "data", "evidence", "inc-*-panic-*.tar.gz"))
+		if len(snaps) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(snaps) == 0 {
+		t.Fatal("no evidence snapshot written for the panics")
+	}
+	for _, p := range snaps {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v, want 0600", p, err, fi.Mode())
+		}
+		if out := c.ok("", "incident", "verify-bundle", p, "--public-key", pub); !strings.Contains(out, "signature verified with the pinned public key") {
+			t.Errorf("verify-bundle %s: %s", p, out)
+		}
+	}
+	if show := c.ok("", "incident", "list", "--json"); !strings.Contains(show, "evidence snapshot of the panic: "+snaps[0]) {
+		t.Errorf("no incident notes the snapshot %s", snaps[0])
 	}
 
 	cancel()

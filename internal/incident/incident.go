@@ -165,6 +165,11 @@ type Options struct {
 	Since time.Time
 	// Queue bounds alerts waiting for Run (default 256).
 	Queue int
+	// OnPanic, when set, is told of every panic recorded from the audit
+	// log, once, after it joined or opened its incident (keywarden serve
+	// writes the panic's signed evidence snapshot from it). It must not
+	// block: Send waits for it.
+	OnPanic func(in Incident, panic Entry)
 }
 
 // Manager records incidents. Create it with New.
@@ -175,6 +180,7 @@ type Manager struct {
 	merge   time.Duration
 	respond Responder
 	since   time.Time
+	onPanic func(Incident, Entry)
 	queue   chan monitor.Alert
 	mu      sync.Mutex // serialises read-modify-write of records
 }
@@ -199,7 +205,7 @@ func New(o Options) *Manager {
 		o.Queue = 256
 	}
 	return &Manager{st: o.Store, now: o.Now, log: o.Logger, merge: o.Merge, respond: o.Respond, since: o.Since,
-		queue: make(chan monitor.Alert, o.Queue)}
+		onPanic: o.OnPanic, queue: make(chan monitor.Alert, o.Queue)}
 }
 
 // Alert queues a monitor alert for Run; it fits monitor.Options.OnAlert
@@ -319,8 +325,12 @@ func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
 			continue
 		}
 		// A venue action joins the panic's incident; it opens none.
-		if _, err := m.attach(ctx, e, kind == KindPanic, e.Text, string(monitor.SeverityCritical)); err != nil {
+		in, err := m.attach(ctx, e, kind == KindPanic, e.Text, string(monitor.SeverityCritical))
+		if err != nil {
 			return err
+		}
+		if kind == KindPanic && in != nil && m.onPanic != nil {
+			m.onPanic(*in, e)
 		}
 	}
 	return nil

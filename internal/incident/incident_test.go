@@ -408,3 +408,24 @@ func TestPanicVenueActionsJoinTheIncident(t *testing.T) {
 		t.Errorf("venue entries (-want +got):\n%s", d)
 	}
 }
+
+func TestOnPanicIsToldOnce(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t0}
+	var told []uint64
+	var ids []string
+	m := New(Options{Store: memory.New(), Now: c.now, OnPanic: func(in Incident, e Entry) {
+		told = append(told, e.AuditSeq)
+		ids = append(ids, in.ID)
+	}})
+	batch := []audit.Entry{panicEntry(t, 2, t0, "panic"), panicEntry(t, 3, t0.Add(time.Minute), "admin.gateway.resume")}
+	for range 2 { // delivered twice
+		if err := m.Send(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ := m.List(ctx)
+	if len(told) != 1 || told[0] != 2 || len(all) != 1 || ids[0] != all[0].ID {
+		t.Errorf("OnPanic told %v for %v, want once for seq 2 of incident %v", told, ids, all)
+	}
+}
