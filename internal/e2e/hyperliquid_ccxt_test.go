@@ -114,6 +114,9 @@ func TestCCXTHyperliquidThroughGateway(t *testing.T) {
 			if l.APIKey != master || !l.Verified || l.Error != "" {
 				t.Errorf("simulator saw %s with signer %q verified=%v error=%q, want the agent acting for the master", b.Action.Type, l.APIKey, l.Verified, l.Error)
 			}
+			if signer, err := hyperliquid.RecoverSigner(l.Body, hyperliquid.Mainnet); err != nil || signer != w.agent.Address() {
+				t.Errorf("%s forwarded signed by %s (%v), want keywarden's agent %s", b.Action.Type, signer.Hex(), err, w.agent.Address().Hex())
+			}
 		default:
 			t.Errorf("simulator saw %s %s", l.Method, l.Path)
 		}

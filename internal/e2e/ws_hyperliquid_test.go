@@ -146,6 +146,9 @@ func TestWSHyperliquidPost(t *testing.T) {
 		if bytes.Contains(l.Body, botSig) || bytes.Contains(l.Body, []byte(iss.ID)) {
 			t.Errorf("the bot's signature or client id reached the simulator")
 		}
+		if signer, err := hyperliquid.RecoverSigner(l.Body, hyperliquid.Mainnet); err != nil || signer != w.agent.Address() {
+			t.Errorf("%s request signed by %s (%v), want keywarden's agent %s", l.Method, signer.Hex(), err, w.agent.Address().Hex())
+		}
 	}
 	if d := cmp.Diff([]string{"POST " + master, "WS " + master}, got); d != "" {
 		t.Errorf("signed requests at the simulator (-want +got):\n%s", d)

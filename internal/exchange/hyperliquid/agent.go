@@ -196,3 +196,20 @@ func ExchangeOK(status int, body []byte) error {
 	}
 	return nil
 }
+
+// RecoverSigner returns the address that signed a signed /exchange body for
+// net, as Hyperliquid recovers it.
+func RecoverSigner(body []byte, net Network) (eip712.Address, error) {
+	env, err := parseEnvelope(body)
+	if err != nil {
+		return eip712.Address{}, err
+	}
+	if env.Sig == nil {
+		return eip712.Address{}, errors.New("signature missing")
+	}
+	d, err := env.digest(net)
+	if err != nil {
+		return eip712.Address{}, err
+	}
+	return eip712.Recover(d, *env.Sig)
+}
