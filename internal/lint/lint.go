@@ -7,8 +7,8 @@
 //     A Go string cannot be wiped and is copied freely.
 //   - H4-format: a secret-carrying value passed to fmt's printing functions
 //     (%v, %+v, %s, ... and Print/Println) or to log/slog, when its type does
-//     not redact itself: for fmt it must implement fmt.Stringer,
-//     fmt.GoStringer or fmt.Formatter; for slog it must implement
+//     not redact itself: for fmt it must implement fmt.Stringer or
+//     fmt.Formatter; for slog it must implement
 //     slog.LogValuer (slog's JSON handler ignores String).
 //   - H4-env: os.Getenv or os.LookupEnv of a constant name that looks like a
 //     secret (SECRET, PASSPHRASE, PASSWORD, TOKEN, PRIVATE_KEY, API_KEY,
@@ -329,12 +329,14 @@ func constant(s string) string {
 
 // printCall checks fmt and log printing calls.
 func (c *checker) printCall(call *ast.CallExpr, name string) {
-	formatted := strings.HasSuffix(name, "f")
-	if !formatted && !strings.HasPrefix(name, "Print") && !strings.HasPrefix(name, "Sprint") &&
-		!strings.HasPrefix(name, "Fprint") && !strings.HasPrefix(name, "Append") &&
-		!strings.HasPrefix(name, "Fatal") && !strings.HasPrefix(name, "Panic") {
-		return
+	printing := name == "Errorf"
+	for _, p := range []string{"Print", "Sprint", "Fprint", "Append", "Fatal", "Panic"} {
+		printing = printing || strings.HasPrefix(name, p)
 	}
+	if !printing {
+		return // Sscanf and the like read into their operands
+	}
+	formatted := strings.HasSuffix(name, "f")
 	args := call.Args
 	if strings.HasPrefix(name, "Fprint") || strings.HasPrefix(name, "Append") {
 		if len(args) == 0 {
@@ -353,7 +355,7 @@ func (c *checker) printCall(call *ast.CallExpr, name string) {
 		if t == nil || !c.isSecret(t) || redactsForFmt(t) {
 			continue
 		}
-		c.report(a, "H4-format", "%s printed by fmt.%s: %s carries a secret and does not redact itself (String/GoString/Format)", exprString(a), name, t)
+		c.report(a, "H4-format", "%s printed by fmt.%s: %s carries a secret and does not redact itself (String or Format)", exprString(a), name, t)
 	}
 }
 
@@ -379,7 +381,7 @@ func (c *checker) slogCall(call *ast.CallExpr, name, recv string) {
 		if len(call.Args) > 3 {
 			args = call.Args[3:]
 		}
-	case recv == "Logger" && name == "With":
+	case name == "With":
 		args = call.Args
 	}
 	for _, a := range args {
@@ -402,7 +404,7 @@ func hasMethod(t types.Type, name string) bool {
 }
 
 func redactsForFmt(t types.Type) bool {
-	return hasMethod(t, "String") || hasMethod(t, "Format") || hasMethod(t, "GoString") && hasMethod(t, "String")
+	return hasMethod(t, "String") || hasMethod(t, "Format")
 }
 
 func redactsForSlog(t types.Type) bool { return hasMethod(t, "LogValue") }

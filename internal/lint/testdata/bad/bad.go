@@ -40,6 +40,7 @@ func formatted(o Options, p *Options, l *slog.Logger) {
 	slog.Info("options", "o", o)         // want H4-format
 	l.Warn("wrapper", "w", Wrapper{})    // want H4-format
 	_ = slog.Any("o", p)                 // want H4-format
+	_ = slog.With("o", o)                // want H4-format
 }
 
 func env() (string, bool) {

@@ -35,6 +35,10 @@ func formatted(c *exchange.Credential, s exchange.Secret, i Info) {
 	slog.Info("key", "secret", s, "info", i)
 }
 
+func scan(in string, o *struct{ Secret []byte }) {
+	_, _ = fmt.Sscanf(in, "%s", &o.Secret)
+}
+
 func env() string { return os.Getenv("KEYWARDEN_CONFIG") + os.Getenv(os.Args[0]) }
 
 func tlsConf() *tls.Config {
