@@ -124,7 +124,11 @@ func (c *conn) checkListenKey(ctx context.Context, token string) (*client.Entry,
 		if err != nil {
 			var d *gateway.Denial
 			if errors.As(err, &d) {
-				return e, &streamRefusal{rule: d.Rule, reason: "credential " + id + " may no longer read this stream: " + d.Reason, revoke: true}
+				// A policy that no longer lets the credential read closes the
+				// key at the venue too; a refusal of this socket's address
+				// alone does not (whoever connected, the bot may be elsewhere).
+				return e, &streamRefusal{rule: d.Rule, reason: "credential " + id + " may no longer read this stream: " + d.Reason,
+					revoke: d.Rule != "source_ip"}
 			}
 			return e, &streamRefusal{rule: "unavailable", reason: "policy unavailable"}
 		}
@@ -184,10 +188,12 @@ func (c *conn) checkStreamSocket() {
 		if refusal == nil {
 			continue
 		}
-		c.close(websocket.StatusPolicyViolation, closedReason)
+		// The token is forgotten before the socket closes; should the venue
+		// end the stream first, readUp still tells the bot 1008.
 		if refusal.revoke {
 			c.p.o.ListenKeys.RevokeListenKey(c.rt.Venue, t, refusal.reason)
 		}
+		c.close(websocket.StatusPolicyViolation, closedReason)
 		_ = c.auditStream(c.p.requestID(), e, "/ws/"+t, []string{t}, "deny", refusal.rule, "open user-data stream closed: "+refusal.reason)
 		return
 	}

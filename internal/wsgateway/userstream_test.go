@@ -57,10 +57,14 @@ func (c *switchClients) Lookup(venue, id string) (*client.Entry, error) {
 	return &client.Entry{Client: client.Client{ID: id, Venue: venue, Key: c.key.Load().(string)}}, nil
 }
 
-// switchPolicy allows reads until downgraded.
-type switchPolicy struct{ deny atomic.Bool }
+// switchPolicy allows reads until downgraded, or until it refuses the
+// socket's address.
+type switchPolicy struct{ deny, denyIP atomic.Bool }
 
 func (p *switchPolicy) Check(_ context.Context, c gateway.Check) (gateway.Permit, error) {
+	if p.denyIP.Load() {
+		return nil, &gateway.Denial{Rule: "source_ip", Reason: "address not allowed"}
+	}
 	if p.deny.Load() || c.Call.Scope != "read" {
 		return nil, &gateway.Denial{Rule: "scope", Reason: "read not allowed"}
 	}
@@ -200,15 +204,19 @@ func TestUserStreamRefusedUnlessIssued(t *testing.T) {
 
 // TestUserStreamClosedOnDowngradeAndRevocation: the check loop closes an
 // open user-data stream with 1008, and revokes its token, when the policy
-// stops allowing reads, and when the credential is revoked.
+// stops allowing reads, when the credential is revoked and when it is bound
+// to another key; a policy refusing the socket's address closes the socket
+// but leaves the token.
 func TestUserStreamClosedOnDowngradeAndRevocation(t *testing.T) {
 	tests := []struct {
 		name   string
 		change func(e *userStreamEnv)
+		revoke bool
 	}{
-		{"policy downgraded", func(e *userStreamEnv) { e.pol.deny.Store(true) }},
-		{"credential revoked", func(e *userStreamEnv) { e.clients.revoked.Store(true) }},
-		{"credential bound to another key", func(e *userStreamEnv) { e.clients.key.Store("other") }},
+		{"policy downgraded", func(e *userStreamEnv) { e.pol.deny.Store(true) }, true},
+		{"credential revoked", func(e *userStreamEnv) { e.clients.revoked.Store(true) }, true},
+		{"credential bound to another key", func(e *userStreamEnv) { e.clients.key.Store("other") }, true},
+		{"address refused by the policy", func(e *userStreamEnv) { e.pol.denyIP.Store(true) }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,17 +236,28 @@ func TestUserStreamClosedOnDowngradeAndRevocation(t *testing.T) {
 			if code := readClose(t, c); code != websocket.StatusPolicyViolation {
 				t.Errorf("user-data stream ended with %v, want 1008", code)
 			}
+			waitFor(t, "only the market socket to stay open", func() bool { return e.p.Open() == 1 })
 			var revoked []string
-			waitFor(t, "the token to be revoked", func() bool {
-				e.keys.mu.Lock()
-				defer e.keys.mu.Unlock()
-				revoked = append([]string(nil), e.keys.revoked...)
-				return len(revoked) > 0
-			})
-			if d := cmp.Diff([]string{e.keys.ListenKeyTag(plantedKey)}, revoked); d != "" {
+			if tt.revoke {
+				waitFor(t, "the token to be revoked", func() bool {
+					e.keys.mu.Lock()
+					defer e.keys.mu.Unlock()
+					revoked = append([]string(nil), e.keys.revoked...)
+					return len(revoked) > 0
+				})
+			}
+			// A token is revoked before its socket is closed, so every
+			// revocation has been made by now.
+			e.keys.mu.Lock()
+			revoked = append([]string(nil), e.keys.revoked...)
+			e.keys.mu.Unlock()
+			var want []string
+			if tt.revoke {
+				want = []string{e.keys.ListenKeyTag(plantedKey)}
+			}
+			if d := cmp.Diff(want, revoked); d != "" {
 				t.Errorf("revoked tokens (-want +got):\n%s", d)
 			}
-			waitFor(t, "only the market socket to stay open", func() bool { return e.p.Open() == 1 })
 		})
 	}
 }
