@@ -10,16 +10,17 @@ import (
 const RuleReadOnly = "read_only"
 
 // readOnly returns the denial of c's call when its credential is
-// downgraded to read-only, or nil. The registry's current entry decides
-// (a WebSocket session holds the entry of its logon); the credential in c
-// counts too, so neither copy can lift a downgrade.
+// downgraded to read-only, or nil. The registry's current entry decides: a
+// WebSocket session holds the entry of its logon, which may predate a
+// downgrade or a restore. Only when the registry no longer has the
+// credential (the gateway refuses it anyway) does the copy in c decide.
 func (a *policyAdapter) readOnly(c gateway.Check) *gateway.Denial {
 	cl := c.Client
 	if cl == nil {
 		return nil
 	}
 	down := cl.ReadOnly != nil
-	if !down && a.clients != nil {
+	if a.clients != nil {
 		if e, err := a.clients.Lookup(cl.Venue, cl.ID); err == nil {
 			down = e.ReadOnly != nil
 		}

@@ -27,7 +27,9 @@ func (v registryView) Lookup(venue, id string) (*client.Entry, error) {
 // withdraw and account-admin calls are refused with rule read_only before
 // the policy is asked, whether the downgrade is in the credential the
 // gateway holds or only in the registry's current entry (a WebSocket
-// session logged on before the downgrade); read and public calls pass.
+// session logged on before the downgrade); read and public calls pass;
+// the registry's current entry wins over the held copy (a session logged
+// on while downgraded may trade once restored).
 func TestReadOnlyPreCheck(t *testing.T) {
 	pols, err := policy.CompileAll(map[string]policy.Definition{"p": {
 		Scopes: []string{"read", "trade"}, UnknownPrice: "allow"}})
@@ -53,7 +55,8 @@ func TestReadOnlyPreCheck(t *testing.T) {
 		{"session stale account-admin", stale, &current, exchange.ScopeAccountAdmin, true},
 		{"session stale read", stale, &current, exchange.ScopeRead, false},
 		{"held downgrade public", current, &current, exchange.ScopePublic, false},
-		{"restored in registry but held copy downgraded", current, &stale, exchange.ScopeTrade, true},
+		{"session logged on while downgraded, since restored", current, &stale, exchange.ScopeTrade, false},
+		{"held downgrade, gone from the registry", current, nil, exchange.ScopeTransfer, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
