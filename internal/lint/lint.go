@@ -10,9 +10,11 @@
 //     not redact itself: for fmt it must implement fmt.Stringer or
 //     fmt.Formatter; for slog it must implement
 //     slog.LogValuer (slog's JSON handler ignores String).
-//   - H4-env: os.Getenv or os.LookupEnv of a constant name that looks like a
-//     secret (SECRET, PASSPHRASE, PASSWORD, TOKEN, PRIVATE_KEY, API_KEY,
-//     SEED, SHARE). Secrets come from files or the terminal, never the
+//   - H4-env: os.Getenv or os.LookupEnv, or any function, method or func
+//     value named getenv or lookupenv (any case), called with a constant
+//     name that looks like a secret (SECRET, PASSPHRASE, PASSWORD, TOKEN,
+//     PRIVATE_KEY, API_KEY, SEED, SHARE) and does not end in _FILE (a path
+//     to a secret). Secrets come from files or the terminal, never the
 //     environment (/proc/<pid>/environ).
 //   - H4-tls: InsecureSkipVerify set to anything but the constant false.
 //   - H5-compare: bytes.Equal, bytes.Compare, == or != on strings, byte
@@ -263,6 +265,17 @@ func (c *checker) isFalse(e ast.Expr) bool {
 	return ok && tv.Value != nil && tv.Value.String() == "false"
 }
 
+// calleeName is the called function's, method's or func value's name.
+func calleeName(call *ast.CallExpr) string {
+	switch f := ast.Unparen(call.Fun).(type) {
+	case *ast.Ident:
+		return f.Name
+	case *ast.SelectorExpr:
+		return f.Sel.Name
+	}
+	return ""
+}
+
 // funcOf returns the package path and name of a called function or method
 // ("" when it is neither), and the receiver's named type for methods.
 func (c *checker) funcOf(call *ast.CallExpr) (pkgPath, name, recv string) {
@@ -301,14 +314,16 @@ func (c *checker) call(call *ast.CallExpr) {
 		}
 		return
 	}
-	path, name, recv := c.funcOf(call)
-	switch {
-	case path == "os" && (name == "Getenv" || name == "LookupEnv") && len(call.Args) == 1:
+	if callee := calleeName(call); (strings.EqualFold(callee, "getenv") || strings.EqualFold(callee, "lookupenv")) && len(call.Args) == 1 {
 		if tv, ok := c.info.Types[call.Args[0]]; ok && tv.Value != nil {
-			if v := constant(tv.Value.ExactString()); secretEnvRE.MatchString(v) {
-				c.report(call, "H4-env", "os.%s(%q): secrets are read from files or the terminal, never the environment", name, v)
+			if v := constant(tv.Value.ExactString()); secretEnvRE.MatchString(v) && !strings.HasSuffix(strings.ToUpper(v), "_FILE") {
+				c.report(call, "H4-env", "%s(%q): secrets are read from files or the terminal, never the environment", callee, v)
 			}
 		}
+		return
+	}
+	path, name, recv := c.funcOf(call)
+	switch {
 	case path == "bytes" && (name == "Equal" || name == "Compare") && len(call.Args) == 2:
 		c.compare(call, call.Args[0], call.Args[1], "bytes."+name)
 	case path == "fmt" || (path == "log" && recv == "" || path == "log" && recv == "Logger"):

@@ -43,7 +43,10 @@ func formatted(o Options, p *Options, l *slog.Logger) {
 	_ = slog.With("o", o)                // want H4-format
 }
 
-func env() (string, bool) {
+type app struct{ getenv func(string) string }
+
+func env(a app) (string, bool) {
+	_ = a.getenv("VAULT_TOKEN")             // want H4-env
 	_ = os.Getenv("KEYWARDEN_PASSPHRASE")   // want H4-env
 	return os.LookupEnv("EXCHANGE_API_KEY") // want H4-env
 }

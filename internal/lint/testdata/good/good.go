@@ -39,7 +39,9 @@ func scan(in string, o *struct{ Secret []byte }) {
 	_, _ = fmt.Sscanf(in, "%s", &o.Secret)
 }
 
-func env() string { return os.Getenv("KEYWARDEN_CONFIG") + os.Getenv(os.Args[0]) }
+func env() string {
+	return os.Getenv("KEYWARDEN_CONFIG") + os.Getenv(os.Args[0]) + os.Getenv("KEYWARDEN_PASSPHRASE_FILE")
+}
 
 func tlsConf() *tls.Config {
 	return &tls.Config{
