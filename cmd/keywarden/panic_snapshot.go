@@ -19,9 +19,28 @@ import (
 const evidenceDir = "evidence"
 
 // onPanic is the incident manager's panic hook: the snapshot is written in
-// the background, so the audit delivery never waits for it.
-func (s *serveIncidents) onPanic(in incident.Incident, e incident.Entry) {
+// the background, so the audit delivery never waits for it. A stop through
+// the admin API (or the dashboard) that asked for venue actions runs them
+// here, from its audit record, as "keywarden panic --all" would.
+func (s *serveIncidents) onPanic(in incident.Incident, e incident.Entry, event string) {
 	go s.snapshot(in.ID, e.AuditSeq)
+	cancelOrders, deleteKeys := e.Evidence["cancel_orders"] == "true", e.Evidence["delete_keys"] == "true"
+	if event != "admin.gateway.stop" || !(cancelOrders || deleteKeys) {
+		return
+	}
+	srv := s.srv.Load()
+	if srv == nil {
+		s.a.log.Error("panic: venue actions of an admin stop not started: the server is not running yet")
+		return
+	}
+	reason := e.Evidence["reason"]
+	if reason == "" {
+		reason = "gateway stopped through the admin API"
+	}
+	req := panicRequest{All: true, Reason: reason, CancelOrders: cancelOrders, DeleteKeys: deleteKeys}
+	if _, err := s.a.startVenueActions(context.Background(), srv, req, "admin:"+e.Actor, e.AuditSeq); err != nil {
+		s.a.log.Error("panic: venue actions of an admin stop not started", "err", err)
+	}
 }
 
 // snapshot writes the signed evidence bundle of incident id as it stands

@@ -527,16 +527,6 @@ func handleGatewayStatus(s *api) http.Handler {
 	})
 }
 
-func handleGatewayStop(s *api) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Stopping is never held back by the audit log: the panic switch
-		// must work when everything else is failing. It is still recorded.
-		s.Gateway.Stop()
-		_ = s.event(r.Context(), "gateway.stop", from(r).p.Name, map[string]string{"source": remoteAddr(r)})
-		writeJSON(w, http.StatusOK, map[string]string{"status": "stopped"})
-	})
-}
-
 func handleGatewayResume(s *api) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.approved(w, r, ActionGatewayResume, "gateway") {

@@ -568,10 +568,19 @@ func (h *Handler) panicStop(c *call) error {
 		return &admin.APIError{Status: http.StatusBadRequest, Code: "bad_request",
 			Msg: "tick the confirmation box to stop the gateway"}
 	}
-	if err := c.api(h, "POST", "/v1/gateway/stop", nil, nil); err != nil {
+	var body any
+	cancelOrders, deleteKeys := c.r.PostFormValue("cancel_orders") != "", c.r.PostFormValue("delete_keys") != ""
+	if cancelOrders || deleteKeys {
+		body = map[string]any{"cancel_orders": cancelOrders, "delete_keys": deleteKeys, "reason": c.r.PostFormValue("reason")}
+	}
+	if err := c.api(h, "POST", "/v1/gateway/stop", body, nil); err != nil {
 		return err
 	}
-	return seeOther(c, "/ui/panic", "The gateway is stopped: every signed request is refused until it is resumed.")
+	msg := "The gateway is stopped: every signed request is refused until it is resumed."
+	if body != nil {
+		msg += " The venue actions run now; their results go to the audit log and the incident."
+	}
+	return seeOther(c, "/ui/panic", msg)
 }
 
 func (h *Handler) panicResume(c *call) error {

@@ -166,10 +166,12 @@ type Options struct {
 	// Queue bounds alerts waiting for Run (default 256).
 	Queue int
 	// OnPanic, when set, is told of every panic recorded from the audit
-	// log, once, after it joined or opened its incident (keywarden serve
-	// writes the panic's signed evidence snapshot from it). It must not
-	// block: Send waits for it.
-	OnPanic func(in Incident, panic Entry)
+	// log, once, after it joined or opened its incident, with the audit
+	// event's kind ("panic", "admin.gateway.stop", ...): keywarden serve
+	// writes the panic's signed evidence snapshot from it, and runs the
+	// venue actions an admin API stop asked for. It must not block: Send
+	// waits for it.
+	OnPanic func(in Incident, panic Entry, event string)
 }
 
 // Manager records incidents. Create it with New.
@@ -180,7 +182,7 @@ type Manager struct {
 	merge   time.Duration
 	respond Responder
 	since   time.Time
-	onPanic func(Incident, Entry)
+	onPanic func(Incident, Entry, string)
 	queue   chan monitor.Alert
 	mu      sync.Mutex // serialises read-modify-write of records
 }
@@ -330,7 +332,7 @@ func (m *Manager) Send(ctx context.Context, batch []audit.Entry) error {
 			return err
 		}
 		if kind == KindPanic && in != nil && m.onPanic != nil {
-			m.onPanic(*in, e)
+			m.onPanic(*in, e, r.Event.Kind)
 		}
 	}
 	return nil

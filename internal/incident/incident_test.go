@@ -414,8 +414,10 @@ func TestOnPanicIsToldOnce(t *testing.T) {
 	c := &clock{t0}
 	var told []uint64
 	var ids []string
-	m := New(Options{Store: memory.New(), Now: c.now, OnPanic: func(in Incident, e Entry) {
+	var events []string
+	m := New(Options{Store: memory.New(), Now: c.now, OnPanic: func(in Incident, e Entry, event string) {
 		told = append(told, e.AuditSeq)
+		events = append(events, event)
 		ids = append(ids, in.ID)
 	}})
 	batch := []audit.Entry{panicEntry(t, 2, t0, "panic"), panicEntry(t, 3, t0.Add(time.Minute), "admin.gateway.resume")}
@@ -425,7 +427,7 @@ func TestOnPanicIsToldOnce(t *testing.T) {
 		}
 	}
 	all, _ := m.List(ctx)
-	if len(told) != 1 || told[0] != 2 || len(all) != 1 || ids[0] != all[0].ID {
-		t.Errorf("OnPanic told %v for %v, want once for seq 2 of incident %v", told, ids, all)
+	if len(told) != 1 || told[0] != 2 || len(all) != 1 || ids[0] != all[0].ID || events[0] != "panic" {
+		t.Errorf("OnPanic told %v (%v) for %v, want once for seq 2 of incident %v, event panic", told, events, ids, all)
 	}
 }
