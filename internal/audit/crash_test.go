@@ -97,7 +97,10 @@ func TestCrashRecovery(t *testing.T) {
 		acked := map[uint64]string{}
 		for range crashes {
 			killAfter := time.Duration(10+rng.IntN(90)) * time.Millisecond
-			runCrashChild(t, dir, killAfter, acked, exportLive)
+			// Every fourth run waits for the export (however slow the
+			// child, e.g. under the race detector) and kills killAfter
+			// after it; the others export only if the child gets there.
+			runCrashChild(t, dir, killAfter, acked, exportLive, run%4 == 1)
 		}
 		total += len(acked)
 		if run%3 == 2 {
@@ -190,8 +193,9 @@ func tearTail(t *testing.T, dir string, rng *rand.Rand) {
 // runCrashChild starts the child, kills it with SIGKILL killAfter after it
 // is ready, and adds every acknowledgement it printed to acked. during, if
 // set, runs once while the child is still writing, after its first
-// checkpoint was acknowledged.
-func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[uint64]string, during func()) {
+// checkpoint was acknowledged; with afterDuring the kill comes killAfter
+// after during has run instead (or 8 s after start at the latest).
+func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[uint64]string, during func(), afterDuring bool) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
@@ -210,7 +214,11 @@ func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[
 		cmd.Wait()
 		t.Fatalf("child did not start: %q %s", sc.Text(), stderr.String())
 	}
-	timer := time.AfterFunc(killAfter, func() { cmd.Process.Signal(syscall.SIGKILL) })
+	first := killAfter
+	if afterDuring && during != nil {
+		first = 8 * time.Second // before the child's own 10 s bound
+	}
+	timer := time.AfterFunc(first, func() { cmd.Process.Signal(syscall.SIGKILL) })
 	defer timer.Stop()
 	for sc.Scan() {
 		seq, hash, ok := strings.Cut(sc.Text(), " ")
@@ -222,6 +230,9 @@ func runCrashChild(t *testing.T, dir string, killAfter time.Duration, acked map[
 		if during != nil && n > 150 { // the checkpoint after record 100 is durable
 			during()
 			during = nil
+			if afterDuring {
+				timer.Reset(killAfter)
+			}
 		}
 	}
 	err = cmd.Wait()

@@ -135,6 +135,7 @@ type Log struct {
 	closing    chan struct{} // closed by Close: stops the recovery loop
 	bgMu       sync.Mutex    // orders closing against bg.Add
 	recovering atomic.Bool
+	outage     atomic.Pointer[outage] // since the log failed, until it recovers
 	bg         sync.WaitGroup
 }
 
@@ -637,11 +638,31 @@ func (l *Log) Reopen() error {
 	if cause != nil {
 		l.log.Warn("audit log recovered; accepting records again", "alert", "audit_recovered",
 			"head", l.Head().Seq, "cause", *cause)
+		if o := l.outage.Swap(nil); o != nil {
+			// The gap goes into the chain: when the log stopped and why.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := l.Append(ctx, Record{Event: &Event{Kind: EventRecovered, Actor: "keywarden",
+				Detail: map[string]string{"failed_at": o.since.Format(time.RFC3339Nano), "cause": o.cause}}})
+			cancel()
+			if err != nil {
+				l.log.Warn("audit: could not record the recovery", "err", err)
+			}
+		}
 		if l.opts.OnHealth != nil {
 			l.opts.OnHealth(nil)
 		}
 	}
 	return nil
+}
+
+// EventRecovered is the kind of the event the log records when it leaves
+// its failed state; its detail holds failed_at and cause.
+const EventRecovered = "audit.recovered"
+
+// outage is a period in the failed state.
+type outage struct {
+	since time.Time
+	cause string
 }
 
 func stoppedGeneration(st *state) *generation {
@@ -846,6 +867,7 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 // fail puts the log into its failed state and answers the batch with err.
 func (l *Log) fail(batch []*pending, err error) {
 	if l.failed.CompareAndSwap(nil, &err) {
+		l.outage.CompareAndSwap(nil, &outage{since: l.opts.Now().UTC(), cause: err.Error()})
 		l.log.Error("audit log failed; refusing new records until it recovers", "alert", "audit_failed", "err", err)
 		if l.opts.OnHealth != nil {
 			l.opts.OnHealth(err)

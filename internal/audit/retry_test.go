@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -125,6 +126,11 @@ func TestRecoverAfterDiskFull(t *testing.T) {
 	}
 	if bySeq[rc.Seq].RequestID != "req-300" {
 		t.Errorf("record after recovery missing")
+	}
+	// The outage is in the chain, right after the last acknowledged record.
+	ev := bySeq[acked[len(acked)-1].Seq+1].Event
+	if ev == nil || ev.Kind != EventRecovered || ev.Detail["failed_at"] == "" || !strings.Contains(ev.Detail["cause"], "no space left") {
+		t.Errorf("record after the last acknowledged one = %+v, want the %s event with the cause", bySeq[acked[len(acked)-1].Seq+1], EventRecovered)
 	}
 }
 
