@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base32"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange/okx"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
 	"github.com/keywarden/keywarden/internal/incident"
+	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/venues"
 )
 
@@ -292,5 +295,100 @@ func TestEveryVenueHasACanceller(t *testing.T) {
 		if !known[name] {
 			t.Errorf("canceller for unknown venue %s", name)
 		}
+	}
+}
+
+// TestAdminStopCancelsOrders: a stop through the admin API that asks for
+// cancel_orders stops the gateway, and keywarden serve then cancels the
+// open orders at the venue from the stop's audit record.
+func TestAdminStopCancelsOrders(t *testing.T) {
+	c := newCLI(t)
+	kit := sim.NewKit()
+	exKey := exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "BNADMIN0123456789", Secret: exchange.Secret(marker + "admin-stop-secret")}
+	kit.AddAccount(sim.Account{Key: exKey, Permissions: map[string]bool{"read": true, "trade": true}})
+	up := httptest.NewServer(binance.NewSimulator(kit))
+	defer up.Close()
+	addr, adminAddr := freePort(t), freePort(t)
+	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("\n[gateway]\nlisten = \"" + addr + "\"\nplaintext = true\n\n[admin]\nlisten = \"" + adminAddr +
+		"\"\n\n[[venue]]\nname = \"binance\"\nupstream = \"" + up.URL + "\"\n\n[policy.trader]\nscopes = [\"read\", \"trade\"]\n")
+	f.Close()
+	pwFile := filepath.Join(c.dir, "admin-pass")
+	writeFile(t, pwFile, "the first admin's password\n", 0o600)
+	out := c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", pwFile)
+	u, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(c.dir, "ca.pem")
+	writeFile(t, caFile, c.ok("", "tls", "ca"), 0o600)
+	c.ok("api_key="+exKey.APIKey+"\nsecret="+string(exKey.Secret)+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		getenv := func(k string) string {
+			if k == "KEYWARDEN_CONFIG" {
+				return c.config
+			}
+			return ""
+		}
+		done <- runIO(ctx, []string{"keywarden", "serve"}, getenv, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	base := "http://" + addr
+	waitHealthy(t, base, done)
+
+	out = c.ok("", "client", "issue", "--key", "binance/main", "--policy", "trader", "--ttl", "1h", "--json")
+	var iss issuedCredential
+	if err := json.Unmarshal([]byte(out), &iss); err != nil {
+		t.Fatal(err)
+	}
+	bot := &exchange.HTTPDoer{Venue: binance.Spot(mustURL(base + "/binance")), Client: http.DefaultClient}
+	cred := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: iss.ID, Secret: exchange.Secret(iss.SecretText)}
+	for i := range 2 {
+		queryOrder(http.MethodPost, "/api/v3/order", "symbol=SYMUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=100")(t, bot, cred, i)
+	}
+	if n := len(kit.OpenOrders(exKey.APIKey)); n != 2 {
+		t.Fatalf("%d open orders, want 2", n)
+	}
+
+	c.ok("the first admin's password\n"+operator.Code(seed, time.Now().Add(-30*time.Second))+"\n", "login", "--url", "https://"+adminAddr, "--name", "root", "--ca", caFile)
+	out = c.ok("", "admin", "POST", "/v1/gateway/stop", "--data", `{"cancel_orders":true,"reason":"admin drill"}`)
+	if !strings.Contains(out, `"venue_actions":"requested`) {
+		t.Errorf("admin stop answer: %s", out)
+	}
+	if code, _ := botCall(t, base, cred); code == http.StatusOK {
+		t.Error("a call after the admin stop passed")
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(kit.OpenOrders(exKey.APIKey)) != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d open orders 20s after the admin stop, want 0", len(kit.OpenOrders(exKey.APIKey)))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var joined string
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(joined, "panic cancel-orders at binance binance/main done: 2 open orders cancelled"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the incident lacks the admin stop's venue action:\n%s", joined)
+		}
+		time.Sleep(50 * time.Millisecond)
+		joined = c.ok("", "incident", "list", "--json")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
 	}
 }
