@@ -3,9 +3,11 @@ package exchange
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 	"unicode/utf8"
 )
@@ -75,7 +77,13 @@ func (h *HTTPDoer) Do(ctx context.Context, r *Request, key *Credential) (int, []
 	req.Header = r.Header
 	resp, err := h.Client.Do(req)
 	if err != nil {
-		return 0, nil, err
+		// The URL may carry the request's signature (Binance signs the
+		// query): name the method and path only.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return 0, nil, fmt.Errorf("%s %s: %w", r.Method, r.Path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
