@@ -152,8 +152,9 @@ type Options struct {
 	Observe func(Observation)
 	// IdempotencyWindow is how long a new order's client order id stays
 	// used for its exchange key on its venue (default 24 h; negative: off),
-	// and IdempotencyEntries bounds how many ids are held (default 1<<18,
-	// about 40 MB when full; the oldest is dropped first).
+	// and IdempotencyEntries bounds how many ids are held (default 1<<17,
+	// about 35 MB when full; the oldest is dropped first: a retry is still
+	// caught while fewer than that many orders came after it).
 	IdempotencyWindow  time.Duration
 	IdempotencyEntries int
 	// Ready, when set, reports why keywarden cannot serve signed requests
@@ -256,7 +257,7 @@ func New(o Options) (*Gateway, error) {
 		o.IdempotencyWindow = 24 * time.Hour
 	}
 	if o.IdempotencyEntries <= 0 {
-		o.IdempotencyEntries = 1 << 18
+		o.IdempotencyEntries = 1 << 17
 	}
 	if o.RateLimitShare <= 0 || o.RateLimitShare > 1 {
 		o.RateLimitShare = 0.95
