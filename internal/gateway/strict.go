@@ -57,7 +57,7 @@ type strictConn struct {
 	p        headParser
 	failed   bool        // a head was not plain: every read fails
 	switched atomic.Bool // a 101 answer was written
-	upgrade  atomic.Bool // the last head asked for an upgrade
+	upgrade  atomic.Bool // a head asked for an upgrade
 }
 
 func (c *strictConn) Read(b []byte) (int, error) {
@@ -87,11 +87,10 @@ func (c *strictConn) Read(b []byte) (int, error) {
 }
 
 func (c *strictConn) Write(b []byte) (int, error) {
-	if c.upgrade.Load() {
-		c.upgrade.Store(false)
-		if bytes.HasPrefix(b, []byte("HTTP/1.1 101 ")) {
-			c.switched.Store(true)
-		}
+	// Only a connection that asked for an upgrade can switch; the flag is
+	// kept (a pipelined answer may be written after the next head was read).
+	if c.upgrade.Load() && bytes.HasPrefix(b, []byte("HTTP/1.1 101 ")) {
+		c.switched.Store(true)
 	}
 	return c.Conn.Write(b)
 }
