@@ -267,9 +267,7 @@ func (g *Gateway) closeListenKey(e *listenKeyEntry, reason string) {
 
 // streamCall is a USER_STREAM call on its way through the gateway.
 type streamCall struct {
-	st  streamTokens
-	op  string
-	tag string // tag of the token the request names, if any
+	st streamTokens
 }
 
 // listenKeyCall returns the USER_STREAM handling of out, or nil when out
@@ -284,11 +282,10 @@ func (g *Gateway) listenKeyCall(v *exchange.Venue, out *exchange.Request) (*stre
 	if op == "" {
 		return nil, out.Body
 	}
-	sc := &streamCall{st: sts, op: op}
+	sc := &streamCall{st: sts}
 	body := out.Body
 	if token != "" {
-		sc.tag = g.listen.tag(token)
-		body = bytes.ReplaceAll(body, []byte(token), []byte(sc.tag))
+		body = bytes.ReplaceAll(body, []byte(token), []byte(g.listen.tag(token)))
 	}
 	return sc, body
 }
