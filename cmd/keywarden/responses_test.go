@@ -381,6 +381,12 @@ func TestReadOnlyResponseThroughServe(t *testing.T) {
 	if code, body := e.order(other, "1"); code != 200 {
 		t.Errorf("the other client's order = %d %s, want 200", code, body)
 	}
+	for rec, err := range audit.Search(filepath.Join(e.c.dir, "data", "audit"), audit.Filter{Types: []audit.Type{audit.TypeEvent}}) {
+		if err == nil && rec.Event != nil && rec.Event.Kind == "client.read_only" {
+			t.Logf("the downgrade was durable in the audit log %s after the alert was raised", rec.Time.Sub(al.Time))
+			break
+		}
+	}
 	evs := e.events("client.read_only")
 	if len(evs) != 1 || evs[0].Actor != actorAutomatic || !strings.Contains(evs[0].Detail["reason"], id) ||
 		evs[0].Detail["client"] != "binance/"+thief.APIKey {
