@@ -112,7 +112,9 @@ func (r *Registry) Wrap(ctx context.Context, venue, id string, ttl time.Duration
 
 // Unwrap returns the credential token wraps, once. A token used before or
 // presented after its expiry revokes the credential and returns a
-// *WrapMisuse; an unknown or malformed token returns ErrWrapInvalid.
+// *WrapMisuse; an unknown or malformed token returns ErrWrapInvalid. The
+// secret is read before the token is spent, so a sealed vault or a store
+// error leaves the token usable.
 func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 	if len(token) != wrapTokenLen || !strings.HasPrefix(token, wrapTokenPrefix) || !isAlnum(token[len(wrapTokenPrefix):]) {
 		return nil, ErrWrapInvalid
@@ -120,19 +122,38 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 	hash := wrapHash(token)
 	key := wrapPrefix + hash
 	now := r.now().UTC()
-	var rec wrapRecord
-	var misuse error
-	claim := func(st store.Store) error {
+	read := func(st store.Store) (wrapRecord, error) {
+		var rec wrapRecord
 		raw, err := st.Get(ctx, key)
 		if errors.Is(err, store.ErrNotFound) {
-			return ErrWrapInvalid
+			return rec, ErrWrapInvalid
 		}
+		if err != nil {
+			return rec, fmt.Errorf("unwrap: %w", err)
+		}
+		if err := json.Unmarshal(raw, &rec); err != nil || subtle.ConstantTimeCompare([]byte(rec.Hash), []byte(hash)) != 1 {
+			return rec, ErrWrapInvalid
+		}
+		return rec, nil
+	}
+	rec, err := read(r.store)
+	if err != nil {
+		return nil, err
+	}
+	var iss *Issued
+	if rec.Used.IsZero() && now.Before(rec.Expires) {
+		if iss, err = r.opened(ctx, rec.Venue, rec.ID, now); err != nil {
+			return nil, err
+		}
+	}
+	// Spend the token: one transaction decides which unwrap is first.
+	var misuse error
+	claim := func(st store.Store) error {
+		cur, err := read(st)
 		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(raw, &rec); err != nil || subtle.ConstantTimeCompare([]byte(rec.Hash), []byte(hash)) != 1 {
-			return ErrWrapInvalid
-		}
+		rec = cur
 		switch {
 		case !rec.Used.IsZero():
 			misuse = ErrWrapUsed
@@ -141,19 +162,24 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 			misuse = ErrWrapExpired
 		}
 		rec.Used = now
-		raw, err = json.Marshal(rec)
+		raw, err := json.Marshal(rec)
 		if err != nil {
 			return err
 		}
 		return st.Put(ctx, key, raw)
 	}
-	var err error
 	if tx, ok := r.store.(store.Transactional); ok {
 		err = tx.Update(ctx, func(t store.Tx) error { return claim(t) })
 	} else {
 		r.modeMu.Lock()
 		err = claim(r.store)
 		r.modeMu.Unlock()
+	}
+	if err != nil || misuse != nil {
+		if iss != nil {
+			iss.Secret.Zero()
+			iss.Passphrase.Zero()
+		}
 	}
 	if err != nil {
 		if errors.Is(err, ErrWrapInvalid) {
@@ -171,7 +197,16 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 		r.log.Warn("wrapping token misuse; credential revoked", "client", rec.ID, "venue", rec.Venue, "reason", misuse.Error())
 		return nil, m
 	}
-	c, err := r.Get(ctx, rec.Venue, rec.ID)
+	if iss == nil { // the record changed between the reads
+		return nil, errors.New("unwrap: the wrapping record changed; try again")
+	}
+	r.log.Info("client credential unwrapped", "client", iss.ID, "venue", iss.Venue)
+	return iss, nil
+}
+
+// opened returns credential id at venue with its secret, if it is active.
+func (r *Registry) opened(ctx context.Context, venue, id string, now time.Time) (*Issued, error) {
+	c, err := r.Get(ctx, venue, id)
 	if err != nil {
 		return nil, fmt.Errorf("unwrap: %w", err)
 	}
@@ -188,7 +223,6 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 	if err != nil {
 		return nil, errors.New("unwrap: client secret record is malformed")
 	}
-	r.log.Info("client credential unwrapped", "client", c.ID, "venue", c.Venue)
 	return &Issued{Client: c, Secret: b.Secret, Passphrase: b.Passphrase}, nil
 }
 

@@ -170,3 +170,36 @@ func TestUnwrapConcurrent(t *testing.T) {
 		t.Errorf("%d unwraps succeeded, %d were reuses; want 1 and %d", ok, used, n-1)
 	}
 }
+
+// TestUnwrapSecretUnavailable: when the secret cannot be read (a sealed
+// vault), the unwrap fails without spending the token; it works once the
+// secret is back.
+func TestUnwrapSecretUnavailable(t *testing.T) {
+	ctx := context.Background()
+	r, _, sec, _ := newRegistry(t)
+	iss, err := r.Issue(ctx, IssueOptions{Venue: "binance", Key: "main", Policy: "trader", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := r.Wrap(ctx, "binance", iss.ID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := secretKind + "/binance/" + iss.ID
+	sec.mu.Lock()
+	saved := sec.m[k]
+	delete(sec.m, k)
+	sec.mu.Unlock()
+	_, err = r.Unwrap(ctx, token)
+	var m *WrapMisuse
+	if err == nil || errors.As(err, &m) || errors.Is(err, ErrWrapInvalid) {
+		t.Fatalf("unwrap without the secret = %v, want a plain error", err)
+	}
+	sec.mu.Lock()
+	sec.m[k] = saved
+	sec.mu.Unlock()
+	got, err := r.Unwrap(ctx, token)
+	if err != nil || string(got.Secret) != string(iss.Secret) {
+		t.Fatalf("unwrap once the secret is back = %v, want the credential", err)
+	}
+}
