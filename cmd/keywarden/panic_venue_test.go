@@ -191,6 +191,7 @@ func TestPanicAtTheVenue(t *testing.T) {
 	// other venues are swept, and the gateway stays stopped.
 	vs[1].kit.Inject(sim.Fault{Status: http.StatusServiceUnavailable, Body: `{"code":"50001","msg":"Service temporarily unavailable"}`})
 	outAll, _, err := c.run("", "panic", "--all", "--reason", "contain everything", "--cancel-orders")
+	t.Logf("panic --all --cancel-orders:\n%s", outAll)
 	if err == nil || !strings.Contains(err.Error(), "1 venue action(s) failed") {
 		t.Errorf("panic --all with okx failing = %v, want a reported failure", err)
 	}
