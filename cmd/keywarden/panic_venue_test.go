@@ -265,6 +265,14 @@ func TestPanicAtTheVenue(t *testing.T) {
 		if out := c.ok("", "incident", "verify-bundle", p, "--public-key", pub); !strings.Contains(out, "signature verified with the pinned public key") {
 			t.Errorf("verify-bundle %s: %s", p, out)
 		}
+		for name, body := range readBundle(t, p) {
+			for _, v := range vs {
+				if strings.Contains(string(body), marker) || strings.Contains(string(body), string(v.key.Secret)) ||
+					strings.Contains(string(body), string(v.client.Secret)) {
+					t.Errorf("snapshot %s: %s holds a secret", p, name)
+				}
+			}
+		}
 	}
 	if show := c.ok("", "incident", "list", "--json"); !strings.Contains(show, "evidence snapshot of the panic: "+snaps[0]) {
 		t.Errorf("no incident notes the snapshot %s", snaps[0])
