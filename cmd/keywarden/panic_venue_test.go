@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
 	"github.com/keywarden/keywarden/internal/exchange/bybit"
@@ -399,5 +401,25 @@ func TestAdminStopCancelsOrders(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+// TestPlanVenueSteps: every cancel comes before any deletion (a deleted key
+// can no longer cancel), and a key at two venues is deleted once.
+func TestPlanVenueSteps(t *testing.T) {
+	targets := []venueKey{{"binance", "binance", "main"}, {"binance-usdm", "binance", "main"}, {"okx", "okx", "hedge"}}
+	got := planVenueSteps(targets, panicRequest{CancelOrders: true, DeleteKeys: true})
+	want := []venueStep{
+		{Action: "cancel-orders", Venue: "binance", Key: "binance/main"},
+		{Action: "cancel-orders", Venue: "binance-usdm", Key: "binance/main"},
+		{Action: "cancel-orders", Venue: "okx", Key: "okx/hedge"},
+		{Action: "delete-key", Key: "binance/main"},
+		{Action: "delete-key", Key: "okx/hedge"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("plan (-want +got):\n%s", d)
+	}
+	if got := planVenueSteps(targets, panicRequest{DeleteKeys: true}); len(got) != 2 || got[0].Action != "delete-key" {
+		t.Errorf("delete-only plan = %+v", got)
 	}
 }
