@@ -154,7 +154,9 @@ func (z *zeroer) extend() bool {
 		z.chunk = min(2*z.chunk, zeroChunk, max(z.limit/2, 64<<10))
 	}
 	z.cond.Broadcast()
-	more := err == nil && z.zeroEnd-z.dataEnd < z.chunk && z.zeroEnd < z.limit
+	// Another round only while less than half a round lies ahead, the
+	// rule reserve kicks by: a log that stays small keeps one round.
+	more := err == nil && z.zeroEnd-z.dataEnd < z.chunk/2 && z.zeroEnd < z.limit
 	z.mu.Unlock()
 	return more
 }
