@@ -62,6 +62,10 @@ type Options struct {
 	// AuditCommit, when set, is told about every durable audit batch
 	// (metrics).
 	AuditCommit audit.CommitObserver
+	// AuditHealth, when set, is told when the audit log fails (the error)
+	// and when it has recovered (nil); it is called from the log's writer
+	// and must not wait for the log.
+	AuditHealth func(error)
 }
 
 // NamedSink is an audit destination with the name its cursor is kept under.
@@ -136,6 +140,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	if o.AuditCommit != nil {
 		ao.WrapFile = audit.ObserveCommits(nil, o.AuditCommit)
 	}
+	ao.OnHealth = o.AuditHealth
 	s.Audit, err = audit.Open(ao)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
