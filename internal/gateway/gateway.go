@@ -153,7 +153,7 @@ type Options struct {
 	// IdempotencyWindow is how long a new order's client order id stays
 	// used for its exchange key on its venue (default 24 h; negative: off),
 	// and IdempotencyEntries bounds how many ids are held (default 1<<17,
-	// about 35 MB when full; the oldest is dropped first: a retry is still
+	// about 11 MB when full; the oldest is dropped first: a retry is still
 	// caught while fewer than that many orders came after it).
 	IdempotencyWindow  time.Duration
 	IdempotencyEntries int

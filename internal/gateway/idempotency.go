@@ -1,8 +1,9 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,11 +15,12 @@ import (
 // idempotency window.
 const RuleDuplicateOrder = "duplicate_client_order_id"
 
-// orderIDKey is one used client order id. The id is a copy: it must not
-// keep a request body alive for the whole window.
-type orderIDKey struct {
-	venue, key, id string
-}
+// orderIDKey is one used client order id: a 128-bit digest of venue, key
+// and id under two per-process random seeds, so an entry costs no strings
+// (and keeps no request body alive) and ids cannot be chosen to collide.
+// With 2^17 ids held, a new id falsely matches one with a chance of about
+// 2^-111.
+type orderIDKey [16]byte
 
 // orderIDs remembers the client order ids of orders sent to venues, so a
 // second order with the same id (a bot's blind retry after an unknown
@@ -32,25 +34,43 @@ type orderIDs struct {
 	window time.Duration
 	max    int
 
+	seeds [2]maphash.Seed
+
 	mu      sync.Mutex
-	m       map[orderIDKey]time.Time // id -> when it was used
-	order   []usedID                 // queue, oldest first from head
+	m       map[orderIDKey]int64 // id -> when it was used (Unix ns)
+	order   []usedID             // queue, oldest first from head
 	head    int
 	evicted uint64 // live entries dropped because the cache was full
+}
+
+// digest returns the key of venue, key and id.
+func (c *orderIDs) digest(venue, key, id string) orderIDKey {
+	var k orderIDKey
+	for i, seed := range c.seeds {
+		var h maphash.Hash
+		h.SetSeed(seed)
+		h.WriteString(venue)
+		h.WriteByte(0)
+		h.WriteString(key)
+		h.WriteByte(0)
+		h.WriteString(id)
+		binary.LittleEndian.PutUint64(k[8*i:], h.Sum64())
+	}
+	return k
 }
 
 // usedID is one queue slot: an id and when it was used. A slot whose id was
 // released, or used again since, no longer matches the map and is skipped.
 type usedID struct {
 	k orderIDKey
-	t time.Time
+	t int64 // Unix ns
 }
 
 // drop frees the queue's oldest slot and reports whether it was live.
 func (c *orderIDs) drop() bool {
 	e := c.order[c.head]
 	live := false
-	if t, ok := c.m[e.k]; ok && t.Equal(e.t) {
+	if t, ok := c.m[e.k]; ok && t == e.t {
 		delete(c.m, e.k)
 		live = true
 	}
@@ -70,7 +90,8 @@ func newOrderIDs(window time.Duration, max int) *orderIDs {
 	if window <= 0 || max <= 0 {
 		return nil
 	}
-	return &orderIDs{window: window, max: max, m: map[orderIDKey]time.Time{}}
+	return &orderIDs{window: window, max: max, m: map[orderIDKey]int64{},
+		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
 // isNew says whether o places an order under a client order id. Cancels
@@ -89,7 +110,7 @@ func (c *orderIDs) reserve(venue, key string, orders []exchange.Order, now time.
 			continue
 		}
 		id := orders[i].ClientOrderID
-		if _, seen := c.m[orderIDKey{venue, key, id}]; seen {
+		if _, seen := c.m[c.digest(venue, key, id)]; seen {
 			return id, false
 		}
 		for j := range orders[:i] {
@@ -102,12 +123,12 @@ func (c *orderIDs) reserve(venue, key string, orders []exchange.Order, now time.
 		if !isNew(&orders[i]) {
 			continue
 		}
-		k := orderIDKey{venue, key, strings.Clone(orders[i].ClientOrderID)}
+		k := c.digest(venue, key, orders[i].ClientOrderID)
 		if len(c.order)-c.head >= c.max && c.drop() {
 			c.evicted++
 		}
-		c.m[k] = now
-		c.order = append(c.order, usedID{k, now})
+		c.m[k] = now.UnixNano()
+		c.order = append(c.order, usedID{k, now.UnixNano()})
 	}
 	return "", true
 }
@@ -122,8 +143,8 @@ func (c *orderIDs) release(venue, key string, orders []exchange.Order, at time.T
 		if !isNew(&orders[i]) {
 			continue
 		}
-		k := orderIDKey{venue, key, orders[i].ClientOrderID}
-		if t, ok := c.m[k]; ok && t.Equal(at) {
+		k := c.digest(venue, key, orders[i].ClientOrderID)
+		if t, ok := c.m[k]; ok && t == at.UnixNano() {
 			delete(c.m, k) // its queue slot is skipped when it comes up
 		}
 	}
@@ -131,7 +152,7 @@ func (c *orderIDs) release(venue, key string, orders []exchange.Order, at time.T
 
 // expire drops entries older than the window from the head of the queue.
 func (c *orderIDs) expire(now time.Time) {
-	for c.head < len(c.order) && now.Sub(c.order[c.head].t) >= c.window {
+	for c.head < len(c.order) && now.UnixNano()-c.order[c.head].t >= int64(c.window) {
 		c.drop()
 	}
 }

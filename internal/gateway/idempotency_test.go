@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,5 +249,32 @@ func BenchmarkOrderIDsReserve(b *testing.B) {
 		if i%len(ids) == len(ids)-1 {
 			now = now.Add(2 * time.Hour) // everything expires
 		}
+	}
+}
+
+// BenchmarkOrderIDsFull reports the heap a full cache of 1<<17 client order
+// ids holds, per id.
+func BenchmarkOrderIDsFull(b *testing.B) {
+	const n = 1 << 17
+	orders := make([][]exchange.Order, n)
+	for i := range orders {
+		orders[i] = newOrders("client-order-" + strconv.Itoa(i))
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := newOrderIDs(time.Hour, n)
+		now := time.Now()
+		for i := range orders {
+			c.reserve("binance", "main", orders[i], now)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if held, _ := c.stats(); held != n {
+			b.Fatalf("held %d ids, want %d", held, n)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/id")
+		runtime.KeepAlive(c)
 	}
 }
