@@ -2,13 +2,14 @@ package admin
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/operator"
@@ -184,13 +185,13 @@ func handleAuditExport(s *api) http.Handler {
 			writeError(w, s.log, err)
 			return
 		}
-		cps := []json.RawMessage{}
-		for _, line := range bytes.Split(buf.Bytes(), []byte("\n")) {
-			if len(bytes.TrimSpace(line)) > 0 && json.Valid(line) {
-				cps = append(cps, json.RawMessage(line))
-			}
+		cps, err := exportedCheckpoints(buf.Bytes(), s.AuditKey)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"public_key": base64.StdEncoding.EncodeToString(s.AuditKey), "checkpoints": cps})
+		writeJSON(w, http.StatusOK, map[string]any{"public_key": base64.StdEncoding.EncodeToString(s.AuditKey),
+			"checkpoints": cps, "witness": buf.String()})
 	})
 }
 
@@ -495,4 +496,36 @@ func handleComplianceReport(s *api) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(b)
 	})
+}
+
+// exportedCheckpoint is one checkpoint of an export, as the API shows it:
+// kind "chain" (a signed chain head) or "merkle" (a C2SP signed note over
+// the Merkle tree).
+type exportedCheckpoint struct {
+	Kind      string    `json:"kind"`
+	Count     uint64    `json:"count"`
+	Head      string    `json:"head,omitempty"`
+	Root      string    `json:"root,omitempty"`
+	Time      time.Time `json:"time,omitzero"`
+	KeyID     string    `json:"key_id,omitempty"`
+	Signature string    `json:"signature,omitempty"`
+}
+
+// exportedCheckpoints reads a checkpoint export (witness lines and C2SP
+// notes) back, checking every signature with pub, for the API's answer;
+// the export's text goes along as "witness" for a witness file.
+func exportedCheckpoints(export []byte, pub ed25519.PublicKey) ([]exportedCheckpoint, error) {
+	ws, err := audit.ReadWitness(bytes.NewReader(export), pub)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]exportedCheckpoint, 0, len(ws))
+	for _, w := range ws {
+		c := exportedCheckpoint{Kind: "chain", Count: w.Count, Head: w.Head, Time: w.Time, KeyID: w.KeyID, Signature: w.Signature}
+		if w.Note {
+			c = exportedCheckpoint{Kind: "merkle", Count: w.Count, Root: w.Root, Time: w.Time, KeyID: w.KeyID, Signature: w.Signature}
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
