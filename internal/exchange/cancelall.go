@@ -55,6 +55,9 @@ type HTTPDoer struct {
 // Do implements Doer.
 func (h *HTTPDoer) Do(ctx context.Context, r *Request, key *Credential) (int, []byte, error) {
 	r = r.Clone()
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
 	now := time.Now
 	if h.Now != nil {
 		now = h.Now

@@ -1,11 +1,9 @@
 package rotation
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -30,34 +28,11 @@ func (h *HTTPVenue) now() time.Time {
 	return time.Now()
 }
 
-// do signs r with key, sends it and returns the status and body.
+// do signs r with key, sends it and returns the status and body, through
+// exchange.HTTPDoer (whose errors never carry the signed URL).
 func (h *HTTPVenue) do(ctx context.Context, r *exchange.Request, key *exchange.Credential) (int, []byte, error) {
-	if r.Header == nil {
-		r.Header = http.Header{}
-	}
-	if err := h.Venue.Signer.Sign(r, key, h.now()); err != nil {
-		return 0, nil, fmt.Errorf("sign: %w", err)
-	}
-	u := *h.Venue.Upstream
-	u.Path = h.Venue.Upstream.Path + r.Path
-	u.RawPath = ""
-	u.RawQuery = r.RawQuery
-	var body io.Reader
-	if len(r.Body) > 0 {
-		body = bytes.NewReader(r.Body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header = r.Header
-	resp, err := h.Client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, b, err
+	d := exchange.HTTPDoer{Venue: h.Venue, Client: h.Client, Now: h.now}
+	return d.Do(ctx, r, key)
 }
 
 // ErrNoKeyManagement means the venue's API cannot create or delete keys.
