@@ -55,7 +55,7 @@ func TestExportedCheckpoints(t *testing.T) {
 	// Change one character of a chain head.
 	text := buf.String()
 	i := strings.Index(text, "keywarden-checkpoint ")
-	fields := strings.Fields(text[i:strings.IndexByte(text[i:], '\n')+i])
+	fields := strings.Fields(text[i : strings.IndexByte(text[i:], '\n')+i])
 	head := fields[3]
 	bad := strings.Replace(text, head, strings.Repeat("0", len(head)), 1)
 	if _, err := exportedCheckpoints([]byte(bad), pub); err == nil {
