@@ -13,7 +13,11 @@ import (
 // BenchmarkServeHTTP measures the gateway's own work per request (verify,
 // replay check, describe, policy, audit hand-off, sign, forward over a
 // keep-alive loopback connection, scrub) with in-memory collaborators.
-func BenchmarkServeHTTP(b *testing.B) {
+func BenchmarkServeHTTP(b *testing.B) { benchServeHTTP(b, false) }
+
+// benchServeHTTP runs the order requests of BenchmarkServeHTTP, each with a
+// fresh client order id when withClientOrderID is set.
+func benchServeHTTP(b *testing.B, withClientOrderID bool) {
 	h := &harness{up: &upstream{}, audit: &fakeAudit{}, policy: &fakePolicy{}}
 	h.up.handler = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -26,7 +30,12 @@ func BenchmarkServeHTTP(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		r := signed("POST", "/tv/order?symbol=BTCUSDT&side=buy&qty=1&price=100&n="+strconv.Itoa(i), "", clientSecret, base)
+		n := strconv.Itoa(i)
+		q := "/tv/order?symbol=BTCUSDT&side=buy&qty=1&price=100"
+		if withClientOrderID {
+			q += "&cid=c" + n
+		}
+		r := signed("POST", q+"&n="+n, "", clientSecret, base)
 		w := httptest.NewRecorder()
 		h2.gw.ServeHTTP(w, r)
 		if w.Code != 200 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -203,36 +202,7 @@ func TestOrderIDsWindowAndBound(t *testing.T) {
 
 // BenchmarkServeHTTPClientOrderID is BenchmarkServeHTTP with a fresh client
 // order id on every order: the cost of the A31 check on the hot path.
-func BenchmarkServeHTTPClientOrderID(b *testing.B) {
-	h := &harness{up: &upstream{}, audit: &fakeAudit{}, policy: &fakePolicy{}}
-	h.up.handler = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"symbol":"BTCUSDT","orderId":28,"status":"NEW"}`))
-	}
-	srv := httptest.NewServer(h.up)
-	defer srv.Close()
-	h2 := newHarnessFor(b, srv.URL, h)
-	base := time.Now()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		n := strconv.Itoa(i)
-		r := signed("POST", "/tv/order?symbol=BTCUSDT&side=buy&qty=1&price=100&cid=c"+n+"&n="+n, "", clientSecret, base)
-		w := httptest.NewRecorder()
-		h2.gw.ServeHTTP(w, r)
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-		if i%1024 == 0 {
-			h.audit.mu.Lock()
-			h.audit.intents, h.audit.outcomes = h.audit.intents[:0], h.audit.outcomes[:0]
-			h.audit.mu.Unlock()
-			h.up.mu.Lock()
-			h.up.received, h.up.bodies = nil, nil
-			h.up.mu.Unlock()
-		}
-	}
-}
+func BenchmarkServeHTTPClientOrderID(b *testing.B) { benchServeHTTP(b, true) }
 
 // BenchmarkOrderIDsReserve measures one reservation in a cache holding
 // 1<<16 ids.

@@ -1,62 +1,33 @@
 package kraken
 
 import (
-	"context"
 	"encoding/base64"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strings"
 	"testing"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
 )
 
 func TestCancelAllAgainstTheSimulator(t *testing.T) {
-	kit := sim.NewKit()
 	secret := func(s string) exchange.Secret { return exchange.Secret(base64.StdEncoding.EncodeToString([]byte(s))) }
 	key := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "kraken-key", Secret: secret("kraken-secret-one")}
-	other := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "kraken-other", Secret: secret("kraken-secret-two")}
-	for _, k := range []*exchange.Credential{key, other} {
-		kit.AddAccount(sim.Account{Key: *k, Permissions: map[string]bool{"read": true, "trade": true}})
-	}
-	srv := httptest.NewServer(NewSimulator(kit))
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	d := &exchange.HTTPDoer{Venue: New(u), Client: srv.Client()}
-	ctx := context.Background()
-	place := func(k *exchange.Credential, pair string) {
-		t.Helper()
-		r := &exchange.Request{Method: http.MethodPost, Path: "/0/private/AddOrder",
-			Body:   []byte("pair=" + pair + "&type=buy&ordertype=limit&price=100&volume=1"),
-			Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}}
-		st, body, err := d.Do(ctx, r, k)
-		if err != nil || st != http.StatusOK || !strings.Contains(string(body), `"error":[]`) {
-			t.Fatalf("place %s: %d %s %v", pair, st, body, err)
-		}
-	}
-	place(key, "XBTUSD")
-	place(key, "ETHUSD")
-	place(other, "XBTUSD")
-	rep, err := Canceller{}.CancelAll(ctx, d, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Cancelled != 2 {
-		t.Errorf("report %+v, want 2 cancelled", rep)
-	}
-	if n := len(kit.OpenOrders(key.APIKey)); n != 0 {
-		t.Errorf("%d open orders left, want 0", n)
-	}
-	if n := len(kit.OpenOrders(other.APIKey)); n != 1 {
-		t.Errorf("another key's open orders = %d, want 1", n)
-	}
-	if rep, err := (Canceller{}).CancelAll(ctx, d, key); err != nil || rep.Cancelled != 0 {
-		t.Errorf("second sweep = %+v, %v", rep, err)
-	}
-	bad := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: key.APIKey, Secret: secret("wrong")}
-	if _, err := (Canceller{}).CancelAll(ctx, d, bad); err == nil {
-		t.Error("CancelAll with a bad signature = nil, want the venue's refusal")
-	}
+	exchangetest.CheckCancelAll(t, exchangetest.CancelAllCase{
+		Venue:        New,
+		Simulator:    func(k *sim.Kit) http.Handler { return NewSimulator(k) },
+		Canceller:    Canceller{},
+		Key:          key,
+		Other:        &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "kraken-other", Secret: secret("kraken-secret-two")},
+		BadSignature: exchangetest.WithSecret(key, secret("wrong")),
+		Place: func(o exchangetest.Order, _ int) *exchange.Request {
+			return &exchange.Request{Method: http.MethodPost, Path: "/0/private/AddOrder",
+				Body:   []byte("pair=" + o.Symbol + "&type=buy&ordertype=limit&price=100&volume=1"),
+				Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}}
+		},
+		PlaceOK:     `"error":[]`,
+		KeyOrders:   exchangetest.Orders(2, "XBTUSD", "ETHUSD"),
+		OtherOrders: exchangetest.Orders(1, "XBTUSD"),
+		Cancelled:   2,
+	})
 }
