@@ -66,6 +66,12 @@ func (w *AuditWitness) Collect(ctx context.Context) (int, error) {
 	sc := bufio.NewScanner(&buf)
 	for sc.Scan() {
 		line := sc.Text()
+		// The export also holds the Merkle checkpoints as C2SP signed notes
+		// (several lines each); the cluster keeps the signed chain heads,
+		// which is what audit.VerifyWithWitness checks a log against.
+		if !strings.HasPrefix(line, witnessTag+" ") {
+			continue
+		}
 		count, err := witnessCount(line)
 		if err != nil {
 			return 0, err
@@ -108,11 +114,14 @@ func (w *AuditWitness) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// witnessTag starts every witness line of a checkpoint export.
+const witnessTag = "keywarden-checkpoint"
+
 // witnessCount reads the count of a witness line
 // ("keywarden-checkpoint keywarden.audit/v1 <count> ...").
 func witnessCount(line string) (int64, error) {
 	f := strings.Fields(line)
-	if len(f) < 3 || f[0] != "keywarden-checkpoint" {
+	if len(f) < 3 || f[0] != witnessTag {
 		return 0, fmt.Errorf("cluster audit witness: not a witness line")
 	}
 	return strconv.ParseInt(f[2], 10, 64)
