@@ -19,11 +19,13 @@ import (
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
+	"github.com/keywarden/keywarden/internal/exchange/bitget"
 	"github.com/keywarden/keywarden/internal/exchange/bitmex"
 	"github.com/keywarden/keywarden/internal/exchange/bybit"
 	"github.com/keywarden/keywarden/internal/exchange/coinbase"
 	"github.com/keywarden/keywarden/internal/exchange/deribit"
 	"github.com/keywarden/keywarden/internal/exchange/gate"
+	"github.com/keywarden/keywarden/internal/exchange/hyperliquid"
 	"github.com/keywarden/keywarden/internal/exchange/kraken"
 	"github.com/keywarden/keywarden/internal/exchange/krakenfutures"
 	"github.com/keywarden/keywarden/internal/exchange/kucoin"
@@ -41,7 +43,6 @@ type OrderCanceller interface {
 }
 
 // cancellers are the gateway venues whose open orders a panic can cancel.
-// Bitget and Hyperliquid are not covered yet.
 var cancellers = map[string]OrderCanceller{
 	"binance":        binance.SpotCanceller{},
 	"binance-usdm":   binance.FuturesCanceller{},
@@ -54,6 +55,8 @@ var cancellers = map[string]OrderCanceller{
 	"kucoin":         kucoin.Canceller{},
 	"gate":           gate.Canceller{},
 	"coinbase":       coinbase.Canceller{},
+	"bitget":         bitget.Canceller{},
+	"hyperliquid":    hyperliquid.Canceller{},
 }
 
 // panicVenueTimeout bounds all the venue actions of one panic.

@@ -47,6 +47,8 @@ func NewSimulator(kit *sim.Kit) *Simulator {
 	mux.Handle("GET /api/v2/spot/trade/unfilled-orders", s.private("read", s.openOrders))
 	mux.Handle("POST /api/v2/spot/trade/place-order", s.private("trade", s.placeOrder))
 	mux.Handle("POST /api/v2/spot/trade/cancel-order", s.private("trade", s.cancelOrder))
+	mux.Handle("POST /api/v2/spot/trade/batch-cancel-order", s.private("trade", s.batchCancel))
+	mux.Handle("POST /api/v2/mix/order/cancel-all-orders", s.private("trade", s.cancelAllFutures))
 	mux.Handle("POST /api/v2/spot/wallet/withdrawal", s.private("withdraw", s.withdraw))
 	mux.Handle("POST /api/v2/spot/wallet/transfer", s.private("transfer", s.transfer))
 	mux.Handle("POST "+pathCreateKey, s.private("", s.createSubKey))

@@ -323,7 +323,7 @@ func (s *Simulator) infoAnswer(body []byte) (any, bool) {
 				side = "B"
 			}
 			oid, _ := strconv.ParseInt(od.ID, 10, 64)
-			out = append(out, map[string]any{"coin": od.Symbol, "side": side, "limitPx": strconv.FormatFloat(od.Price, 'f', -1, 64),
+			out = append(out, map[string]any{"coin": simCoin(od.Symbol), "side": side, "limitPx": strconv.FormatFloat(od.Price, 'f', -1, 64),
 				"sz": strconv.FormatFloat(od.Quantity, 'f', -1, 64), "oid": oid, "timestamp": od.Created.UnixMilli(), "cloid": od.ClientOrderID})
 		}
 		return out, true
@@ -342,6 +342,8 @@ func (s *Simulator) infoAnswer(body []byte) (any, bool) {
 		return map[string]any{"balances": bals}, true
 	case "userAbstraction":
 		return "default", true
+	case "meta", "spotMeta":
+		return simMeta(typ), true
 	default:
 		return nil, true
 	}
