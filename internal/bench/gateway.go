@@ -22,6 +22,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/gateway"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store/sqlite"
@@ -181,7 +182,9 @@ func ServeGateway(ctx context.Context, dir string, in io.Reader, out io.Writer) 
 		defer pprof.StopCPUProfile()
 	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	// The same listener as `keywarden serve`: request heads are checked on
+	// the wire before net/http parses them.
+	go func() { served <- hs.Serve(gateway.StrictListener(ln)) }()
 	ready.URL = "http://" + ln.Addr().String()
 	b, err := json.Marshal(ready)
 	if err != nil {
