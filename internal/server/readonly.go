@@ -16,8 +16,8 @@ const RuleReadOnly = "read_only"
 // credential (the gateway refuses it anyway) does the copy in c decide.
 func (a *policyAdapter) readOnly(c gateway.Check) *gateway.Denial {
 	cl := c.Client
-	if cl == nil {
-		return nil
+	if cl == nil || client.ReadOnlyAllows(c.Call.Scope) {
+		return nil // reads need no second look at the registry
 	}
 	down := cl.ReadOnly != nil
 	if a.clients != nil {
@@ -25,7 +25,7 @@ func (a *policyAdapter) readOnly(c gateway.Check) *gateway.Denial {
 			down = e.ReadOnly != nil
 		}
 	}
-	if !down || client.ReadOnlyAllows(c.Call.Scope) {
+	if !down {
 		return nil
 	}
 	return &gateway.Denial{Rule: RuleReadOnly, Reason: "client credential downgraded to read-only: only public and read calls are allowed until an operator restores trading"}
