@@ -16,14 +16,16 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	h1 "github.com/keywarden/keywarden/internal/upstream"
 )
 
 var randRead = rand.Read
 
 // TransportOptions tune the upstream transport.
 type TransportOptions struct {
-	// MaxIdlePerHost is the keep-alive pool per venue host (default 256:
-	// at least the peak concurrency, so steady state opens no connection).
+	// MaxIdlePerHost caps the connections per venue host, idle or busy
+	// (default 256: at least the peak concurrency, so steady state opens no
+	// connection; beyond it requests wait for a pooled one).
 	MaxIdlePerHost int
 	// RootCAs overrides the system roots (tests).
 	TLS *tls.Config
@@ -31,40 +33,12 @@ type TransportOptions struct {
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// NewTransport returns the HTTP/1.1 keep-alive transport the gateway uses:
-// pooled connections sized for concurrency, timeouts on every phase, no
-// proxies from the environment, no transparent compression, TLS 1.2+.
-func NewTransport(o TransportOptions) *http.Transport {
-	if o.MaxIdlePerHost <= 0 {
-		o.MaxIdlePerHost = 256
-	}
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	t := &http.Transport{
-		Proxy:               nil,
-		DialContext:         d.DialContext,
-		MaxIdleConns:        4 * o.MaxIdlePerHost,
-		MaxIdleConnsPerHost: o.MaxIdlePerHost,
-		// Beyond the pool, requests wait for a pooled connection rather
-		// than dial one that would be dropped after a single use.
-		MaxConnsPerHost:        o.MaxIdlePerHost,
-		IdleConnTimeout:        90 * time.Second,
-		TLSHandshakeTimeout:    5 * time.Second,
-		ResponseHeaderTimeout:  10 * time.Second,
-		ExpectContinueTimeout:  0,
-		DisableCompression:     true,
-		ForceAttemptHTTP2:      false,
-		MaxResponseHeaderBytes: 64 << 10,
-		WriteBufferSize:        8 << 10,
-		ReadBufferSize:         8 << 10,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
-	}
-	if o.TLS != nil {
-		t.TLSClientConfig = o.TLS
-	}
-	if o.Dial != nil {
-		t.DialContext = o.Dial
-	}
-	return t
+// NewTransport returns the client the gateway forwards with
+// (internal/upstream): HTTP/1.1 keep-alive connections pooled per venue host
+// under a cap and used on the request's own goroutine, timeouts on every
+// phase, no proxies, no compression, no redirects, TLS 1.2+.
+func NewTransport(o TransportOptions) *h1.Client {
+	return h1.New(h1.Options{MaxConnsPerHost: o.MaxIdlePerHost, TLS: o.TLS, Dial: o.Dial})
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

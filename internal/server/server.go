@@ -184,7 +184,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	s.Gateway, err = gateway.New(gateway.Options{
 		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
 		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
-		UpstreamTimeout: o.UpstreamTimeout, Transport: newUpstream(o.Transport), Observe: observe,
+		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: observe,
 		MaxBody: o.MaxBody, MaxURI: o.MaxURI, IdempotencyWindow: o.IdempotencyWindow,
 		Ready: func() error {
 			if o.Vault.Sealed() {
