@@ -222,11 +222,13 @@ func checkUpstream(u *url.URL) error {
 	return fmt.Errorf("upstream scheme %q is not wss", u.Scheme)
 }
 
-// Open returns the number of open proxied sockets.
+// Open returns the number of sockets holding a connection slot, from the
+// accepted upgrade until the socket and its upstream are closed: what the
+// connection limits count.
 func (p *Proxy) Open() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.conns)
+	return p.slots
 }
 
 // CloseAll closes every open socket with 1013 (try again later): the panic
