@@ -270,6 +270,13 @@ func runPaths(ctx context.Context, o *Options, rep *Report, tmp, nginxBin string
 		targets = append(targets, target{name: PathNoSync, build: nb.build, pids: func() []int { return []int{pid} }, gwPID: pid})
 	}
 	for r := 1; r <= o.Rounds; r++ {
+		if !o.AuditNoSync {
+			fs, err := measureFlush(tmp, r)
+			if err != nil {
+				return err
+			}
+			rep.Flush = append(rep.Flush, fs)
+		}
 		for _, c := range o.Conns {
 			// Rotate the order every round so no path always runs first.
 			for k := range targets {

@@ -100,6 +100,12 @@ func TestRunSmoke(t *testing.T) {
 			t.Errorf("run %s c=%d: gateway RSS %d, want > 0", r.Path, r.Conns, r.GatewayRSS)
 		}
 	}
+	if len(rep.Flush) != 1 || rep.Flush[0].Flushes == 0 || rep.Flush[0].P50us <= 0 || rep.Flush[0].P99us < rep.Flush[0].P50us {
+		t.Errorf("Flush = %+v, want one round with positive percentiles", rep.Flush)
+	}
+	if rep.FlushFloor == nil || rep.FlushFloor.P50us.N != 1 {
+		t.Errorf("FlushFloor = %+v, want the round's figures", rep.FlushFloor)
+	}
 	if rep.Config.BodyBytes < 180 || rep.Config.BodyBytes > 260 {
 		t.Errorf("BodyBytes = %d, want about 210", rep.Config.BodyBytes)
 	}
@@ -122,7 +128,7 @@ func TestRunSmoke(t *testing.T) {
 	if err := WriteText(&text, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"keywarden vs direct", "goals", "clients mode"} {
+	for _, want := range []string{"keywarden vs direct", "goals", "clients mode", "the disk's bare flush"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("WriteText output lacks %q:\n%s", want, text.String())
 		}
@@ -219,8 +225,11 @@ func TestSummarizePairsByRound(t *testing.T) {
 		{Round: 1, Path: PathDirect, Conns: 64, Requests: 10, RPS: 30000},
 		{Round: 1, Path: PathNginx, Conns: 64, Requests: 10, RPS: 15000, MiddleCPUus: f(30)},
 		{Round: 1, Path: PathKeywarden, Conns: 64, Requests: 10, RPS: 6000, MiddleCPUus: f(120), NewUpstreamConns: 1},
-	}}
+	}, Flush: []FlushSample{{Round: 1, Flushes: 200, P50us: 150, P99us: 400}, {Round: 2, Flushes: 200, P50us: 250, P99us: 900}}}
 	r.summarize()
+	if diff := cmp.Diff(&FlushFloor{P50us: Stat{Median: 200, Min: 150, Max: 250, N: 2}, P99us: Stat{Median: 650, Min: 400, Max: 900, N: 2}}, r.FlushFloor); diff != "" {
+		t.Errorf("FlushFloor (-want +got):\n%s", diff)
+	}
 	c := r.comparison(PathKeywarden, PathDirect, 1)
 	if c == nil {
 		t.Fatal("no keywarden vs direct comparison at 1 conn")
@@ -248,6 +257,9 @@ func TestSummarizePairsByRound(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantStatus, status); diff != "" {
 		t.Errorf("goal status (-want +got):\n%s", diff)
+	}
+	if g := r.Goals[0]; !strings.Contains(g.Note, "bare flush alone: p50 200 µs") {
+		t.Errorf("goal %q note = %q, want the flush floor named", g.Name, g.Note)
 	}
 }
 
