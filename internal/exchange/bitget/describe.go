@@ -185,11 +185,11 @@ func list(name string, f objFunc) parseFunc {
 // must agree: which one Bitget uses depends on the batch mode, and the call
 // must not be described with the other.
 func field(o, parent objFields, name string) (string, error) {
-	s, err := o.str(name)
+	s, err := o.Str(name)
 	if err != nil || parent == nil {
 		return s, err
 	}
-	p, err := parent.str(name)
+	p, err := parent.Str(name)
 	if err != nil {
 		return "", err
 	}
@@ -262,8 +262,8 @@ func spotOrder(o, parent objFields, c *exchange.Call) error {
 		if ord.Type != "market" {
 			ord.Price = price
 			ord.Notional = size * price
-			ord.QuantityText, _ = o.str("size")
-			ord.PriceText, _ = o.str("price")
+			ord.QuantityText, _ = o.Str("size")
+			ord.PriceText, _ = o.Str("price")
 		}
 	}
 	c.Orders = append(c.Orders, ord)
@@ -383,7 +383,7 @@ func cancel(o, parent objFields, c *exchange.Call) error {
 	if err != nil {
 		return err
 	}
-	id, err := o.str("clientOid")
+	id, err := o.Str("clientOid")
 	if err != nil {
 		return err
 	}

@@ -314,7 +314,7 @@ func (s *Simulator) withdraw(w http.ResponseWriter, c *simCall) {
 		writeJSON(w, http.StatusBadRequest, reply{Code: "43012", Msg: "Insufficient balance", RequestTime: s.kit.Now().UnixMilli()})
 		return
 	}
-	clientOid, _ := objFields(c.body.(map[string]any)).str("clientOid")
+	clientOid, _ := objFields(c.body.(map[string]any)).Str("clientOid")
 	s.ok(w, map[string]string{"orderId": strconv.FormatInt(s.kit.Now().UnixNano()%1e9, 10), "clientOid": clientOid})
 }
 

@@ -136,7 +136,7 @@ type orderFunc func(o fields, category string, c *exchange.Call) error
 
 func one(f orderFunc) parseFunc {
 	return func(p fields, _ map[string]any, c *exchange.Call) error {
-		cat, err := p.str("category")
+		cat, err := p.Str("category")
 		if err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func one(f orderFunc) parseFunc {
 // batch reads {"category": ..., "request": [ ... ]}.
 func batch(f orderFunc) parseFunc {
 	return func(p fields, raw map[string]any, c *exchange.Call) error {
-		cat, err := p.str("category")
+		cat, err := p.Str("category")
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func batch(f orderFunc) parseFunc {
 			}
 			// Bybit reads the category once, outside the list; an entry
 			// naming another one would be described under the wrong rules.
-			if s, err := objFields(o).str("category"); err != nil {
+			if s, err := objFields(o).Str("category"); err != nil {
 				return err
 			} else if s != "" && s != cat {
 				return badRequest("request entry category %q differs from the batch category", exchange.SafeName(s))
@@ -191,7 +191,7 @@ func side(s string) (exchange.Side, error) {
 }
 
 func boolField(o fields, name string) (bool, error) {
-	s, err := o.str(name)
+	s, err := o.Str(name)
 	if err != nil {
 		return false, err
 	}
@@ -248,8 +248,8 @@ func newOrder(o fields, cat string, c *exchange.Call) error {
 			ord.Price = price
 			if notionalCategory(cat) {
 				ord.Notional = qty * price
-				ord.QuantityText, _ = o.str("qty")
-				ord.PriceText, _ = o.str("price")
+				ord.QuantityText, _ = o.Str("qty")
+				ord.PriceText, _ = o.Str("price")
 			}
 		}
 	}

@@ -259,7 +259,7 @@ func (s *Simulator) ticker(w http.ResponseWriter, c *simCall) {
 }
 
 func (s *Simulator) balance(w http.ResponseWriter, c *simCall) {
-	acct, _ := c.params.str("accountType")
+	acct, _ := c.params.Str("accountType")
 	if acct == "" {
 		s.fail(w, 10001, "params error: accountType is required")
 		return
@@ -347,7 +347,7 @@ func (s *Simulator) placeOrder(w http.ResponseWriter, c *simCall) {
 		return
 	}
 	ord := call.Orders[0]
-	cat, _ := c.params.str("category")
+	cat, _ := c.params.Str("category")
 	if cat == "" || ord.Symbol == "" || ord.Side == "" || ord.Type == "" || ord.Quantity+ord.QuoteQuantity <= 0 {
 		s.fail(w, 10001, "params error: category, symbol, side, orderType and qty are required")
 		return
@@ -403,7 +403,7 @@ func (s *Simulator) transfer(w http.ResponseWriter, c *simCall) {
 		s.fail(w, 10001, exchange.AsError(err).Message)
 		return
 	}
-	id, _ := c.params.str("transferId")
+	id, _ := c.params.Str("transferId")
 	if call.Transfer.Asset == "" || call.Transfer.Amount <= 0 || id == "" {
 		s.fail(w, 10001, "params error: transferId, coin and amount are required")
 		return

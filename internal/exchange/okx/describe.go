@@ -185,7 +185,7 @@ func side(s string) (exchange.Side, error) {
 }
 
 func reduceOnly(o objFields) (bool, error) {
-	s, err := o.str("reduceOnly")
+	s, err := o.Str("reduceOnly")
 	if err != nil {
 		return false, err
 	}
@@ -243,8 +243,8 @@ func newOrder(o objFields, c *exchange.Call) error {
 		ord.Contracts = !spot
 		if spot && px > 0 && ord.Type != "market" {
 			ord.Notional = sz * px
-			ord.QuantityText, _ = o.str("sz")
-			ord.PriceText, _ = o.str("px")
+			ord.QuantityText, _ = o.Str("sz")
+			ord.PriceText, _ = o.Str("px")
 		}
 	}
 	c.Orders = append(c.Orders, ord)
@@ -285,7 +285,7 @@ func cancelOrder(o objFields, c *exchange.Call) error {
 
 // algoPrice reads an algo order price, where "-1" means "at market".
 func algoPrice(o objFields, name string) (float64, error) {
-	s, err := o.str(name)
+	s, err := o.Str(name)
 	if err != nil || s == "-1" {
 		return 0, err
 	}

@@ -372,7 +372,7 @@ func (s *Simulator) withdraw(w http.ResponseWriter, c *simCall) {
 		writeJSON(w, http.StatusOK, map[string]any{"code": "58350", "msg": "Insufficient balance", "data": []any{}})
 		return
 	}
-	clientID, _ := objFields(c.body.(map[string]any)).str("clientId")
+	clientID, _ := objFields(c.body.(map[string]any)).Str("clientId")
 	ok(w, map[string]string{"amt": fmtNum(t.Amount), "wdId": strconv.FormatInt(s.kit.Now().UnixNano()%1e9, 10),
 		"ccy": t.Asset, "clientId": clientID, "chain": t.Network})
 }
@@ -408,11 +408,11 @@ func (s *Simulator) debit(acc *sim.Account, asset string, amount float64) bool {
 func (s *Simulator) createSubKey(w http.ResponseWriter, c *simCall) {
 	f, _ := c.body.(map[string]any)
 	fields := objFields(f)
-	sub, _ := fields.str("subAcct")
-	label, _ := fields.str("label")
-	pass, _ := fields.str("passphrase")
-	perm, _ := fields.str("perm")
-	ip, _ := fields.str("ip")
+	sub, _ := fields.Str("subAcct")
+	label, _ := fields.Str("label")
+	pass, _ := fields.Str("passphrase")
+	perm, _ := fields.Str("perm")
+	ip, _ := fields.Str("ip")
 	if sub == "" || label == "" || len(pass) < 8 {
 		s.errs.WriteError(w, exchange.Errorf(exchange.ErrBadRequest, "Parameter subAcct, label or passphrase error"))
 		return
@@ -453,8 +453,8 @@ func (s *Simulator) createSubKey(w http.ResponseWriter, c *simCall) {
 func (s *Simulator) deleteSubKey(w http.ResponseWriter, c *simCall) {
 	f, _ := c.body.(map[string]any)
 	fields := objFields(f)
-	sub, _ := fields.str("subAcct")
-	key, _ := fields.str("apiKey")
+	sub, _ := fields.Str("subAcct")
+	key, _ := fields.Str("apiKey")
 	s.mu.Lock()
 	made, found := s.subKeys[key]
 	if found && made == [2]string{c.acc.Key.APIKey, sub} {
