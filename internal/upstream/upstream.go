@@ -23,6 +23,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -32,6 +33,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -68,9 +70,9 @@ type Options struct {
 	TLS *tls.Config
 	// Dial replaces the TCP dialer (tests count the addresses dialled).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
-	// ReadBufferSize and WriteBufferSize size each connection's buffers
-	// (8 KiB each).
-	ReadBufferSize, WriteBufferSize int
+	// ReadBufferSize sizes each connection's read buffer (8 KiB). Requests
+	// are built whole in a pooled buffer and written with one call.
+	ReadBufferSize int
 }
 
 func (o *Options) defaults() {
@@ -105,9 +107,6 @@ func (o *Options) defaults() {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = 8 << 10
 	}
-	if o.WriteBufferSize <= 0 {
-		o.WriteBufferSize = 8 << 10
-	}
 }
 
 // Client is an http.RoundTripper for HTTP/1.1 upstreams. It is safe for
@@ -115,7 +114,7 @@ func (o *Options) defaults() {
 type Client struct {
 	o     Options
 	mu    sync.Mutex
-	hosts map[string]*hostPool
+	hosts map[poolKey]*hostPool
 	// now is replaced in tests.
 	now func() time.Time
 }
@@ -123,7 +122,7 @@ type Client struct {
 // New returns a Client with o's settings.
 func New(o Options) *Client {
 	o.defaults()
-	return &Client{o: o, hosts: make(map[string]*hostPool), now: time.Now}
+	return &Client{o: o, hosts: make(map[poolKey]*hostPool), now: time.Now}
 }
 
 // hostPool holds one host's connections. Every connection, idle or busy,
@@ -138,10 +137,13 @@ type hostPool struct {
 }
 
 type conn struct {
-	nc       net.Conn
+	nc net.Conn
+	// raw is the plain TCP socket's file descriptor access, nil over TLS:
+	// writeRequest uses it to write and then wait for the answer without a
+	// read that finds nothing.
+	raw      syscall.RawConn
 	lr       limitReader
 	br       *bufio.Reader
-	bw       *bufio.Writer
 	pool     *hostPool
 	idleFrom time.Time
 	reused   bool
@@ -168,25 +170,40 @@ func (l *limitReader) Read(p []byte) (int, error) {
 
 const noLimit = 1 << 62
 
-func (c *Client) pool(u *requestTarget) *hostPool {
-	key := u.scheme + "://" + u.addr
+// poolKey names a host pool by the request URL's scheme and host as
+// written, so that finding the pool of a known host allocates nothing.
+type poolKey struct{ scheme, host string }
+
+// pool returns the pool for req's URL, creating it on first use.
+func (c *Client) pool(req *http.Request) (*hostPool, error) {
+	if req.URL == nil {
+		return nil, errors.New("upstream: request has no URL")
+	}
+	key := poolKey{req.URL.Scheme, req.URL.Host}
 	c.mu.Lock()
 	p := c.hosts[key]
-	if p == nil {
-		p = &hostPool{scheme: u.scheme, addr: u.addr, serverName: u.host,
-			sem: make(chan struct{}, c.o.MaxConnsPerHost), handoff: make(chan *conn)}
-		c.hosts[key] = p
-	}
 	c.mu.Unlock()
-	return p
+	if p != nil {
+		return p, nil
+	}
+	t, err := target(req)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.hosts[key]; p != nil {
+		return p, nil
+	}
+	p = &hostPool{scheme: t.scheme, addr: t.addr, serverName: t.host,
+		sem: make(chan struct{}, c.o.MaxConnsPerHost), handoff: make(chan *conn)}
+	c.hosts[key] = p
+	return p, nil
 }
 
 type requestTarget struct{ scheme, host, addr string }
 
 func target(req *http.Request) (*requestTarget, error) {
-	if req.URL == nil {
-		return nil, errors.New("upstream: request has no URL")
-	}
 	t := &requestTarget{scheme: req.URL.Scheme, host: req.URL.Hostname()}
 	port := req.URL.Port()
 	switch t.scheme {
@@ -212,13 +229,12 @@ func target(req *http.Request) (*requestTarget, error) {
 // caller reads the body to its end (the connection then goes back to the
 // pool) or closes it (the connection is then closed).
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
-	t, err := target(req)
+	p, err := c.pool(req)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
 	ctx := req.Context()
-	p := c.pool(t)
 	for attempt := 0; ; attempt++ {
 		cn, err := c.get(ctx, p)
 		if err != nil {
@@ -345,10 +361,14 @@ func (c *Client) dial(ctx context.Context, p *hostPool) (*conn, error) {
 		nc = tc
 	}
 	cn := &conn{nc: nc, pool: p}
+	if sc, ok := nc.(syscall.Conn); ok && p.scheme == "http" {
+		if raw, err := sc.SyscallConn(); err == nil {
+			cn.raw = raw
+		}
+	}
 	cn.lr.r = nc
 	cn.lr.n = noLimit
 	cn.br = bufio.NewReaderSize(&cn.lr, c.o.ReadBufferSize)
-	cn.bw = bufio.NewWriterSize(nc, c.o.WriteBufferSize)
 	return cn, nil
 }
 
@@ -374,19 +394,28 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		}
 		return nil, fmt.Errorf("upstream: %s: %w", cn.pool.addr, e)
 	}
-	if err := req.Write(cn.bw); err != nil {
-		// req.Write buffers; an error here is from the body or a flush of
-		// a large request, so bytes may have left.
-		return fail(err, true)
+	wb := writeBufs.Get().(*bytes.Buffer)
+	wb.Reset()
+	defer func() {
+		if wb.Cap() <= maxPooledWriteBuf {
+			writeBufs.Put(wb)
+		}
+	}()
+	if err := req.Write(wb); err != nil {
+		// Nothing has left yet: the request is built whole before it is
+		// written.
+		return fail(err, false)
 	}
-	if err := cn.bw.Flush(); err != nil {
-		return fail(err, true)
-	}
+	// The read deadline is set before the write: writeRequest may wait for
+	// the answer, and the deadline (or a cancellation) ends that wait.
 	hd := c.now().Add(c.o.ResponseHeaderTimeout)
 	if hasDeadline && deadline.Before(hd) {
 		hd = deadline
 	}
 	cn.nc.SetReadDeadline(hd)
+	if err := cn.writeRequest(wb.Bytes()); err != nil {
+		return fail(err, true)
+	}
 	cn.lr.n = c.o.MaxResponseHeaderBytes + int64(cn.br.Buffered())
 	resp, err := http.ReadResponse(cn.br, req)
 	if err != nil {
@@ -410,6 +439,12 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		reuse: !resp.Close && !req.Close}
 	return resp, nil
 }
+
+// writeBufs holds the buffers requests are built in before they are
+// written; a buffer grown past maxPooledWriteBuf is left to the collector.
+var writeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledWriteBuf = 64 << 10
 
 // ctxErr returns the context's error when e is due to it: the context was
 // cancelled, or e is the connection's deadline — set to the context's — and

@@ -1,0 +1,67 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd
+
+package upstream
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+)
+
+// writeRequest writes the whole request b on cn. On a plain TCP connection
+// it writes b from inside a wait for readability on the socket, and returns
+// once the answer has started to arrive (or the read deadline, which a
+// cancelled context also moves, ends the wait). The first read of the answer
+// then finds data: without the wait, Go's poller first tries a read, which
+// finds nothing while the venue is still working, and only then parks.
+//
+// The write happens inside the wait, after the poller was armed for this
+// read, so an answer that arrives at once is not missed. A write that does
+// not complete at once (a full socket buffer) is finished the ordinary way,
+// with the connection's write deadline. Over TLS the record layer writes, so
+// the request goes out through the TLS connection and the read is ordinary.
+func (cn *conn) writeRequest(b []byte) error {
+	if cn.raw != nil && cn.br.Buffered() == 0 {
+		var n int
+		var werr error
+		called := false
+		// The wait's own error (a deadline, a closed connection) is not
+		// returned: the read that follows meets it again and reports it
+		// as it reports any failure to read an answer.
+		_ = cn.raw.Read(func(fd uintptr) bool {
+			if called {
+				return true
+			}
+			called = true
+			n, werr = writeFD(fd, b)
+			// Wait only when the whole request is out.
+			return werr != nil || n < len(b)
+		})
+		if werr != nil {
+			return fmt.Errorf("write: %w", werr)
+		}
+		if called && n == len(b) {
+			return nil
+		}
+		b = b[n:]
+	}
+	_, err := cn.nc.Write(b)
+	return err
+}
+
+// writeFD writes b to the non-blocking socket fd once: n bytes were
+// written; a full socket buffer is not an error (n < len(b)).
+func writeFD(fd uintptr, b []byte) (int, error) {
+	for {
+		n, err := syscall.Write(int(fd), b)
+		switch {
+		case err == nil:
+			return n, nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK):
+			return 0, nil
+		}
+		return 0, err
+	}
+}
