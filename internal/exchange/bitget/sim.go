@@ -1,8 +1,6 @@
 package bitget
 
 import (
-	"errors"
-	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -76,31 +74,11 @@ type simCall struct {
 // reject logs a refused request, with its body when it was read, and
 // answers with e.
 func (s *Simulator) reject(w http.ResponseWriter, r *http.Request, req *exchange.Request, key string, e *exchange.Error) {
-	l := sim.Logged{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone(), APIKey: key, Error: e.Message}
-	if req != nil {
-		l.Path, l.Body = req.Path, req.Body
-	}
-	s.kit.Record(l)
-	s.errs.WriteError(w, e)
+	s.kit.Reject(s.errs, w, r, req, key, e)
 }
 
-// readRequest reads r into an exchange.Request with the raw path, query and
-// body bytes exactly as received.
 func readRequest(w http.ResponseWriter, r *http.Request) (*exchange.Request, *exchange.Error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSimBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, exchange.Errorf(exchange.ErrBadRequest, "request body too large")
-		}
-		return nil, exchange.Errorf(exchange.ErrBadRequest, "cannot read body")
-	}
-	// The raw request target, not the decoded URL path, is what was signed.
-	path, _, _ := strings.Cut(r.RequestURI, "?")
-	if path == "" || path[0] != '/' {
-		path = r.URL.EscapedPath()
-	}
-	return &exchange.Request{Method: r.Method, Path: path, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}, nil
+	return sim.ReadRequest(w, r, maxSimBody)
 }
 
 func (s *Simulator) public(h func(w http.ResponseWriter, c *simCall)) http.Handler {
