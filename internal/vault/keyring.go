@@ -16,7 +16,9 @@ import (
 //
 //	version(1) | fingerprint key(32) | count(4) | count × (term(4) | created unix(8) | key(32))
 //
-// and it is stored encrypted under the root key.
+// and it is stored encrypted under the root key. Version 1 keyrings predate
+// the version manifest (versions.go); version 2 says the vault has one, so
+// that a manifest deleted from the store is refused rather than rebuilt.
 //
 // In memory all keys share one memguard buffer (fingerprint key first,
 // then one 32-byte slot per term), so the locked memory stays a page or
@@ -27,10 +29,12 @@ type keyring struct {
 	buf     *memguard.LockedBuffer
 	slot    map[uint32]int // term → offset of its key in buf
 	created map[uint32]time.Time
+	// legacy is set for a version 1 keyring: no version manifest yet.
+	legacy bool
 }
 
 const (
-	keyringVersion = 1
+	keyringVersion = 2
 	termKeySize    = 32
 	fpKeySize      = 32
 	termEntrySize  = 4 + 8 + termKeySize
@@ -68,6 +72,7 @@ func (r *keyring) withNewTerm(now time.Time) (*keyring, error) {
 		buf:     memguard.NewBuffer(len(old) + termKeySize),
 		slot:    make(map[uint32]int, len(r.slot)+1),
 		created: make(map[uint32]time.Time, len(r.slot)+1),
+		legacy:  r.legacy,
 	}
 	b := next.buf.Bytes()
 	copy(b, old)
@@ -97,6 +102,9 @@ func (r *keyring) seal(root []byte) ([]byte, error) {
 	defer plain.Destroy()
 	b := plain.Bytes()
 	b[0] = keyringVersion
+	if r.legacy {
+		b[0] = 1
+	}
 	copy(b[1:], r.fingerprintKey())
 	binary.BigEndian.PutUint32(b[1+fpKeySize:], uint32(len(terms)))
 	off := 1 + fpKeySize + 4
@@ -117,7 +125,7 @@ func openKeyring(root, sealed []byte) (*keyring, error) {
 	}
 	defer clear(b)
 	const head = 1 + fpKeySize + 4
-	if len(b) < head || b[0] != keyringVersion {
+	if len(b) < head || (b[0] != 1 && b[0] != keyringVersion) {
 		return nil, fmt.Errorf("keyring: bad encoding: %w", ErrTampered)
 	}
 	n := int(binary.BigEndian.Uint32(b[1+fpKeySize:]))
@@ -128,6 +136,7 @@ func openKeyring(root, sealed []byte) (*keyring, error) {
 		buf:     memguard.NewBuffer(fpKeySize + n*termKeySize),
 		slot:    make(map[uint32]int, n),
 		created: make(map[uint32]time.Time, n),
+		legacy:  b[0] == 1,
 	}
 	keys := r.buf.Bytes()
 	copy(keys, b[1:1+fpKeySize])

@@ -188,22 +188,27 @@ func (v *Vault) addKey(ctx context.Context, in KeyInput) (KeyInfo, error) {
 			Created:     now,
 			Rotated:     now,
 		},
-		SecretVersion: 1,
-	}
-	meta, err := json.Marshal(rec)
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("vault add key: %w", err)
 	}
 	payload := encodePayload(in.Kind, in.APIKey, in.Secret, in.Passphrase)
 	defer clear(payload)
 	id := rec.ID()
-	blob, err := sealRecord(v.ring, exchangeKind, id, rec.SecretVersion, payload)
-	if err != nil {
-		return KeyInfo{}, fmt.Errorf("vault add key: %w", err)
-	}
 	term := v.ring.current
 	err = v.tx.Update(ctx, func(tx store.Tx) error {
 		if err := v.countOp(ctx, tx, term); err != nil {
+			return err
+		}
+		// A key added again under a removed key's name continues its
+		// versions, so the removed key's sealed secret never opens.
+		var err error
+		if rec.SecretVersion, err = v.writeVersion(ctx, tx, exchangeKind, id, 0); err != nil {
+			return err
+		}
+		meta, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		blob, err := sealRecord(v.ring, exchangeKind, id, rec.SecretVersion, payload)
+		if err != nil {
 			return err
 		}
 		if err := tx.Create(ctx, keyFPKey(in.Exchange, rec.Fingerprint), []byte(id)); err != nil {
@@ -278,9 +283,13 @@ func (v *Vault) Key(ctx context.Context, ex, name string) (KeyInfo, error) {
 }
 
 // RemoveKey deletes an exchange key, its sealed secret and its fingerprint
-// index in one transaction, and drops it from the credential cache.
+// index in one transaction, and drops it from the credential cache. It
+// works while sealed; the version manifest then marks the secret deleted at
+// the next unseal, otherwise at once.
 func (v *Vault) RemoveKey(ctx context.Context, ex, name string) error {
 	id := ex + "/" + name
+	v.mu.RLock()
+	unsealed := v.ring != nil
 	err := v.tx.Update(ctx, func(tx store.Tx) error {
 		b, err := tx.Get(ctx, keyMetaKey(ex, name))
 		if errors.Is(err, store.ErrNotFound) {
@@ -298,8 +307,12 @@ func (v *Vault) RemoveKey(ctx context.Context, ex, name string) error {
 				return err
 			}
 		}
+		if unsealed {
+			return v.deleteVersion(ctx, tx, exchangeKind, id)
+		}
 		return nil
 	})
+	v.mu.RUnlock()
 	if err != nil {
 		return fmt.Errorf("vault remove key: %w", err)
 	}
@@ -389,16 +402,18 @@ func (v *Vault) openCredential(ctx context.Context, ex, name string) (*exchange.
 		return nil, fmt.Errorf("key %s: %w", rec.ID(), ErrDisabled)
 	}
 	id := rec.ID()
-	blob, err := v.store.Get(ctx, secretKey(exchangeKind, id))
-	if errors.Is(err, store.ErrNotFound) {
-		v.log.Error("exchange key secret missing", "key", id)
-		return nil, fmt.Errorf("%s %s: secret missing: %w", exchangeKind, id, ErrTampered)
-	}
+	payload, version, err := v.openChecked(ctx, exchangeKind, id, func() ([]byte, error) {
+		blob, err := v.store.Get(ctx, secretKey(exchangeKind, id))
+		if errors.Is(err, store.ErrNotFound) {
+			v.log.Error("exchange key secret missing", "key", id)
+			return nil, fmt.Errorf("%s %s: secret missing: %w", exchangeKind, id, ErrTampered)
+		}
+		return blob, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	payload, version, err := openRecord(v.ring, exchangeKind, id, blob)
-	if err != nil || version != rec.SecretVersion {
+	if version != rec.SecretVersion {
 		clear(payload)
 		return nil, v.tampered(exchangeKind, id)
 	}

@@ -122,17 +122,23 @@ func (v *Vault) replaceKeySecret(ctx context.Context, ex, name string, in KeyInp
 	var rec *keyRecord
 	err = v.tx.Update(ctx, func(tx store.Tx) error {
 		var oldFP string
-		var err error
+		m, err := v.loadManifest(ctx, tx.Get)
+		if err != nil {
+			return v.missingManifest(err)
+		}
 		rec, err = updateKey(ctx, tx, ex, name, func(r *keyRecord) error {
 			if !r.Disabled.IsZero() {
 				return fmt.Errorf("key %s: %w", id, ErrDisabled)
 			}
 			oldFP = r.Fingerprint
 			r.Kind, r.Account, r.Fingerprint, r.Rotated = in.Kind, in.Account, fp, now
-			r.SecretVersion++
+			r.SecretVersion = nextVersion(m, exchangeKind, id, r.SecretVersion)
 			return nil
 		})
 		if err != nil {
+			return err
+		}
+		if err := v.recordVersionTx(ctx, tx, m, exchangeKind, id, rec.SecretVersion, false); err != nil {
 			return err
 		}
 		if oldFP == fp {

@@ -59,12 +59,17 @@ func (v *Vault) keyPrint(ctx context.Context, k KeyInfo) (KeyPrint, error) {
 		return KeyPrint{}, err
 	}
 	id := rec.ID()
-	blob, err := v.store.Get(ctx, secretKey(exchangeKind, id))
+	payload, version, err := v.openChecked(ctx, exchangeKind, id, func() ([]byte, error) {
+		blob, err := v.store.Get(ctx, secretKey(exchangeKind, id))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", exchangeKind, id, err)
+		}
+		return blob, nil
+	})
 	if err != nil {
-		return KeyPrint{}, fmt.Errorf("%s %s: %w", exchangeKind, id, err)
+		return KeyPrint{}, err
 	}
-	payload, version, err := openRecord(v.ring, exchangeKind, id, blob)
-	if err != nil || version != rec.SecretVersion {
+	if version != rec.SecretVersion {
 		clear(payload)
 		return KeyPrint{}, v.tampered(exchangeKind, id)
 	}

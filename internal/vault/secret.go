@@ -143,20 +143,25 @@ func (v *Vault) putSecret(ctx context.Context, kind, id string, secret []byte) e
 		return fmt.Errorf("vault put secret: %w", ErrSealed)
 	}
 	err := v.tx.Update(ctx, func(tx store.Tx) error {
-		version := uint64(1)
+		var prev uint64
 		old, err := tx.Get(ctx, secretKey(kind, id))
 		switch {
 		case err == nil:
-			prev, ok := recordVersion(old)
-			if !ok {
+			var ok bool
+			if prev, ok = recordVersion(old); !ok {
 				v.log.Error("sealed record failed authentication", "kind", kind, "id", id)
 				return fmt.Errorf("%s %s: %w", kind, id, ErrTampered)
 			}
-			version = prev + 1
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
 		if err := v.countOp(ctx, tx, v.ring.current); err != nil {
+			return err
+		}
+		// The version goes up past the manifest's and the stored
+		// row's, so an older copy of the record never opens again.
+		version, err := v.writeVersion(ctx, tx, kind, id, prev)
+		if err != nil {
 			return err
 		}
 		blob, err := sealRecord(v.ring, kind, id, version, secret)
@@ -179,16 +184,15 @@ func (v *Vault) Secret(ctx context.Context, kind, id string) ([]byte, error) {
 	if v.ring == nil {
 		return nil, fmt.Errorf("vault secret: %w", ErrSealed)
 	}
-	blob, err := v.store.Get(ctx, secretKey(kind, id))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("vault secret: %s %s: %w", kind, id, ErrNotFound)
-	}
+	pt, _, err := v.openChecked(ctx, kind, id, func() ([]byte, error) {
+		blob, err := v.store.Get(ctx, secretKey(kind, id))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+		}
+		return blob, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("vault secret: %w", err)
-	}
-	pt, _, err := openRecord(v.ring, kind, id, blob)
-	if err != nil {
-		return nil, fmt.Errorf("vault secret: %w", v.tampered(kind, id))
 	}
 	return pt, nil
 }
@@ -203,7 +207,12 @@ func (v *Vault) DeleteSecret(ctx context.Context, kind, id string) error {
 	if v.ring == nil {
 		return fmt.Errorf("vault delete secret: %w", ErrSealed)
 	}
-	err := v.store.Delete(ctx, secretKey(kind, id))
+	err := v.tx.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Delete(ctx, secretKey(kind, id)); err != nil {
+			return err
+		}
+		return v.deleteVersion(ctx, tx, kind, id)
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("vault delete secret: %s %s: %w", kind, id, ErrNotFound)
 	}

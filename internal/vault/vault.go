@@ -119,6 +119,14 @@ type Vault struct {
 
 	opsCap  uint64        // encryptions per keyring term (termops.go)
 	lastOps atomic.Uint64 // the current term's count after the last write
+
+	// The version manifest (versions.go): the highest generation
+	// verified, kept across Seal, and the last verified manifest with
+	// its stored bytes.
+	verMu  sync.Mutex
+	verGen uint64
+	verRaw []byte
+	verMan *manifest
 }
 
 // New returns a sealed Vault over opts.Store.
@@ -196,11 +204,20 @@ func (v *Vault) Init(ctx context.Context, opts InitOptions) ([][]byte, error) {
 		ring.destroy()
 		return nil, fmt.Errorf("vault init: %w", err)
 	}
+	versions, err := encodeManifest(root.Bytes(), &manifest{Generation: 1, Records: map[string]versionEntry{}})
+	if err != nil {
+		root.Destroy()
+		ring.destroy()
+		return nil, fmt.Errorf("vault init: %w", err)
+	}
 	err = v.tx.Update(ctx, func(tx store.Tx) error {
 		if err := tx.Create(ctx, sealKey, cfgJSON); err != nil {
 			if errors.Is(err, store.ErrExists) {
 				return ErrInitialized
 			}
+			return err
+		}
+		if err := tx.Put(ctx, versionsKey, versions); err != nil {
 			return err
 		}
 		return tx.Put(ctx, keyringKey, sealed)
@@ -414,7 +431,16 @@ func (v *Vault) openRoot(ctx context.Context, cfg *sealConfig, w KeyWrapper, bad
 		return fmt.Errorf("keyring: %w", ErrTampered)
 	}
 	v.install(root, ring)
-	v.log.Info("vault unsealed", "seal", describeSeal(cfg), "keyring_term", ring.current)
+	v.mu.Lock()
+	if v.ring != nil {
+		err = v.ensureManifest(ctx)
+	}
+	v.mu.Unlock()
+	if err != nil {
+		v.Seal()
+		return err
+	}
+	v.log.Info("vault unsealed", "seal", describeSeal(cfg), "keyring_term", ring.current, "versions_generation", v.VersionGeneration())
 	return nil
 }
 
