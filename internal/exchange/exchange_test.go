@@ -55,10 +55,22 @@ func TestRemoveParams(t *testing.T) {
 		{"symbol=X&price=%2B1", "symbol=X&price=%2B1"},
 		{"sig%6Eature=1&a=2", "a=2"},
 		{"", ""},
+		{"symbol=X&side=BUY", "symbol=X&side=BUY"},
+		{"&symbol=X", "symbol=X"},
+		{"symbol=X&", "symbol=X&"},
+		{"symbol=X&&side=BUY", "symbol=X&&side=BUY"},
+		{"a=1&timestamp=2&", "a=1&"},
+		{"timestamp", ""},
+		{"time+stamp=1&%zz=2&signature", "time+stamp=1&%zz=2"},
+		{"signature=1&timestamp=2", ""},
 	}
 	for _, tt := range tests {
 		if got := RemoveParams(tt.in, "timestamp", "signature"); got != tt.want {
 			t.Errorf("RemoveParams(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		// The byte form gives the same result, appended after what dst holds.
+		if got := AppendWithoutParams([]byte("x:"), []byte(tt.in), "timestamp", "signature"); string(got) != "x:"+tt.want {
+			t.Errorf("AppendWithoutParams(%q) = %q, want %q", tt.in, got, "x:"+tt.want)
 		}
 	}
 }

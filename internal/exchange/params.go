@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"net/url"
 	"strconv"
 	"strings"
@@ -106,6 +107,18 @@ func RemoveParams(raw string, names ...string) string {
 	if raw == "" {
 		return raw
 	}
+	// Nothing to drop and no empty part to fold: raw is the answer.
+	same := true
+	for part := range strings.SplitSeq(raw, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if part == "" || namedIn(name, names) {
+			same = false
+			break
+		}
+	}
+	if same {
+		return raw
+	}
 	var b strings.Builder
 	b.Grow(len(raw))
 	for part := range strings.SplitSeq(raw, "&") {
@@ -128,6 +141,68 @@ func RemoveParams(raw string, names ...string) string {
 		b.WriteString(part)
 	}
 	return b.String()
+}
+
+// AppendWithoutParams appends raw to dst with every parameter whose decoded
+// name is in names removed, as RemoveParams does, without converting raw to
+// a string first.
+func AppendWithoutParams(dst, raw []byte, names ...string) []byte {
+	start := len(dst)
+	if len(raw) == 0 {
+		return dst
+	}
+	for {
+		part := raw
+		amp := bytes.IndexByte(raw, '&')
+		if amp >= 0 {
+			part = raw[:amp]
+		}
+		name := part
+		if i := bytes.IndexByte(part, '='); i >= 0 {
+			name = part[:i]
+		}
+		if !bytesNamedIn(name, names) {
+			if len(dst) > start {
+				dst = append(dst, '&')
+			}
+			dst = append(dst, part...)
+		}
+		if amp < 0 {
+			return dst
+		}
+		raw = raw[amp+1:]
+	}
+}
+
+// namedIn says whether the decoded form of the parameter name is in names.
+func namedIn(name string, names []string) bool {
+	if strings.ContainsAny(name, "%+") {
+		d, err := url.QueryUnescape(name)
+		if err != nil {
+			return false
+		}
+		name = d
+	}
+	for _, n := range names {
+		if name == n {
+			return true
+		}
+	}
+	return false
+}
+
+// bytesNamedIn is namedIn for a name in a byte slice; a name with no
+// escapes is compared without a copy.
+func bytesNamedIn(name []byte, names []string) bool {
+	if bytes.ContainsAny(name, "%+") {
+		return namedIn(string(name), names)
+	}
+	for _, n := range names {
+		if string(name) == n {
+			return true
+		}
+	}
+	return false
 }
 
 // SafeName returns s cut to 64 bytes with control characters replaced, for

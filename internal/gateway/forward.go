@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -135,6 +136,12 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	scrubKey := key != nil && len(key.APIKey) >= 8 && st.entry != nil
 	for k, vs := range resp.Header {
 		if skipRespHeader(k) {
+			continue
+		}
+		// The answer's header is not used after this: where nothing is
+		// scrubbed or merged, its values are handed over without a copy.
+		if ck := textproto.CanonicalMIMEHeaderKey(k); h[ck] == nil && !(scrubKey && anyContains(vs, key.APIKey)) {
+			h[ck] = vs
 			continue
 		}
 		for _, v := range vs {
@@ -286,6 +293,15 @@ func joinPath(base, p string) string {
 		base = base[:len(base)-1]
 	}
 	return base + p
+}
+
+func anyContains(vs []string, sub string) bool {
+	for _, v := range vs {
+		if strings.Contains(v, sub) {
+			return true
+		}
+	}
+	return false
 }
 
 func skipRespHeader(k string) bool {

@@ -22,6 +22,7 @@ type route struct {
 	method, path string
 	scope        exchange.Scope
 	extract      extractor
+	endpoint     string // method + " " + path, built once
 }
 
 // describer classifies Binance REST calls with a default-deny table keyed
@@ -38,6 +39,7 @@ type describer struct {
 func newDescriber(venue string, prefixes []string) *describer {
 	d := &describer{venue: venue, prefixes: prefixes, routes: map[string]route{}}
 	for _, r := range routeTable() {
+		r.endpoint = r.method + " " + r.path
 		d.routes[r.method+" "+strings.ToLower(r.path)] = r
 	}
 	return d
@@ -72,7 +74,7 @@ func (d *describer) Describe(r *exchange.Request) (exchange.Call, error) {
 		return c, nil
 	}
 	c.Path = rt.path
-	c.Endpoint = rt.method + " " + rt.path
+	c.Endpoint = rt.endpoint
 	c.Scope = rt.scope
 	if rt.extract != nil {
 		if err := rt.extract(ps, &c); err != nil {
@@ -86,21 +88,22 @@ func (d *describer) Describe(r *exchange.Request) (exchange.Call, error) {
 // cased. It rejects rather than normalizes: empty segments, dot segments, a
 // trailing slash, percent-encoding and anything outside [A-Za-z0-9._-/].
 func canonicalPath(p string) (string, *exchange.Error) {
-	bad := exchange.Errorf(exchange.ErrBadRequest, "malformed request path")
+	// The error is built only when it is returned: this runs on every call.
+	bad := func() *exchange.Error { return exchange.Errorf(exchange.ErrBadRequest, "malformed request path") }
 	if len(p) < 2 || len(p) > 256 || p[0] != '/' || p[len(p)-1] == '/' {
-		return "", bad
+		return "", bad()
 	}
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '/':
 		default:
-			return "", bad
+			return "", bad()
 		}
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
 		if seg == "" || seg == "." || seg == ".." {
-			return "", bad
+			return "", bad()
 		}
 	}
 	return strings.ToLower(p), nil

@@ -393,17 +393,33 @@ func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 	if e := s.checkWindow(now); e != nil {
 		return nil, e
 	}
-	out := r.Clone()
-	deleteHeader(out.Header, headerAPIKey)
+	// The copy is built directly: the header without the API key, the
+	// query and body without the auth parameters, each copied once.
+	out := *r
+	out.Header = headerWithout(r.Header, headerAPIKey)
 	out.RawQuery = exchange.RemoveParams(r.RawQuery, paramSignature, paramTimestamp, paramRecvWindow)
+	out.Body = nil
 	if len(r.Body) > 0 {
-		b := exchange.RemoveParams(string(r.Body), paramSignature, paramTimestamp, paramRecvWindow)
-		out.Body = nil
-		if b != "" {
-			out.Body = []byte(b)
+		out.Body = exchange.AppendWithoutParams(nil, r.Body, paramSignature, paramTimestamp, paramRecvWindow)
+		if len(out.Body) == 0 {
+			out.Body = nil
 		}
 	}
-	return out, nil
+	return &out, nil
+}
+
+// headerWithout returns a copy of h without the header canonical (in any
+// spelling). The value slices are shared: neither side changes them in
+// place.
+func headerWithout(h http.Header, canonical string) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		if k == canonical || strings.EqualFold(k, canonical) {
+			continue
+		}
+		out[k] = vs
+	}
+	return out
 }
 
 // keyOnlyPaths are Binance's USER_STREAM endpoints: listen keys for the
