@@ -111,6 +111,7 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 	f.IntVar(&o.ClientConns, "client-conns", 0, "connections in the clients run (default: one per client)")
 	f.BoolVar(&o.NoSyncPath, "nosync-path", false, "also run a gateway without audit flushes, as the path keywarden-nosync")
 	f.StringVar(&o.GatewayCPUProfile, "gateway-cpuprofile", "", "write a CPU profile of the gateway process in the paths run to this file")
+	f.StringVar(&o.GatewayMemProfile, "gateway-memprofile", "", "write heap profiles of the gateway process in the clients run to this file (FILE.idle before the load, FILE at the heap's peak, and FILE.txt, FILE.idle.txt with memory statistics)")
 	f.StringVar(&o.TempDir, "tmp", os.TempDir(), "directory for the run's scratch data")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	f.StringVar(&jsonFile, "json-out", "", "also write the JSON report to this file")

@@ -82,6 +82,10 @@ type Options struct {
 	ClientRate     float64
 	ClientDuration time.Duration
 	ClientConns    int
+	// GatewayMemProfile, when set, is where the clients run's gateway
+	// process writes heap profiles: FILE.idle before the load and FILE at
+	// the heap's peak, each with a FILE[.idle].txt of memory statistics.
+	GatewayMemProfile string
 
 	// Command returns the command that runs the bench's own processes:
 	// role "gateway" runs ServeGateway for dir, role "stub" runs ServeStub,
@@ -365,6 +369,7 @@ func runClients(ctx context.Context, o *Options, tmp string, st *stubProc, exKey
 	t0 := time.Now()
 	gw, err := startGateway(ctx, o.Command("gateway", mkdir(tmp, "gateway-clients")), gatewaySetup{
 		Upstream: st.URL(), Clients: o.Clients, APIKey: exKey.APIKey, Secret: string(exKey.Secret), NoSync: o.AuditNoSync,
+		MemProfile: o.GatewayMemProfile,
 	}, 10*time.Minute)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,9 @@ type gatewaySetup struct {
 	// CPUProfile, when set, is where the gateway writes a CPU profile of
 	// its whole serving time.
 	CPUProfile string `json:"cpu_profile,omitempty"`
+	// MemProfile, when set, is where the gateway writes heap profiles
+	// (watchMemory): at idle and at the heap's peak.
+	MemProfile string `json:"mem_profile,omitempty"`
 }
 
 // gatewayReady is the gateway process's answer on its stdout, one JSON
@@ -180,6 +183,15 @@ func ServeGateway(ctx context.Context, dir string, in io.Reader, out io.Writer) 
 			return fmt.Errorf("bench gateway: %w", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if s.MemProfile != "" {
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if err := watchMemory(mctx, s.MemProfile); err != nil {
+				fmt.Fprintf(os.Stderr, "bench gateway: memory profile: %v\n", err)
+			}
+		}()
 	}
 	served := make(chan error, 1)
 	// The same listener as `keywarden serve`: request heads are checked on
