@@ -17,6 +17,7 @@ import (
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/venues"
 )
@@ -210,16 +211,15 @@ func (a *app) startControl(ctx context.Context, srv *server.Server, peers peers)
 		}
 		writeControl(w, out, err)
 	})
-	mux.HandleFunc("POST /v1/gateway/stop", func(w http.ResponseWriter, r *http.Request) {
-		srv.Gateway.Stop()
-		a.log.Warn("gateway stopped by operator: every request is refused until resumed")
-		writeControl(w, map[string]string{"gateway": "stopped"}, peers.SetGatewayStopped(r.Context(), true))
-	})
-	mux.HandleFunc("POST /v1/gateway/resume", func(w http.ResponseWriter, r *http.Request) {
-		srv.Gateway.Resume()
-		a.log.Warn("gateway resumed by operator")
-		writeControl(w, map[string]string{"gateway": "running"}, peers.SetGatewayStopped(r.Context(), false))
-	})
+	// Stopping needs no second factor; resuming needs an operator's
+	// fresh TOTP code (gateway.go).
+	resumeOps, err := operator.New(operator.Options{Store: srv.Store, Secrets: srv.Vault})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	mux.HandleFunc("POST /v1/gateway/stop", a.handleStop(srv, peers))
+	mux.HandleFunc("POST /v1/gateway/resume", a.handleResume(srv, peers, resumeAuthorizer{ops: resumeOps}))
 	mux.HandleFunc("POST /v1/panic", afterPanic(a.handlePanic(srv), peers))
 	a.clientModeRoutes(mux, srv, peers)
 	mux.HandleFunc("GET /v1/gateway/status", func(w http.ResponseWriter, r *http.Request) {

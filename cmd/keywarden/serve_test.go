@@ -20,6 +20,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
+	"github.com/keywarden/keywarden/internal/operator"
 )
 
 func freePort(t *testing.T) string {
@@ -72,9 +73,13 @@ upstream = "` + up.URL + `"
 
 [policy.trader]
 scopes = ["read", "trade"]
+
+[admin]
+disabled = true
 `)
 	f.Close()
-	c.ok("", "operator", "init")
+	writeFile(t, filepath.Join(c.dir, "admin-pass"), "the first admin's password\n", 0o600)
+	seed := totpSeed(t, c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", filepath.Join(c.dir, "admin-pass")))
 	c.ok("api_key="+exKey+"\nsecret="+exSecret+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -115,7 +120,7 @@ scopes = ["read", "trade"]
 	if code, body := botCall(t, base, cred); code != 503 {
 		t.Errorf("call while stopped = %d %s, want 503", code, body)
 	}
-	c.ok("", "gateway", "resume")
+	c.ok(operator.Code(seed, time.Now())+"\n", "gateway", "resume", "--operator", "root", "--reason", "test over")
 	c.ok("", "client", "revoke", iss.ID)
 	if code, body := botCall(t, base, cred); code != 401 {
 		t.Fatalf("call after revoke = %d %s, want 401", code, body)

@@ -17,6 +17,7 @@ import (
 	"github.com/keywarden/keywarden/internal/exchange"
 	"github.com/keywarden/keywarden/internal/exchange/binance"
 	"github.com/keywarden/keywarden/internal/exchange/sim"
+	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/store/postgres/pgtest"
 )
 
@@ -156,12 +157,16 @@ upstream = "` + up.URL + `"
 
 [policy.trader]
 scopes = ["read", "trade"]
+
+[admin]
+disabled = true
 `)
 		f.Close()
 		nodes, bases = append(nodes, c), append(bases, "http://"+addr)
 	}
 	a, b := nodes[0], nodes[1]
-	a.ok("", "operator", "init")
+	writeFile(t, filepath.Join(a.dir, "admin-pass"), "the first admin's password\n", 0o600)
+	seed := totpSeed(t, a.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", filepath.Join(a.dir, "admin-pass")))
 	a.ok("api_key="+exKey+"\nsecret="+exSecret+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -219,7 +224,7 @@ scopes = ["read", "trade"]
 
 	b.ok("", "gateway", "stop")
 	until(bases[0], cred, 503)
-	a.ok("", "gateway", "resume")
+	a.ok(operator.Code(seed, time.Now())+"\n", "gateway", "resume", "--operator", "root", "--reason", "test over")
 	until(bases[1], cred, 200)
 
 	start := time.Now()

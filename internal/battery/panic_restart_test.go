@@ -1,13 +1,34 @@
 package battery
 
 import (
+	"encoding/base32"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keywarden/keywarden/internal/operator"
 )
+
+// totpSeed returns the TOTP seed of the otpauth:// URL an operator
+// enrollment printed in out.
+func totpSeed(t *testing.T, out string) []byte {
+	t.Helper()
+	u, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
+	if err != nil || len(seed) == 0 {
+		t.Fatalf("no TOTP seed in the enrollment output (%v):\n%s", err, out)
+	}
+	return seed
+}
 
 // serveAnswering starts `keywarden serve` and waits until /healthz answers
 // at all (a stopped gateway answers 503), returning that status.
@@ -50,7 +71,9 @@ func (in *install) serveAnswering() (*serveProc, int) {
 // TestFault_F18_PanicSurvivesRestart: the panic switch (`keywarden panic
 // --all`) survives kill -9 and a restart: the new process comes up refusing
 // every request, the venue receives nothing, and only an operator's resume
-// lifts it; a restart after the resume comes up running.
+// with a fresh TOTP code lifts it (a vault without operators refuses the
+// resume until one is enrolled); a restart after the resume comes up
+// running.
 func TestFault_F18_PanicSurvivesRestart(t *testing.T) {
 	in := newInstall(t)
 	p := in.serve()
@@ -82,7 +105,23 @@ func TestFault_F18_PanicSurvivesRestart(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "gateway starts stopped") {
 		t.Errorf("serve did not log that it starts stopped:\n%s", p.logs.String())
 	}
-	in.run("", "gateway", "resume")
+	// Leaving the panic needs an operator's TOTP code (security.md V11).
+	// This vault has no operator yet: the resume is refused, says how to
+	// enrol one, and the gateway stays stopped across the restart that
+	// enrolling takes.
+	if out, err := in.try("", "gateway", "resume", "--reason", "battery F18"); err == nil || !strings.Contains(out, "keywarden operator first-admin") {
+		t.Errorf("resume without any operator = %v %q, want a refusal naming operator first-admin", err, out)
+	}
+	if r := in.order(http.DefaultClient, "after-refused-resume"); r.status != http.StatusServiceUnavailable {
+		t.Errorf("order after a refused resume = %d %s, want 503", r.status, r.body)
+	}
+	p.stop(t)
+	write(t, filepath.Join(in.dir, "admin-pass"), "the battery admin's password\n")
+	seed := totpSeed(t, in.run("", "operator", "first-admin", "--name", "root", "--password-file", "admin-pass"))
+	if p, health = in.serveAnswering(); health != http.StatusServiceUnavailable {
+		t.Errorf("/healthz after enrolling an operator = %d, want 503", health)
+	}
+	in.run(operator.Code(seed, time.Now())+"\n", "gateway", "resume", "--operator", "root", "--reason", "battery F18")
 	if r := in.order(http.DefaultClient, "after-resume"); r.status != http.StatusOK {
 		t.Errorf("order after the resume = %d %s, want 200", r.status, r.body)
 	}
