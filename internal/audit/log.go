@@ -270,7 +270,7 @@ func (l *Log) start(probe bool) error {
 		st:    st,
 	}
 	if !l.opts.NoSync && !l.opts.NoPreallocate {
-		st.spare = startSpare(l.opts.Dir, l.segmentLimit(), l.log)
+		st.spare = startSpare(l.opts.Dir, l.segmentLimit(), l.opts.SegmentSize, l.log)
 	}
 	l.head.Store(&Receipt{Seq: st.nextSeq - 1, Hash: st.prev})
 	l.gen.Store(g)
@@ -834,14 +834,15 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 		return
 	}
 	st.segSize += int64(len(buf))
-	if st.spare != nil && st.segSize >= l.opts.SegmentSize/2 {
-		st.spare.request()
-	}
 	if !l.opts.NoSync {
 		if err := st.w.Sync(); err != nil {
 			l.fail(batch, fmt.Errorf("audit: flush: %w: %w", ErrUnavailable, err))
 			return
 		}
+	}
+	if st.spare != nil {
+		// after the flush: the spare's zeros go out between flushes
+		st.spare.progress(st.segSize)
 	}
 	st.nextSeq, st.prev, st.lastTime = seq, prev, now
 	if tree != nil {

@@ -93,13 +93,14 @@ func TestSpareSegment(t *testing.T) {
 		}
 	}
 	n := 0
-	for st().segSize < 40<<10 { // past half the segment: the spare is requested
+	for st().segSize < 40<<10 { // past half the segment: the spare may be complete
 		mustAppend(t, l, intentRecord(n))
 		n++
 	}
 	waitReady()
-	if fi, err := os.Stat(filepath.Join(dir, spareName)); err != nil || fi.Size() != l.segmentLimit() {
-		t.Fatalf("spare file = %v, %v; want %d bytes", fi, err, l.segmentLimit())
+	spareFile, err := os.Stat(filepath.Join(dir, spareName))
+	if err != nil || spareFile.Size() != l.segmentLimit() {
+		t.Fatalf("spare file = %v, %v; want %d bytes", spareFile, err, l.segmentLimit())
 	}
 	first := st().segName
 	for st().segName == first {
@@ -109,8 +110,12 @@ func TestSpareSegment(t *testing.T) {
 	if st().spare.taken != 1 {
 		t.Fatalf("rotation did not use the prepared segment (taken %d)", st().spare.taken)
 	}
-	if _, err := os.Stat(filepath.Join(dir, spareName)); !os.IsNotExist(err) {
-		t.Errorf("spare still there after it was used: %v", err)
+	if fi, err := os.Stat(filepath.Join(dir, st().segName)); err != nil || !os.SameFile(fi, spareFile) {
+		t.Errorf("the new segment is not the prepared file: %v", err)
+	}
+	// The next spare may already be under way, but as a new file.
+	if fi, err := os.Stat(filepath.Join(dir, spareName)); err == nil && os.SameFile(fi, spareFile) {
+		t.Error("spare still there after it was used")
 	}
 	// Fill the new segment past half again, let the spare be prepared,
 	// close: the next Open keeps that spare.
@@ -181,5 +186,61 @@ func TestZeroerNeverOverwritesData(t *testing.T) {
 	}
 	if i := bytes.IndexByte(b[:off], 0); i >= 0 {
 		t.Fatalf("zero byte at %d inside the written data (%d bytes)", i, off)
+	}
+}
+
+// TestSparePacing: the spare is zeroed only as far as the active segment's
+// fill allows (spareLead times its fraction, in whole chunks), and is
+// flushed and ready once that reaches its size.
+func TestSparePacing(t *testing.T) {
+	dir := t.TempDir()
+	const seg = 8 << 20
+	size := int64(seg + 256<<10)
+	s := newSpare(dir, size, seg, slog.New(slog.DiscardHandler))
+	fileSize := func() int64 {
+		fi, err := os.Stat(filepath.Join(dir, spareName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	tests := []struct {
+		fill      int64
+		wantSize  int64
+		wantReady bool
+	}{
+		{fill: 0, wantSize: 0},
+		{fill: 1000, wantSize: spareChunk},         // any progress: one chunk
+		{fill: seg / 8, wantSize: 9 * spareChunk},  // 2.06 MiB allowed
+		{fill: seg / 8, wantSize: 9 * spareChunk},  // no progress, no zeroing
+		{fill: seg / 4, wantSize: 17 * spareChunk}, // 4.125 MiB allowed
+		{fill: seg / 2, wantSize: size, wantReady: true},
+	}
+	for i, tc := range tests {
+		s.fill.Store(tc.fill)
+		if err := s.advance(); err != nil {
+			t.Fatalf("step %d: advance = %v", i, err)
+		}
+		if got := fileSize(); got != tc.wantSize {
+			t.Errorf("step %d (fill %d): spare is %d bytes, want %d", i, tc.fill, got, tc.wantSize)
+		}
+		if got := s.ready.Load(); got != tc.wantReady {
+			t.Errorf("step %d: ready = %v, want %v", i, got, tc.wantReady)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, spareName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bytes.TrimLeft(b, "\x00")) != 0 {
+		t.Error("the spare holds non-zero bytes")
+	}
+	// Stopping half-way leaves no incomplete spare behind.
+	os.Remove(filepath.Join(dir, spareName))
+	s = startSpare(dir, size, seg, slog.New(slog.DiscardHandler))
+	s.progress(seg / 8)
+	s.close()
+	if fi, err := os.Stat(filepath.Join(dir, spareName)); err == nil && fi.Size() != size {
+		t.Errorf("an incomplete spare of %d bytes was left after close", fi.Size())
 	}
 }
