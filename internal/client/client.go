@@ -143,6 +143,11 @@ func (c *Client) AllowsIP(addr netip.Addr) bool {
 type Entry struct {
 	Client
 	Cred *exchange.Credential
+	// deadline is when the credential expires on the registry's
+	// monotonic clock (Options.Elapsed), fixed when this process issued
+	// or loaded it; 0 means none. It keeps a wall clock set back from
+	// lengthening the credential's life.
+	deadline time.Duration
 }
 
 // IssueOptions describe a credential to create.
@@ -189,6 +194,12 @@ type Registry struct {
 	secrets Secrets
 	log     *slog.Logger
 	now     func() time.Time
+	elapsed func() time.Duration
+
+	// wraps holds the monotonic deadline of each wrapping token this
+	// process issued, by token hash (wrap.go).
+	wrapMu sync.Mutex
+	wraps  map[string]time.Duration
 
 	mu      sync.RWMutex
 	entries map[string]*Entry // venue + "\x00" + id
@@ -203,6 +214,12 @@ type Options struct {
 	Secrets Secrets
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Elapsed is a monotonic clock: the time since a fixed point, never
+	// going back when the wall clock is set. nil uses the process's
+	// monotonic clock. Expiries the registry fixed itself (credentials
+	// it issued or loaded, wrapping tokens it made) are also measured on
+	// it, so setting the wall clock back never lengthens them.
+	Elapsed func() time.Duration
 }
 
 // New returns a Registry; call Load to fill its memory from the store.
@@ -213,7 +230,12 @@ func New(o Options) *Registry {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{store: o.Store, secrets: o.Secrets, log: o.Logger, now: o.Now, entries: map[string]*Entry{}}
+	if o.Elapsed == nil {
+		start := time.Now() // carries the monotonic reading
+		o.Elapsed = func() time.Duration { return time.Since(start) }
+	}
+	return &Registry{store: o.Store, secrets: o.Secrets, log: o.Logger, now: o.Now, elapsed: o.Elapsed,
+		wraps: map[string]time.Duration{}, entries: map[string]*Entry{}}
 }
 
 const prefix = "clients/"
@@ -283,6 +305,12 @@ type secretBlob struct {
 }
 
 func (r *Registry) entry(ctx context.Context, c Client) (*Entry, error) {
+	// The life left now, by the wall clock, becomes a deadline on the
+	// monotonic clock. Taken before anything slow, so it errs short.
+	var deadline time.Duration
+	if !c.Expires.IsZero() {
+		deadline = max(r.elapsed()+c.Expires.Sub(r.now()), 1)
+	}
 	cred := &exchange.Credential{Kind: c.Kind, APIKey: c.ID, Account: c.Account}
 	switch c.Kind {
 	case exchange.KeyHMAC:
@@ -305,7 +333,21 @@ func (r *Registry) entry(ctx context.Context, c Client) (*Entry, error) {
 		}
 		cred.PublicKey = pub
 	}
-	return &Entry{Client: c, Cred: cred}, nil
+	return &Entry{Client: c, Cred: cred, deadline: deadline}, nil
+}
+
+// overdue says whether e's monotonic deadline has passed.
+func (r *Registry) overdue(e *Entry) bool {
+	return e.deadline > 0 && r.elapsed() >= e.deadline
+}
+
+// overdueID says whether credential id at venue, as this process holds it,
+// is past its monotonic deadline.
+func (r *Registry) overdueID(venue, id string) bool {
+	r.mu.RLock()
+	e, ok := r.entries[memKey(venue, id)]
+	r.mu.RUnlock()
+	return ok && r.overdue(e)
 }
 
 // Lookup returns the active credential id at venue. It answers from memory.
@@ -318,6 +360,9 @@ func (r *Registry) Lookup(venue, id string) (*Entry, error) {
 	}
 	if err := e.Active(r.now()); err != nil {
 		return nil, err
+	}
+	if r.overdue(e) {
+		return nil, ErrExpired
 	}
 	return e, nil
 }

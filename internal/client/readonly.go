@@ -98,7 +98,7 @@ func (r *Registry) setMode(ctx context.Context, venue, id string, fn func(*Clien
 	}
 	r.mu.Lock()
 	if e, ok := r.entries[memKey(venue, id)]; ok {
-		ne := &Entry{Client: c, Cred: e.Cred}
+		ne := &Entry{Client: c, Cred: e.Cred, deadline: e.deadline}
 		r.entries[memKey(venue, id)] = ne
 	}
 	r.mu.Unlock()

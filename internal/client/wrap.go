@@ -89,6 +89,9 @@ func (r *Registry) Wrap(ctx context.Context, venue, id string, ttl time.Duration
 	if err := c.Active(r.now()); err != nil {
 		return "", fmt.Errorf("wrap client: %w", err)
 	}
+	if r.overdueID(venue, id) {
+		return "", fmt.Errorf("wrap client: %w", ErrExpired)
+	}
 	if c.Kind != exchange.KeyHMAC {
 		return "", fmt.Errorf("wrap client: a %s credential has no secret to wrap; the bot keeps its private key", c.Kind)
 	}
@@ -106,6 +109,7 @@ func (r *Registry) Wrap(ctx context.Context, venue, id string, ttl time.Duration
 	if err := r.store.Put(ctx, wrapPrefix+rec.Hash, raw); err != nil {
 		return "", fmt.Errorf("wrap client: %w", err)
 	}
+	r.wrapDeadline(rec.Hash, ttl)
 	r.log.Info("client credential wrapped", "client", id, "venue", venue, "expires", rec.Expires)
 	return token, nil
 }
@@ -140,8 +144,11 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A token this process made also expires on the monotonic clock, so
+	// a wall clock set back does not keep it alive.
+	live := func(rec wrapRecord) bool { return now.Before(rec.Expires) && !r.wrapOverdue(hash) }
 	var iss *Issued
-	if rec.Used.IsZero() && now.Before(rec.Expires) {
+	if rec.Used.IsZero() && live(rec) {
 		if iss, err = r.opened(ctx, rec.Venue, rec.ID, now); err != nil {
 			return nil, err
 		}
@@ -158,7 +165,7 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 		case !rec.Used.IsZero():
 			misuse = ErrWrapUsed
 			return nil
-		case !now.Before(rec.Expires):
+		case !live(rec):
 			misuse = ErrWrapExpired
 		}
 		rec.Used = now
@@ -187,6 +194,9 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 		}
 		return nil, fmt.Errorf("unwrap: %w", err)
 	}
+	r.wrapMu.Lock()
+	delete(r.wraps, hash) // spent
+	r.wrapMu.Unlock()
 	if misuse != nil {
 		m := &WrapMisuse{Venue: rec.Venue, ID: rec.ID, Err: misuse}
 		if err := r.Revoke(ctx, rec.Venue, rec.ID); err == nil || errors.Is(err, ErrNotFound) {
@@ -213,6 +223,9 @@ func (r *Registry) opened(ctx context.Context, venue, id string, now time.Time) 
 	if err := c.Active(now); err != nil {
 		return nil, fmt.Errorf("unwrap: %w", err)
 	}
+	if r.overdueID(venue, id) {
+		return nil, fmt.Errorf("unwrap: %w", ErrExpired)
+	}
 	raw, err := r.secrets.Secret(ctx, secretKind, c.Venue+"/"+c.ID)
 	if err != nil {
 		return nil, fmt.Errorf("unwrap: %w", err)
@@ -234,4 +247,28 @@ func isAlnum(s string) bool {
 		}
 	}
 	return true
+}
+
+// wrapDeadline records that the token with hash expires ttl from now on the
+// monotonic clock, and forgets tokens long past theirs.
+func (r *Registry) wrapDeadline(hash string, ttl time.Duration) {
+	now := r.elapsed()
+	r.wrapMu.Lock()
+	defer r.wrapMu.Unlock()
+	for h, d := range r.wraps {
+		if now >= d+MaxWrapTTL {
+			delete(r.wraps, h)
+		}
+	}
+	r.wraps[hash] = now + ttl
+}
+
+// wrapOverdue says whether this process made the token with hash and its
+// monotonic deadline has passed. A token made elsewhere (another replica,
+// the CLI) has only its wall-clock expiry.
+func (r *Registry) wrapOverdue(hash string) bool {
+	r.wrapMu.Lock()
+	d, ok := r.wraps[hash]
+	r.wrapMu.Unlock()
+	return ok && r.elapsed() >= d
 }
