@@ -67,8 +67,9 @@ signed checkpoints, and names the first bad record. It recomputes the Merkle
 tree over the records, checks each checkpoint's root and note signature,
 and proves each Merkle checkpoint consistent with the one before. With
 --witness it also checks the log against checkpoints exported earlier
-(keywarden audit checkpoints), which detects truncation, and flags a
-witness file holding two different checkpoints for one size (a fork: an
+(keywarden audit checkpoints, or serve's audit_witness_file), which detects
+truncation and rollback, and names any tree size for which the witness and
+the log (or the witness file itself) hold two different roots (a fork: an
 old state restored and written on).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,6 +79,17 @@ old state restored and written on).`,
 			}
 			var rep audit.Report
 			if witness != "" {
+				// Every tree size the witness holds, against the log's
+				// root and head at that size: a fork is named by its two
+				// roots, a log behind its witness as a rollback.
+				var w *audit.Witness
+				w, err = audit.OpenWitness(witness, a.auditDir(), pub)
+				if err == nil {
+					err = w.Check(audit.ToEnd)
+				}
+				if err != nil {
+					return fmt.Errorf("audit verify: %w", err)
+				}
 				rep, err = audit.VerifyWithWitness(a.auditDir(), pub, witness)
 			} else {
 				rep, err = audit.Verify(a.auditDir(), pub)

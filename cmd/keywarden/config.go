@@ -129,7 +129,7 @@ func (c *Config) decodeFile(path string) error {
 	if c.DataDir != "" && !filepath.IsAbs(c.DataDir) && md.IsDefined("data_dir") {
 		c.DataDir = filepath.Join(base, c.DataDir)
 	}
-	for _, p := range []*string{&c.Vault.PassphraseFile, &c.Gateway.TLSCert, &c.Gateway.TLSKey, &c.Gateway.ClientCA, &c.Gateway.AuditDir, &c.Gateway.AuditHTTPTokenFile, &c.Store.DSNFile} {
+	for _, p := range []*string{&c.Vault.PassphraseFile, &c.Gateway.TLSCert, &c.Gateway.TLSKey, &c.Gateway.ClientCA, &c.Gateway.AuditDir, &c.Gateway.AuditHTTPTokenFile, &c.Gateway.AuditWitnessFile, &c.Store.DSNFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}

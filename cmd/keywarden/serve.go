@@ -112,6 +112,14 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	if err != nil {
 		return err
 	}
+	// Checked before anything listens; closed after srv (deferred first),
+	// so that the log's final checkpoint reaches the witness.
+	wit, err := a.startAuditWitness(ctx, v, srv.Audit, g, a.raiseNow(func(al monitor.Alert) { onAlert(al); act.Alert(al) }))
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer wit.Close()
 	defer srv.Close()
 	met.bind(srv)
 	if err := a.keepPanicState(ctx, db, srv.Gateway); err != nil {
@@ -188,9 +196,11 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	if ready != nil {
 		ready(base)
 	}
+	var stopErr error
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)
+	case stopErr = <-wit.Err(): // fork: stop serving on a contested log
 	case <-ctx.Done():
 	}
 	a.log.Info("gateway shutting down")
@@ -199,7 +209,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("gateway shutdown: %w", err)
 	}
-	return nil
+	return stopErr
 }
 
 // tlsConfig loads the configured certificate, or issues one from the local

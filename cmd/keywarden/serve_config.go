@@ -63,6 +63,10 @@ type GatewayConfig struct {
 	// token for it.
 	AuditHTTP          string `toml:"audit_http"`
 	AuditHTTPTokenFile string `toml:"audit_http_token_file"`
+	// AuditWitnessFile is the live witness (see docs/audit.md): serve
+	// checks the log against it at start and appends each new signed
+	// checkpoint; two roots for one tree size stop serve (audit_fork).
+	AuditWitnessFile string `toml:"audit_witness_file"`
 }
 
 // VenueConfig is one [[venue]] table. With no [[venue]] tables, every known
@@ -122,6 +126,9 @@ func validateGateway(c *Config) error {
 		errs = append(errs, err)
 	}
 	if _, err := auditSinks(g); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkWitnessPlace(g); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := routes(c.Venues); err != nil {
