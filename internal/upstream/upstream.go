@@ -394,18 +394,26 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		}
 		return nil, fmt.Errorf("upstream: %s: %w", cn.pool.addr, e)
 	}
-	wb := writeBufs.Get().(*bytes.Buffer)
-	wb.Reset()
+	wb := writeBufs.Get().(*[]byte)
 	defer func() {
-		if wb.Cap() <= maxPooledWriteBuf {
+		if cap(*wb) <= maxPooledWriteBuf {
 			writeBufs.Put(wb)
 		}
 	}()
-	if err := req.Write(wb); err != nil {
-		// Nothing has left yet: the request is built whole before it is
-		// written.
+	// Nothing leaves before the request is built whole, so an error here
+	// means nothing was sent.
+	b, ok, err := appendRequest((*wb)[:0], req)
+	if err != nil {
 		return fail(err, false)
 	}
+	if !ok {
+		bb := bytes.NewBuffer((*wb)[:0])
+		if err := req.Write(bb); err != nil {
+			return fail(err, false)
+		}
+		b = bb.Bytes()
+	}
+	*wb = b
 	// The read deadline is set before the write: writeRequest may wait for
 	// the answer, and the deadline (or a cancellation) ends that wait.
 	hd := c.now().Add(c.o.ResponseHeaderTimeout)
@@ -413,7 +421,7 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		hd = deadline
 	}
 	cn.nc.SetReadDeadline(hd)
-	if err := cn.writeRequest(wb.Bytes()); err != nil {
+	if err := cn.writeRequest(b); err != nil {
 		return fail(err, true)
 	}
 	cn.lr.n = c.o.MaxResponseHeaderBytes + int64(cn.br.Buffered())
@@ -442,7 +450,7 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 
 // writeBufs holds the buffers requests are built in before they are
 // written; a buffer grown past maxPooledWriteBuf is left to the collector.
-var writeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 const maxPooledWriteBuf = 64 << 10
 
