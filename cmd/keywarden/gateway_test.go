@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keywarden/keywarden/internal/incident"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/store/memory"
 )
@@ -227,6 +228,10 @@ func TestGatewayResumeNeedsTOTP(t *testing.T) {
 		t.Errorf("resume: %s", out)
 	}
 	running("after the resume")
+	e.eventually("the resume on the panic's incident", func() bool {
+		_, ok := e.incidentEntry(incident.KindResume, "gateway resumed by root (control-socket)")
+		return ok
+	})
 
 	// A stop needs nothing either; the used code cannot lift it again.
 	if out := e.c.ok("", "gateway", "stop"); !strings.Contains(out, "gateway stopped") {
