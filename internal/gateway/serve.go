@@ -29,7 +29,9 @@ var forwardHeaders = []string{
 
 // outboundHeaders copies the allowed headers of h.
 func outboundHeaders(h http.Header) http.Header {
-	out := make(http.Header, len(forwardHeaders)+6)
+	// Room for the usual few forwarded headers and the signer's; a hint
+	// above 8 would allocate a larger map than an order needs.
+	out := make(http.Header, 8)
 	for _, k := range forwardHeaders {
 		if vs := h[k]; len(vs) > 0 {
 			out[k] = vs

@@ -309,9 +309,18 @@ func (c *Client) popIdle(p *hostPool) *conn {
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
 		idle := now.Sub(cn.idleFrom)
-		if idle > c.o.IdleTimeout || (idle > c.o.CheckIdleAfter && !alive(cn)) {
+		if idle > c.o.IdleTimeout {
 			cn.close()
 			continue
+		}
+		if idle > c.o.CheckIdleAfter {
+			// The last request's read deadline may have passed, and the
+			// peek would fail on it.
+			cn.nc.SetReadDeadline(time.Time{})
+			if !alive(cn) {
+				cn.close()
+				continue
+			}
 		}
 		cn.reused = true
 		return cn
@@ -374,12 +383,13 @@ func (c *Client) dial(ctx context.Context, p *hostPool) (*conn, error) {
 
 // send writes req on cn and reads the answer's header.
 func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.Response, error) {
+	// Deadlines are set only where they are needed, since each one is a
+	// timer update: the read deadline before the request goes out, the
+	// write deadline only for a write that cannot complete at once
+	// (writeRequest), the body's deadline only when it differs from the
+	// header's. A pooled connection keeps its last deadlines; popIdle
+	// clears them before it peeks at a connection.
 	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
-		cn.nc.SetWriteDeadline(deadline)
-	} else {
-		cn.nc.SetWriteDeadline(time.Time{})
-	}
 	// A cancelled context (rather than one that ran out of time) cuts the
 	// connection short the same way.
 	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
@@ -421,7 +431,7 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		hd = deadline
 	}
 	cn.nc.SetReadDeadline(hd)
-	if err := cn.writeRequest(b); err != nil {
+	if err := cn.writeRequest(b, deadline); err != nil {
 		return fail(err, true)
 	}
 	cn.lr.n = c.o.MaxResponseHeaderBytes + int64(cn.br.Buffered())
@@ -438,10 +448,10 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		return fail(err, lost)
 	}
 	cn.lr.n = noLimit
-	if hasDeadline {
+	if !hd.Equal(deadline) {
+		// The header's wait was the shorter; the body has the request's
+		// deadline, or none.
 		cn.nc.SetReadDeadline(deadline)
-	} else {
-		cn.nc.SetReadDeadline(time.Time{})
 	}
 	resp.Body = &body{rc: resp.Body, cn: cn, c: c, stop: stop, ctx: ctx,
 		reuse: !resp.Close && !req.Close}
@@ -521,7 +531,6 @@ func (b *body) finish(atEOF bool) {
 	b.done = true
 	cancelled := !b.stop()
 	if atEOF && b.reuse && !cancelled && b.cn.br.Buffered() == 0 {
-		b.cn.nc.SetDeadline(time.Time{})
 		b.c.put(b.cn)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 )
 
 // writeRequest writes the whole request b on cn. On a plain TCP connection
@@ -18,9 +19,10 @@ import (
 // The write happens inside the wait, after the poller was armed for this
 // read, so an answer that arrives at once is not missed. A write that does
 // not complete at once (a full socket buffer) is finished the ordinary way,
-// with the connection's write deadline. Over TLS the record layer writes, so
-// the request goes out through the TLS connection and the read is ordinary.
-func (cn *conn) writeRequest(b []byte) error {
+// with the request's deadline as the write deadline. Over TLS the record
+// layer writes, so the request goes out through the TLS connection and the
+// read is ordinary.
+func (cn *conn) writeRequest(b []byte, deadline time.Time) error {
 	if cn.raw != nil && cn.br.Buffered() == 0 {
 		var n int
 		var werr error
@@ -45,6 +47,8 @@ func (cn *conn) writeRequest(b []byte) error {
 		}
 		b = b[n:]
 	}
+	// deadline is the request's (zero: none).
+	cn.nc.SetWriteDeadline(deadline)
 	_, err := cn.nc.Write(b)
 	return err
 }

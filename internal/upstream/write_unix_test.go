@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -109,5 +110,34 @@ func TestLargeRequestBody(t *testing.T) {
 		if want := strconv.Itoa(len(body)) + " end"; status != 200 || got != want {
 			t.Errorf("large body: %d %q, want 200 %q", status, got, want)
 		}
+	}
+}
+
+// TestReuseAfterDeadlinePassed: a pooled connection keeps the last
+// request's deadline; once it has passed, the idle check still finds the
+// connection alive and reuses it.
+func TestReuseAfterDeadlinePassed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	var dials atomic.Int64
+	c := New(Options{CheckIdleAfter: time.Millisecond, Dial: countingDial(&dials)})
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/a", nil)
+		resp, err := c.RoundTrip(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		// Past the request's deadline and the idle check's threshold.
+		time.Sleep(250 * time.Millisecond)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Errorf("%d dials, want 1 (the idle connection is reused after its deadline passed)", n)
 	}
 }
