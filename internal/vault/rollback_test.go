@@ -11,6 +11,8 @@ import (
 
 	"github.com/keywarden/keywarden/internal/store"
 	"github.com/keywarden/keywarden/internal/store/memory"
+	"github.com/keywarden/keywarden/internal/store/postgres"
+	"github.com/keywarden/keywarden/internal/store/postgres/pgtest"
 	"github.com/keywarden/keywarden/internal/store/sqlite"
 )
 
@@ -22,11 +24,21 @@ type txStore interface {
 
 // rollbackStores are the stores the rollback tests run on: the vault's
 // protection lives above the store, so each must behave the same.
+// PostgreSQL runs when KEYWARDEN_TEST_POSTGRES names a server
+// (scripts/setup/postgres.sh) and skips otherwise.
 func rollbackStores(t *testing.T) map[string]func(t *testing.T) txStore {
 	return map[string]func(t *testing.T) txStore{
 		"memory": func(t *testing.T) txStore { return memory.New() },
 		"sqlite": func(t *testing.T) txStore {
 			db, err := sqlite.Open(context.Background(), sqlite.Options{Dir: filepath.Join(t.TempDir(), "data")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			return db
+		},
+		"postgres": func(t *testing.T) txStore {
+			db, err := postgres.Open(context.Background(), postgres.Options{DSN: pgtest.NewDatabase(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
