@@ -16,6 +16,24 @@ import (
 
 var errNonFinite = errors.New("json: unsupported value: NaN or infinite number")
 
+// intentSize estimates the length of in's stored form (member names,
+// numbers and some room for escapes), so that it is encoded into one
+// allocation.
+func intentSize(in *Intent) int {
+	n := 128 + len(in.Client) + len(in.Key) + len(in.Venue) + len(in.Method) + len(in.Path) +
+		len(in.SourceIP) + len(in.Decision) + len(in.Rule) + len(in.Reason) + len(in.Body)
+	c := &in.Call
+	n += 72 + len(c.Venue) + len(c.Method) + len(c.Path) + len(c.Endpoint) + len(c.Scope)
+	for i := range c.Orders {
+		o := &c.Orders[i]
+		n += 168 + len(o.Symbol) + len(o.Type) + len(o.ClientOrderID)
+	}
+	if t := c.Transfer; t != nil {
+		n += 160 + len(t.Asset) + len(t.Address) + len(t.Network) + len(t.Memo) + len(t.Destination)
+	}
+	return n + n/8
+}
+
 // appendIntent appends in's stored form, as json.Marshal(in.stored()).
 func appendIntent(b []byte, in *Intent) ([]byte, error) {
 	b = append(b, '{')

@@ -111,3 +111,21 @@ func FuzzEncodeBody(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodeBodyOneAllocation: a typical gateway intent is encoded into a
+// buffer sized once by intentSize, without growing it.
+func TestEncodeBodyOneAllocation(t *testing.T) {
+	for i, r := range []Record{intentRecord(7), {Type: TypeDenied, Intent: &Intent{Client: "kwc_bot1", Decision: DecisionDeny, Rule: "scope", Reason: "withdrawal not allowed"}}} {
+		if r.Type == "" {
+			r.Type = TypeIntent
+		}
+		r.RequestID = "req-7"
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := encodeBody(&r); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 1 {
+			t.Errorf("record %d: encodeBody made %v allocations, want 1", i, n)
+		}
+	}
+}

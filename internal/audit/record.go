@@ -276,7 +276,11 @@ func encodeBody(r *Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 384+len(r.RequestID))
+	size := 384
+	if r.Intent != nil {
+		size = intentSize(r.Intent)
+	}
+	b := make([]byte, 0, 64+len(r.RequestID)+size)
 	b = append(b, `"type":`...)
 	b = appendJSONString(b, string(r.Type))
 	if r.RequestID != "" {
