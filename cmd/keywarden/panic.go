@@ -188,7 +188,8 @@ func newPanicCmd(a *app) *cobra.Command {
 		Long: `Suspend credentials in the running gateway, effective on the next request:
 --client revokes one client credential, --key and --venue revoke every client
 bound to that exchange key or venue, and --all stops the gateway (every request
-gets 503 until "keywarden gateway resume"). The panic is audited.
+gets 503 until "keywarden gateway resume", which asks for an operator's TOTP
+code). A panic itself needs no second factor. The panic is audited.
 
 After the suspension is acknowledged, --cancel-orders cancels every open
 order of the affected exchange keys at each configured venue (through the
@@ -214,7 +215,7 @@ command prints their results as they finish.`,
 			}
 			took := time.Since(start)
 			if res.Stopped {
-				fmt.Fprintln(a.stdout, "gateway stopped: every request is refused until `keywarden gateway resume`")
+				fmt.Fprintln(a.stdout, "gateway stopped: every request is refused until `keywarden gateway resume --operator NAME --reason TEXT` (asks for the operator's TOTP code)")
 			}
 			for _, c := range res.Revoked {
 				fmt.Fprintf(a.stdout, "revoked %s\n", c)

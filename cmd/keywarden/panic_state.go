@@ -13,8 +13,9 @@ import (
 
 // panicStateKey holds the gateway's panic switch while it is on, so that a
 // restarted keywarden comes up stopped (security.md F18). Only a Resume
-// (the control socket's `keywarden gateway resume`, or the admin API's
-// resume with its step-up approval) removes it.
+// removes it, and every resume needs an operator's fresh TOTP code
+// (security.md V11): the control socket's `keywarden gateway resume
+// --operator NAME` (gateway.go), or the admin API's step-up resume.
 const panicStateKey = "gateway/panic"
 
 // panicState is the record under panicStateKey.
