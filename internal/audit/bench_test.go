@@ -265,3 +265,127 @@ func rawGroupCommit(t *testing.T, writers int, prezero, dsync bool) (float64, ti
 	slices.Sort(all)
 	return float64(len(all)) / elapsed.Seconds(), all[len(all)/2], all[len(all)*99/100]
 }
+
+// timedFile records how long each flush of the log takes, split by whether
+// the spare segment was being zeroed or flushed meanwhile.
+type timedFile struct {
+	File
+	spare func() *spare
+	mu    sync.Mutex
+	quiet []time.Duration // the spare idle
+	busy  []time.Duration // the spare being zeroed or flushed
+}
+
+func (f *timedFile) Sync() error {
+	s := f.spare()
+	busy := s != nil && s.busy.Load()
+	t0 := time.Now()
+	err := f.File.Sync()
+	d := time.Since(t0)
+	busy = busy || s != nil && s.busy.Load()
+	f.mu.Lock()
+	if busy {
+		f.busy = append(f.busy, d)
+	} else {
+		f.quiet = append(f.quiet, d)
+	}
+	f.mu.Unlock()
+	return err
+}
+
+// TestFlushReport prints the distribution of the log's flush times at 64
+// writers (4 s or 400k records, after a warm-up past the first segment),
+// split by whether the spare segment was being prepared meanwhile, next to
+// the same load on a segment zeroed whole before the run (400 MiB, no
+// rotation and no zeroing in place; the spare is zeroed alongside, paced
+// by the fill). Rounds
+// interleave the two. Like TestLoadReport it asserts nothing about speed
+// and runs only with KEYWARDEN_AUDIT_LOAD=1.
+func TestFlushReport(t *testing.T) {
+	if os.Getenv("KEYWARDEN_AUDIT_LOAD") == "" {
+		t.Skip("set KEYWARDEN_AUDIT_LOAD=1 to run the flush report")
+	}
+	rounds := 3
+	if n, err := strconv.Atoi(os.Getenv("KEYWARDEN_AUDIT_ROUNDS")); err == nil && n > 0 && n <= 20 {
+		rounds = n
+	}
+	for round := 1; round <= rounds; round++ {
+		for _, whole := range []bool{false, true} {
+			flushLoad(t, round, whole)
+		}
+	}
+}
+
+func flushLoad(t *testing.T, round int, whole bool) {
+	var l *Log
+	tf := &timedFile{spare: func() *spare { return l.gen.Load().st.spare }}
+	seg := int64(loadSegmentSize)
+	if whole {
+		seg = 400 << 20
+	}
+	l, err := Open(Options{Dir: t.TempDir(), Signer: testKey(), SegmentSize: seg,
+		WrapFile: func(f File) File { tf.File = f; return tf }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	st := l.gen.Load().st // only read while the writer is idle, or in its counters
+	var wg sync.WaitGroup
+	if whole {
+		st.z.close()
+		if err := writeZeros(st.f, st.segSize, l.segmentLimit()); err != nil {
+			t.Fatal(err)
+		}
+		if err := fdatasync(st.f); err != nil {
+			t.Fatal(err)
+		}
+		st.z = startZeroer(st.f, st.segSize, l.segmentLimit(), l.segmentLimit(), l.log)
+	} else {
+		var n atomic.Int64
+		end := time.Now().Add(10 * time.Second)
+		for w := range 64 { // warm up past the first segment (25k records or 10 s)
+			wg.Go(func() {
+				r := intentRecord(w)
+				for n.Add(1) <= 25_000 && time.Now().Before(end) {
+					if _, err := l.Append(context.Background(), r); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		tf.mu.Lock()
+		tf.quiet, tf.busy = nil, nil
+		tf.mu.Unlock()
+	}
+	var n atomic.Int64
+	deadline := time.Now().Add(4 * time.Second)
+	for w := range 64 {
+		wg.Go(func() {
+			r := intentRecord(w)
+			for n.Add(1) <= 400_000 && time.Now().Before(deadline) {
+				if _, err := l.Append(context.Background(), r); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	name := map[bool]string{false: "rotating", true: "whole"}[whole]
+	tf.mu.Lock()
+	defer tf.mu.Unlock()
+	for _, c := range []struct {
+		spare string
+		d     []time.Duration
+	}{{"idle", tf.quiet}, {"busy", tf.busy}} {
+		if len(c.d) == 0 {
+			continue
+		}
+		slices.Sort(c.d)
+		q := func(p float64) float64 { return micros(c.d[int(float64(len(c.d)-1)*p)]) }
+		t.Logf("round=%d %-8s spare=%-4s flushes=%5d p50=%7.0fµs p90=%7.0fµs p99=%7.0fµs max=%7.0fµs",
+			round, name, c.spare, len(c.d), q(.5), q(.9), q(.99), q(1))
+	}
+}
