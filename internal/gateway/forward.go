@@ -44,6 +44,18 @@ func NewTransport(o TransportOptions) *h1.Client {
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// bodyReader is an outbound body: a bytes.Reader with a no-op Close, one
+// allocation where NopCloser over a Reader is two.
+type bodyReader struct{ bytes.Reader }
+
+func (*bodyReader) Close() error { return nil }
+
+func newBodyReader(b []byte) *bodyReader {
+	r := new(bodyReader)
+	r.Reset(b)
+	return r
+}
+
 // forward sends out to the route's fixed upstream and relays the answer.
 // key is the exchange key that signed out (nil for public calls); its API key
 // is scrubbed from the answer.
@@ -52,10 +64,6 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	u := &url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: joinPath(rt.base.Path, out.Path), RawQuery: out.RawQuery}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.r.Context()), g.timeout)
 	defer cancel()
-	var body io.Reader
-	if len(out.Body) > 0 {
-		body = bytes.NewReader(out.Body)
-	}
 	// Built field by field rather than parsed from a string: the URL is
 	// already the checked one, and parsing it again costs allocations.
 	req := (&http.Request{
@@ -63,9 +71,12 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 		Header: out.Header, Host: rt.base.Host,
 	}).WithContext(ctx)
 	if len(out.Body) > 0 {
-		req.Body = io.NopCloser(body)
+		req.Body = newBodyReader(out.Body)
 		req.ContentLength = int64(len(out.Body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(out.Body)), nil }
+		if out.Method == http.MethodGet {
+			// Only a GET is ever sent again (roundTrip, upstream).
+			req.GetBody = func() (io.ReadCloser, error) { return newBodyReader(out.Body), nil }
+		}
 	}
 	sent := g.now()
 	resp, tries, err := g.roundTrip(ctx, req, out.Method)
@@ -92,7 +103,9 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 			bufPool.Put(buf)
 		}
 	}()
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, g.maxResp+1))
+	st.limit = io.LimitedReader{R: resp.Body, N: g.maxResp + 1}
+	n, err := buf.ReadFrom(&st.limit)
+	st.limit.R = nil
 	st.upstream = g.now().Sub(sent)
 	if err != nil || n > g.maxResp {
 		msg := "the venue's answer was cut off or too large; the order's state is unknown, check before retrying"

@@ -424,6 +424,7 @@ type state struct {
 	committed     bool
 	obs           Observation
 	upstream      time.Duration
+	limit         io.LimitedReader // caps the venue's answer (forward), held here to save an allocation
 }
 
 func (st *state) intent(decision, rule, reason string) Intent {

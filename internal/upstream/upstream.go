@@ -141,7 +141,10 @@ type conn struct {
 	// raw is the plain TCP socket's file descriptor access, nil over TLS:
 	// writeRequest uses it to write and then wait for the answer without a
 	// read that finds nothing.
-	raw      syscall.RawConn
+	raw syscall.RawConn
+	// rw is the state of writeRequest's wait, kept here so that its
+	// callback, made once per connection, allocates nothing per request.
+	rw       rawWrite
 	lr       limitReader
 	br       *bufio.Reader
 	pool     *hostPool
@@ -373,6 +376,7 @@ func (c *Client) dial(ctx context.Context, p *hostPool) (*conn, error) {
 	if sc, ok := nc.(syscall.Conn); ok && p.scheme == "http" {
 		if raw, err := sc.SyscallConn(); err == nil {
 			cn.raw = raw
+			cn.rw.fn = cn.rw.step
 		}
 	}
 	cn.lr.r = nc

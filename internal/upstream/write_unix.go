@@ -24,21 +24,14 @@ import (
 // read is ordinary.
 func (cn *conn) writeRequest(b []byte, deadline time.Time) error {
 	if cn.raw != nil && cn.br.Buffered() == 0 {
-		var n int
-		var werr error
-		called := false
+		w := &cn.rw
+		*w = rawWrite{fn: w.fn, b: b}
 		// The wait's own error (a deadline, a closed connection) is not
 		// returned: the read that follows meets it again and reports it
 		// as it reports any failure to read an answer.
-		_ = cn.raw.Read(func(fd uintptr) bool {
-			if called {
-				return true
-			}
-			called = true
-			n, werr = writeFD(fd, b)
-			// Wait only when the whole request is out.
-			return werr != nil || n < len(b)
-		})
+		_ = cn.raw.Read(w.fn)
+		n, werr, called := w.n, w.err, w.called
+		w.b = nil
 		if werr != nil {
 			return fmt.Errorf("write: %w", werr)
 		}
@@ -51,6 +44,27 @@ func (cn *conn) writeRequest(b []byte, deadline time.Time) error {
 	cn.nc.SetWriteDeadline(deadline)
 	_, err := cn.nc.Write(b)
 	return err
+}
+
+// rawWrite is one writeRequest's write inside the wait.
+type rawWrite struct {
+	fn     func(fd uintptr) bool // step, bound once
+	b      []byte
+	n      int
+	err    error
+	called bool
+}
+
+// step is the RawConn.Read callback: the first call writes, and asks to
+// wait (false) only when the whole request is out; later calls end the
+// wait.
+func (w *rawWrite) step(fd uintptr) bool {
+	if w.called {
+		return true
+	}
+	w.called = true
+	w.n, w.err = writeFD(fd, w.b)
+	return w.err != nil || w.n < len(w.b)
 }
 
 // writeFD writes b to the non-blocking socket fd once: n bytes were

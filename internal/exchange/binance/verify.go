@@ -400,7 +400,7 @@ func (v *verifier) Verify(r *exchange.Request, client *exchange.Credential, now 
 	out.RawQuery = exchange.RemoveParams(r.RawQuery, paramSignature, paramTimestamp, paramRecvWindow)
 	out.Body = nil
 	if len(r.Body) > 0 {
-		out.Body = exchange.AppendWithoutParams(nil, r.Body, paramSignature, paramTimestamp, paramRecvWindow)
+		out.Body = exchange.AppendWithoutParams(make([]byte, 0, len(r.Body)), r.Body, paramSignature, paramTimestamp, paramRecvWindow)
 		if len(out.Body) == 0 {
 			out.Body = nil
 		}
