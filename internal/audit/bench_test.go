@@ -82,6 +82,7 @@ func TestLoadReport(t *testing.T) {
 		noSync  bool
 		raw     bool
 		noPre   bool // the log without pre-allocation, as before it
+		oneShot bool // the log with spares zeroed at once (spareOneShot)
 		prezero bool // bare: records over pre-zeroed, flushed space
 		dsync   bool // bare: O_DSYNC writes instead of write + fdatasync
 	}
@@ -90,7 +91,8 @@ func TestLoadReport(t *testing.T) {
 		{name: "bare", writers: 64, raw: true},
 		{name: "bare-pre", writers: 64, raw: true, prezero: true},
 		{name: "bare-dsync", writers: 64, raw: true, prezero: true, dsync: true},
-		{name: "log-nopre", writers: 64, noPre: true}, {name: "log", writers: 64},
+		{name: "log-nopre", writers: 64, noPre: true}, {name: "log-oneshot", writers: 64, oneShot: true},
+		{name: "log", writers: 64},
 		{name: "log", writers: 16}, {name: "log", writers: 256},
 		{name: "log-nosync", writers: 64, noSync: true},
 	}
@@ -102,11 +104,13 @@ func TestLoadReport(t *testing.T) {
 			if c.raw {
 				rps, p50, p99 = rawGroupCommit(t, c.writers, c.prezero, c.dsync)
 			} else {
+				spareOneShot = c.oneShot
 				rps, p50, p99 = logLoad(t, c.writers, c.noSync, c.noPre)
+				spareOneShot = false
 			}
 			cpu := cpuTime() - cpu0
 			n := rps * 2 // both loads run for about 2 s
-			t.Logf("round=%d %-10s writers=%-3d records/s=%7.0f p50=%8.1fµs p99=%8.1fµs cpu/record=%5.1fµs",
+			t.Logf("round=%d %-11s writers=%-3d records/s=%7.0f p50=%8.1fµs p99=%8.1fµs cpu/record=%5.1fµs",
 				round, c.name, c.writers, rps, micros(p50), micros(p99), micros(cpu)/n)
 		}
 	}

@@ -256,6 +256,11 @@ const (
 	spareLead  = 2
 )
 
+// spareOneShot, set by load reports only, makes spares started after it
+// zero the whole segment at once and leave the write-back to the final
+// flush, as the log did before pacing, for comparison.
+var spareOneShot bool
+
 // spare prepares the next segment file in the background, so that the
 // segment after a rotation is pre-zeroed whole and its zeros are never
 // written while records are flushed to it: zeroing ahead in the active
@@ -266,6 +271,7 @@ type spare struct {
 	path    string
 	size    int64
 	segSize int64 // the log's SegmentSize, for pacing
+	oneShot bool  // no pacing (spareOneShot)
 	log     *slog.Logger
 	ready   atomic.Bool
 	busy    atomic.Bool  // zeroing or flushing now (read by load reports)
@@ -305,7 +311,7 @@ func startSpare(dir string, size, segSize int64, log *slog.Logger) *spare {
 
 func newSpare(dir string, size, segSize int64, log *slog.Logger) *spare {
 	return &spare{path: filepath.Join(dir, spareName), size: size, segSize: max(segSize, 1), log: log,
-		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		oneShot: spareOneShot, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (s *spare) run() {
@@ -345,6 +351,12 @@ func (s *spare) run() {
 // active segment's fill fraction of its size.
 func (s *spare) allowed() int64 {
 	fill := s.fill.Load()
+	if s.oneShot {
+		if fill >= s.segSize/2 {
+			return s.size
+		}
+		return 0
+	}
 	if fill >= s.segSize/spareLead {
 		return s.size
 	}
@@ -374,7 +386,9 @@ func (s *spare) advance() error {
 		// Start the write-back now rather than leave it to the kernel,
 		// which would write a segment's worth at once. Not a flush: the
 		// fdatasync below is what makes the spare durable.
-		if err := unix.SyncFileRange(int(s.f.Fd()), s.zeroed, n, unix.SYNC_FILE_RANGE_WRITE); err != nil && err != unix.ENOSYS {
+		if s.oneShot {
+			// no early write-back
+		} else if err := unix.SyncFileRange(int(s.f.Fd()), s.zeroed, n, unix.SYNC_FILE_RANGE_WRITE); err != nil && err != unix.ENOSYS {
 			return err
 		}
 		s.zeroed += n
