@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -370,4 +371,113 @@ func lastLines(s string, n int) string {
 		l = l[len(l)-n:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// TestCrash_C3_ForkWhileRunning: serve runs with its witness while a copy
+// of its data directory (the backup, restored on another host) is written
+// on and its checkpoints are appended to the same witness file (keywarden
+// audit checkpoints >> witness). At its next durable batch the running
+// serve finds two roots for one tree size, raises audit_fork and stops.
+func TestCrash_C3_ForkWhileRunning(t *testing.T) {
+	in := newInstall(t)
+	hook := &c3AlertSink{}
+	hs := httptest.NewServer(hook)
+	defer hs.Close()
+	write(t, filepath.Join(in.dir, "hook.key"), "webhook-signing-key-"+randHex(16)+"\n")
+	witness := filepath.Join(t.TempDir(), "audit.witness")
+	write(t, witness, "")
+	base, err := os.ReadFile(in.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := "\n[alerts]\n[[alerts.webhook]]\nurl = \"" + hs.URL + "\"\nkey_file = \"hook.key\"\n"
+	in.config = filepath.Join(in.dir, "witness.toml")
+	write(t, in.config, strings.Replace(string(base), "[gateway]\n", "[gateway]\naudit_witness_file = \""+witness+"\"\n", 1)+alerts)
+	hc := &http.Client{Timeout: 10 * time.Second}
+	orders := func(on *install, n int, tag string) {
+		t.Helper()
+		for i := range n {
+			if r := on.order(hc, fmt.Sprintf("c3%s%d", tag, i)); r.err != nil || r.status != http.StatusOK {
+				t.Fatalf("order %s %d: %d %v %s", tag, i, r.status, r.err, r.body)
+			}
+		}
+	}
+
+	p := in.serve()
+	in.issue()
+	orders(in, 2, "a")
+	p.stop(t)
+	copyTree(t, filepath.Join(in.dir, "data"), filepath.Join(in.dir, "copydata"))
+
+	// The original runs with the witness and writes more than the copy
+	// will.
+	p = in.serve()
+	orders(in, 8, "b")
+
+	// The copy: its own data directory and port, no witness.
+	cp := &install{t: t, bin: in.bin, dir: in.dir, kit: in.kit, cred: in.cred, addr: freeAddr(t)}
+	cp.config = filepath.Join(in.dir, "copy.toml")
+	cfg := strings.Replace(string(base), `data_dir = "data"`, `data_dir = "copydata"`, 1)
+	write(t, cp.config, strings.Replace(cfg, in.addr, cp.addr, 1)+alerts)
+	t.Cleanup(func() {
+		cp.mu.Lock()
+		q := cp.proc
+		cp.mu.Unlock()
+		if q != nil {
+			q.kill()
+		}
+	})
+	q := cp.serve()
+	orders(cp, 3, "c")
+	q.stop(t)
+	branch := cp.run("", "audit", "checkpoints")
+	f, err := os.OpenFile(witness, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(branch); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if a := hook.find(ruleAuditFork); a != nil {
+		t.Fatalf("audit_fork before the original wrote again: %+v", *a)
+	}
+
+	// The copy's last checkpoint covers a tree size the original passed.
+	copySizes := witnessSizes(t, witness, in)
+	forked := copySizes[len(copySizes)-1]
+	if logSize(t, in.auditDir()) <= forked {
+		t.Fatalf("the original has %d records, want more than the copy's %d", logSize(t, in.auditDir()), forked)
+	}
+	origRoot, copyRoot := rootAt(t, in.auditDir(), forked), rootAt(t, filepath.Join(in.dir, "copydata", "audit"), forked)
+
+	// The next batch on the original.
+	in.order(hc, "c3next")
+	err = p.wait(60 * time.Second)
+	logs := p.logs.String()
+	if err == nil || !strings.Contains(err.Error(), "exit status") {
+		t.Fatalf("serve after the fork reached its witness: %v, want it to stop with an error\n%s", err, lastLines(logs, 5))
+	}
+	t.Logf("serve:\n%s", lastLines(logs, 3))
+	for _, want := range []string{"fork", fmt.Sprintf("tree size %d", forked), origRoot, copyRoot} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("serve output does not name %q:\n%s", want, lastLines(logs, 5))
+		}
+	}
+	a := hook.find(ruleAuditFork)
+	if a == nil || a.Evidence["tree_size"] != fmt.Sprint(forked) || a.Severity != monitor.SeverityCritical {
+		t.Errorf("webhook alerts %v (audit_fork %+v), want a critical audit_fork for tree size %d", hook.rules(), a, forked)
+	}
+	in.scanMarker(logs)
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
