@@ -215,6 +215,11 @@ type Gateway struct {
 	hookMu   sync.Mutex
 	onStop   []func()
 	onResume []func() // switch.go
+
+	// priceMiss holds when a venue's ticker last failed, per venue and
+	// symbol (LastPrice), under priceMu.
+	priceMu   sync.Mutex
+	priceMiss map[string]time.Time
 }
 
 type route struct {
@@ -382,6 +387,10 @@ func (g *Gateway) Wait() { g.inflight.Wait() }
 // gateway's cache, fetching the venue's public ticker through the gateway's
 // own transport when the cached price is missing or stale. It is the
 // policy's price source; ok is false when no price can be had.
+//
+// A fetch that fails is not tried again for priceRetryAfter: without a
+// price the check goes on as it would with a failed fetch, and the calls
+// meanwhile do not each wait for a venue that is failing.
 func (g *Gateway) LastPrice(venue, symbol string) (float64, bool) {
 	now := g.now()
 	if p, ok := g.prices.get(venue, symbol, now); ok {
@@ -391,6 +400,41 @@ func (g *Gateway) LastPrice(venue, symbol string) (float64, bool) {
 	if rt == nil || rt.Venue.Prices == nil || symbol == "" {
 		return 0, false
 	}
+	missKey := venue + "/" + symbol
+	g.priceMu.Lock()
+	failedAt, failed := g.priceMiss[missKey]
+	g.priceMu.Unlock()
+	if failed && now.Sub(failedAt) < priceRetryAfter && !now.Before(failedAt) {
+		return 0, false
+	}
+	p, ok := g.fetchPrice(rt, symbol)
+	g.priceMu.Lock()
+	if ok {
+		delete(g.priceMiss, missKey)
+	} else {
+		if g.priceMiss == nil || len(g.priceMiss) >= maxPriceMisses {
+			g.priceMiss = map[string]time.Time{}
+		}
+		g.priceMiss[missKey] = now
+	}
+	g.priceMu.Unlock()
+	if ok {
+		g.prices.set(venue, symbol, p, now)
+	}
+	return p, ok
+}
+
+// priceRetryAfter is how long a failed ticker fetch stands before the same
+// venue and symbol are fetched again; maxPriceMisses bounds how many
+// failures are remembered (the set starts over when full).
+const (
+	priceRetryAfter = time.Second
+	maxPriceMisses  = 4096
+)
+
+// fetchPrice reads symbol's last price from the route's public ticker.
+func (g *Gateway) fetchPrice(rt *route, symbol string) (float64, bool) {
+	venue := rt.Venue.Name
 	tr := rt.Venue.Prices.TickerRequest(symbol)
 	if tr == nil {
 		return 0, false
@@ -416,7 +460,6 @@ func (g *Gateway) LastPrice(venue, symbol string) (float64, bool) {
 	if err != nil || p <= 0 {
 		return 0, false
 	}
-	g.prices.set(venue, symbol, p, now)
 	return p, true
 }
 

@@ -110,6 +110,12 @@ func newScalingEnv(b *testing.B, clients, keys int, pol policy.Definition) *scal
 	ctx := context.Background()
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/v3/ticker/price" {
+			// The policy's price source (orders seen by expressions get
+			// a notional), as the venue answers it.
+			w.Write([]byte(`{"symbol":"BTCUSDT","price":"50000.00"}`))
+			return
+		}
 		w.Write([]byte(`{"symbol":"BTCUSDT","orderId":28,"clientOrderId":"x","status":"NEW"}`))
 	}))
 	b.Cleanup(up.Close)
