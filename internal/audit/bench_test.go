@@ -65,7 +65,10 @@ func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 // after a warm-up, see logLoad) and prints
 // records/s and acknowledgement latency percentiles, in rounds that
 // interleave the log with a bare group commit on the same disk so the two
-// can be compared pairwise on a noisy machine. It asserts nothing about
+// can be compared pairwise on a noisy machine. log-nopre, log-oneshot and
+// log-fdsync are the log without pre-allocation, with spares zeroed at
+// once (as before pacing) and with write + fdatasync instead of O_DSYNC
+// writes; the first two also flush with fdatasync. It asserts nothing about
 // speed; set KEYWARDEN_AUDIT_LOAD=1 to run it (KEYWARDEN_AUDIT_ROUNDS, default
 // 3, sets the number of rounds).
 func TestLoadReport(t *testing.T) {
@@ -83,6 +86,7 @@ func TestLoadReport(t *testing.T) {
 		raw     bool
 		noPre   bool // the log without pre-allocation, as before it
 		oneShot bool // the log with spares zeroed at once (spareOneShot)
+		fdsync  bool // the log with write + fdatasync instead of O_DSYNC writes
 		prezero bool // bare: records over pre-zeroed, flushed space
 		dsync   bool // bare: O_DSYNC writes instead of write + fdatasync
 	}
@@ -91,8 +95,9 @@ func TestLoadReport(t *testing.T) {
 		{name: "bare", writers: 64, raw: true},
 		{name: "bare-pre", writers: 64, raw: true, prezero: true},
 		{name: "bare-dsync", writers: 64, raw: true, prezero: true, dsync: true},
-		{name: "log-nopre", writers: 64, noPre: true}, {name: "log-oneshot", writers: 64, oneShot: true},
-		{name: "log", writers: 64},
+		{name: "log-nopre", writers: 64, noPre: true, fdsync: true},
+		{name: "log-oneshot", writers: 64, oneShot: true, fdsync: true},
+		{name: "log-fdsync", writers: 64, fdsync: true}, {name: "log", writers: 64},
 		{name: "log", writers: 16}, {name: "log", writers: 256},
 		{name: "log-nosync", writers: 64, noSync: true},
 	}
@@ -104,9 +109,9 @@ func TestLoadReport(t *testing.T) {
 			if c.raw {
 				rps, p50, p99 = rawGroupCommit(t, c.writers, c.prezero, c.dsync)
 			} else {
-				spareOneShot = c.oneShot
+				spareOneShot, segmentDSync = c.oneShot, !c.fdsync
 				rps, p50, p99 = logLoad(t, c.writers, c.noSync, c.noPre)
-				spareOneShot = false
+				spareOneShot, segmentDSync = false, true
 			}
 			cpu := cpuTime() - cpu0
 			n := rps * 2 // both loads run for about 2 s
@@ -239,7 +244,7 @@ func rawGroupCommit(t *testing.T, writers int, prezero, dsync bool) (float64, ti
 			}
 			f.Write(buf)
 			if !dsync {
-				dataSyncFile{f}.Sync()
+				dataSyncFile{File: f}.Sync()
 			}
 			for _, r := range batch {
 				r.done <- struct{}{}

@@ -40,6 +40,7 @@ var zeroBuf = make([]byte, 1<<20)
 // zeroer keeps a zeroed, durable region ahead of the writer in one segment.
 type zeroer struct {
 	f     *os.File
+	owned bool  // close f with the zeroer
 	limit int64 // never zero past this offset
 	chunk int64
 	log   *slog.Logger
@@ -104,6 +105,9 @@ func (z *zeroer) ahead() int64 {
 func (z *zeroer) close() {
 	close(z.stop)
 	<-z.done
+	if z.owned {
+		z.f.Close()
+	}
 }
 
 func (z *zeroer) run() {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestPreallocatedSegment checks the on-disk shape of pre-allocation: while
@@ -242,5 +244,38 @@ func TestSparePacing(t *testing.T) {
 	s.close()
 	if fi, err := os.Stat(filepath.Join(dir, spareName)); err == nil && fi.Size() != size {
 		t.Errorf("an incomplete spare of %d bytes was left after close", fi.Size())
+	}
+}
+
+// TestSegmentFlags: a flushing log writes its segments with O_DSYNC (each
+// write durable on return), through every rotation, while the zeroer of
+// the segment resumed at Open writes through a handle without it; a log
+// without flushes uses neither.
+func TestSegmentFlags(t *testing.T) {
+	dsync := func(f *os.File) bool {
+		fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fl&unix.O_DSYNC != 0
+	}
+	l := openTest(t, Options{SegmentSize: 64 << 10})
+	st := func() *state { return l.gen.Load().st }
+	if !dsync(st().f) {
+		t.Error("segment opened at Open without O_DSYNC")
+	}
+	if z := st().z; z == nil || dsync(z.f) || !z.owned {
+		t.Error("the zeroer does not write through its own handle without O_DSYNC")
+	}
+	first := st().segName
+	for i := 0; st().segName == first; i++ {
+		mustAppend(t, l, intentRecord(i))
+	}
+	if !dsync(st().f) {
+		t.Error("segment opened at rotation without O_DSYNC")
+	}
+	l2 := openTest(t, Options{NoSync: true})
+	if dsync(l2.gen.Load().st.f) {
+		t.Error("a log without flushes opened its segment with O_DSYNC")
 	}
 }
