@@ -22,14 +22,7 @@ const redactedValue = "[withheld by keywarden]"
 // body. Bodies that mention none of the names are returned unchanged, byte
 // for byte; so are bodies that are not JSON.
 func scrubSensitive(b []byte) []byte {
-	hit := false
-	for _, f := range sensitiveFields {
-		if bytes.Contains(b, []byte(`"`+f+`"`)) {
-			hit = true
-			break
-		}
-	}
-	if !hit {
+	if !mentionsSensitive(b) {
 		return b
 	}
 	var v any
@@ -48,6 +41,38 @@ func scrubSensitive(b []byte) []byte {
 		return b
 	}
 	return bytes.TrimSuffix(out.Bytes(), []byte("\n"))
+}
+
+// maxSensitiveName is the length of the longest name in sensitiveFields.
+const maxSensitiveName = len("client_secret")
+
+// mentionsSensitive says whether b may hold a sensitive field, in one pass
+// over its quoted strings: a string that is one of the names in any case
+// (as isSensitive matches them), or any string with an escape, which could
+// spell one. A false answer means the body needs no decoding.
+func mentionsSensitive(b []byte) bool {
+	for {
+		i := bytes.IndexByte(b, '"')
+		if i < 0 {
+			return false
+		}
+		b = b[i+1:]
+		j := bytes.IndexByte(b, '"')
+		if j < 0 {
+			return false
+		}
+		s := b[:j]
+		b = b[j+1:]
+		if len(s) > maxSensitiveName {
+			if bytes.IndexByte(s, '\\') >= 0 {
+				return true
+			}
+			continue
+		}
+		if bytes.IndexByte(s, '\\') >= 0 || isSensitive(string(s)) {
+			return true
+		}
+	}
 }
 
 func redactTree(v any) bool {
