@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/sha256"
 	"net/http"
 	"strconv"
 	"sync"
@@ -9,76 +8,6 @@ import (
 
 	"github.com/keywarden/keywarden/internal/exchange"
 )
-
-// replayCache remembers the digest of every signed request for a window, so
-// the same signed bytes are accepted once. It is bounded: when full, the
-// oldest entries are forgotten first (they are also the first to expire).
-type replayCache struct {
-	window time.Duration
-	shards [16]replayShard
-}
-
-// replayKey is the first 128 bits of a request's SHA-256 digest: enough to
-// tell requests apart, half the memory of the full digest.
-type replayKey [16]byte
-
-type replayShard struct {
-	mu   sync.Mutex
-	seen map[replayKey]int64 // unix nanoseconds first seen
-	ring []replayKey
-	next int
-}
-
-func newReplayCache(entries int, window time.Duration) *replayCache {
-	c := &replayCache{window: window}
-	per := entries / len(c.shards)
-	if per < 16 {
-		per = 16
-	}
-	for i := range c.shards {
-		c.shards[i].seen = make(map[replayKey]int64, 64)
-		c.shards[i].ring = make([]replayKey, per)
-	}
-	return c
-}
-
-// seen records r and reports whether it was already recorded within the
-// window. The digest covers the query, the body and every header a venue
-// carries credentials in, but not the method or path: several venues
-// (Binance, Bybit) sign without the path, so a captured signature replayed
-// against another endpoint must count as the same request.
-func (c *replayCache) seen(r *exchange.Request, now time.Time) bool {
-	h := sha256.New()
-	h.Write([]byte(r.RawQuery))
-	h.Write([]byte{0})
-	h.Write(r.Body)
-	for _, k := range authHeaders {
-		for _, v := range r.Header[k] {
-			h.Write([]byte(k))
-			h.Write([]byte{0})
-			h.Write([]byte(v))
-			h.Write([]byte{0})
-		}
-	}
-	var sum [32]byte
-	h.Sum(sum[:0])
-	var d replayKey
-	copy(d[:], sum[:])
-	s := &c.shards[d[0]&15]
-	ns := now.UnixNano()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t, ok := s.seen[d]; ok && time.Duration(ns-t) < c.window {
-		return true
-	}
-	if old := s.ring[s.next]; old != (replayKey{}) {
-		delete(s.seen, old)
-	}
-	s.ring[s.next] = d
-	s.next = (s.next + 1) % len(s.ring)
-	s.seen[d] = ns
-	return false
-}
 
 // limiter tracks each exchange key's venue-reported rate-limit budget and
 // bans (429/418 with Retry-After) and refuses calls early.
