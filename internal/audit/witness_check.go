@@ -401,6 +401,9 @@ func (w *Witness) record(line []byte) error {
 			return &VerifyError{Segment: w.lastSeg, Seq: seq, Reason: err.Error()}
 		}
 		if cp := r.Checkpoint; cp != nil {
+			if cp.Count != w.seq {
+				return &VerifyError{Segment: w.lastSeg, Seq: seq, Reason: fmt.Sprintf("checkpoint for %d records at seq %d", cp.Count, seq)}
+			}
 			if w.tree == nil && cp.Root != "" {
 				// After a prune: the tree starts at the first checkpoint
 				// that carries it (its signature is checked at export).
@@ -409,6 +412,12 @@ func (w *Witness) record(line []byte) error {
 					return &VerifyError{Segment: w.lastSeg, Seq: seq, Reason: err.Error()}
 				}
 				w.tree = t
+				if e := w.entries[cp.Count]; e != nil && e.root != "" {
+					if e.root != cp.Root {
+						return &ForkError{TreeSize: cp.Count, Kind: "root", WitnessHash: e.root, LogHash: cp.Root, WitnessLine: e.rootLine}
+					}
+					w.checked++
+				}
 			}
 			if w.tree != nil && cp.Root != "" {
 				root := w.tree.Root()

@@ -477,3 +477,74 @@ func BenchmarkWitnessCheck(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/record")
 }
+
+// TestWitnessAfterPrune: segments removed by Prune take their records with
+// them; the witness check starts at the anchor, compares chain heads until
+// the first checkpoint that carries the tree, then roots, and still flags a
+// log behind its witness.
+func TestWitnessAfterPrune(t *testing.T) {
+	dir := t.TempDir()
+	wf := newWitnessFile(t)
+	clock := fixedClock()
+	l := openTest(t, Options{Dir: dir, CheckpointEvery: 5, SegmentSize: 3000, Now: clock})
+	w := openWitness(t, wf, dir)
+	if err := w.Check(l.Head().Seq); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 0, 40)
+	syncWitness(t, w, l)
+	n, err := l.Prune(clock())
+	if err != nil || n < 2 {
+		t.Fatalf("Prune = %d, %v; want at least 2 segments removed", n, err)
+	}
+	appendN(t, l, 40, 10)
+	syncWitness(t, w, l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	syncClosed(t, w)
+	a, err := readAnchor(dir)
+	if err != nil || a == nil {
+		t.Fatalf("anchor = %v, %v", a, err)
+	}
+
+	w2 := openWitness(t, wf, dir)
+	if err := w2.Check(ToEnd); err != nil {
+		t.Fatalf("Check(pruned log) = %v", err)
+	}
+	// Every entry past the anchor is compared: a head for each, and a root
+	// for each from the first checkpoint after the anchor on.
+	var heads, roots int
+	b, _ := os.ReadFile(wf)
+	ws, _ := ReadWitness(bytes.NewReader(b), testPub())
+	var firstCP uint64
+	for r, err := range Search(dir, Filter{Types: []Type{TypeCheckpoint}}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		firstCP = r.Checkpoint.Count
+		break
+	}
+	for _, c := range ws {
+		switch {
+		case c.Count <= a.Seq:
+		case c.Note && c.Count >= firstCP:
+			roots++
+		case !c.Note:
+			heads++
+		}
+	}
+	if w2.Checked() != heads+roots || roots == 0 {
+		t.Errorf("Checked() = %d, want %d heads + %d roots", w2.Checked(), heads, roots)
+	}
+
+	// Cut the last records: the witness is ahead.
+	segs, _ := listSegments(dir)
+	last := segs[len(segs)-1]
+	lines := readSeg(t, dir, last)
+	writeSeg(t, dir, last, lines[:len(lines)-3])
+	var re *RollbackError
+	if err := openWitness(t, wf, dir).Check(ToEnd); !errors.As(err, &re) || re.LogRoot == "" {
+		t.Errorf("Check(pruned, cut short) = %v, want a *RollbackError with the log's root", err)
+	}
+}
