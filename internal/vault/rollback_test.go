@@ -383,3 +383,36 @@ func TestSecurity_V7_ManifestBuiltOnUpgrade(t *testing.T) {
 	_, err = up.Secret(ctx, "s", "x")
 	wantRollback(t, "Secret() rolled back after the upgrade", err, "s x")
 }
+
+func TestManifestEncoding(t *testing.T) {
+	m := &manifest{Generation: 7, Records: map[string]versionEntry{
+		"client-secret/binance/kwc_1": {Version: 3},
+		"exchange-key/okx/main":       {Version: 9, Deleted: true},
+		"s/x":                         {Version: 1},
+	}}
+	b, err := m.marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := unmarshalManifest(b)
+	if err != nil {
+		t.Fatalf("unmarshalManifest(marshal()) = %v", err)
+	}
+	if got.Generation != m.Generation || len(got.Records) != len(m.Records) {
+		t.Fatalf("round trip = %+v, want %+v", got, m)
+	}
+	for k, e := range m.Records {
+		if got.Records[k] != e {
+			t.Errorf("round trip %s = %+v, want %+v", k, got.Records[k], e)
+		}
+	}
+	again, _ := got.marshal()
+	if !bytes.Equal(again, b) {
+		t.Error("encoding is not deterministic")
+	}
+	for _, bad := range [][]byte{nil, b[:11], b[:len(b)-1], append(bytes.Clone(b), 0), flip(b, len(b)-1)} {
+		if _, err := unmarshalManifest(bad); err == nil {
+			t.Errorf("unmarshalManifest(% x) = nil error, want one", bad)
+		}
+	}
+}

@@ -127,6 +127,10 @@ type Vault struct {
 	verGen uint64
 	verRaw []byte
 	verMan *manifest
+	// pendRaw and pendMan are the manifest this vault wrote last; once
+	// the store holds those bytes, they are adopted without decoding.
+	pendRaw []byte
+	pendMan *manifest
 }
 
 // New returns a sealed Vault over opts.Store.

@@ -6,9 +6,10 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/json"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/keywarden/keywarden/internal/store"
@@ -38,8 +39,76 @@ import (
 // versionsKey holds the version manifest.
 const versionsKey = "vault/versions"
 
-// manifestMagic starts a stored manifest: magic | HMAC-SHA256 tag | JSON.
+// A stored manifest is
+//
+//	magic "kwv1" | HMAC-SHA256 tag(32) | generation(8) | count(4) |
+//	count × (name length(2) | name "kind/id" | version(8) | deleted(1))
+//
+// with names in ascending order; the tag covers everything else.
 const manifestMagic = "kwv1"
+
+// marshal encodes m's body (generation and entries).
+func (m *manifest) marshal() ([]byte, error) {
+	names := make([]string, 0, len(m.Records))
+	size := 12
+	for name := range m.Records {
+		if len(name) > 0xffff {
+			return nil, errors.New("version manifest: record name too long")
+		}
+		names = append(names, name)
+		size += 2 + len(name) + 9
+	}
+	slices.Sort(names)
+	b := make([]byte, 0, size)
+	b = binary.BigEndian.AppendUint64(b, m.Generation)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(names)))
+	for _, name := range names {
+		e := m.Records[name]
+		b = binary.BigEndian.AppendUint16(b, uint16(len(name)))
+		b = append(b, name...)
+		b = binary.BigEndian.AppendUint64(b, e.Version)
+		if e.Deleted {
+			b = append(b, 1)
+		} else {
+			b = append(b, 0)
+		}
+	}
+	return b, nil
+}
+
+// unmarshalManifest decodes a body written by marshal.
+func unmarshalManifest(b []byte) (*manifest, error) {
+	bad := errors.New("bad encoding")
+	if len(b) < 12 {
+		return nil, bad
+	}
+	m := &manifest{Generation: binary.BigEndian.Uint64(b)}
+	n := binary.BigEndian.Uint32(b[8:])
+	b = b[12:]
+	if uint64(n) > uint64(len(b))/11 {
+		return nil, bad
+	}
+	m.Records = make(map[string]versionEntry, n)
+	for range n {
+		if len(b) < 2 {
+			return nil, bad
+		}
+		l := int(binary.BigEndian.Uint16(b))
+		if len(b) < 2+l+9 || b[2+l+8] > 1 {
+			return nil, bad
+		}
+		name := string(b[2 : 2+l])
+		if _, dup := m.Records[name]; dup {
+			return nil, bad
+		}
+		m.Records[name] = versionEntry{Version: binary.BigEndian.Uint64(b[2+l:]), Deleted: b[2+l+8] == 1}
+		b = b[2+l+9:]
+	}
+	if len(b) != 0 {
+		return nil, bad
+	}
+	return m, nil
+}
 
 // ErrRollback is matched by every refusal of a sealed record, or of the
 // version manifest, that is older than the vault's record of it (a
@@ -71,14 +140,14 @@ func (e *RollbackError) Unwrap() []error { return []error{ErrRollback, ErrTamper
 
 // manifest is the decoded version manifest.
 type manifest struct {
-	Generation uint64 `json:"generation"`
+	Generation uint64
 	// Records maps "kind/id" to the record's current version.
-	Records map[string]versionEntry `json:"records"`
+	Records map[string]versionEntry
 }
 
 type versionEntry struct {
-	Version uint64 `json:"v"`
-	Deleted bool   `json:"deleted,omitempty"`
+	Version uint64
+	Deleted bool
 }
 
 func manifestName(kind, id string) string { return kind + "/" + id }
@@ -90,7 +159,7 @@ func manifestKey(root []byte) ([]byte, error) {
 
 // encodeManifest returns the stored form of m, authenticated under root.
 func encodeManifest(root []byte, m *manifest) ([]byte, error) {
-	body, err := json.Marshal(m)
+	body, err := m.marshal()
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +182,8 @@ var errManifestMissing = errors.New("version manifest missing")
 
 // loadManifest reads and verifies the manifest through get (the store or a
 // transaction). A manifest whose generation is below the highest this
-// vault has verified is refused as a rollback. v.mu is held.
+// vault has verified is refused as a rollback. The result is shared with
+// the cache and must not be changed (clone it). v.mu is held.
 func (v *Vault) loadManifest(ctx context.Context, get func(context.Context, string) ([]byte, error)) (*manifest, error) {
 	raw, err := get(ctx, versionsKey)
 	if errors.Is(err, store.ErrNotFound) {
@@ -126,7 +196,14 @@ func (v *Vault) loadManifest(ctx context.Context, get func(context.Context, stri
 	if v.verRaw != nil && bytes.Equal(raw, v.verRaw) {
 		m := v.verMan
 		v.verMu.Unlock()
-		return m.clone(), nil
+		return m, nil
+	}
+	if v.pendRaw != nil && bytes.Equal(raw, v.pendRaw) {
+		// The manifest this vault wrote last, committed: no need
+		// to verify and decode it again.
+		m := v.pendMan
+		defer v.verMu.Unlock()
+		return v.adoptLocked(raw, m)
 	}
 	v.verMu.Unlock()
 	const head = len(manifestMagic) + sha256.Size
@@ -146,8 +223,8 @@ func (v *Vault) loadManifest(ctx context.Context, get func(context.Context, stri
 		v.log.Error("version manifest failed authentication")
 		return nil, fmt.Errorf("version manifest: %w", ErrTampered)
 	}
-	m := &manifest{}
-	if err := json.Unmarshal(raw[head:], m); err != nil {
+	m, err := unmarshalManifest(raw[head:])
+	if err != nil {
 		v.log.Error("version manifest failed to decode")
 		return nil, fmt.Errorf("version manifest: %w", ErrTampered)
 	}
@@ -156,14 +233,19 @@ func (v *Vault) loadManifest(ctx context.Context, get func(context.Context, stri
 	}
 	v.verMu.Lock()
 	defer v.verMu.Unlock()
+	return v.adoptLocked(raw, m)
+}
+
+// adoptLocked caches the verified manifest m stored as raw, unless its
+// generation is below the highest seen: then it is a rollback. v.verMu is
+// held.
+func (v *Vault) adoptLocked(raw []byte, m *manifest) (*manifest, error) {
 	if m.Generation < v.verGen {
 		v.log.Error("version manifest rolled back", "generation", m.Generation, "seen_generation", v.verGen)
 		return nil, &RollbackError{Record: versionsKey, Stored: m.Generation, Want: v.verGen, Reason: "the version manifest went back to an older generation"}
 	}
-	if m.Generation >= v.verGen {
-		v.verGen = m.Generation
-		v.verRaw, v.verMan = raw, m.clone()
-	}
+	v.verGen = m.Generation
+	v.verRaw, v.verMan = raw, m
 	return m, nil
 }
 
@@ -193,16 +275,20 @@ func nextVersion(m *manifest, kind, id string, stored uint64) uint64 {
 	return max(m.Records[manifestName(kind, id)].Version, stored) + 1
 }
 
-// recordVersionTx sets (kind, id) to version (or deletes it, keeping a
-// tombstone) in the manifest m and writes it in tx with the next
-// generation. v.mu is held.
+// recordVersionTx writes in tx a copy of the manifest m with (kind, id) set
+// to version (or deleted, keeping a tombstone) and the next generation.
+// v.mu is held.
 func (v *Vault) recordVersionTx(ctx context.Context, tx store.Tx, m *manifest, kind, id string, version uint64, deleted bool) error {
+	m = m.clone()
 	m.Generation++
 	m.Records[manifestName(kind, id)] = versionEntry{Version: version, Deleted: deleted}
 	b, err := encodeManifest(v.root.Bytes(), m)
 	if err != nil {
 		return err
 	}
+	v.verMu.Lock()
+	v.pendRaw, v.pendMan = b, m
+	v.verMu.Unlock()
 	return tx.Put(ctx, versionsKey, b)
 }
 
@@ -301,6 +387,7 @@ func (v *Vault) ensureManifest(ctx context.Context) error {
 		}
 		m, err := v.loadManifest(ctx, s.Get)
 		if err == nil {
+			m = m.clone()
 			have := make(map[string]bool, len(rows))
 			for _, row := range rows {
 				have[strings.TrimPrefix(row, secretPrefix)] = true
