@@ -66,9 +66,9 @@ func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
 // records/s and acknowledgement latency percentiles, in rounds that
 // interleave the log with a bare group commit on the same disk so the two
 // can be compared pairwise on a noisy machine. log-nopre, log-oneshot and
-// log-fdsync are the log without pre-allocation, with spares zeroed at
-// once (as before pacing) and with write + fdatasync instead of O_DSYNC
-// writes; the first two also flush with fdatasync. It asserts nothing about
+// log-dsync are the log without pre-allocation, with spares zeroed at
+// once (as before pacing) and with O_DSYNC writes instead of write +
+// fdatasync (segmentDSync). It asserts nothing about
 // speed; set KEYWARDEN_AUDIT_LOAD=1 to run it (KEYWARDEN_AUDIT_ROUNDS, default
 // 3, sets the number of rounds).
 func TestLoadReport(t *testing.T) {
@@ -86,18 +86,16 @@ func TestLoadReport(t *testing.T) {
 		raw     bool
 		noPre   bool // the log without pre-allocation, as before it
 		oneShot bool // the log with spares zeroed at once (spareOneShot)
-		fdsync  bool // the log with write + fdatasync instead of O_DSYNC writes
 		prezero bool // bare: records over pre-zeroed, flushed space
-		dsync   bool // bare: O_DSYNC writes instead of write + fdatasync
+		dsync   bool // O_DSYNC writes instead of write + fdatasync (bare, or the log's segmentDSync)
 	}
 	cfgs := []cfg{
 		{name: "bare", writers: 1, raw: true}, {name: "log", writers: 1},
 		{name: "bare", writers: 64, raw: true},
 		{name: "bare-pre", writers: 64, raw: true, prezero: true},
 		{name: "bare-dsync", writers: 64, raw: true, prezero: true, dsync: true},
-		{name: "log-nopre", writers: 64, noPre: true, fdsync: true},
-		{name: "log-oneshot", writers: 64, oneShot: true, fdsync: true},
-		{name: "log-fdsync", writers: 64, fdsync: true}, {name: "log", writers: 64},
+		{name: "log-nopre", writers: 64, noPre: true}, {name: "log-oneshot", writers: 64, oneShot: true},
+		{name: "log", writers: 64}, {name: "log-dsync", writers: 64, dsync: true},
 		{name: "log", writers: 16}, {name: "log", writers: 256},
 		{name: "log-nosync", writers: 64, noSync: true},
 	}
@@ -109,9 +107,9 @@ func TestLoadReport(t *testing.T) {
 			if c.raw {
 				rps, p50, p99 = rawGroupCommit(t, c.writers, c.prezero, c.dsync)
 			} else {
-				spareOneShot, segmentDSync = c.oneShot, !c.fdsync
+				spareOneShot, segmentDSync = c.oneShot, c.dsync
 				rps, p50, p99 = logLoad(t, c.writers, c.noSync, c.noPre)
-				spareOneShot, segmentDSync = false, true
+				spareOneShot, segmentDSync = false, false
 			}
 			cpu := cpuTime() - cpu0
 			n := rps * 2 // both loads run for about 2 s

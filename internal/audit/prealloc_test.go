@@ -247,10 +247,11 @@ func TestSparePacing(t *testing.T) {
 	}
 }
 
-// TestSegmentFlags: a flushing log writes its segments with O_DSYNC (each
-// write durable on return), through every rotation, while the zeroer of
-// the segment resumed at Open writes through a handle without it; a log
-// without flushes uses neither.
+// TestSegmentFlags: with segmentDSync a flushing log writes its segments
+// with O_DSYNC (each write durable on return), through every rotation,
+// while the zeroer of the segment resumed at Open writes through a handle
+// without it; a log without flushes never uses it, nor does a default log
+// (whose flush is the fdatasync the C2 check looks for).
 func TestSegmentFlags(t *testing.T) {
 	dsync := func(f *os.File) bool {
 		fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
@@ -259,6 +260,11 @@ func TestSegmentFlags(t *testing.T) {
 		}
 		return fl&unix.O_DSYNC != 0
 	}
+	if l := openTest(t, Options{}); dsync(l.gen.Load().st.f) {
+		t.Error("a default log opened its segment with O_DSYNC")
+	}
+	segmentDSync = true
+	defer func() { segmentDSync = false }()
 	l := openTest(t, Options{SegmentSize: 64 << 10})
 	st := func() *state { return l.gen.Load().st }
 	if !dsync(st().f) {
