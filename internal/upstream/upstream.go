@@ -439,7 +439,7 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		return fail(err, true)
 	}
 	cn.lr.n = c.o.MaxResponseHeaderBytes + int64(cn.br.Buffered())
-	resp, err := http.ReadResponse(cn.br, req)
+	resp, err := readResponse(cn.br, req)
 	if err != nil {
 		lost := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)
 		if errors.Is(err, ErrHeaderTooLarge) {
