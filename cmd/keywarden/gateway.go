@@ -215,7 +215,7 @@ gateway.resume with the operator and the reason, a refusal as
 gateway.resume_refused. The code is read from the terminal without echo, or
 as one line of stdin.
 
-A vault without any operator cannot be resumed: enrol the first operator
+A gateway whose vault has no operator stays stopped: enrol the first operator
 with "keywarden operator first-admin" (stop keywarden serve first; the
 gateway comes back up stopped) and resume with that operator.`,
 		Args: noArgs,
