@@ -272,6 +272,9 @@ func (r *Registry) Load(ctx context.Context) error {
 		}
 		entries[memKey(c.Venue, c.ID)] = e
 	}
+	if err := r.loadWrapDeadlines(ctx); err != nil {
+		return fmt.Errorf("load clients: %w", err)
+	}
 	r.mu.Lock()
 	old := r.entries
 	r.entries = entries

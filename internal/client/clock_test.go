@@ -143,3 +143,33 @@ func TestFault_F11_WrapTTLNeverLengthens(t *testing.T) {
 		t.Errorf("Unwrap() of a credential past its TTL, wall clock set back = %v, want ErrExpired", err)
 	}
 }
+
+// TestFault_F11_WrapMadeElsewhereTTLNeverLengthens: a token made by another
+// process (keywarden client issue --wrap, before the server started) gets
+// its monotonic deadline when the server loads the registry.
+func TestFault_F11_WrapMadeElsewhereTTLNeverLengthens(t *testing.T) {
+	ctx := context.Background()
+	st, sec := memory.New(), &fakeSecrets{m: map[string][]byte{}}
+	cli := &twoClocks{wall: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	cr := cli.registry(Options{Store: st, Secrets: sec})
+	iss, err := cr.Issue(ctx, IssueOptions{Venue: "binance", Key: "main", Policy: "p", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := cr.Wrap(ctx, "binance", iss.ID, 10*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli.advance(2 * time.Minute)
+	srv := &twoClocks{wall: cli.wall}
+	r := srv.registry(Options{Store: st, Secrets: sec})
+	if err := r.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.setWall(-30 * time.Second)
+	srv.advance(8 * time.Minute)
+	_, err = r.Unwrap(ctx, token)
+	if !errors.Is(err, ErrWrapExpired) {
+		t.Fatalf("Unwrap() 10 min after Wrap, server clock set back 30s = %v, want ErrWrapExpired", err)
+	}
+}

@@ -263,9 +263,40 @@ func (r *Registry) wrapDeadline(hash string, ttl time.Duration) {
 	r.wraps[hash] = now + ttl
 }
 
-// wrapOverdue says whether this process made the token with hash and its
-// monotonic deadline has passed. A token made elsewhere (another replica,
-// the CLI) has only its wall-clock expiry.
+// loadWrapDeadlines gives every unspent wrapping token in the store that
+// this process has no deadline for yet (made by the CLI before the server
+// started, or by another replica) a monotonic deadline: the life its wall
+// clock leaves it now.
+func (r *Registry) loadWrapDeadlines(ctx context.Context) error {
+	keys, err := r.store.List(ctx, wrapPrefix)
+	if err != nil {
+		return err
+	}
+	now, at := r.now(), r.elapsed()
+	for _, k := range keys {
+		raw, err := r.store.Get(ctx, k)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var rec wrapRecord
+		if json.Unmarshal(raw, &rec) != nil || !rec.Used.IsZero() || wrapPrefix+rec.Hash != k {
+			continue
+		}
+		r.wrapMu.Lock()
+		if _, ok := r.wraps[rec.Hash]; !ok {
+			r.wraps[rec.Hash] = at + max(rec.Expires.Sub(now), 0)
+		}
+		r.wrapMu.Unlock()
+	}
+	return nil
+}
+
+// wrapOverdue says whether the token with hash has a monotonic deadline
+// (this process made or loaded it) and it has passed. A token made
+// elsewhere since the last Load has only its wall-clock expiry.
 func (r *Registry) wrapOverdue(hash string) bool {
 	r.wrapMu.Lock()
 	d, ok := r.wraps[hash]
