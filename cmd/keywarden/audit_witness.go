@@ -87,6 +87,9 @@ func (a *app) startAuditWitness(ctx context.Context, v *vault.Vault, l *audit.Lo
 		_, err = w.Export()
 	}
 	if err != nil {
+		if w != nil {
+			w.Close()
+		}
 		raise(auditForkAlert(err, file, time.Now()))
 		return nil, fmt.Errorf("audit witness %s: %w", file, err)
 	}
@@ -122,6 +125,7 @@ func (aw *auditWitness) Close() error {
 	}
 	aw.cancel()
 	<-aw.done
+	defer aw.w.Close()
 	if aw.failed {
 		return nil
 	}

@@ -117,6 +117,19 @@ type Witness struct {
 	off     int64           // offset after record seq in lastSeg
 	pending []Record        // checkpoints seen and not yet in the witness
 	checked int             // witness entries compared with the log
+
+	f  *os.File // lastSeg, kept open between calls
+	br *bufio.Reader
+}
+
+// Close releases the segment file the witness keeps open.
+func (w *Witness) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
 }
 
 // OpenWitness reads the witness file at path for the log in dir and checks
@@ -209,6 +222,7 @@ const ToEnd = ^uint64(0)
 // disagree. It writes nothing: Export appends the checkpoints the witness
 // lacks.
 func (w *Witness) Check(head uint64) error {
+	w.Close()
 	w.tree, w.seq, w.lastSeg, w.off, w.pending, w.checked = nil, 0, "", 0, nil, 0
 	a, err := readAnchor(w.dir)
 	if err != nil {
@@ -322,15 +336,23 @@ func (w *Witness) follow(head uint64) error {
 // the last segment also ends the data: it is a crash's torn tail, which
 // Open cuts (or refuses, when a valid record follows).
 func (w *Witness) readFrom(head uint64) (done bool, err error) {
-	f, err := os.Open(filepath.Join(w.dir, w.lastSeg))
-	if err != nil {
+	if w.f == nil || filepath.Base(w.f.Name()) != w.lastSeg {
+		w.Close()
+		f, err := os.Open(filepath.Join(w.dir, w.lastSeg))
+		if err != nil {
+			return false, fmt.Errorf("audit: witness: %w", err)
+		}
+		w.f = f
+	}
+	if _, err := w.f.Seek(w.off, io.SeekStart); err != nil {
 		return false, fmt.Errorf("audit: witness: %w", err)
 	}
-	defer f.Close()
-	if _, err := f.Seek(w.off, io.SeekStart); err != nil {
-		return false, fmt.Errorf("audit: witness: %w", err)
+	if w.br == nil {
+		w.br = bufio.NewReaderSize(w.f, 256<<10)
+	} else {
+		w.br.Reset(w.f)
 	}
-	br := bufio.NewReaderSize(f, 256<<10)
+	br := w.br
 	var long []byte
 	for w.seq < head {
 		line, err := br.ReadSlice('\n')

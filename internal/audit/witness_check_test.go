@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -546,5 +547,52 @@ func TestWitnessAfterPrune(t *testing.T) {
 	var re *RollbackError
 	if err := openWitness(t, wf, dir).Check(ToEnd); !errors.As(err, &re) || re.LogRoot == "" {
 		t.Errorf("Check(pruned, cut short) = %v, want a *RollbackError with the log's root", err)
+	}
+}
+
+// BenchmarkAppendWitness measures 64 parallel appenders with and without a
+// live witness following the log (Run), to show what following costs the
+// writers. Run both sub-benchmarks in one invocation, several times, and
+// compare them pairwise.
+func BenchmarkAppendWitness(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("witness=%v", on), func(b *testing.B) {
+			dir := b.TempDir()
+			l, err := Open(Options{Dir: dir, Signer: testKey()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			if on {
+				wf := filepath.Join(b.TempDir(), "witness")
+				os.WriteFile(wf, nil, 0o600)
+				w, err := OpenWitness(wf, dir, testPub())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer w.Close()
+				go func() { done <- w.Run(ctx, l) }()
+			} else {
+				close(done)
+			}
+			r := intentRecord(1)
+			b.SetParallelism(32) // 64 writers on 2 CPUs
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := l.Append(context.Background(), r); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			cancel()
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }
