@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"math/bits"
 	"net/http"
 	"sync"
 	"time"
@@ -28,6 +29,11 @@ type orderIDKey [16]byte
 // can be a duplicate order. Memory is bounded: entries expire after window,
 // and when max entries are held the oldest is dropped. It is per process.
 //
+// The ids are a ring in the order they were used (24 bytes each) and an
+// open-addressed index of ring positions (4 bytes per slot, at most half
+// full), both grown by doubling up to what max needs: about 32 bytes per id
+// when full.
+//
 // An orderIDs is safe for concurrent use; reserve is atomic, so two
 // identical orders in flight at once cannot both pass.
 type orderIDs struct {
@@ -37,10 +43,12 @@ type orderIDs struct {
 	seeds [2]maphash.Seed
 
 	mu      sync.Mutex
-	m       map[orderIDKey]int64 // id -> when it was used (Unix ns)
-	order   []usedID             // queue, oldest first from head
+	ring    []usedID // oldest at head; len is the capacity, up to max
 	head    int
-	evicted uint64 // live entries dropped because the cache was full
+	n       int      // ring slots in use from head, live or released
+	index   []uint32 // ring position + 1 of each live id; 0: empty
+	held    int      // live ids
+	evicted uint64   // live entries dropped because the cache was full
 }
 
 // digest returns the key of venue, key and id.
@@ -59,38 +67,101 @@ func (c *orderIDs) digest(venue, key, id string) orderIDKey {
 	return k
 }
 
-// usedID is one queue slot: an id and when it was used. A slot whose id was
-// released, or used again since, no longer matches the map and is skipped.
+// usedID is one ring slot: an id and when it was used. A slot whose id was
+// released is no longer in the index and is skipped.
 type usedID struct {
 	k orderIDKey
 	t int64 // Unix ns
 }
 
-// drop frees the queue's oldest slot and reports whether it was live.
+// home is k's first index slot.
+func (c *orderIDs) home(k *orderIDKey) int {
+	return int(binary.LittleEndian.Uint64(k[:8])) & (len(c.index) - 1)
+}
+
+// find returns the index slot holding k, or -1.
+func (c *orderIDs) find(k *orderIDKey) int {
+	if len(c.index) == 0 {
+		return -1
+	}
+	mask := len(c.index) - 1
+	for i := c.home(k); c.index[i] != 0; i = (i + 1) & mask {
+		if c.ring[c.index[i]-1].k == *k {
+			return i
+		}
+	}
+	return -1
+}
+
+// insert points a free index slot from k's home at ring position pos.
+func (c *orderIDs) insert(k *orderIDKey, pos int) {
+	mask := len(c.index) - 1
+	i := c.home(k)
+	for c.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	c.index[i] = uint32(pos + 1)
+}
+
+// remove empties index slot i and shifts the slots after it back, so every
+// id stays reachable from its home.
+func (c *orderIDs) remove(i int) {
+	mask := len(c.index) - 1
+	for j := (i + 1) & mask; c.index[j] != 0; j = (j + 1) & mask {
+		h := c.home(&c.ring[c.index[j]-1].k)
+		// The slot at j may move to i unless its home lies cyclically in
+		// (i, j].
+		if i <= j && (h <= i || h > j) || i > j && h <= i && h > j {
+			c.index[i] = c.index[j]
+			i = j
+		}
+	}
+	c.index[i] = 0
+}
+
+// drop frees the ring's oldest slot and reports whether it was live.
 func (c *orderIDs) drop() bool {
-	e := c.order[c.head]
+	e := &c.ring[c.head]
 	live := false
-	if t, ok := c.m[e.k]; ok && t == e.t {
-		delete(c.m, e.k)
+	if i := c.find(&e.k); i >= 0 && int(c.index[i])-1 == c.head {
+		c.remove(i)
+		c.held--
 		live = true
 	}
-	c.order[c.head] = usedID{}
-	c.head++
-	if c.head == len(c.order) {
-		c.order, c.head = c.order[:0], 0
-	} else if c.head >= 1024 && c.head*2 >= len(c.order) {
-		// Reuse the freed front: the queue never holds more than max.
-		c.order = c.order[:copy(c.order, c.order[c.head:])]
-		c.head = 0
-	}
+	*e = usedID{}
+	c.head = (c.head + 1) % len(c.ring)
+	c.n--
 	return live
+}
+
+// grow doubles the ring (up to max) and rebuilds the index at most half
+// full.
+func (c *orderIDs) grow() {
+	size := min(c.max, max(64, 2*len(c.ring)))
+	ring := make([]usedID, size)
+	live := make([]bool, c.n)
+	for i := range c.index {
+		if c.index[i] != 0 {
+			live[(int(c.index[i])-1-c.head+len(c.ring))%len(c.ring)] = true
+		}
+	}
+	for i := range c.n {
+		ring[i] = c.ring[(c.head+i)%len(c.ring)]
+	}
+	c.ring, c.head = ring, 0
+	c.index = make([]uint32, 1<<bits.Len(uint(2*size-1)))
+	for i := range c.n {
+		if live[i] {
+			c.insert(&c.ring[i].k, i)
+		}
+	}
 }
 
 func newOrderIDs(window time.Duration, max int) *orderIDs {
 	if window <= 0 || max <= 0 {
 		return nil
 	}
-	return &orderIDs{window: window, max: max, m: map[orderIDKey]int64{},
+	return &orderIDs{window: window, max: max,
 		seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
 }
 
@@ -110,7 +181,7 @@ func (c *orderIDs) reserve(venue, key string, orders []exchange.Order, now time.
 			continue
 		}
 		id := orders[i].ClientOrderID
-		if _, seen := c.m[c.digest(venue, key, id)]; seen {
+		if k := c.digest(venue, key, id); c.find(&k) >= 0 {
 			return id, false
 		}
 		for j := range orders[:i] {
@@ -124,11 +195,18 @@ func (c *orderIDs) reserve(venue, key string, orders []exchange.Order, now time.
 			continue
 		}
 		k := c.digest(venue, key, orders[i].ClientOrderID)
-		if len(c.order)-c.head >= c.max && c.drop() {
-			c.evicted++
+		if c.n == len(c.ring) {
+			if len(c.ring) < c.max {
+				c.grow()
+			} else if c.drop() {
+				c.evicted++
+			}
 		}
-		c.m[k] = now.UnixNano()
-		c.order = append(c.order, usedID{k, now.UnixNano()})
+		pos := (c.head + c.n) % len(c.ring)
+		c.ring[pos] = usedID{k, now.UnixNano()}
+		c.n++
+		c.insert(&k, pos)
+		c.held++
 	}
 	return "", true
 }
@@ -144,15 +222,16 @@ func (c *orderIDs) release(venue, key string, orders []exchange.Order, at time.T
 			continue
 		}
 		k := c.digest(venue, key, orders[i].ClientOrderID)
-		if t, ok := c.m[k]; ok && t == at.UnixNano() {
-			delete(c.m, k) // its queue slot is skipped when it comes up
+		if j := c.find(&k); j >= 0 && c.ring[c.index[j]-1].t == at.UnixNano() {
+			c.remove(j) // its ring slot is skipped when it comes up
+			c.held--
 		}
 	}
 }
 
-// expire drops entries older than the window from the head of the queue.
+// expire drops entries older than the window from the head of the ring.
 func (c *orderIDs) expire(now time.Time) {
-	for c.head < len(c.order) && now.UnixNano()-c.order[c.head].t >= int64(c.window) {
+	for c.n > 0 && now.UnixNano()-c.ring[c.head].t >= int64(c.window) {
 		c.drop()
 	}
 }
@@ -161,7 +240,7 @@ func (c *orderIDs) expire(now time.Time) {
 func (c *orderIDs) stats() (held int, evicted uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.m), c.evicted
+	return c.held, c.evicted
 }
 
 // claimOrderIDs refuses, with 409 in the venue's shape and a denial record

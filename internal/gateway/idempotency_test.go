@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -246,5 +247,112 @@ func BenchmarkOrderIDsFull(b *testing.B) {
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/id")
 		runtime.KeepAlive(c)
+	}
+}
+
+// orderIDModel is the plain form of orderIDs: a map of live ids and a queue
+// of every reservation in order, the oldest dropped when max are queued.
+type orderIDModel struct {
+	window time.Duration
+	max    int
+	m      map[string]int64
+	queue  []struct {
+		id string
+		t  int64
+	}
+	evicted uint64
+}
+
+// drop forgets the oldest reservation; evict counts it when it was live.
+func (m *orderIDModel) drop(evict bool) {
+	e := m.queue[0]
+	m.queue = m.queue[1:]
+	if t, ok := m.m[e.id]; ok && t == e.t {
+		delete(m.m, e.id)
+		if evict {
+			m.evicted++
+		}
+	}
+}
+
+func (m *orderIDModel) reserve(ids []string, now time.Time) bool {
+	for len(m.queue) > 0 && now.UnixNano()-m.queue[0].t >= int64(m.window) {
+		m.drop(false)
+	}
+	for i, id := range ids {
+		if _, ok := m.m[id]; ok {
+			return false
+		}
+		for _, o := range ids[:i] {
+			if o == id {
+				return false
+			}
+		}
+	}
+	for _, id := range ids {
+		if len(m.queue) >= m.max {
+			m.drop(true)
+		}
+		m.m[id] = now.UnixNano()
+		m.queue = append(m.queue, struct {
+			id string
+			t  int64
+		}{id, now.UnixNano()})
+	}
+	return true
+}
+
+// TestOrderIDsMatchModel runs random reservations (batches, repeats),
+// releases and time steps through orderIDs and through orderIDModel and
+// requires the same answers and counts throughout: ring growth, eviction
+// when full, expiry and the index's deletions keep every live id findable.
+func TestOrderIDsMatchModel(t *testing.T) {
+	for _, max := range []int{1, 3, 100, 5000} {
+		t.Run(strconv.Itoa(max), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(max), 9))
+			c := newOrderIDs(time.Minute, max)
+			m := &orderIDModel{window: time.Minute, max: max, m: map[string]int64{}}
+			now := time.Unix(1_700_000_000, 0)
+			var used []string
+			var last struct {
+				ids []string
+				at  time.Time
+			}
+			for op := range 30_000 {
+				now = now.Add(time.Duration(rng.IntN(20)) * time.Millisecond)
+				if rng.IntN(10) == 0 && last.ids != nil {
+					// Release the last reservation, as settleOrderIDs does.
+					c.release("v", "k", newOrders(last.ids...), last.at)
+					for _, id := range last.ids {
+						if t, ok := m.m[id]; ok && t == last.at.UnixNano() {
+							delete(m.m, id)
+						}
+					}
+					last.ids = nil
+					continue
+				}
+				ids := make([]string, 1+rng.IntN(3))
+				for i := range ids {
+					if len(used) > 0 && rng.IntN(3) == 0 {
+						ids[i] = used[len(used)-1-rng.IntN(min(len(used), 2*max+10))]
+					} else {
+						ids[i] = "o" + strconv.Itoa(op) + "-" + strconv.Itoa(i)
+						used = append(used, ids[i])
+					}
+				}
+				_, got := c.reserve("v", "k", newOrders(ids...), now)
+				want := m.reserve(ids, now)
+				if got != want {
+					t.Fatalf("op %d: reserve %v = %v, want %v", op, ids, got, want)
+				}
+				if got {
+					last.ids, last.at = ids, now
+				}
+				held, evicted := c.stats()
+				if held != len(m.m) || evicted != m.evicted {
+					t.Fatalf("op %d: held %d evicted %d, want %d and %d", op, held, evicted, len(m.m), m.evicted)
+				}
+			}
+		})
 	}
 }
