@@ -19,6 +19,15 @@
 // twice: the caller gets an error wrapping ErrConnLost and must treat the
 // outcome as unknown. A request waiting for a connection takes the next one
 // released (handed over directly) or dials when the host is under its cap.
+//
+// Per request the client does as little as it can: the request is built
+// whole in a pooled buffer (directly for the plain shape the gateway sends,
+// through req.Write otherwise) and, on a plain TCP connection, written from
+// inside a wait for the answer, so that the first read of the answer finds
+// data instead of first finding nothing; an answer of the plain shape venues
+// send is parsed from the buffered header block, anything else by
+// http.ReadResponse. Tests hold both direct paths to net/http's bytes and
+// results.
 package upstream
 
 import (
