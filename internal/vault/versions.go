@@ -89,6 +89,7 @@ func unmarshalManifest(b []byte) (*manifest, error) {
 		return nil, bad
 	}
 	m.Records = make(map[string]versionEntry, n)
+	var prev string
 	for range n {
 		if len(b) < 2 {
 			return nil, bad
@@ -98,9 +99,10 @@ func unmarshalManifest(b []byte) (*manifest, error) {
 			return nil, bad
 		}
 		name := string(b[2 : 2+l])
-		if _, dup := m.Records[name]; dup {
-			return nil, bad
+		if len(m.Records) > 0 && name <= prev {
+			return nil, bad // out of order or repeated
 		}
+		prev = name
 		m.Records[name] = versionEntry{Version: binary.BigEndian.Uint64(b[2+l:]), Deleted: b[2+l+8] == 1}
 		b = b[2+l+9:]
 	}
