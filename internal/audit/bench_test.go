@@ -303,9 +303,9 @@ func (f *timedFile) Sync() error {
 // TestFlushReport prints the distribution of the log's flush times at 64
 // writers (4 s or 400k records, after a warm-up past the first segment),
 // split by whether the spare segment was being prepared meanwhile, next to
-// the same load on a segment zeroed whole before the run (400 MiB, no
-// rotation and no zeroing in place; the spare is zeroed alongside, paced
-// by the fill). Rounds
+// the same load with spares zeroed at once (oneshot, spareOneShot) and on
+// a segment zeroed whole before the run (400 MiB, no rotation and no
+// zeroing in place; the spare is zeroed alongside, paced by the fill). Rounds
 // interleave the two. Like TestLoadReport it asserts nothing about speed
 // and runs only with KEYWARDEN_AUDIT_LOAD=1.
 func TestFlushReport(t *testing.T) {
@@ -317,8 +317,10 @@ func TestFlushReport(t *testing.T) {
 		rounds = n
 	}
 	for round := 1; round <= rounds; round++ {
-		for _, whole := range []bool{false, true} {
-			flushLoad(t, round, whole)
+		for _, c := range []struct{ whole, oneShot bool }{{false, false}, {false, true}, {true, false}} {
+			spareOneShot = c.oneShot
+			flushLoad(t, round, c.whole)
+			spareOneShot = false
 		}
 	}
 }
@@ -381,6 +383,9 @@ func flushLoad(t *testing.T, round int, whole bool) {
 	}
 	wg.Wait()
 	name := map[bool]string{false: "rotating", true: "whole"}[whole]
+	if spareOneShot {
+		name = "oneshot"
+	}
 	tf.mu.Lock()
 	defer tf.mu.Unlock()
 	for _, c := range []struct {

@@ -390,10 +390,11 @@ func (s *spare) advance() error {
 		// Start the write-back now rather than leave it to the kernel,
 		// which would write a segment's worth at once. Not a flush: the
 		// fdatasync below is what makes the spare durable.
-		if s.oneShot {
-			// no early write-back
-		} else if err := unix.SyncFileRange(int(s.f.Fd()), s.zeroed, n, unix.SYNC_FILE_RANGE_WRITE); err != nil && err != unix.ENOSYS {
-			return err
+		if !s.oneShot {
+			err := unix.SyncFileRange(int(s.f.Fd()), s.zeroed, n, unix.SYNC_FILE_RANGE_WRITE)
+			if err != nil && err != unix.ENOSYS {
+				return err
+			}
 		}
 		s.zeroed += n
 	}
