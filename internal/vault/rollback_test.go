@@ -183,6 +183,11 @@ func TestSecurity_V7_RollbackOfExchangeKeyRefused(t *testing.T) {
 			if err := v2.Unseal(ctx, passphrase); err != nil {
 				t.Fatal(err)
 			}
+			// Init, AddKey and ReplaceKeySecret each wrote a generation;
+			// the unseal says which one it found.
+			if !strings.Contains(logs.String(), `"versions_generation":3`) {
+				t.Error(`the unseal did not log "versions_generation":3`)
+			}
 			_, err := read(v2)
 			wantRollback(t, "Credential() of the rolled-back key after a restart", err, exchangeKind+" binance/main")
 			problems, err := v2.Verify(ctx)

@@ -4,7 +4,8 @@
 // Secrets are protected by envelope encryption. Each secret is sealed with
 // its own random data key (AES-256-GCM) and the record's identity (kind, id,
 // version) as additional data, so a ciphertext copied into another row fails
-// to open. Data keys are wrapped by the current term of the keyring; Rotate
+// to open, and an authenticated version manifest refuses an older copy of a
+// record put back (ErrRollback, versions.go). Data keys are wrapped by the current term of the keyring; Rotate
 // adds a term online, old terms keep decrypting and new writes use the newest.
 // The keyring is encrypted by a root key, and the root key is wrapped by the
 // seal: a passphrase stretched with Argon2id, a Shamir k-of-n split of an
