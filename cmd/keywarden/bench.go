@@ -55,6 +55,9 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 				if dir == "" {
 					return errors.New("bench: --role gateway needs --dir")
 				}
+				// The memory limit serve runs with (memlimit.go); the
+				// gateway returns its start-up memory itself.
+				setMemoryLimit()
 				return bench.ServeGateway(cmd.Context(), dir, cmd.InOrStdin(), a.stdout)
 			case "stub":
 				return bench.ServeStub(cmd.Context(), cmd.InOrStdin(), a.stdout)
