@@ -60,6 +60,14 @@ func peekHead(br *bufio.Reader) []byte {
 // parseHead parses a plain header block; ok is false for anything that is
 // not plain (http.ReadResponse decides then).
 func parseHead(head []byte, br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+	// Every line ends in CRLF, and neither byte appears alone: net/http
+	// also ends a line at a bare LF, so a block with one would be framed
+	// differently here and there.
+	for i, c := range head {
+		if c == '\n' && (i == 0 || head[i-1] != '\r') || c == '\r' && (i+1 == len(head) || head[i+1] != '\n') {
+			return nil, false
+		}
+	}
 	block := string(head[:len(head)-2]) // one copy for every string below
 	line, rest, _ := cut(block)
 	if len(line) < 12 || line[:9] != "HTTP/1.1 " || (len(line) > 12 && line[12] != ' ') {
@@ -68,6 +76,9 @@ func parseHead(head []byte, br *bufio.Reader, req *http.Request) (*http.Response
 	code := line[9:12]
 	status, err := strconv.Atoi(code)
 	if err != nil || code[0] < '2' || code[0] > '5' || status == http.StatusNoContent || status == http.StatusNotModified {
+		return nil, false
+	}
+	if !validValue(line[9:]) {
 		return nil, false
 	}
 	resp := &http.Response{Status: line[9:], StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: req}
