@@ -109,6 +109,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		MaxBody: limits.maxBody, MaxURI: limits.maxURI, IdempotencyWindow: limits.idempotency, AuditSinks: append(sinks, inc.sink()),
 		Observe: met.observeWith(act.Observer(mon.Observe)), AuditCommit: met.ObserveAuditCommit,
 		AuditHealth: func(err error) { go mon.Raise(auditHealthAlert(err, time.Now())) },
+		VaultTamper: vaultTamperAlerts(func(al monitor.Alert) { go mon.Raise(al) }, time.Now),
 	})
 	if err != nil {
 		return err

@@ -287,6 +287,14 @@ func TestFault_F15_SecretRowUnreadable(t *testing.T) {
 	if n := r.up.Count(http.MethodPost, orderPath); n != 0 {
 		t.Errorf("%d orders reached the venue with the key unreadable", n)
 	}
+	// The operator hears of it: the server reports the vault's refusal
+	// (serve raises the critical vault_tampered alert from it).
+	r.mu.Lock()
+	tampered := r.tampered
+	r.mu.Unlock()
+	if len(tampered) == 0 || !errors.Is(tampered[0], vault.ErrTampered) || !strings.HasPrefix(tampered[0].Error(), "binance/main: ") {
+		t.Errorf("tampering reported = %v, want binance/main refused with vault.ErrTampered", tampered)
+	}
 	r.checkTrails()
 	r.verify()
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -55,9 +56,10 @@ type rig struct {
 
 	opts server.Options // to restart with
 
-	mu  sync.Mutex
-	obs []gateway.Observation
-	cur *server.Server // what the gateway listener serves
+	mu       sync.Mutex
+	obs      []gateway.Observation
+	tampered []error        // the vault's refusals the server reported (VaultTamper)
+	cur      *server.Server // what the gateway listener serves
 }
 
 type rigOptions struct {
@@ -150,6 +152,11 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		Observe: func(ob gateway.Observation) {
 			r.mu.Lock()
 			r.obs = append(r.obs, ob)
+			r.mu.Unlock()
+		},
+		VaultTamper: func(exchange, name string, err error) {
+			r.mu.Lock()
+			r.tampered = append(r.tampered, fmt.Errorf("%s/%s: %w", exchange, name, err))
 			r.mu.Unlock()
 		}}
 	r.srv, err = server.New(ctx, r.opts)

@@ -66,6 +66,10 @@ type Options struct {
 	// and when it has recovered (nil); it is called from the log's writer
 	// and must not wait for the log.
 	AuditHealth func(error)
+	// VaultTamper, when set, is told when the vault refuses an exchange key
+	// a request needs as tampered with or rolled back (the request fails
+	// closed either way). It must not block.
+	VaultTamper func(exchange, name string, err error)
 }
 
 // NamedSink is an audit destination with the name its cursor is kept under.
@@ -181,8 +185,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		built[r.Def.Name] = ven
 		routes = append(routes, gateway.Route{Venue: ven, Exchange: r.Def.Exchange, PublicCacheTTL: r.PublicCacheTTL})
 	}
+	var keys vaultKeys = o.Vault
+	if o.VaultTamper != nil {
+		keys = tamperWatch{keys: o.Vault, onTamper: o.VaultTamper}
+	}
 	s.Gateway, err = gateway.New(gateway.Options{
-		Routes: routes, Clients: s.Clients, Keys: o.Vault, Policy: pa, Audit: auditAdapter{s.Audit},
+		Routes: routes, Clients: s.Clients, Keys: keys, Policy: pa, Audit: auditAdapter{s.Audit},
 		Logger: o.Logger.With("component", "gateway"), TrustedProxies: o.TrustedProxies,
 		UpstreamTimeout: o.UpstreamTimeout, Transport: gateway.NewTransport(o.Transport), Observe: observe,
 		MaxBody: o.MaxBody, MaxURI: o.MaxURI, IdempotencyWindow: o.IdempotencyWindow,
@@ -200,7 +208,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 	pa.prices = s.Gateway
 	wsr, err := wsRoutes(o.Routes, built)
 	if err == nil {
-		s.WS, err = wsgateway.New(wsgateway.Options{Routes: wsr, Clients: s.Clients, Keys: o.Vault, Policy: pa,
+		s.WS, err = wsgateway.New(wsgateway.Options{Routes: wsr, Clients: s.Clients, Keys: keys, Policy: pa,
 			Audit: auditAdapter{s.Audit}, Healthy: s.Gateway.Healthy, Logger: o.Logger.With("component", "wsgateway"),
 			ListenKeys: s.Gateway})
 	}
