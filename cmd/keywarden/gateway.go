@@ -13,7 +13,6 @@ import (
 
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/operator"
-	"github.com/keywarden/keywarden/internal/server"
 )
 
 // resumeRequest asks the control socket to lift a stop or a panic. Leaving
@@ -77,32 +76,40 @@ func (z resumeAuthorizer) authorize(ctx context.Context, req resumeRequest) (str
 	return op.Name + " (" + actorControl + ")", nil
 }
 
+// gatewaySwitch is the panic switch as the control socket's stop and resume
+// use it (*gateway.Gateway).
+type gatewaySwitch interface {
+	Stop()
+	Resume()
+	Stopped() bool
+}
+
 // handleResume serves POST /v1/gateway/resume on the control socket. Every
 // attempt is audited: a refusal as gateway.resume_refused (the operator
 // named and why, never the code), a resume as gateway.resume with the
 // operator, written before the switch moves: if the audit log cannot take
 // it, the gateway stays stopped.
-func (a *app) handleResume(srv *server.Server, peers peers, z resumeAuthorizer) http.HandlerFunc {
+func (a *app) handleResume(sw gatewaySwitch, auditLog auditAppender, peers peers, z resumeAuthorizer) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req resumeRequest
 		if !decodeControl(w, r, &req) {
-			a.auditResumeRefused(r.Context(), srv, req, errors.New("malformed request"))
+			a.auditResumeRefused(r.Context(), auditLog, req, errors.New("malformed request"))
 			return
 		}
 		actor, err := z.authorize(r.Context(), req)
 		if err != nil {
-			a.auditResumeRefused(r.Context(), srv, req, err)
+			a.auditResumeRefused(r.Context(), auditLog, req, err)
 			writeControl(w, nil, err)
 			return
 		}
 		detail := map[string]string{"operator": req.Operator, "reason": req.Reason, "source": actorControl,
-			"was_stopped": fmt.Sprint(srv.Gateway.Stopped())}
-		if _, err := srv.Audit.Append(context.WithoutCancel(r.Context()), audit.Record{Type: audit.TypeEvent,
+			"was_stopped": fmt.Sprint(sw.Stopped())}
+		if _, err := auditLog.Append(context.WithoutCancel(r.Context()), audit.Record{Type: audit.TypeEvent,
 			Event: &audit.Event{Kind: "gateway.resume", Actor: actor, Detail: detail}}); err != nil {
 			writeControl(w, nil, fmt.Errorf("gateway resume: the audit log is unavailable, the gateway stays stopped: %w", err))
 			return
 		}
-		srv.Gateway.Resume()
+		sw.Resume()
 		a.log.Warn("gateway resumed by operator", "actor", actor, "reason", req.Reason)
 		writeControl(w, map[string]string{"gateway": "running", "by": actor},
 			peers.SetGatewayStopped(context.WithoutCancel(r.Context()), false))
@@ -111,7 +118,7 @@ func (a *app) handleResume(srv *server.Server, peers peers, z resumeAuthorizer) 
 
 // auditResumeRefused records a refused resume. The request is refused
 // whether or not the record is written.
-func (a *app) auditResumeRefused(ctx context.Context, srv *server.Server, req resumeRequest, why error) {
+func (a *app) auditResumeRefused(ctx context.Context, auditLog auditAppender, req resumeRequest, why error) {
 	a.log.Warn("gateway resume refused", "operator", req.Operator, "err", why)
 	detail := map[string]string{"error": why.Error(), "source": actorControl, "totp_sent": fmt.Sprint(req.TOTP != "")}
 	if req.Operator != "" {
@@ -120,7 +127,7 @@ func (a *app) auditResumeRefused(ctx context.Context, srv *server.Server, req re
 	if req.Reason != "" {
 		detail["reason"] = req.Reason
 	}
-	if _, err := srv.Audit.Append(context.WithoutCancel(ctx), audit.Record{Type: audit.TypeEvent,
+	if _, err := auditLog.Append(context.WithoutCancel(ctx), audit.Record{Type: audit.TypeEvent,
 		Event: &audit.Event{Kind: "gateway.resume_refused", Actor: actorControl, Detail: detail}}); err != nil {
 		a.log.Error("audit of a refused gateway resume failed", "err", err)
 	}
@@ -128,12 +135,12 @@ func (a *app) auditResumeRefused(ctx context.Context, srv *server.Server, req re
 
 // handleStop serves POST /v1/gateway/stop: stop first, no second factor
 // (entering a panic must never wait), audit after.
-func (a *app) handleStop(srv *server.Server, peers peers) http.HandlerFunc {
+func (a *app) handleStop(sw gatewaySwitch, auditLog auditAppender, peers peers) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		srv.Gateway.Stop()
+		sw.Stop()
 		a.log.Warn("gateway stopped by operator: every request is refused until resumed")
 		err := peers.SetGatewayStopped(context.WithoutCancel(r.Context()), true)
-		if _, aerr := srv.Audit.Append(context.WithoutCancel(r.Context()), audit.Record{Type: audit.TypeEvent,
+		if _, aerr := auditLog.Append(context.WithoutCancel(r.Context()), audit.Record{Type: audit.TypeEvent,
 			Event: &audit.Event{Kind: "gateway.stop", Actor: actorControl, Detail: map[string]string{"source": actorControl}}}); aerr != nil {
 			err = errors.Join(err, fmt.Errorf("gateway stopped, but the audit record failed: %w", aerr))
 		}

@@ -4,14 +4,19 @@ import (
 	"context"
 	"encoding/base32"
 	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/incident"
 	"github.com/keywarden/keywarden/internal/operator"
 	"github.com/keywarden/keywarden/internal/store/memory"
@@ -299,5 +304,101 @@ func TestGatewayResumeNeedsTOTP(t *testing.T) {
 	}
 	if evs := e.events("panic"); len(evs) != 1 || evs[0].Detail["stopped"] != "true" {
 		t.Errorf("panic audit events = %+v", evs)
+	}
+}
+
+// recordingAudit keeps the records appended to it, or fails every append
+// with err.
+type recordingAudit struct {
+	mu   sync.Mutex
+	recs []audit.Record
+	err  error
+}
+
+func (r *recordingAudit) Append(_ context.Context, rec audit.Record) (audit.Receipt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return audit.Receipt{}, r.err
+	}
+	r.recs = append(r.recs, rec)
+	return audit.Receipt{}, nil
+}
+
+func (r *recordingAudit) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, rec := range r.recs {
+		out = append(out, rec.Event.Kind)
+	}
+	return out
+}
+
+// TestResumeHandlerAuditFirst: the control socket's stop acts even when
+// the audit log fails (and says so); a resume with a valid code is
+// refused while the audit log cannot record it, and the gateway stays
+// stopped; with the log back, the resume is recorded before the switch
+// moves, and a malformed request is refused and recorded.
+func TestResumeHandlerAuditFirst(t *testing.T) {
+	ctx := context.Background()
+	ops, err := operator.New(operator.Options{Store: memory.New(), Secrets: &mapSecrets{m: map[string][]byte{}}, KDF: operator.MinKDF()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, enr, err := ops.Create(ctx, operator.CreateOptions{Name: "root", Role: operator.RoleAdmin, Password: []byte("a long enough password")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{log: slog.New(slog.DiscardHandler)}
+	z := resumeAuthorizer{ops: ops}
+	sw := &fakeSwitch{}
+	post := func(h http.HandlerFunc, body string) (int, string) {
+		t.Helper()
+		w := httptest.NewRecorder()
+		h(w, httptest.NewRequest("POST", "/v1/gateway/x", strings.NewReader(body)))
+		return w.Code, w.Body.String()
+	}
+
+	broken := &recordingAudit{err: errors.New("disk full")}
+	if code, body := post(a.handleStop(sw, broken, noPeers{}), `{}`); code != http.StatusBadRequest || !strings.Contains(body, "gateway stopped, but the audit record failed") {
+		t.Errorf("stop with a failing audit log = %d %s, want 400 naming the audit failure", code, body)
+	}
+	if !sw.Stopped() {
+		t.Fatal("a stop did not act because the audit log failed")
+	}
+	now := time.Now()
+	code, body := post(a.handleResume(sw, broken, noPeers{}, z), `{"operator":"root","totp":"`+operator.Code(enr.Seed, now)+`","reason":"r"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, "the gateway stays stopped") {
+		t.Errorf("resume with a failing audit log = %d %s, want 400", code, body)
+	}
+	if !sw.Stopped() {
+		t.Fatal("resumed without an audit record")
+	}
+
+	rec := &recordingAudit{}
+	h := a.handleResume(sw, rec, noPeers{}, z)
+	if code, _ := post(h, `{"operator":"root","totp":"1","extra":true}`); code != http.StatusBadRequest || !sw.Stopped() {
+		t.Errorf("malformed resume = %d, stopped %v; want 400 and still stopped", code, sw.Stopped())
+	}
+	next := operator.Code(enr.Seed, now.Add(30*time.Second))
+	if code, body := post(h, `{"operator":"root","totp":"`+next+`","reason":"all clear"}`); code != http.StatusOK || !strings.Contains(body, `"by":"root (control-socket)"`) {
+		t.Errorf("resume = %d %s, want 200 by root", code, body)
+	}
+	if sw.Stopped() {
+		t.Error("still stopped after a valid resume")
+	}
+	if got, want := rec.kinds(), []string{"gateway.resume_refused", "gateway.resume"}; !slices.Equal(got, want) {
+		t.Errorf("audit records = %v, want %v", got, want)
+	}
+	for _, r := range rec.recs {
+		for k, v := range r.Event.Detail {
+			if strings.Contains(v, next) {
+				t.Errorf("%s record: %s holds the code", r.Event.Kind, k)
+			}
+		}
+	}
+	if r := rec.recs[1].Event; r.Actor != "root (control-socket)" || r.Detail["reason"] != "all clear" || r.Detail["was_stopped"] != "true" {
+		t.Errorf("gateway.resume record = %+v", r)
 	}
 }

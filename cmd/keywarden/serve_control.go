@@ -218,8 +218,8 @@ func (a *app) startControl(ctx context.Context, srv *server.Server, peers peers)
 		ln.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	mux.HandleFunc("POST /v1/gateway/stop", a.handleStop(srv, peers))
-	mux.HandleFunc("POST /v1/gateway/resume", a.handleResume(srv, peers, resumeAuthorizer{ops: resumeOps}))
+	mux.HandleFunc("POST /v1/gateway/stop", a.handleStop(srv.Gateway, srv.Audit, peers))
+	mux.HandleFunc("POST /v1/gateway/resume", a.handleResume(srv.Gateway, srv.Audit, peers, resumeAuthorizer{ops: resumeOps}))
 	mux.HandleFunc("POST /v1/panic", afterPanic(a.handlePanic(srv), peers))
 	a.clientModeRoutes(mux, srv, peers)
 	mux.HandleFunc("GET /v1/gateway/status", func(w http.ResponseWriter, r *http.Request) {
