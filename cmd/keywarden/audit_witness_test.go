@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +69,22 @@ func TestCheckWitnessPlace(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("checkWitnessPlace(%q in %q) = %v, want ok %v", tt.witness, tt.auditDir, err, tt.ok)
 		}
+	}
+}
+
+func TestWitnessConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "keywarden.toml")
+	writeFile(t, path, "[gateway]\naudit_witness_file = \"witness/audit.witness\"\n", 0o600)
+	cfg, err := loadConfig(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Gateway.AuditWitnessFile, filepath.Join(dir, "witness", "audit.witness"); got != want {
+		t.Errorf("audit_witness_file = %q, want %q (relative to the config file)", got, want)
+	}
+	cfg.Gateway.AuditWitnessFile = filepath.Join(cfg.DataDir, "audit", "w")
+	if err := validateGateway(&cfg); err == nil || !strings.Contains(err.Error(), "audit_witness_file") {
+		t.Errorf("validateGateway(witness in the audit directory) = %v, want an error naming audit_witness_file", err)
 	}
 }
