@@ -150,7 +150,9 @@ type ClientsResult struct {
 	SetupMS      int64   `json:"setup_ms"`
 	IdleRSS      int64   `json:"idle_rss_bytes"`
 	EndRSS       int64   `json:"end_rss_bytes"`
-	PeakRSS      int64   `json:"peak_rss_bytes"`
+	// PeakRSS is the gateway's highest RSS (VmHWM) from the end of its
+	// set-up to the end of the load.
+	PeakRSS int64 `json:"peak_rss_bytes"`
 	// NewUpstreamConns counts the connections the stub accepted from the
 	// gateway during the measured phase.
 	NewUpstreamConns int64 `json:"new_upstream_conns"`
@@ -424,7 +426,7 @@ func WriteText(w io.Writer, r *Report) error {
 			c.Clients, c.Conns, c.TargetRate, float64(r.Config.ClientDurationMS)/1000, float64(c.SetupMS)/1000)
 		fmt.Fprintf(&b, "  reached %.0f req/s, %d requests, %d errors; p50 %.0f µs, p99 %.0f µs; gateway CPU %.0f µs/req\n",
 			c.RPS, c.Requests, c.Errors+c.Non2xx, c.P50us, c.P99us, c.GatewayCPUus)
-		fmt.Fprintf(&b, "  gateway RSS: idle %.1f MB, after the run %.1f MB, peak %.1f MB; %d new upstream connections\n",
+		fmt.Fprintf(&b, "  gateway RSS: idle %.1f MB, after the run %.1f MB, peak under load %.1f MB; %d new upstream connections\n",
 			mb(c.IdleRSS), mb(c.EndRSS), mb(c.PeakRSS), c.NewUpstreamConns)
 		if c.FirstError != "" {
 			fmt.Fprintf(&b, "  first error: %s\n", c.FirstError)
