@@ -17,8 +17,10 @@ import (
 //	version(1) | fingerprint key(32) | count(4) | count × (term(4) | created unix(8) | key(32))
 //
 // and it is stored encrypted under the root key. Version 1 keyrings predate
-// the version manifest (versions.go); version 2 says the vault has one, so
-// that a manifest deleted from the store is refused rather than rebuilt.
+// the version manifest (versions.go); version 2 says the vault has one in
+// a single record, version 3 that it is sharded, so that a manifest
+// deleted from the store, or put back in an older format, is refused
+// rather than rebuilt.
 //
 // In memory all keys share one memguard buffer (fingerprint key first,
 // then one 32-byte slot per term), so the locked memory stays a page or
@@ -31,10 +33,12 @@ type keyring struct {
 	created map[uint32]time.Time
 	// legacy is set for a version 1 keyring: no version manifest yet.
 	legacy bool
+	// single is set for a version 2 keyring: a single-record manifest.
+	single bool
 }
 
 const (
-	keyringVersion = 2
+	keyringVersion = 3
 	termKeySize    = 32
 	fpKeySize      = 32
 	termEntrySize  = 4 + 8 + termKeySize
@@ -73,6 +77,7 @@ func (r *keyring) withNewTerm(now time.Time) (*keyring, error) {
 		slot:    make(map[uint32]int, len(r.slot)+1),
 		created: make(map[uint32]time.Time, len(r.slot)+1),
 		legacy:  r.legacy,
+		single:  r.single,
 	}
 	b := next.buf.Bytes()
 	copy(b, old)
@@ -102,8 +107,11 @@ func (r *keyring) seal(root []byte) ([]byte, error) {
 	defer plain.Destroy()
 	b := plain.Bytes()
 	b[0] = keyringVersion
-	if r.legacy {
+	switch {
+	case r.legacy:
 		b[0] = 1
+	case r.single:
+		b[0] = 2
 	}
 	copy(b[1:], r.fingerprintKey())
 	binary.BigEndian.PutUint32(b[1+fpKeySize:], uint32(len(terms)))
@@ -125,7 +133,7 @@ func openKeyring(root, sealed []byte) (*keyring, error) {
 	}
 	defer clear(b)
 	const head = 1 + fpKeySize + 4
-	if len(b) < head || (b[0] != 1 && b[0] != keyringVersion) {
+	if len(b) < head || b[0] < 1 || b[0] > keyringVersion {
 		return nil, fmt.Errorf("keyring: bad encoding: %w", ErrTampered)
 	}
 	n := int(binary.BigEndian.Uint32(b[1+fpKeySize:]))
@@ -137,6 +145,7 @@ func openKeyring(root, sealed []byte) (*keyring, error) {
 		slot:    make(map[uint32]int, n),
 		created: make(map[uint32]time.Time, n),
 		legacy:  b[0] == 1,
+		single:  b[0] == 2,
 	}
 	keys := r.buf.Bytes()
 	copy(keys, b[1:1+fpKeySize])

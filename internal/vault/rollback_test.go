@@ -123,11 +123,14 @@ func TestSecurity_V7_RollbackOfExchangeKeyRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 			meta, secret := keyMetaKey("binance", "main"), secretKey(exchangeKind, "binance/main")
-			old := rows(t, st, meta, secret, versionsKey)
+			// The manifest shard the key falls in: with the head, the
+			// whole manifest as far as this key is concerned.
+			shard := shardKeys[shardOf(manifestName(exchangeKind, "binance/main"))]
+			old := rows(t, st, meta, secret, shard, versionsKey)
 			if _, err := v.ReplaceKeySecret(ctx, "binance", "main", KeyInput{APIKey: "NEWKEY", Secret: []byte("new-" + marker)}); err != nil {
 				t.Fatal(err)
 			}
-			cur := rows(t, st, meta, secret, versionsKey)
+			cur := rows(t, st, meta, secret, shard, versionsKey)
 
 			read := func(v *Vault) (string, error) {
 				v.dropCached("binance/main")
@@ -148,7 +151,9 @@ func TestSecurity_V7_RollbackOfExchangeKeyRefused(t *testing.T) {
 			}{
 				{"secret row alone", []string{secret}},
 				{"secret row with its metadata", []string{secret, meta}},
-				{"secret, metadata and version manifest", []string{secret, meta, versionsKey}},
+				{"secret, metadata and version manifest head", []string{secret, meta, versionsKey}},
+				{"secret, metadata, manifest shard and head", []string{secret, meta, shard, versionsKey}},
+				{"secret and manifest shard", []string{secret, shard}},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {

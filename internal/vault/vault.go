@@ -123,15 +123,15 @@ type Vault struct {
 
 	// The version manifest (versions.go): the highest generation
 	// verified, kept across Seal, and the last verified manifest with
-	// its stored bytes.
+	// its stored head.
 	verMu  sync.Mutex
 	verGen uint64
 	verRaw []byte
-	verMan *manifest
+	verMan *versionTable
 	// pendRaw and pendMan are the manifest this vault wrote last; once
 	// the store holds those bytes, they are adopted without decoding.
 	pendRaw []byte
-	pendMan *manifest
+	pendMan *versionTable
 }
 
 // New returns a sealed Vault over opts.Store.
@@ -209,7 +209,7 @@ func (v *Vault) Init(ctx context.Context, opts InitOptions) ([][]byte, error) {
 		ring.destroy()
 		return nil, fmt.Errorf("vault init: %w", err)
 	}
-	versions, err := encodeManifest(root.Bytes(), &manifest{Generation: 1, Records: map[string]versionEntry{}})
+	versions, err := encodeHead(root.Bytes(), &versionTable{Generation: 1})
 	if err != nil {
 		root.Destroy()
 		ring.destroy()
