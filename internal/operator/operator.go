@@ -11,8 +11,13 @@
 // accepted once: a code for a step at or before the last accepted step is
 // refused, so a code seen over a shoulder or in a log cannot be replayed.
 //
-// A Manager is safe for concurrent use. Changes to security code here need a
-// second review.
+// A Manager is safe for concurrent use, and so are several Managers over one
+// store, in one process or in several sharing a database: when the store is
+// store.Transactional (memory, SQLite, PostgreSQL), every read-check-write
+// of an account (the last accepted TOTP step, recovery codes, the failure
+// count and the lockout) is one store transaction, so a code sent to two
+// Managers at once is accepted by one of them only, and no failure is lost.
+// Changes to security code here need a second review.
 package operator
 
 import (
@@ -124,7 +129,9 @@ type Manager struct {
 	o   Options
 	now func() time.Time
 
-	mu       sync.Mutex // guards account read-modify-write
+	// mu serialises account read-modify-writes within this Manager; the
+	// store transaction of change serialises them across Managers.
+	mu       sync.Mutex
 	sessions SessionStore
 }
 
@@ -246,10 +253,28 @@ func digest(s string) string {
 }
 
 func (m *Manager) get(ctx context.Context, name string) (*account, error) {
+	return getAccount(ctx, m.o.Store, name)
+}
+
+func (m *Manager) put(ctx context.Context, a *account) error {
+	return putAccount(ctx, m.o.Store, a)
+}
+
+// reader is what getAccount needs: a store.Store or a store.Tx.
+type reader interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+}
+
+// writer is what putAccount needs: a store.Store or a store.Tx.
+type writer interface {
+	Put(ctx context.Context, key string, val []byte) error
+}
+
+func getAccount(ctx context.Context, r reader, name string) (*account, error) {
 	if !nameRE.MatchString(name) {
 		return nil, ErrNotFound
 	}
-	b, err := m.o.Store.Get(ctx, accountKey(name))
+	b, err := r.Get(ctx, accountKey(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	} else if err != nil {
@@ -262,15 +287,60 @@ func (m *Manager) get(ctx context.Context, name string) (*account, error) {
 	return &a, nil
 }
 
-func (m *Manager) put(ctx context.Context, a *account) error {
+func putAccount(ctx context.Context, w writer, a *account) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("write operator: %w", err)
 	}
-	if err := m.o.Store.Put(ctx, accountKey(a.Name), b); err != nil {
+	if err := w.Put(ctx, accountKey(a.Name), b); err != nil {
 		return fmt.Errorf("write operator: %w", err)
 	}
 	return nil
+}
+
+// change reads name's account, lets fn check and change it, and writes it
+// back when fn says so, even when fn also returns an error (a failed code
+// is counted and refused). fn must not touch the store: with a
+// store.Transactional store the read and the write are one transaction, so
+// that Managers in other goroutines or processes see this change before
+// they read the account, and a concurrent change waits for this one. With
+// another store only this Manager's lock holds. It returns the account as
+// written.
+func (m *Manager) change(ctx context.Context, name string, fn func(a *account) (write bool, err error)) (*account, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ts, ok := m.o.Store.(store.Transactional)
+	if !ok {
+		a, err := m.get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		write, ferr := fn(a)
+		if write {
+			if err := m.put(ctx, a); err != nil {
+				return nil, err
+			}
+		}
+		return a, ferr
+	}
+	var a *account
+	var ferr error
+	err := ts.Update(ctx, func(tx store.Tx) error {
+		var err error
+		if a, err = getAccount(ctx, tx, name); err != nil {
+			return err
+		}
+		var write bool
+		write, ferr = fn(a)
+		if !write {
+			return nil
+		}
+		return putAccount(ctx, tx, a)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, ferr
 }
 
 // Get returns an operator.
@@ -326,14 +396,8 @@ func (m *Manager) SetDisabled(ctx context.Context, name string, disabled bool) (
 }
 
 func (m *Manager) update(ctx context.Context, name string, fn func(*account)) (Operator, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, err := m.get(ctx, name)
+	a, err := m.change(ctx, name, func(a *account) (bool, error) { fn(a); return true, nil })
 	if err != nil {
-		return Operator{}, err
-	}
-	fn(a)
-	if err := m.put(ctx, a); err != nil {
 		return Operator{}, err
 	}
 	return a.Operator, nil
@@ -383,40 +447,37 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	if m.now().Before(a.LockedUntil) {
 		return "", Principal{}, ErrLocked
 	}
-	pwOK, err := checkPassword(a.PasswordHash, password)
+	hash := a.PasswordHash
+	pwOK, err := checkPassword(hash, password)
 	if err != nil {
 		return "", Principal{}, fmt.Errorf("login: %w", err)
 	}
+	// The seed is unsealed before the account transaction: the vault reads
+	// the store itself.
+	var seed []byte
+	if pwOK {
+		if seed, err = m.seed(ctx, name); err != nil {
+			return "", Principal{}, err
+		}
+		defer clear(seed)
+	}
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := m.now()
-	if a, err = m.get(ctx, name); err != nil {
-		return "", Principal{}, err
-	}
-	if now.Before(a.LockedUntil) {
-		return "", Principal{}, ErrLocked
-	}
-	ok := pwOK
-	if ok {
-		ok, err = m.checkSecondFactor(ctx, a, code, now, true)
-		if err != nil {
-			return "", Principal{}, err
+	a, err = m.change(ctx, name, func(a *account) (bool, error) {
+		if now.Before(a.LockedUntil) {
+			return false, ErrLocked
 		}
-	}
-	if !ok || a.Disabled {
-		a.Failures++
-		if a.Failures >= m.o.MaxFailures {
-			a.LockedUntil = now.Add(m.o.Lockout)
-			a.Failures = 0
+		// Should the hash have changed since it was checked, the password
+		// checked is no longer this account's.
+		pwOK := pwOK && subtle.ConstantTimeCompare([]byte(a.PasswordHash), []byte(hash)) == 1
+		if !pwOK || a.Disabled || !m.checkSecondFactor(a, seed, code, now, true) {
+			m.fail(a, now)
+			return true, ErrBadCredentials
 		}
-		if err := m.put(ctx, a); err != nil {
-			return "", Principal{}, err
-		}
-		return "", Principal{}, ErrBadCredentials
-	}
-	a.Failures, a.LockedUntil = 0, time.Time{}
-	if err := m.put(ctx, a); err != nil {
+		a.Failures, a.LockedUntil = 0, time.Time{}
+		return true, nil
+	})
+	if err != nil {
 		return "", Principal{}, err
 	}
 	tok, err := newToken("kws_")
@@ -435,67 +496,74 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	return tok, m.principal(a, &s, nil), nil
 }
 
-// checkSecondFactor checks a TOTP code, or with recovery set an unused
-// recovery code, and records its use in a (the caller saves a).
-func (m *Manager) checkSecondFactor(ctx context.Context, a *account, code string, now time.Time, recovery bool) (bool, error) {
-	seed, err := m.o.Secrets.Secret(ctx, seedKind, a.Name)
+// seed unseals name's TOTP seed; the caller clears it.
+func (m *Manager) seed(ctx context.Context, name string) ([]byte, error) {
+	seed, err := m.o.Secrets.Secret(ctx, seedKind, name)
 	if err != nil {
-		return false, fmt.Errorf("check code: unseal totp seed: %w", err)
+		return nil, fmt.Errorf("check code: unseal totp seed: %w", err)
 	}
-	defer clear(seed)
+	return seed, nil
+}
+
+// checkSecondFactor checks a TOTP code of seed, or with recovery set an
+// unused recovery code, and records its use in a (the caller saves a).
+func (m *Manager) checkSecondFactor(a *account, seed []byte, code string, now time.Time, recovery bool) bool {
 	if step, ok := matchTOTP(seed, code, now, a.LastStep); ok {
 		a.LastStep = step
-		return true, nil
+		return true
 	}
 	if !recovery || len(code) == totpDigits {
-		return false, nil
+		return false
 	}
 	d := digest(strings.ToLower(strings.TrimSpace(code)))
 	for i, r := range a.Recovery {
 		if subtle.ConstantTimeCompare([]byte(r), []byte(d)) == 1 {
 			a.Recovery = slices.Delete(a.Recovery, i, i+1)
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
+}
+
+// fail counts a failed login or code in a and locks a after MaxFailures
+// in a row.
+func (m *Manager) fail(a *account, now time.Time) {
+	a.Failures++
+	if a.Failures >= m.o.MaxFailures {
+		a.LockedUntil, a.Failures = now.Add(m.o.Lockout), 0
+	}
 }
 
 // VerifyCode checks a TOTP code of name (single-use). It counts failures
 // towards the lockout like logins do.
 func (m *Manager) VerifyCode(ctx context.Context, name, code string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.verifyCodeLocked(ctx, name, code)
-}
-
-func (m *Manager) verifyCodeLocked(ctx context.Context, name, code string) error {
-	now := m.now()
-	a, err := m.get(ctx, name)
-	if err != nil {
+	if !nameRE.MatchString(name) {
 		return ErrStepUp
 	}
-	if now.Before(a.LockedUntil) {
-		return ErrLocked
-	}
-	ok, err := m.checkSecondFactor(ctx, a, code, now, false)
+	seed, err := m.seed(ctx, name)
 	if err != nil {
-		return err
-	}
-	if !ok {
-		a.Failures++
-		if a.Failures >= m.o.MaxFailures {
-			a.LockedUntil, a.Failures = now.Add(m.o.Lockout), 0
+		if _, gerr := m.get(ctx, name); errors.Is(gerr, ErrNotFound) {
+			return ErrStepUp
 		}
-	} else {
-		a.Failures = 0
-	}
-	if err := m.put(ctx, a); err != nil {
 		return err
 	}
-	if !ok {
+	defer clear(seed)
+	now := m.now()
+	_, err = m.change(ctx, name, func(a *account) (bool, error) {
+		if now.Before(a.LockedUntil) {
+			return false, ErrLocked
+		}
+		if !m.checkSecondFactor(a, seed, code, now, false) {
+			m.fail(a, now)
+			return true, ErrStepUp
+		}
+		a.Failures = 0
+		return true, nil
+	})
+	if errors.Is(err, ErrNotFound) {
 		return ErrStepUp
 	}
-	return nil
+	return err
 }
 
 func newToken(prefix string) (string, error) {

@@ -118,9 +118,7 @@ func (m *Manager) StepUp(ctx context.Context, token, code string) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.verifyCodeLocked(ctx, p.Name, code); err != nil {
+	if err := m.VerifyCode(ctx, p.Name, code); err != nil {
 		return err
 	}
 	return m.sessions.SetStepUp(ctx, digest(token), m.now())
