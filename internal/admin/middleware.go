@@ -62,17 +62,25 @@ func (s *api) deny(r *http.Request, p operator.Principal, rt route) {
 }
 
 // stepUp checks that the caller is a session that stepped up recently, or
-// sent a fresh TOTP code of its operator. API tokens never pass.
+// sent a fresh TOTP code of its operator. API tokens never pass. A code
+// sent with the request is audited as POST /v1/auth/step-up's is, with the
+// route, whether it was accepted or not.
 func (s *api) stepUp(r *http.Request) error {
 	c := from(r)
 	if c.p.Token != "" {
 		return operator.ErrStepUp
 	}
 	if code := r.Header.Get(TOTPHeader); code != "" {
-		if err := s.ops.StepUp(r.Context(), c.token, code); err != nil {
-			return err
+		err := s.ops.StepUp(r.Context(), c.token, code)
+		result := "ok"
+		if err != nil {
+			result = "failed"
 		}
-		return nil
+		detail := map[string]string{"result": result, "source": remoteAddr(r), "route": r.Method + " " + r.URL.Path}
+		if aerr := s.event(r.Context(), "step-up", c.p.Name, detail); aerr != nil && err == nil {
+			err = aerr
+		}
+		return err
 	}
 	if !s.ops.Fresh(c.p) {
 		return operator.ErrStepUp
