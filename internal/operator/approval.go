@@ -78,21 +78,29 @@ func (m *Manager) RequestDetail(ctx context.Context, requester Principal, action
 }
 
 func (m *Manager) putApproval(ctx context.Context, a *Approval) error {
+	return putApproval(ctx, m.o.Store, a)
+}
+
+func putApproval(ctx context.Context, w writer, a *Approval) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return err
 	}
-	if err := m.o.Store.Put(ctx, approvalKey(a.ID), b); err != nil {
+	if err := w.Put(ctx, approvalKey(a.ID), b); err != nil {
 		return fmt.Errorf("write approval: %w", err)
 	}
 	return nil
 }
 
 func (m *Manager) getApproval(ctx context.Context, id string) (*Approval, error) {
+	return m.getApprovalFrom(ctx, m.o.Store, id)
+}
+
+func (m *Manager) getApprovalFrom(ctx context.Context, r reader, id string) (*Approval, error) {
 	if _, err := hex.DecodeString(id); err != nil || len(id) != 24 {
 		return nil, ErrNotFound
 	}
-	b, err := m.o.Store.Get(ctx, approvalKey(id))
+	b, err := r.Get(ctx, approvalKey(id))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	} else if err != nil {
@@ -139,25 +147,41 @@ func (m *Manager) Approvals(ctx context.Context) ([]Approval, error) {
 // caller has checked by's fresh TOTP code. by must hold the rule's role and
 // must not be the requester; each approver counts once.
 func (m *Manager) Decide(ctx context.Context, by Principal, id string, approve bool) (Approval, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, err := m.getApproval(ctx, id)
+	var out Approval
+	var result error
+	err := m.atomically(ctx, func(s rw) error {
+		a, err := m.getApprovalFrom(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		result = decide(a, by, approve)
+		out = *a
+		if result != nil {
+			return nil // refused: nothing to write
+		}
+		return putApproval(ctx, s, a)
+	})
 	if err != nil {
 		return Approval{}, err
 	}
+	return out, result
+}
+
+// decide records by's decision in a, or says why it may not.
+func decide(a *Approval, by Principal, approve bool) error {
 	if a.State != StatePending {
-		return *a, ErrNotPending
+		return ErrNotPending
 	}
 	if by.Name == a.Requester {
-		return *a, ErrSelfApproval
+		return ErrSelfApproval
 	}
 	// Only the rule's role approves; admins may also reject.
 	if by.Role != a.Rule.Role && (approve || by.Role != RoleAdmin) {
-		return *a, fmt.Errorf("decide: %w: role %s required", ErrInvalid, a.Rule.Role)
+		return fmt.Errorf("decide: %w: role %s required", ErrInvalid, a.Rule.Role)
 	}
 	if approve {
 		if slices.Contains(a.Approvers, by.Name) {
-			return *a, fmt.Errorf("decide: %w: already approved by %s", ErrInvalid, by.Name)
+			return fmt.Errorf("decide: %w: already approved by %s", ErrInvalid, by.Name)
 		}
 		a.Approvers = append(a.Approvers, by.Name)
 		if len(a.Approvers) >= a.Rule.Required {
@@ -166,22 +190,22 @@ func (m *Manager) Decide(ctx context.Context, by Principal, id string, approve b
 	} else {
 		a.State, a.Rejecter = StateRejected, by.Name
 	}
-	return *a, m.putApproval(ctx, a)
+	return nil
 }
 
 // Consume marks the approved request id for action on subject by requester
 // as used, so that it authorizes exactly one action.
 func (m *Manager) Consume(ctx context.Context, requester Principal, id, action, subject string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	a, err := m.getApproval(ctx, id)
-	if err != nil {
-		return ErrNotApproved
-	}
-	if a.State != StateApproved || a.Requester != requester.Name || a.Action != action || a.Subject != subject ||
-		!m.now().Before(a.Expires) {
-		return ErrNotApproved
-	}
-	a.State = StateUsed
-	return m.putApproval(ctx, a)
+	return m.atomically(ctx, func(s rw) error {
+		a, err := m.getApprovalFrom(ctx, s, id)
+		if err != nil {
+			return ErrNotApproved
+		}
+		if a.State != StateApproved || a.Requester != requester.Name || a.Action != action || a.Subject != subject ||
+			!m.now().Before(a.Expires) {
+			return ErrNotApproved
+		}
+		a.State = StateUsed
+		return putApproval(ctx, s, a)
+	})
 }

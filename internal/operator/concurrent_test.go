@@ -240,3 +240,55 @@ func TestNonTransactionalStore(t *testing.T) {
 		t.Fatalf("right code after two failures (the limit): %v, want %v", err, ErrLocked)
 	}
 }
+
+// TestApprovalsAcrossManagers: approvers deciding at once through several
+// Managers over one store are all counted, and an approved request is
+// consumed once however many Managers try at the same moment.
+func TestApprovalsAcrossManagers(t *testing.T) {
+	const n = 8
+	for name, open := range replicaSets {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			stores, secrets := open(t, n)
+			c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+			ms := managers(t, stores, secrets, c, 0)
+			requester := Principal{Operator: Operator{Name: "req", Role: RoleSecurity}}
+			a, err := ms[0].Request(ctx, requester, "gateway.resume", "gateway", Rule{Role: RoleSecurity, Required: n, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := all(t, n, func(ctx context.Context, i int) error {
+				by := Principal{Operator: Operator{Name: fmt.Sprintf("sec%d", i), Role: RoleSecurity}}
+				_, err := ms[i].Decide(ctx, by, a.ID, true)
+				return err
+			})
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("approver %d: %v", i, err)
+				}
+			}
+			got, err := ms[0].Approval(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != StateApproved || len(got.Approvers) != n {
+				t.Fatalf("after %d concurrent approvals: state %s with %d approvers, want %s with %d", n, got.State, len(got.Approvers), StateApproved, n)
+			}
+			errs = all(t, n, func(ctx context.Context, i int) error {
+				return ms[i].Consume(ctx, requester, a.ID, "gateway.resume", "gateway")
+			})
+			used := 0
+			for i, err := range errs {
+				switch {
+				case err == nil:
+					used++
+				case !errors.Is(err, ErrNotApproved):
+					t.Fatalf("consume %d: %v, want nil or %v", i, err, ErrNotApproved)
+				}
+			}
+			if used != 1 {
+				t.Fatalf("an approval was consumed %d times by %d managers at once, want once", used, n)
+			}
+		})
+	}
+}

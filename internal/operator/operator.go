@@ -298,44 +298,45 @@ func putAccount(ctx context.Context, w writer, a *account) error {
 	return nil
 }
 
-// change reads name's account, lets fn check and change it, and writes it
-// back when fn says so, even when fn also returns an error (a failed code
-// is counted and refused). fn must not touch the store: with a
-// store.Transactional store the read and the write are one transaction, so
-// that Managers in other goroutines or processes see this change before
-// they read the account, and a concurrent change waits for this one. With
-// another store only this Manager's lock holds. It returns the account as
-// written.
-func (m *Manager) change(ctx context.Context, name string, fn func(a *account) (write bool, err error)) (*account, error) {
+// rw is what a read-check-write needs: a store.Store or a store.Tx.
+type rw interface {
+	reader
+	writer
+}
+
+// atomically runs fn, a read-check-write, with this Manager's lock held
+// and, when the store is store.Transactional, inside one store
+// transaction: then Managers in other goroutines or processes sharing the
+// store see fn's writes before they read, and their own read-check-writes
+// wait for fn's. fn reads and writes only through s (a transaction holds
+// the store), and an error from fn abandons its writes. With another
+// store only this Manager's lock holds.
+func (m *Manager) atomically(ctx context.Context, fn func(s rw) error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	ts, ok := m.o.Store.(store.Transactional)
-	if !ok {
-		a, err := m.get(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		write, ferr := fn(a)
-		if write {
-			if err := m.put(ctx, a); err != nil {
-				return nil, err
-			}
-		}
-		return a, ferr
+	if ts, ok := m.o.Store.(store.Transactional); ok {
+		return ts.Update(ctx, func(tx store.Tx) error { return fn(tx) })
 	}
+	return fn(m.o.Store)
+}
+
+// change reads name's account, lets fn check and change it, and writes it
+// back when fn says so, even when fn also returns an error (a failed code
+// is counted and refused), all atomically. It returns the account as
+// written (or read) and fn's error.
+func (m *Manager) change(ctx context.Context, name string, fn func(a *account) (write bool, err error)) (*account, error) {
 	var a *account
 	var ferr error
-	err := ts.Update(ctx, func(tx store.Tx) error {
+	err := m.atomically(ctx, func(s rw) error {
 		var err error
-		if a, err = getAccount(ctx, tx, name); err != nil {
+		if a, err = getAccount(ctx, s, name); err != nil {
 			return err
 		}
 		var write bool
-		write, ferr = fn(a)
-		if !write {
+		if write, ferr = fn(a); !write {
 			return nil
 		}
-		return putAccount(ctx, tx, a)
+		return putAccount(ctx, s, a)
 	})
 	if err != nil {
 		return nil, err
