@@ -274,20 +274,31 @@ func TestApprovalsAcrossManagers(t *testing.T) {
 			if got.State != StateApproved || len(got.Approvers) != n {
 				t.Fatalf("after %d concurrent approvals: state %s with %d approvers, want %s with %d", n, got.State, len(got.Approvers), StateApproved, n)
 			}
-			errs = all(t, n, func(ctx context.Context, i int) error {
-				return ms[i].Consume(ctx, requester, a.ID, "gateway.resume", "gateway")
-			})
-			used := 0
-			for i, err := range errs {
-				switch {
-				case err == nil:
-					used++
-				case !errors.Is(err, ErrNotApproved):
-					t.Fatalf("consume %d: %v, want nil or %v", i, err, ErrNotApproved)
+			for round := range 4 {
+				if round > 0 {
+					// Further rounds, each with a new one-approver request.
+					if a, err = ms[0].Request(ctx, requester, "gateway.resume", "gateway", Rule{Role: RoleSecurity, Required: 1, TTL: time.Hour}); err != nil {
+						t.Fatal(err)
+					}
+					if _, err := ms[1].Decide(ctx, Principal{Operator: Operator{Name: "sec0", Role: RoleSecurity}}, a.ID, true); err != nil {
+						t.Fatal(err)
+					}
 				}
-			}
-			if used != 1 {
-				t.Fatalf("an approval was consumed %d times by %d managers at once, want once", used, n)
+				errs = all(t, n, func(ctx context.Context, i int) error {
+					return ms[i].Consume(ctx, requester, a.ID, "gateway.resume", "gateway")
+				})
+				used := 0
+				for i, err := range errs {
+					switch {
+					case err == nil:
+						used++
+					case !errors.Is(err, ErrNotApproved):
+						t.Fatalf("round %d, consume %d: %v, want nil or %v", round, i, err, ErrNotApproved)
+					}
+				}
+				if used != 1 {
+					t.Fatalf("round %d: an approval was consumed %d times by %d managers at once, want once", round, used, n)
+				}
 			}
 		})
 	}
