@@ -141,8 +141,9 @@ type Options struct {
 	UpstreamTimeout time.Duration
 	// ReplayWindow is how long a seen signature is remembered (default 65 s:
 	// longer than any venue's timestamp window, beyond which the venue
-	// scheme itself refuses a replay) and ReplayEntries bounds the cache
-	// (default 1<<19, about 40 MB when full: the window at 8k requests/s).
+	// scheme itself refuses a replay) and ReplayEntries is how many requests
+	// it holds at least in that window (about 26 bytes each; see replay.go).
+	// A request that finds its part of the cache full is refused with 503.
 	ReplayWindow  time.Duration
 	ReplayEntries int
 	// RateLimitShare refuses a key's calls early once the venue reports

@@ -90,6 +90,13 @@ func newReplayCache(entries int, window time.Duration) *replayCache {
 // true, refusing r, when r is new but its shard is full of requests still
 // in their window.
 func (c *replayCache) seen(r *exchange.Request, now time.Time) bool {
+	replayed, full := c.check(r, now)
+	return replayed || full
+}
+
+// check is seen with its two refusals apart: replayed when r was recorded
+// within the window, full when r is new but could not be recorded.
+func (c *replayCache) check(r *exchange.Request, now time.Time) (replayed, full bool) {
 	h := sha256.New()
 	h.Write([]byte(r.RawQuery))
 	h.Write([]byte{0})
@@ -104,11 +111,17 @@ func (c *replayCache) seen(r *exchange.Request, now time.Time) bool {
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
-	return c.seenDigest(&sum, now)
+	return c.checkDigest(&sum, now)
 }
 
 // seenDigest is seen for a request's digest.
 func (c *replayCache) seenDigest(sum *[32]byte, now time.Time) bool {
+	replayed, full := c.checkDigest(sum, now)
+	return replayed || full
+}
+
+// checkDigest is check for a request's digest.
+func (c *replayCache) checkDigest(sum *[32]byte, now time.Time) (replayed, full bool) {
 	lo := binary.LittleEndian.Uint64(sum[0:8])
 	hi := binary.LittleEndian.Uint32(sum[8:12])
 	if lo == 0 && hi == 0 {
@@ -121,7 +134,7 @@ func (c *replayCache) seenDigest(sum *[32]byte, now time.Time) bool {
 	if full {
 		c.refused.Add(1)
 	}
-	return seen || full
+	return seen, full
 }
 
 // ticks returns now in ticks since the shard's base, never less than the

@@ -182,12 +182,14 @@ func TestReplayFullFailsClosed(t *testing.T) {
 	// Still full at the end of the window: refused, and every held one is
 	// still known.
 	late := t0.Add(time.Minute - time.Millisecond)
-	if !c.seenDigest(digestOf(12345, 0, 1<<31), late) {
-		t.Error("a new request was taken while the shard is full")
+	// The gateway answers the two refusals differently (503 for a full
+	// memory, a replay error for a replay): check tells them apart.
+	if replayed, full := c.checkDigest(digestOf(12345, 0, 1<<31), late); replayed || !full {
+		t.Errorf("new request while the shard is full: replayed %v, full %v; want a full refusal, not a replay", replayed, full)
 	}
 	for i, d := range held {
-		if !c.seenDigest(d, late) {
-			t.Fatalf("held request %d forgotten while the shard was full", i)
+		if replayed, full := c.checkDigest(d, late); !replayed || full {
+			t.Fatalf("held request %d while the shard was full: replayed %v, full %v; want a replay", i, replayed, full)
 		}
 	}
 	// Another shard is not affected.

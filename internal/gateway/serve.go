@@ -152,9 +152,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(e)
 		return
 	}
-	if !keyOnly(v.Verifier, in) && g.replay.seen(in, start) {
-		st.fail(exchange.Errorf(exchange.ErrTimestamp, "replayed request: this exact signed request was already received"))
-		return
+	if !keyOnly(v.Verifier, in) {
+		replayed, full := g.replay.check(in, start)
+		if full {
+			// Fail closed: a request that cannot be remembered could be
+			// replayed unnoticed. Not the bot's fault, so not a replay.
+			g.log.Warn("replay memory full; request refused", "request_id", reqID, "venue", v.Name)
+			st.fail(exchange.Errorf(exchange.ErrUnavailable, "keywarden's replay memory is full (more signed requests in the last %s than it holds); try again shortly", g.replay.window))
+			return
+		}
+		if replayed {
+			st.fail(exchange.Errorf(exchange.ErrTimestamp, "replayed request: this exact signed request was already received"))
+			return
+		}
 	}
 	call, err := v.Describer.Describe(out)
 	if err != nil {
