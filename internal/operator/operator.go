@@ -17,6 +17,9 @@
 // of an account (the last accepted TOTP step, recovery codes, the failure
 // count and the lockout) is one store transaction, so a code sent to two
 // Managers at once is accepted by one of them only, and no failure is lost.
+// Deciding and using an approval are transactions too. PostgreSQL runs them
+// one at a time under the store's advisory lock and SQLite under its write
+// lock, so they never fail on a serialization conflict and need no retry.
 // Changes to security code here need a second review.
 package operator
 
