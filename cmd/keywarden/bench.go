@@ -57,7 +57,9 @@ nginx must be installed (Debian: apt-get install nginx-light) unless
 				}
 				// The memory limit serve runs with (memlimit.go); the
 				// gateway returns its start-up memory itself.
-				setMemoryLimit()
+				if setMemoryLimit() {
+					go followMemoryLimit(cmd.Context(), nil, memoryCheckEvery)
+				}
 				return bench.ServeGateway(cmd.Context(), dir, cmd.InOrStdin(), a.stdout)
 			case "stub":
 				return bench.ServeStub(cmd.Context(), cmd.InOrStdin(), a.stdout)

@@ -74,7 +74,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer v.Seal()
-	applyMemoryLimit(a.log) // memlimit.go
+	applyMemoryLimit(ctx, a.log) // memlimit.go
 	g := a.cfg.Gateway.withDefaults(a.cfg.DataDir)
 	pols, err := policy.CompileAll(a.cfg.Policies)
 	if err != nil {
