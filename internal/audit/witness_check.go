@@ -412,6 +412,7 @@ func (w *Witness) record(line []byte) error {
 	want = append(want, ',')
 	n := len(line)
 	if !bytes.HasPrefix(line, want) || n < len(want)+len(hashMember)+66 ||
+		//keywarden:allow H5-compare the record's framing (`,"hash":"`), public text
 		!bytes.Equal(line[n-66-len(hashMember):n-66], hashMember) || line[n-2] != '"' || line[n-1] != '}' ||
 		!isLowerHex(line[n-66:n-2]) {
 		return &VerifyError{Segment: w.lastSeg, Seq: seq, Reason: "malformed record (the witness check expects seq " + strconv.FormatUint(seq, 10) + ")"}
@@ -469,6 +470,7 @@ func (w *Witness) record(line []byte) error {
 		w.checked++
 	}
 	if e.head != "" {
+		//keywarden:allow H5-compare chain heads are public: they are published to the witness
 		if e.head != hash {
 			return &ForkError{TreeSize: seq, Kind: "head", WitnessHash: e.head, LogHash: hash, WitnessLine: e.headLine}
 		}
