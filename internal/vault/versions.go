@@ -576,6 +576,15 @@ func (v *Vault) recordVersionTx(ctx context.Context, tx store.Tx, m *versionTabl
 		return err
 	}
 	t.hashes[i] = sha256.Sum256(shard)
+	if err := tx.Put(ctx, shardKeys[i], shard); err != nil {
+		return err
+	}
+	return v.putHeadTx(ctx, tx, t)
+}
+
+// putHeadTx writes t's head in tx and keeps it as the manifest this vault
+// wrote last (adopted without verifying it again once committed).
+func (v *Vault) putHeadTx(ctx context.Context, tx store.Tx, t *versionTable) error {
 	head, err := encodeHead(v.root.Bytes(), t)
 	if err != nil {
 		return err
@@ -583,9 +592,6 @@ func (v *Vault) recordVersionTx(ctx context.Context, tx store.Tx, m *versionTabl
 	v.verMu.Lock()
 	v.pendRaw, v.pendMan = head, t
 	v.verMu.Unlock()
-	if err := tx.Put(ctx, shardKeys[i], shard); err != nil {
-		return err
-	}
 	return tx.Put(ctx, versionsKey, head)
 }
 
@@ -837,14 +843,7 @@ func (v *Vault) putTable(ctx context.Context, tx store.Tx, old *versionTable, ge
 			return err
 		}
 	}
-	head, err := encodeHead(v.root.Bytes(), t)
-	if err != nil {
-		return err
-	}
-	v.verMu.Lock()
-	v.pendRaw, v.pendMan = head, t
-	v.verMu.Unlock()
-	return tx.Put(ctx, versionsKey, head)
+	return v.putHeadTx(ctx, tx, t)
 }
 
 // upgradeKeyringTx reseals the stored keyring (another replica may have
