@@ -36,6 +36,12 @@ func newServeMetrics(v *vault.Vault) *serveMetrics {
 			}
 			return nil
 		},
+		ReplayFull: func() uint64 {
+			if g := s.gw.Load(); g != nil {
+				return g.ReplayFull()
+			}
+			return 0
+		},
 	})
 	return s
 }

@@ -381,6 +381,10 @@ func (g *Gateway) Healthy() error {
 // RateLimits returns the latest venue-reported budgets per exchange key.
 func (g *Gateway) RateLimits() map[string]exchange.RateLimit { return g.limits.snapshot() }
 
+// ReplayFull counts the signed requests refused because the replay memory
+// had no room for them.
+func (g *Gateway) ReplayFull() uint64 { return g.replay.refused.Load() }
+
 // Wait blocks until in-flight requests are done (for shutdown).
 func (g *Gateway) Wait() { g.inflight.Wait() }
 

@@ -44,6 +44,7 @@ const (
 	NameRateLimitLimit = "keywarden_venue_rate_limit_limit"
 	NameRateLimitRatio = "keywarden_venue_rate_limit_used_ratio"
 	NameSealed         = "keywarden_vault_sealed"
+	NameReplayFull     = "keywarden_replay_memory_full_total"
 	NameGatewayAccepts = "keywarden_gateway_accepting"
 	NameAlerts         = "keywarden_alerts_total"
 	maxRulesPerVenue   = 64
@@ -80,6 +81,9 @@ type Options struct {
 	// RateLimits returns the latest venue-reported budget per
 	// "venue/keyname", as gateway.Gateway.RateLimits does.
 	RateLimits func() map[string]exchange.RateLimit
+	// ReplayFull counts signed requests refused because the replay memory
+	// had no room for them, as gateway.Gateway.ReplayFull does.
+	ReplayFull func() uint64
 	// Buckets for the latency histograms in seconds; nil takes a
 	// default from 100 µs to 10 s.
 	Buckets []float64
@@ -305,6 +309,8 @@ var (
 	descRLUsed  = prometheus.NewDesc(NameRateLimitUsed, "Venue-reported rate-limit budget used, per exchange key.", []string{"venue", "key"}, nil)
 	descRLLimit = prometheus.NewDesc(NameRateLimitLimit, "Venue-reported rate-limit budget, per exchange key.", []string{"venue", "key"}, nil)
 	descRLRatio = prometheus.NewDesc(NameRateLimitRatio, "Share of the venue's rate-limit budget used, per exchange key.", []string{"venue", "key"}, nil)
+	descReplay  = prometheus.NewDesc(NameReplayFull,
+		"Signed requests refused with 503 because the replay memory had no room for them (it never forgets one inside its window).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -313,6 +319,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRLUsed
 	ch <- descRLLimit
 	ch <- descRLRatio
+	ch <- descReplay
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -321,6 +328,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.o.Healthy != nil {
 		ch <- prometheus.MustNewConstMetric(descAccept, prometheus.GaugeValue, b2f(c.o.Healthy() == nil))
+	}
+	if c.o.ReplayFull != nil {
+		ch <- prometheus.MustNewConstMetric(descReplay, prometheus.CounterValue, float64(c.o.ReplayFull()))
 	}
 	if c.o.RateLimits == nil {
 		return

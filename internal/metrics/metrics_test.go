@@ -89,6 +89,7 @@ func TestObserveCounts(t *testing.T) {
 		RateLimits: func() map[string]exchange.RateLimit {
 			return map[string]exchange.RateLimit{"binance/main": {Used: 300, Limit: 1200, Window: time.Minute}}
 		},
+		ReplayFull: func() uint64 { return 7 },
 	})
 	obs := []gateway.Observation{
 		{Venue: "binance", Scope: exchange.ScopeTrade, Decision: "allow", Status: 200, Overhead: time.Millisecond, Upstream: 20 * time.Millisecond},
@@ -125,6 +126,7 @@ func TestObserveCounts(t *testing.T) {
 		{NameRateLimitRatio, map[string]string{"venue": "binance", "key": "main"}, 0.25},
 		{NameSealed, nil, 0},
 		{NameGatewayAccepts, nil, 1},
+		{NameReplayFull, nil, 7},
 	}
 	for _, tt := range tests {
 		got, ok := value(fams, tt.name, tt.labels)
@@ -241,7 +243,7 @@ func TestGatewayEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	m = New(Options{Sealed: v.Sealed, Healthy: srv.Gateway.Healthy, RateLimits: srv.Gateway.RateLimits})
+	m = New(Options{Sealed: v.Sealed, Healthy: srv.Gateway.Healthy, RateLimits: srv.Gateway.RateLimits, ReplayFull: srv.Gateway.ReplayFull})
 	gw := httptest.NewServer(srv.Gateway)
 	defer gw.Close()
 	iss, err := srv.Clients.Issue(ctx, client.IssueOptions{Venue: "binance", Key: "main", Policy: "reader", TTL: time.Hour, Format: def.Format})
@@ -322,6 +324,9 @@ func TestGatewayEndToEnd(t *testing.T) {
 	want := map[string]float64{"read/allow": 3, "trade/deny": 1, "none/error": 1, "denials/scope": 1, "upstream": 4, "overhead": 6, "trade/allow": 1}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("scraped counts (-want +got):\n%s", d)
+	}
+	if n, ok := value(fams, NameReplayFull, nil); !ok || n != 0 {
+		t.Errorf("%s = %v (present %v), want 0: nothing was refused for want of room", NameReplayFull, n, ok)
 	}
 	if n, _ := value(fams, NameAuditCommit, nil); n < 1 {
 		t.Errorf("%s count = %v, want at least one commit", NameAuditCommit, n)
