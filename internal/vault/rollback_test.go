@@ -60,6 +60,18 @@ func openVault(t *testing.T, st txStore, logs *bytes.Buffer) *Vault {
 	return v
 }
 
+// initVault opens a vault over st logging to a fresh buffer and
+// initialises it with the test passphrase.
+func initVault(t *testing.T, st txStore) (*Vault, *bytes.Buffer) {
+	t.Helper()
+	logs := &bytes.Buffer{}
+	v := openVault(t, st, logs)
+	if _, err := v.Init(context.Background(), InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
+		t.Fatal(err)
+	}
+	return v, logs
+}
+
 // rows reads the given store keys; a missing one is nil.
 func rows(t *testing.T, st txStore, keys ...string) map[string][]byte {
 	t.Helper()
@@ -114,11 +126,7 @@ func TestSecurity_V7_RollbackOfExchangeKeyRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := newStore(t)
-			logs := &bytes.Buffer{}
-			v := openVault(t, st, logs)
-			if _, err := v.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
-				t.Fatal(err)
-			}
+			v, logs := initVault(t, st)
 			if _, err := v.AddKey(ctx, KeyInput{Exchange: "binance", Name: "main", APIKey: "OLDKEY", Secret: []byte("old-" + marker)}); err != nil {
 				t.Fatal(err)
 			}
@@ -229,11 +237,7 @@ func TestSecurity_V7_RollbackOfSecretRefused(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := newStore(t)
-			logs := &bytes.Buffer{}
-			v := openVault(t, st, logs)
-			if _, err := v.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
-				t.Fatal(err)
-			}
+			v, logs := initVault(t, st)
 			row := secretKey("client-secret", "binance/c1")
 			if err := v.PutSecret(ctx, "client-secret", "binance/c1", []byte("v1-"+marker)); err != nil {
 				t.Fatal(err)
@@ -302,11 +306,7 @@ func TestSecurity_V7_RollbackOfSecretRefused(t *testing.T) {
 func TestSecurity_V7_KeyRemovedWhileSealedStaysRemoved(t *testing.T) {
 	ctx := context.Background()
 	st := memory.New()
-	logs := &bytes.Buffer{}
-	v := openVault(t, st, logs)
-	if _, err := v.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
-		t.Fatal(err)
-	}
+	v, logs := initVault(t, st)
 	if _, err := v.AddKey(ctx, KeyInput{Exchange: "okx", Name: "main", APIKey: "K", Secret: []byte(marker), Passphrase: []byte("p")}); err != nil {
 		t.Fatal(err)
 	}
@@ -343,11 +343,7 @@ func TestSecurity_V7_KeyRemovedWhileSealedStaysRemoved(t *testing.T) {
 func TestSecurity_V7_ManifestBuiltOnUpgrade(t *testing.T) {
 	ctx := context.Background()
 	st := memory.New()
-	logs := &bytes.Buffer{}
-	v := openVault(t, st, logs)
-	if _, err := v.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
-		t.Fatal(err)
-	}
+	v, logs := initVault(t, st)
 	for _, s := range []string{"one", "two"} {
 		if err := v.PutSecret(ctx, "s", "x", []byte(s)); err != nil {
 			t.Fatal(err)

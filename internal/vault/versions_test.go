@@ -88,11 +88,7 @@ func (t *countingTx) Put(ctx context.Context, key string, val []byte) error {
 func TestManifestShardsTouched(t *testing.T) {
 	ctx := context.Background()
 	st := &countingStore{Store: memory.New()}
-	logs := &bytes.Buffer{}
-	v := openVault(t, st, logs)
-	if _, err := v.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
-		t.Fatal(err)
-	}
+	v, logs := initVault(t, st)
 	const n = 300 // enough to fill every shard
 	id := func(i int) string { return fmt.Sprintf("binance/kwc_%04d", i) }
 	for i := range n {
@@ -174,11 +170,7 @@ func TestSecurity_V7_SingleRecordManifestConverted(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			st := newStore(t)
-			logs := &bytes.Buffer{}
-			v := openVault(t, st, logs)
-			if _, err := v.Init(ctx, InitOptions{Passphrase: passphrase, KDF: &fastKDF}); err != nil {
-				t.Fatal(err)
-			}
+			v, logs := initVault(t, st)
 			for _, w := range [][2]string{{"x", "one"}, {"x", "two"}, {"y", "y1"}} {
 				if err := v.PutSecret(ctx, "s", w[0], []byte(w[1])); err != nil {
 					t.Fatal(err)
