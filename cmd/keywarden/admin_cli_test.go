@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base32"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -41,15 +39,7 @@ name = "binance"
 	pwFile := filepath.Join(c.dir, "admin-pass")
 	writeFile(t, pwFile, "the first admin's password\n", 0o600)
 	out := c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", pwFile)
-	m := regexp.MustCompile(`otpauth://\S+`).FindString(out)
-	u, err := url.Parse(m)
-	if err != nil || m == "" {
-		t.Fatalf("operator init printed no otpauth URL:\n%s", out)
-	}
-	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	seed := totpSeed(t, out)
 	if !strings.Contains(out, "█") || !strings.Contains(out, "▀") {
 		t.Errorf("operator init drew no QR code:\n%s", out)
 	}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/base32"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -49,12 +47,8 @@ func (s *mapSecrets) Secret(_ context.Context, kind, id string) ([]byte, error) 
 // printed in out.
 func totpSeed(t *testing.T, out string) []byte {
 	t.Helper()
-	u, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(out))
+	seed, err := operator.SeedFromURL(out)
 	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
-	if err != nil || len(seed) == 0 {
 		t.Fatalf("no TOTP seed in the enrollment output (%v):\n%s", err, out)
 	}
 	return seed

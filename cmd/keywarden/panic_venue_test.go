@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base32"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -330,14 +328,7 @@ func TestAdminStopCancelsOrders(t *testing.T) {
 	pwFile := filepath.Join(c.dir, "admin-pass")
 	writeFile(t, pwFile, "the first admin's password\n", 0o600)
 	out := c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", pwFile)
-	u, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	seed := totpSeed(t, out)
 	caFile := filepath.Join(c.dir, "ca.pem")
 	writeFile(t, caFile, c.ok("", "tls", "ca"), 0o600)
 	c.ok("api_key="+exKey.APIKey+"\nsecret="+string(exKey.Secret)+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/base32"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -205,13 +203,7 @@ key_file = "hook-key"
 	pwFile := filepath.Join(e.c.dir, "admin-pass")
 	writeFile(t, pwFile, "the first admin's password\n", 0o600)
 	out := e.c.ok("", "operator", "init", "--admin-name", "root", "--admin-password-file", pwFile)
-	u, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(out))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.seed, err = base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret")); err != nil {
-		t.Fatal(err)
-	}
+	e.seed = totpSeed(t, out)
 	e.c.ok("api_key="+e.exKey+"\nsecret="+marker+"exsecret0123456789abcdef\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")
 	e.base = "http://" + addr
 	e.start()

@@ -1,13 +1,10 @@
 package battery
 
 import (
-	"encoding/base32"
 	"io"
 	"net/http"
-	"net/url"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,12 +16,8 @@ import (
 // enrollment printed in out.
 func totpSeed(t *testing.T, out string) []byte {
 	t.Helper()
-	u, err := url.Parse(regexp.MustCompile(`otpauth://\S+`).FindString(out))
+	seed, err := operator.SeedFromURL(out)
 	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(u.Query().Get("secret"))
-	if err != nil || len(seed) == 0 {
 		t.Fatalf("no TOTP seed in the enrollment output (%v):\n%s", err, out)
 	}
 	return seed

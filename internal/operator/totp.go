@@ -2,7 +2,9 @@ package operator
 
 import (
 	"encoding/base32"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -73,6 +75,30 @@ func otpauthURL(issuer, account string, seed []byte) (string, error) {
 		return "", fmt.Errorf("totp key uri: %w", err)
 	}
 	return k.URL(), nil
+}
+
+// SeedFromURL returns the seed of the first otpauth:// key URI in text (as
+// an enrollment prints it), the inverse of what enrollment shows. Like
+// Code, it exists for tests and for tooling that enrolls a software
+// authenticator.
+func SeedFromURL(text string) ([]byte, error) {
+	i := strings.Index(text, "otpauth://")
+	if i < 0 {
+		return nil, errors.New("totp: no otpauth:// key URI")
+	}
+	uri := text[i:]
+	if j := strings.IndexAny(uri, " \t\r\n"); j >= 0 {
+		uri = uri[:j]
+	}
+	k, err := otp.NewKeyFromURL(uri)
+	if err != nil {
+		return nil, fmt.Errorf("totp: key URI: %w", err)
+	}
+	seed, err := b32.DecodeString(strings.ToUpper(k.Secret()))
+	if err != nil || len(seed) == 0 {
+		return nil, errors.New("totp: key URI has no valid secret")
+	}
+	return seed, nil
 }
 
 // Code returns the TOTP code of seed at t. It exists for tests and for
