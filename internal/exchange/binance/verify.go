@@ -144,6 +144,14 @@ func parseSigned(r *exchange.Request) (*signedRequest, *exchange.Error) {
 			case paramSignature, paramTimestamp, paramRecvWindow:
 				seen++
 			default:
+				// Another spelling of an auth parameter ("signAtUre") is
+				// refused as the describer refuses it: a duplicate to a
+				// reader that folds case, and never forwarded.
+				for _, auth := range []string{paramSignature, paramTimestamp, paramRecvWindow} {
+					if strings.EqualFold(p.Name, auth) {
+						return nil, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, auth)
+					}
+				}
 				continue
 			}
 			if qp.Has(p.Name) && bp.Has(p.Name) {
