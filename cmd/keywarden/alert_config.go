@@ -244,6 +244,6 @@ func (a *app) startMonitor(ctx context.Context, onAlert func(monitor.Alert)) (*m
 	}
 	m := monitor.New(monitor.Options{Logger: a.log.With("component", "monitor"), Notifiers: ns,
 		Cooldown: cooldown, MaxPerMinute: perMinute, OnAlert: onAlert, Thresholds: a.cfg.Alerts.Thresholds})
-	go m.Run(ctx)
+	a.bg.Go(func() { m.Run(ctx) })
 	return m, nil
 }

@@ -84,9 +84,9 @@ func (a *app) newServeIncidents(db store.Store) (*serveIncidents, error) {
 func (s *serveIncidents) start(ctx context.Context, srv *server.Server, auditDir string) (io.Closer, error) {
 	s.srv.Store(srv)
 	s.auditDir.Store(&auditDir)
-	go s.mgr.Run(ctx)
+	s.a.bg.Go(func() { s.mgr.Run(ctx) })
 	if s.resp != nil {
-		go s.resp.work(ctx)
+		s.a.bg.Go(func() { s.resp.work(ctx) })
 	}
 	return s.a.startIncidentControl(s, auditDir)
 }

@@ -23,7 +23,7 @@ const evidenceDir = "evidence"
 // the admin API (or the dashboard) that asked for venue actions runs them
 // here, from its audit record, as "keywarden panic --all" would.
 func (s *serveIncidents) onPanic(in incident.Incident, e incident.Entry, event string) {
-	go s.snapshot(in.ID, e.AuditSeq)
+	s.a.bg.Go(func() { s.snapshot(in.ID, e.AuditSeq) })
 	cancelOrders, deleteKeys := e.Evidence["cancel_orders"] == "true", e.Evidence["delete_keys"] == "true"
 	if event != "admin.gateway.stop" || !(cancelOrders || deleteKeys) {
 		return

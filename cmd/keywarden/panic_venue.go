@@ -220,11 +220,11 @@ func (a *app) startVenueActions(ctx context.Context, srv *server.Server, req pan
 	plan := t.run
 	plan.Steps = slices.Clone(steps)
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), panicVenueTimeout)
-	go func() {
+	a.bg.Go(func() {
 		defer cancel()
 		defer t.finish()
 		a.runVenueSteps(bg, srv, rs, req, actor, panicSeq, t)
-	}()
+	})
 	return &plan, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -26,6 +27,13 @@ type app struct {
 	dataDir        string
 	logLevel       string
 	passphraseFile string
+
+	// bg is the work serve starts in the background: alert delivery,
+	// incident recording, automatic responses, a panic's evidence snapshot
+	// and venue actions. serve waits for it before it closes the audit
+	// log, the vault and the store, so nothing writes into the data
+	// directory after serve returns.
+	bg sync.WaitGroup
 }
 
 // run runs keywarden with args (args[0] is the program name).

@@ -74,6 +74,12 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer v.Seal()
+	// Whatever way serve returns, its background work is told to stop and
+	// has ended first (below, before the audit log closes; here for the
+	// returns on the way up).
+	ctx, stop := context.WithCancel(ctx)
+	defer a.waitBackground()
+	defer stop()
 	applyMemoryLimit(ctx, a.log) // memlimit.go
 	g := a.cfg.Gateway.withDefaults(a.cfg.DataDir)
 	pols, err := policy.CompileAll(a.cfg.Policies)
@@ -108,8 +114,8 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		TrustedProxies: trusted, UpstreamTimeout: timeout, Logger: a.log,
 		MaxBody: limits.maxBody, MaxURI: limits.maxURI, IdempotencyWindow: limits.idempotency, AuditSinks: append(sinks, inc.sink()),
 		Observe: met.observeWith(act.Observer(mon.Observe)), AuditCommit: met.ObserveAuditCommit,
-		AuditHealth: func(err error) { go mon.Raise(auditHealthAlert(err, time.Now())) },
-		VaultTamper: vaultTamperAlerts(func(al monitor.Alert) { go mon.Raise(al) }, time.Now),
+		AuditHealth: func(err error) { a.bg.Go(func() { mon.Raise(auditHealthAlert(err, time.Now())) }) },
+		VaultTamper: vaultTamperAlerts(func(al monitor.Alert) { a.bg.Go(func() { mon.Raise(al) }) }, time.Now),
 	})
 	if err != nil {
 		return err
@@ -123,6 +129,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	defer wit.Close()
 	defer srv.Close()
+	defer func() { stop(); a.waitBackground() }()
 	met.bind(srv)
 	if err := a.keepPanicState(ctx, db, srv.Gateway); err != nil {
 		return err
@@ -212,6 +219,21 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return fmt.Errorf("gateway shutdown: %w", err)
 	}
 	return stopErr
+}
+
+// waitBackground waits for the work serve started in the background
+// (a.bg); each piece is bounded by its own timeout. A wait that takes
+// long is logged, so a slow shutdown says why.
+func (a *app) waitBackground() {
+	done := make(chan struct{})
+	go func() { a.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(2 * time.Second):
+	}
+	a.log.Info("gateway shutting down: waiting for background work (alert delivery, evidence snapshot, venue actions)")
+	<-done
 }
 
 // tlsConfig loads the configured certificate, or issues one from the local
