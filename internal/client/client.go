@@ -202,7 +202,7 @@ type Registry struct {
 	wraps  map[string]time.Duration
 
 	mu      sync.RWMutex
-	entries map[string]*Entry // venue + "\x00" + id
+	entries map[entryKey]*Entry
 	// modeMu serialises the read-modify-write of stored records (revoke,
 	// read-only) and reloads, so that none undoes another.
 	modeMu sync.Mutex
@@ -235,13 +235,19 @@ func New(o Options) *Registry {
 		o.Elapsed = func() time.Duration { return time.Since(start) }
 	}
 	return &Registry{store: o.Store, secrets: o.Secrets, log: o.Logger, now: o.Now, elapsed: o.Elapsed,
-		wraps: map[string]time.Duration{}, entries: map[string]*Entry{}}
+		wraps: map[string]time.Duration{}, entries: map[entryKey]*Entry{}}
 }
 
 const prefix = "clients/"
 
 func storeKey(venue, id string) string { return prefix + venue + "/" + id }
-func memKey(venue, id string) string   { return venue + "\x00" + id }
+
+// entryKey names a credential in memory. A struct of the two strings, not
+// their concatenation, so that a lookup on the request path allocates
+// nothing.
+type entryKey struct{ venue, id string }
+
+func memKey(venue, id string) entryKey { return entryKey{venue, id} }
 
 // Load reads every credential from the store and opens the HMAC secrets of
 // the active ones (the vault must be unsealed).
@@ -252,7 +258,7 @@ func (r *Registry) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load clients: %w", err)
 	}
-	entries := map[string]*Entry{}
+	entries := map[entryKey]*Entry{}
 	now := r.now()
 	for _, k := range keys {
 		raw, err := r.store.Get(ctx, k)
@@ -287,12 +293,12 @@ func (r *Registry) Load(ctx context.Context) error {
 func (r *Registry) Forget() {
 	r.mu.Lock()
 	old := r.entries
-	r.entries = map[string]*Entry{}
+	r.entries = map[entryKey]*Entry{}
 	r.mu.Unlock()
 	zeroAll(old)
 }
 
-func zeroAll(m map[string]*Entry) {
+func zeroAll(m map[entryKey]*Entry) {
 	for _, e := range m {
 		if e.Cred != nil {
 			e.Cred.Secret.Zero()
@@ -535,7 +541,7 @@ func (r *Registry) Revoke(ctx context.Context, venue, id string) error {
 	r.mu.Lock()
 	if e, ok := r.entries[memKey(venue, id)]; ok {
 		delete(r.entries, memKey(venue, id))
-		zeroAll(map[string]*Entry{"": e})
+		zeroAll(map[entryKey]*Entry{{}: e})
 	}
 	r.mu.Unlock()
 	if !c.Revoked.IsZero() {
