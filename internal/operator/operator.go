@@ -17,9 +17,12 @@
 // of an account (the last accepted TOTP step, recovery codes, the failure
 // count and the lockout) is one store transaction, so a code sent to two
 // Managers at once is accepted by one of them only, and no failure is lost.
-// Deciding and using an approval are transactions too. PostgreSQL runs them
-// one at a time under the store's advisory lock and SQLite under its write
-// lock, so they never fail on a serialization conflict and need no retry.
+// Deciding and using an approval are transactions too, and so is creating
+// an account: of several creations of one name at once exactly one
+// succeeds, and the others get ErrExists and no enrollment. PostgreSQL
+// runs them one at a time under the store's advisory lock and SQLite under
+// its write lock, so they never fail on a serialization conflict and need
+// no retry.
 // Changes to security code here need a second review.
 package operator
 
@@ -51,7 +54,7 @@ var (
 	ErrLocked         = errors.New("account locked, try later")
 	ErrUnauthorized   = errors.New("not authenticated")
 	ErrStepUp         = errors.New("a fresh TOTP code is required")
-	ErrExists         = errors.New("operator already exists")
+	ErrExists         = errors.New("already exists")
 	ErrNotFound       = errors.New("not found")
 	ErrInvalid        = errors.New("invalid request")
 )
@@ -104,6 +107,19 @@ type account struct {
 	LastStep     int64     `json:"last_step"`          // last accepted TOTP step
 	Failures     int       `json:"failures,omitempty"`
 	LockedUntil  time.Time `json:"locked_until,omitzero"`
+	// SeedID is the id the TOTP seed is sealed under (kind seedKind):
+	// the name and a random suffix, so that a creation that loses a race
+	// for the name never replaces the winner's seed. Empty for accounts
+	// created before, whose seed is sealed under the name.
+	SeedID string `json:"seed_id,omitempty"`
+}
+
+// seedID returns the id a's TOTP seed is sealed under.
+func (a *account) seedID() string {
+	if a.SeedID != "" {
+		return a.SeedID
+	}
+	return a.Name
 }
 
 // Enrollment is what creating an operator returns once: the TOTP key URI
@@ -185,15 +201,25 @@ type CreateOptions struct {
 }
 
 // Create adds an operator, enrolls a TOTP seed and makes recovery codes.
+//
+// Creating a name that exists fails with ErrExists ("operator NAME already
+// exists") and returns no enrollment. This holds across Managers sharing a
+// store.Transactional store: the account is written with store.Tx.Create,
+// so of several creations of one name at once exactly one succeeds. The
+// seed is sealed first, under an id of its own (the name and a random
+// suffix) that the account names, so the account never exists without its
+// seed and a refused creation never touches the seed of the account that
+// exists; the refused creation removes the seed it sealed when Secrets can
+// delete (*vault.Vault can).
 func (m *Manager) Create(ctx context.Context, c CreateOptions) (Operator, *Enrollment, error) {
 	if !nameRE.MatchString(c.Name) || !c.Role.Valid() || len(c.Password) < 12 || !validKeys(c.Keys) {
 		return Operator{}, nil, fmt.Errorf("create operator: %w: name [a-z0-9._-], known role, keys venue/key, password of 12 or more bytes", ErrInvalid)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, err := m.o.Store.Get(ctx, accountKey(c.Name)); err == nil {
-		return Operator{}, nil, fmt.Errorf("create operator %s: %w", c.Name, ErrExists)
-	} else if !errors.Is(err, store.ErrNotFound) {
+	// A name that exists already is refused before any work; the store
+	// transaction below decides between creations racing for a new name.
+	if _, err := m.get(ctx, c.Name); err == nil {
+		return Operator{}, nil, existsError(c.Name)
+	} else if !errors.Is(err, ErrNotFound) {
 		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
 	}
 	hash, err := hashPassword(c.Password, m.o.KDF)
@@ -206,24 +232,86 @@ func (m *Manager) Create(ctx context.Context, c CreateOptions) (Operator, *Enrol
 	}
 	uri, err := otpauthURL(m.o.Issuer, c.Name, seed)
 	if err != nil {
+		clear(seed)
 		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
 	}
 	codes, digests, err := newRecoveryCodes(10)
 	if err != nil {
+		clear(seed)
 		return Operator{}, nil, err
+	}
+	suffix := make([]byte, 16)
+	if _, err := rand.Read(suffix); err != nil {
+		clear(seed)
+		return Operator{}, nil, fmt.Errorf("create operator: %w", err)
 	}
 	a := account{
 		Operator:     Operator{Name: c.Name, Role: c.Role, Keys: slices.Clone(c.Keys), Created: m.now().UTC()},
 		PasswordHash: hash,
 		Recovery:     digests,
+		SeedID:       c.Name + "/" + hex.EncodeToString(suffix),
 	}
-	if err := m.o.Secrets.PutSecret(ctx, seedKind, c.Name, seed); err != nil {
+	// The vault seals in a store transaction of its own: the seed is
+	// sealed before the account's transaction, not inside it.
+	if err := m.o.Secrets.PutSecret(ctx, seedKind, a.SeedID, seed); err != nil {
+		clear(seed)
 		return Operator{}, nil, fmt.Errorf("create operator: seal totp seed: %w", err)
 	}
-	if err := m.put(ctx, &a); err != nil {
+	err = m.atomically(ctx, func(s rw) error { return createAccount(ctx, s, &a) })
+	if err != nil {
+		clear(seed)
+		// Nobody holds this seed: remove it (best effort; a seed left
+		// sealed opens no account, as none names it).
+		if d, ok := m.o.Secrets.(secretDeleter); ok {
+			_ = d.DeleteSecret(context.WithoutCancel(ctx), seedKind, a.SeedID)
+		}
+		if errors.Is(err, store.ErrExists) {
+			return Operator{}, nil, existsError(c.Name)
+		}
 		return Operator{}, nil, err
 	}
 	return a.Operator, &Enrollment{URL: uri, Seed: seed, RecoveryCodes: codes}, nil
+}
+
+// secretDeleter is the optional part of Secrets that Create uses to remove
+// the seed of a refused creation; *vault.Vault implements it.
+type secretDeleter interface {
+	DeleteSecret(ctx context.Context, kind, id string) error
+}
+
+// existsError is the error of creating name when it exists: its text is
+// "operator NAME already exists" and it matches ErrExists.
+func existsError(name string) error {
+	return fmt.Errorf("operator %s %w", name, ErrExists)
+}
+
+// createAccount writes a new account, refusing with store.ErrExists when
+// the name is taken: through store.Tx.Create inside a transaction, else
+// (a store without transactions, under the Manager's lock only) by a read
+// before the write.
+func createAccount(ctx context.Context, s rw, a *account) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("write operator: %w", err)
+	}
+	if tx, ok := s.(store.Tx); ok {
+		if err := tx.Create(ctx, accountKey(a.Name), b); err != nil {
+			if errors.Is(err, store.ErrExists) {
+				return err
+			}
+			return fmt.Errorf("write operator: %w", err)
+		}
+		return nil
+	}
+	if _, err := s.Get(ctx, accountKey(a.Name)); err == nil {
+		return store.ErrExists
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("read operator: %w", err)
+	}
+	if err := s.Put(ctx, accountKey(a.Name), b); err != nil {
+		return fmt.Errorf("write operator: %w", err)
+	}
+	return nil
 }
 
 func validKeys(keys []string) bool {
@@ -257,10 +345,6 @@ func digest(s string) string {
 
 func (m *Manager) get(ctx context.Context, name string) (*account, error) {
 	return getAccount(ctx, m.o.Store, name)
-}
-
-func (m *Manager) put(ctx context.Context, a *account) error {
-	return putAccount(ctx, m.o.Store, a)
 }
 
 // reader is what getAccount needs: a store.Store or a store.Tx.
@@ -460,7 +544,7 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	// the store itself.
 	var seed []byte
 	if pwOK {
-		if seed, err = m.seed(ctx, name); err != nil {
+		if seed, err = m.seed(ctx, a.seedID()); err != nil {
 			return "", Principal{}, err
 		}
 		defer clear(seed)
@@ -500,9 +584,10 @@ func (m *Manager) Login(ctx context.Context, name string, password []byte, code 
 	return tok, m.principal(a, &s, nil), nil
 }
 
-// seed unseals name's TOTP seed; the caller clears it.
-func (m *Manager) seed(ctx context.Context, name string) ([]byte, error) {
-	seed, err := m.o.Secrets.Secret(ctx, seedKind, name)
+// seed unseals the TOTP seed sealed under id (account.seedID); the caller
+// clears it.
+func (m *Manager) seed(ctx context.Context, id string) ([]byte, error) {
+	seed, err := m.o.Secrets.Secret(ctx, seedKind, id)
 	if err != nil {
 		return nil, fmt.Errorf("check code: unseal totp seed: %w", err)
 	}
@@ -544,11 +629,14 @@ func (m *Manager) VerifyCode(ctx context.Context, name, code string) error {
 	if !nameRE.MatchString(name) {
 		return ErrStepUp
 	}
-	seed, err := m.seed(ctx, name)
+	a, err := m.get(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return ErrStepUp
+	} else if err != nil {
+		return err
+	}
+	seed, err := m.seed(ctx, a.seedID())
 	if err != nil {
-		if _, gerr := m.get(ctx, name); errors.Is(gerr, ErrNotFound) {
-			return ErrStepUp
-		}
 		return err
 	}
 	defer clear(seed)
