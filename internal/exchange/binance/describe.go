@@ -33,14 +33,18 @@ type route struct {
 type describer struct {
 	venue    string
 	prefixes []string
-	routes   map[string]route
+	routes   map[routeKey]route
 }
 
+// routeKey finds a route: the method and the lower-cased path. A struct
+// rather than a joined string, so that a lookup allocates nothing.
+type routeKey struct{ method, path string }
+
 func newDescriber(venue string, prefixes []string) *describer {
-	d := &describer{venue: venue, prefixes: prefixes, routes: map[string]route{}}
+	d := &describer{venue: venue, prefixes: prefixes, routes: map[routeKey]route{}}
 	for _, r := range routeTable() {
 		r.endpoint = r.method + " " + r.path
-		d.routes[r.method+" "+strings.ToLower(r.path)] = r
+		d.routes[routeKey{r.method, strings.ToLower(r.path)}] = r
 	}
 	return d
 }
@@ -61,7 +65,7 @@ func (d *describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	if err != nil {
 		return exchange.Call{}, err
 	}
-	c := exchange.Call{Venue: d.venue, Method: r.Method, Path: r.Path, Endpoint: r.Method + " " + r.Path, Scope: exchange.ScopeAccountAdmin}
+	c := exchange.Call{Venue: d.venue, Method: r.Method, Path: r.Path, Scope: exchange.ScopeAccountAdmin}
 	served := false
 	for _, p := range d.prefixes {
 		if strings.HasPrefix(key, p) {
@@ -69,8 +73,10 @@ func (d *describer) Describe(r *exchange.Request) (exchange.Call, error) {
 			break
 		}
 	}
-	rt, ok := d.routes[r.Method+" "+key]
+	rt, ok := d.routes[routeKey{r.Method, key}]
 	if !served || !ok {
+		// Built only here: a known route has its endpoint built once.
+		c.Endpoint = r.Method + " " + r.Path
 		return c, nil
 	}
 	c.Path = rt.path
@@ -120,15 +126,20 @@ func requestParams(r *exchange.Request) (exchange.Params, *exchange.Error) {
 	if e != nil {
 		return nil, e
 	}
-	all := make(exchange.Params, 0, len(qp)+len(bp))
-	for _, ps := range []exchange.Params{qp, bp} {
-		for _, p := range ps {
-			for _, q := range all {
-				if strings.EqualFold(p.Name, q.Name) {
-					return nil, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, exchange.SafeName(p.Name))
-				}
+	// qp and bp are this call's own: when only one holds parameters, it
+	// is checked and filtered in place instead of copied.
+	all := bp
+	switch {
+	case len(bp) == 0:
+		all = qp
+	case len(qp) > 0:
+		all = append(append(make(exchange.Params, 0, len(qp)+len(bp)), qp...), bp...)
+	}
+	for i, p := range all {
+		for _, q := range all[:i] {
+			if strings.EqualFold(p.Name, q.Name) {
+				return nil, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, exchange.SafeName(p.Name))
 			}
-			all = append(all, p)
 		}
 	}
 	out := all[:0]

@@ -217,6 +217,8 @@ func TestDescribeRejects(t *testing.T) {
 		{"duplicate parameter", spot, exchange.Request{Method: "POST", Path: "/api/v3/order", Body: []byte(order + "1&quantity=1000")}},
 		{"parameter in query and body", spot, exchange.Request{Method: "POST", Path: "/api/v3/order", RawQuery: "quantity=1000", Body: []byte(order + "1")}},
 		{"case variant duplicate", spot, exchange.Request{Method: "POST", Path: "/api/v3/order", Body: []byte(order + "1&Quantity=1000")}},
+		{"case variant duplicate in the query alone", spot, exchange.Request{Method: "DELETE", Path: "/api/v3/order", RawQuery: "symbol=BTCUSDT&orderId=1&SYMBOL=ETHUSDT"}},
+		{"case variant across query and body", spot, exchange.Request{Method: "POST", Path: "/api/v3/order", RawQuery: "QUANTITY=1000", Body: []byte(order + "1")}},
 		{"non-UTF-8", spot, exchange.Request{Method: "GET", Path: "/api/v3/openOrders", RawQuery: "symbol=%C0%AF"}},
 		{"bad percent encoding", spot, exchange.Request{Method: "GET", Path: "/api/v3/openOrders", RawQuery: "symbol=%zz"}},
 		{"json body", spot, exchange.Request{Method: "POST", Path: "/api/v3/order", Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"symbol":"BTCUSDT"}`)}},

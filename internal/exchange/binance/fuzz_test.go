@@ -107,3 +107,24 @@ func FuzzSimulator(f *testing.F) {
 		kit.ResetLog()
 	})
 }
+
+// FuzzParamScanBytes holds the body scanners that avoid a string copy to the
+// string versions they replace: for any input, the same answers.
+func FuzzParamScanBytes(f *testing.F) {
+	for _, s := range []string{"", "&", "=", "signature", "a=1&signature=2", "a=1&sig%6Eature=2", "signature=1&a=2",
+		"a=1&signat%zzure=2", "a&signature", "sign+ature=1", "%73ignature", "a=1&&signature=", "x=%GG&signature=ab"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, name := range []string{paramSignature, "a", "sign ature"} {
+			if got, want := mentionsParamBytes([]byte(raw), name), mentionsParam(raw, name); got != want {
+				t.Errorf("mentionsParamBytes(%q, %q) = %v, mentionsParam says %v", raw, name, got, want)
+			}
+			n, ok := cutLastParamBytes([]byte(raw), name)
+			rest, wantOK := cutLastParam(raw, name)
+			if ok != wantOK || (ok && n != len(rest)) {
+				t.Errorf("cutLastParamBytes(%q, %q) = %d, %v; cutLastParam gives %q, %v", raw, name, n, ok, rest, wantOK)
+			}
+		}
+	})
+}

@@ -120,22 +120,22 @@ func formBody(h http.Header, body []byte) *exchange.Error {
 // parseSigned reads the auth material from the raw query and body. Binance
 // REST requires signature to be the last parameter of the part that holds
 // it; timestamp, recvWindow and signature may each appear once in all.
-func parseSigned(r *exchange.Request) (*signedRequest, *exchange.Error) {
+func parseSigned(r *exchange.Request) (signedRequest, *exchange.Error) {
 	key, e := apiKeyOf(r.Header)
 	if e != nil {
-		return nil, e
+		return signedRequest{}, e
 	}
 	if key == "" {
-		return nil, exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
+		return signedRequest{}, exchange.Errorf(exchange.ErrAuth, msgKeyFormat)
 	}
 	if e := formBody(r.Header, r.Body); e != nil {
-		return nil, e
+		return signedRequest{}, e
 	}
 	qp, bp, e := parseParams(r)
 	if e != nil {
-		return nil, e
+		return signedRequest{}, e
 	}
-	s := &signedRequest{apiKey: key, payloadQuery: r.RawQuery, payloadBody: r.Body}
+	s := signedRequest{apiKey: key, payloadQuery: r.RawQuery, payloadBody: r.Body}
 	var ts, rw string
 	seen := 0
 	for _, ps := range []exchange.Params{qp, bp} {
@@ -149,13 +149,13 @@ func parseSigned(r *exchange.Request) (*signedRequest, *exchange.Error) {
 				// reader that folds case, and never forwarded.
 				for _, auth := range []string{paramSignature, paramTimestamp, paramRecvWindow} {
 					if strings.EqualFold(p.Name, auth) {
-						return nil, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, auth)
+						return signedRequest{}, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, auth)
 					}
 				}
 				continue
 			}
 			if qp.Has(p.Name) && bp.Has(p.Name) {
-				return nil, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, p.Name)
+				return signedRequest{}, exchange.Errorf(exchange.ErrBadRequest, msgDuplicate, p.Name)
 			}
 			switch p.Name {
 			case paramSignature:
@@ -168,38 +168,38 @@ func parseSigned(r *exchange.Request) (*signedRequest, *exchange.Error) {
 		}
 	}
 	if s.signature == "" {
-		return nil, exchange.Errorf(exchange.ErrAuth, msgMandatory, paramSignature)
+		return signedRequest{}, exchange.Errorf(exchange.ErrAuth, msgMandatory, paramSignature)
 	}
 	switch {
 	case qp.Has(paramSignature):
 		q, ok := cutLastParam(r.RawQuery, paramSignature)
 		if !ok {
-			return nil, exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+			return signedRequest{}, exchange.Errorf(exchange.ErrAuth, msgBadSignature)
 		}
 		s.payloadQuery = q
 	default:
-		b, ok := cutLastParam(string(r.Body), paramSignature)
+		n, ok := cutLastParamBytes(r.Body, paramSignature)
 		if !ok {
-			return nil, exchange.Errorf(exchange.ErrAuth, msgBadSignature)
+			return signedRequest{}, exchange.Errorf(exchange.ErrAuth, msgBadSignature)
 		}
-		s.payloadBody = r.Body[:len(b)]
+		s.payloadBody = r.Body[:n]
 	}
 	if ts == "" {
-		return nil, exchange.Errorf(exchange.ErrAuth, msgMandatory, paramTimestamp)
+		return signedRequest{}, exchange.Errorf(exchange.ErrAuth, msgMandatory, paramTimestamp)
 	}
 	t, ok := parseTimestamp(ts)
 	if !ok {
-		return nil, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, paramTimestamp, "^[0-9]{1,16}$")
+		return signedRequest{}, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, paramTimestamp, "^[0-9]{1,16}$")
 	}
 	s.timestamp = t
 	s.recvWindow = defaultRecvWindow
 	if rw != "" {
 		d, ok := parseRecvWindow(rw)
 		if !ok {
-			return nil, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, paramRecvWindow, "^[0-9]{1,5}(\\.[0-9]{1,3})?$")
+			return signedRequest{}, exchange.Errorf(exchange.ErrBadRequest, msgIllegal, paramRecvWindow, "^[0-9]{1,5}(\\.[0-9]{1,3})?$")
 		}
 		if d > maxRecvWindow {
-			return nil, exchange.Errorf(exchange.ErrBadRequest, msgRecvWindowMax)
+			return signedRequest{}, exchange.Errorf(exchange.ErrBadRequest, msgRecvWindowMax)
 		}
 		s.recvWindow = d
 	}
@@ -219,6 +219,31 @@ func cutLastParam(raw, name string) (string, bool) {
 		return "", true
 	}
 	return raw[:i], true
+}
+
+// cutLastParamBytes is cutLastParam for a body: it returns the length of
+// the body without its last parameter, without converting the body to a
+// string.
+func cutLastParamBytes(raw []byte, name string) (int, bool) {
+	i := bytes.LastIndexByte(raw, '&')
+	n := raw[i+1:]
+	if eq := bytes.IndexByte(n, '='); eq >= 0 {
+		n = n[:eq]
+	}
+	if !nameIs(n, name) {
+		return 0, false
+	}
+	return max(i, 0), true
+}
+
+// nameIs says whether the raw parameter name n, decoded as url.QueryUnescape
+// decodes it, is name. A name without escapes is compared without a copy.
+func nameIs(n []byte, name string) bool {
+	if bytes.ContainsAny(n, "%+") {
+		dn, err := url.QueryUnescape(string(n))
+		return err == nil && dn == name
+	}
+	return string(n) == name
 }
 
 // parseTimestamp reads milliseconds, or microseconds when the value has more
@@ -358,7 +383,7 @@ func (v *verifier) ClientKey(r *exchange.Request) (string, error) {
 	if e != nil {
 		return "", e
 	}
-	signed := mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature)
+	signed := mentionsParam(r.RawQuery, paramSignature) || mentionsParamBytes(r.Body, paramSignature)
 	switch {
 	case !signed && key != "" && keyOnly(r.Path):
 		return key, nil // USER_STREAM: the API key alone authenticates
@@ -379,6 +404,28 @@ func mentionsParam(raw, name string) bool {
 		}
 	}
 	return false
+}
+
+// mentionsParamBytes is mentionsParam for a body, without converting it to
+// a string.
+func mentionsParamBytes(raw []byte, name string) bool {
+	for {
+		part := raw
+		amp := bytes.IndexByte(raw, '&')
+		if amp >= 0 {
+			part = raw[:amp]
+		}
+		if eq := bytes.IndexByte(part, '='); eq >= 0 {
+			part = part[:eq]
+		}
+		if nameIs(part, name) {
+			return true
+		}
+		if amp < 0 {
+			return false
+		}
+		raw = raw[amp+1:]
+	}
 }
 
 // Verify checks r's key, signature and time window against client and
@@ -442,7 +489,7 @@ func keyOnly(path string) bool { return slices.Contains(keyOnlyPaths, path) }
 // no signature. Such a request has no timestamp, so the gateway does not
 // treat a repeated one (a keep-alive) as a replay.
 func (v *verifier) KeyOnly(r *exchange.Request) bool {
-	if !keyOnly(r.Path) || mentionsParam(r.RawQuery, paramSignature) || mentionsParam(string(r.Body), paramSignature) {
+	if !keyOnly(r.Path) || mentionsParam(r.RawQuery, paramSignature) || mentionsParamBytes(r.Body, paramSignature) {
 		return false
 	}
 	key, e := apiKeyOf(r.Header)
