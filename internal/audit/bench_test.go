@@ -40,6 +40,25 @@ func BenchmarkAppendSingle(b *testing.B) {
 	}
 }
 
+// BenchmarkAppendSingleNoSync is one appender without flushes: what is
+// left is the encoding, the write and the hand-over between the appender
+// and whoever commits its record.
+func BenchmarkAppendSingleNoSync(b *testing.B) {
+	l, err := Open(Options{Dir: b.TempDir(), Signer: testKey(), NoSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	r := intentRecord(1)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Append(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkAppendParallel64 is 64 concurrent appenders sharing group
 // commits; ns/op is per record.
 func BenchmarkAppendParallel64(b *testing.B) {

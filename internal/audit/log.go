@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,10 +146,46 @@ type generation struct {
 	stop  chan struct{} // closed to ask the writer to drain and exit
 	done  chan struct{} // closed when the writer has exited
 	st    *state
+
+	// commit is held by whoever writes st: the writer goroutine, or an
+	// Append that found the writer idle and commits its record itself
+	// (commitAndWait), which spares it two hand-overs between goroutines.
+	commit sync.Mutex
+	// lazy holds the records of AppendLazy until a commit takes them
+	// along; kick asks the writer to commit them after lazyWait if no
+	// commit comes sooner. lazyClosed is set once the final drain has
+	// taken them: later ones are refused.
+	lazyMu     sync.Mutex
+	lazy       []*pending
+	lazyClosed bool
+	kick       chan struct{}
 }
 
-// state is the writer's view of the chain; only the writer goroutine touches
-// it while running.
+// takeLazy appends the waiting lazy records to batch, oldest first.
+func (g *generation) takeLazy(batch []*pending, final bool) []*pending {
+	g.lazyMu.Lock()
+	batch = append(batch, g.lazy...)
+	clear(g.lazy)
+	g.lazy = g.lazy[:0]
+	if final {
+		g.lazyClosed = true
+	}
+	g.lazyMu.Unlock()
+	return batch
+}
+
+// stopping reports whether the writer has been asked to stop.
+func (g *generation) stopping() bool {
+	select {
+	case <-g.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// state is the writer's view of the chain; only the holder of its
+// generation's commit lock touches it.
 type state struct {
 	f       *os.File
 	w       File
@@ -165,6 +202,7 @@ type state struct {
 	sinceCkpt int
 	lastCkpt  time.Time
 	buf       []byte
+	batch     []*pending // an inline commit's batch, reused
 }
 
 type pending struct {
@@ -172,12 +210,10 @@ type pending struct {
 	done chan struct{}
 	rec  Receipt
 	err  error
-	// lazy records need no flush of their own: nobody waits for them.
-	lazy bool
 }
 
-// lazyWait is how long the writer holds a batch of lazy records for a
-// record that needs a flush, so they share it.
+// lazyWait is how long lazy records wait for a record that needs a flush,
+// so that they share it, before the writer commits them on their own.
 const lazyWait = 5 * time.Millisecond
 
 // Open opens (or creates) the log in opts.Dir, recovers from a crash that
@@ -268,6 +304,7 @@ func (l *Log) start(probe bool) error {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		st:    st,
+		kick:  make(chan struct{}, 1),
 	}
 	if !l.opts.NoSync && !l.opts.NoPreallocate {
 		st.spare = startSpare(l.opts.Dir, l.segmentLimit(), l.opts.SegmentSize, l.log)
@@ -448,12 +485,32 @@ func (l *Log) Sync(ctx context.Context) error {
 	return err
 }
 
-// commitAndWait queues body (nil: a barrier that only waits for the flush)
-// and waits until the writer has made it durable.
+// commitAndWait makes body (nil: a barrier that only waits for the flush)
+// durable. When nothing is queued and no commit runs, it commits body
+// itself, with whatever lazy records wait; otherwise it queues body for
+// the writer, which takes everything queued into one flush, and waits.
 func (l *Log) commitAndWait(ctx context.Context, body []byte) (Receipt, error) {
 	g := l.gen.Load()
 	p := l.pool.Get().(*pending)
 	p.body, p.err, p.rec = body, nil, Receipt{}
+	if len(g.queue) == 0 && g.commit.TryLock() {
+		if !g.stopping() {
+			st := g.st
+			batch := g.takeLazy(st.batch[:0], false)
+			batch = append(batch, p)
+			batch = fillFrom(g.queue, batch)
+			l.commit(st, batch, false)
+			clear(batch)
+			st.batch = batch[:0]
+			g.commit.Unlock()
+			<-p.done // commit answered every record of the batch
+			rec, err := p.rec, p.err
+			p.body = nil
+			l.pool.Put(p)
+			return rec, err
+		}
+		g.commit.Unlock()
+	}
 	select {
 	case g.queue <- p:
 	case <-g.stop:
@@ -503,20 +560,34 @@ func (l *Log) AppendLazy(ctx context.Context, r Record) error {
 	if err != nil {
 		return fmt.Errorf("audit: append: %w", err)
 	}
-	// Not from the pool: the writer drops it after the flush.
-	p := &pending{body: body, done: make(chan struct{}, 1), lazy: true}
+	// Not from the pool: the commit that takes it drops it.
+	p := &pending{body: body, done: make(chan struct{}, 1)}
 	g := l.gen.Load()
-	select {
-	case g.queue <- p:
-		return nil
-	case <-g.stop:
+	g.lazyMu.Lock()
+	switch {
+	case g.lazyClosed:
+		g.lazyMu.Unlock()
 		if l.closed.Load() {
 			return ErrClosed
 		}
 		return ErrUnavailable
-	case <-ctx.Done():
-		return ctx.Err()
+	case len(g.lazy) >= queueSize:
+		// Flushes cannot keep up: this one waits for its own, as Append
+		// does, which slows the caller down instead of growing the list.
+		g.lazyMu.Unlock()
+		_, err := l.commitAndWait(ctx, body)
+		return err
 	}
+	g.lazy = append(g.lazy, p)
+	first := len(g.lazy) == 1
+	g.lazyMu.Unlock()
+	if first {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
 }
 
 // prepare validates r, applies redaction and hashing to copies of its
@@ -707,99 +778,96 @@ type outage struct {
 }
 
 func stoppedGeneration(st *state) *generation {
-	g := &generation{queue: make(chan *pending), stop: make(chan struct{}), done: make(chan struct{}), st: st}
+	g := &generation{queue: make(chan *pending), stop: make(chan struct{}), done: make(chan struct{}), st: st,
+		kick: make(chan struct{}, 1), lazyClosed: true}
 	close(g.stop)
 	close(g.done)
 	return g
 }
 
 // run is the writer: it collects whatever is queued, writes it with one
-// write and one flush, and wakes each waiter.
+// write and one flush, and wakes each waiter. It also commits lazy records
+// nobody took along within lazyWait, and checkpoints that fall due.
 func (l *Log) run(g *generation) {
 	defer close(g.done)
 	st := g.st
 	batch := make([]*pending, 0, maxBatch)
 	tick := time.NewTicker(max(l.opts.CheckpointInterval/4, time.Millisecond))
 	defer tick.Stop()
+	lazyT := time.NewTimer(lazyWait)
+	lazyT.Stop()
 	for {
 		batch = batch[:0]
 		select {
 		case p := <-g.queue:
 			batch = append(batch, p)
+		case <-g.kick:
+			lazyT.Reset(lazyWait)
+			continue
+		case <-lazyT.C:
+			g.commit.Lock()
+			if batch = g.takeLazy(batch, false); len(batch) > 0 {
+				l.commit(st, batch, false)
+			}
+			g.commit.Unlock()
+			clear(batch)
+			continue
 		case <-tick.C:
+			g.commit.Lock()
 			if st.sinceCkpt > 0 && l.opts.Now().Sub(st.lastCkpt) >= l.opts.CheckpointInterval {
 				l.commit(st, nil, true)
 			}
+			g.commit.Unlock()
 			continue
 		case <-g.stop:
 			l.drain(g, st)
 			return
 		}
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-g.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
-		if allLazy(batch) {
-			var stopped bool
-			batch, stopped = l.holdLazy(g, batch)
-			if stopped {
-				l.commit(st, batch, false)
-				l.drain(g, st)
-				return
-			}
+		g.commit.Lock()
+		batch = fillFrom(g.queue, batch)
+		lazy := len(batch)
+		batch = g.takeLazy(batch, false)
+		if lazy < len(batch) {
+			// the lazy records are older than what was queued
+			rotateRight(batch, len(batch)-lazy)
 		}
 		l.commit(st, batch, false)
+		g.commit.Unlock()
+		clear(batch)
 	}
 }
 
-func allLazy(batch []*pending) bool {
-	for _, p := range batch {
-		if !p.lazy {
-			return false
-		}
-	}
-	return len(batch) > 0
-}
-
-// holdLazy waits up to lazyWait for a record that needs a flush to join a
-// batch of lazy ones. It reports whether the log is stopping.
-func (l *Log) holdLazy(g *generation, batch []*pending) ([]*pending, bool) {
-	t := time.NewTimer(lazyWait)
-	defer t.Stop()
+// fillFrom appends to batch whatever is queued, up to maxBatch records.
+func fillFrom(queue chan *pending, batch []*pending) []*pending {
 	for len(batch) < maxBatch {
 		select {
-		case p := <-g.queue:
+		case p := <-queue:
 			batch = append(batch, p)
-			if !p.lazy {
-				return batch, false
-			}
-		case <-t.C:
-			return batch, false
-		case <-g.stop:
-			return batch, true
+		default:
+			return batch
 		}
 	}
-	return batch, false
+	return batch
 }
 
-// drain commits everything still queued, then a final checkpoint.
+// rotateRight moves the last k elements of b to its front, keeping the
+// order within each part.
+func rotateRight(b []*pending, k int) {
+	slices.Reverse(b)
+	slices.Reverse(b[:k])
+	slices.Reverse(b[k:])
+}
+
+// drain commits the lazy records and everything still queued, then a
+// final checkpoint; later lazy records are refused.
 func (l *Log) drain(g *generation, st *state) {
+	g.commit.Lock()
+	defer g.commit.Unlock()
+	if lazy := g.takeLazy(nil, true); len(lazy) > 0 {
+		l.commit(st, lazy, false)
+	}
 	for range queueSize/maxBatch + 1 {
-		batch := make([]*pending, 0, maxBatch)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case p := <-g.queue:
-				batch = append(batch, p)
-			default:
-				break fill
-			}
-		}
+		batch := fillFrom(g.queue, make([]*pending, 0, maxBatch))
 		if len(batch) == 0 {
 			break
 		}
