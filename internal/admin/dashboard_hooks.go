@@ -158,15 +158,18 @@ func (d *Dashboard) Fresh(p operator.Principal) bool { return d.s.ops.Fresh(p) }
 // StepUp applies the API's step-up rule to a dashboard action: a fresh
 // session passes; otherwise code must be a new TOTP code of the operator,
 // which also makes the session fresh (and is audited as the API's step-up
-// is). API tokens never pass.
+// is). API tokens never pass. A refusal without a code checked is audited
+// as the API's is.
 func (d *Dashboard) StepUp(r *http.Request, p operator.Principal, token, code string) error {
 	if p.Token != "" {
+		d.s.stepUpRefused(r, p, stepUpCauseToken)
 		return d.Refusal(operator.ErrStepUp)
 	}
 	if code == "" {
 		if d.s.ops.Fresh(p) {
 			return nil
 		}
+		d.s.stepUpRefused(r, p, stepUpCause(p))
 		return d.Refusal(operator.ErrStepUp)
 	}
 	err := d.s.ops.StepUp(r.Context(), token, code)

@@ -237,6 +237,10 @@ func handleOperatorCreate(s *api) http.Handler {
 			return
 		}
 		op, enr, err := s.ops.Create(r.Context(), operator.CreateOptions{Name: in.Name, Role: in.Role, Keys: in.Keys, Password: pw})
+		if errors.Is(err, operator.ErrExists) {
+			// "operator NAME already exists": the name is the caller's.
+			err = &httpError{http.StatusConflict, "exists", err.Error()}
+		}
 		if err != nil {
 			writeError(w, s.log, err)
 			return

@@ -64,10 +64,13 @@ func (s *api) deny(r *http.Request, p operator.Principal, rt route) {
 // stepUp checks that the caller is a session that stepped up recently, or
 // sent a fresh TOTP code of its operator. API tokens never pass. A code
 // sent with the request is audited as POST /v1/auth/step-up's is, with the
-// route, whether it was accepted or not.
+// route, whether it was accepted or not; a refusal without a code checked
+// (an API token, no code, the step-up window over) is audited too, failed
+// with its cause.
 func (s *api) stepUp(r *http.Request) error {
 	c := from(r)
 	if c.p.Token != "" {
+		s.stepUpRefused(r, c.p, stepUpCauseToken)
 		return operator.ErrStepUp
 	}
 	if code := r.Header.Get(TOTPHeader); code != "" {
@@ -83,7 +86,32 @@ func (s *api) stepUp(r *http.Request) error {
 		return err
 	}
 	if !s.ops.Fresh(c.p) {
+		s.stepUpRefused(r, c.p, stepUpCause(c.p))
 		return operator.ErrStepUp
 	}
 	return nil
+}
+
+// Causes of a step-up refused before any code was checked, as audited.
+const (
+	stepUpCauseToken   = "api token"       // API tokens never step up
+	stepUpCauseNoCode  = "no code"         // the session never stepped up
+	stepUpCauseExpired = "step-up expired" // its last step-up is too old
+)
+
+// stepUpCause says why a session that sent no code is not fresh.
+func stepUpCause(p operator.Principal) string {
+	if p.StepUp.IsZero() {
+		return stepUpCauseNoCode
+	}
+	return stepUpCauseExpired
+}
+
+// stepUpRefused records a step-up refused before any code was checked as a
+// wrong code is recorded: admin.step-up, failed, with the route, plus its
+// cause (best effort: the action is refused either way). No code is
+// written, even one an API token sent.
+func (s *api) stepUpRefused(r *http.Request, p operator.Principal, cause string) {
+	_ = s.event(r.Context(), "step-up", p.Name, map[string]string{
+		"result": "failed", "cause": cause, "source": remoteAddr(r), "route": r.Method + " " + r.URL.Path})
 }
