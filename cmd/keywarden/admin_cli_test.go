@@ -105,6 +105,7 @@ name = "binance"
 	if !strings.Contains(out, "█") || !strings.Contains(out, "otpauth://totp/keywarden:alice") {
 		t.Errorf("admin operator create = %q, want a QR code and the key URI", out)
 	}
+	c.fails("operator alice already exists", "", "admin", "operator", "create", "alice", "--role", "auditor", "--password-file", opPass)
 	// The policy edit's code stepped the session up: no code is asked.
 	out = c.ok("", "admin", "operator", "recovery-codes")
 	if n := len(regexp.MustCompile(`(?m)^  [a-z2-7]{8}-[a-z2-7]{8}$`).FindAllString(out, -1)); n != 10 {
