@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,20 @@ type replayCache struct {
 	maxSlots int
 	shards   [replayShards]replayShard
 	refused  atomic.Uint64 // new requests refused because a shard was full
+	// scratch holds *replayScratch: the hash state and a buffer the
+	// query and header strings are gathered in, so that hashing a request
+	// allocates nothing.
+	scratch sync.Pool
 }
+
+type replayScratch struct {
+	h   hash.Hash
+	buf []byte
+	sum [sha256.Size]byte // Sum's destination: a local would escape
+}
+
+// maxReplayScratch caps a buffer kept for the next request.
+const maxReplayScratch = 16 << 10
 
 const (
 	replayShards = 16
@@ -97,20 +111,32 @@ func (c *replayCache) seen(r *exchange.Request, now time.Time) bool {
 // check is seen with its two refusals apart: replayed when r was recorded
 // within the window, full when r is new but could not be recorded.
 func (c *replayCache) check(r *exchange.Request, now time.Time) (replayed, full bool) {
-	h := sha256.New()
-	h.Write([]byte(r.RawQuery))
-	h.Write([]byte{0})
-	h.Write(r.Body)
+	// The digest of query, 0, body, then name, 0, value, 0 for each auth
+	// header value, written in three parts.
+	s, _ := c.scratch.Get().(*replayScratch)
+	if s == nil {
+		s = &replayScratch{h: sha256.New()}
+	}
+	s.h.Reset()
+	s.buf = append(append(s.buf[:0], r.RawQuery...), 0)
+	s.h.Write(s.buf)
+	s.h.Write(r.Body)
+	s.buf = s.buf[:0]
 	for _, k := range authHeaders {
 		for _, v := range r.Header[k] {
-			h.Write([]byte(k))
-			h.Write([]byte{0})
-			h.Write([]byte(v))
-			h.Write([]byte{0})
+			s.buf = append(append(s.buf, k...), 0)
+			s.buf = append(append(s.buf, v...), 0)
 		}
 	}
-	var sum [32]byte
-	h.Sum(sum[:0])
+	s.h.Write(s.buf)
+	s.h.Sum(s.sum[:0])
+	sum := s.sum
+	// The buffer held the request's signature and key id: wiped before
+	// it is kept.
+	clear(s.buf[:cap(s.buf)])
+	if cap(s.buf) <= maxReplayScratch {
+		c.scratch.Put(s)
+	}
 	return c.checkDigest(&sum, now)
 }
 

@@ -1,11 +1,16 @@
 package gateway
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"math/rand/v2"
+	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
 )
 
 // digestOf returns a digest for tests: n in the home bits, shard in the
@@ -285,4 +290,53 @@ func BenchmarkReplayTable(b *testing.B) {
 	}
 	b.ReportMetric(perEntry, "B/entry")
 	runtime.KeepAlive(c)
+}
+
+// TestReplayDigestIsTheRequests: check records the SHA-256 of the query, a
+// zero byte, the body, then name, zero, value, zero for each auth header
+// value, whatever the request before it left in the pooled buffer.
+func TestReplayDigestIsTheRequests(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := newReplayCache(1<<10, time.Minute)
+	reqs := []*exchange.Request{
+		{RawQuery: "a=" + strings.Repeat("x", 300), Body: []byte("b=1"),
+			Header: http.Header{"X-Mbx-Apikey": {strings.Repeat("k", 64)}, "Content-Type": {"text/plain"}}},
+		{Body: []byte("b=2"), Header: http.Header{"Ok-Access-Key": {"k1"}, "Ok-Access-Sign": {"s1", "s2"}}},
+		{RawQuery: "q=1", Header: http.Header{}},
+	}
+	for i, r := range reqs {
+		if replayed, full := c.check(r, now); replayed || full {
+			t.Fatalf("request %d: first check = %v, %v, want new", i, replayed, full)
+		}
+		h := sha256.New()
+		h.Write([]byte(r.RawQuery + "\x00"))
+		h.Write(r.Body)
+		for _, k := range authHeaders {
+			for _, v := range r.Header[k] {
+				h.Write([]byte(k + "\x00" + v + "\x00"))
+			}
+		}
+		var want [32]byte
+		h.Sum(want[:0])
+		if !c.seenDigest(&want, now) {
+			t.Errorf("request %d: its digest was not the one recorded", i)
+		}
+	}
+}
+
+// TestReplayCheckAllocatesNothing: hashing a request for the replay check
+// reuses pooled state (the race detector's pool drops items at random, so
+// this runs without it).
+func TestReplayCheckAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under the race detector")
+	}
+	c := newReplayCache(1<<10, time.Minute)
+	r := &exchange.Request{RawQuery: "a=" + strings.Repeat("x", 100), Body: []byte("b=1"),
+		Header: http.Header{"X-Mbx-Apikey": {strings.Repeat("k", 64)}}}
+	now := time.Unix(1_700_000_000, 0)
+	c.check(r, now)
+	if n := testing.AllocsPerRun(100, func() { c.check(r, now) }); n != 0 {
+		t.Errorf("check of a known request: %v allocations, want 0", n)
+	}
 }
