@@ -61,7 +61,8 @@ func newBodyReader(b []byte) *bodyReader {
 // is scrubbed from the answer.
 func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Credential) {
 	rt := st.rt
-	u := &url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: joinPath(rt.base.Path, out.Path), RawQuery: out.RawQuery}
+	u := &st.outURL
+	*u = url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: joinPath(rt.base.Path, out.Path), RawQuery: out.RawQuery}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.r.Context()), g.timeout)
 	defer cancel()
 	// Built field by field rather than parsed from a string: the URL is
@@ -71,7 +72,8 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 		Header: out.Header, Host: rt.base.Host,
 	}).WithContext(ctx)
 	if len(out.Body) > 0 {
-		req.Body = newBodyReader(out.Body)
+		st.outBody.Reset(out.Body)
+		req.Body = &st.outBody
 		req.ContentLength = int64(len(out.Body))
 		if out.Method == http.MethodGet {
 			// Only a GET is ever sent again (roundTrip, upstream).
@@ -164,8 +166,10 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 			h.Add(k, v)
 		}
 	}
-	h.Set("Content-Length", strconv.Itoa(len(respBody)))
-	h.Set("X-Keywarden-Request-Id", st.reqID)
+	// Both values in one slice: one allocation where Set makes two.
+	vals := []string{strconv.Itoa(len(respBody)), st.reqID}
+	h["Content-Length"] = vals[0:1:1]
+	h["X-Keywarden-Request-Id"] = vals[1:2:2]
 	if c := rt.pubCache; c != nil && key == nil && out.Method == http.MethodGet && resp.StatusCode == http.StatusOK {
 		c.put(out.Path+"?"+out.RawQuery, cachedResponse{status: resp.StatusCode, header: h.Clone(), body: bytes.Clone(respBody)}, st.start)
 	}

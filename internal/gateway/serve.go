@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -288,7 +289,9 @@ func (g *Gateway) healthz(w http.ResponseWriter) {
 }
 
 func (g *Gateway) requestID() string {
-	return g.reqBase + strconv.FormatUint(g.reqSeq.Add(1), 36)
+	// One allocation, the string itself, for ids up to the buffer's size.
+	var buf [64]byte
+	return string(strconv.AppendUint(append(buf[:0], g.reqBase...), g.reqSeq.Add(1), 36))
 }
 
 // splitVenue splits "/binance/api/v3/order" into "binance" and "/api/v3/order".
@@ -395,7 +398,14 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *excha
 		return nil, exchange.Errorf(exchange.ErrBadRequest, "compressed request bodies are not accepted"), http.StatusUnsupportedMediaType
 	}
 	lr := http.MaxBytesReader(w, r.Body, max)
-	b, err := io.ReadAll(lr)
+	// A declared length sizes the buffer once (one byte more, so the read
+	// that finds the end needs no room), up to a bound: a declared length
+	// is only a claim, and memory follows the bytes that really arrive.
+	var b []byte
+	if cl := r.ContentLength; cl > 0 && cl < maxPresized {
+		b = make([]byte, 0, cl+1)
+	}
+	b, err := readAll(lr, b)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -411,6 +421,29 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, *excha
 		return nil, nil, 0
 	}
 	return b, nil, 0
+}
+
+// maxPresized bounds the body buffer sized from Content-Length alone.
+const maxPresized = 16 << 10
+
+// readAll is io.ReadAll into b's spare capacity first.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	if b == nil {
+		b = make([]byte, 0, 512) // io.ReadAll's start
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+	}
 }
 
 // state carries one request through the path.
@@ -435,6 +468,10 @@ type state struct {
 	obs           Observation
 	upstream      time.Duration
 	limit         io.LimitedReader // caps the venue's answer (forward), held here to save an allocation
+	// outURL and outBody are the outbound request's, held here to save
+	// an allocation each (forward).
+	outURL  url.URL
+	outBody bodyReader
 }
 
 func (st *state) intent(decision, rule, reason string) Intent {
