@@ -19,6 +19,20 @@ import (
 // reads it from the start: nothing is consumed until the header is known to
 // be plain.
 func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	return readResponseInto(br, req, new(plainAnswer))
+}
+
+// plainAnswer holds what one answer of the plain shape needs, allocated
+// together: the response, its body's reader and the body the client hands
+// out (send).
+type plainAnswer struct {
+	resp http.Response
+	lb   lengthBody
+	body body
+}
+
+// readResponseInto is readResponse with a plain answer parsed into a.
+func readResponseInto(br *bufio.Reader, req *http.Request, a *plainAnswer) (*http.Response, error) {
 	if req.Method == http.MethodHead {
 		return http.ReadResponse(br, req)
 	}
@@ -26,7 +40,7 @@ func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	if head == nil {
 		return http.ReadResponse(br, req)
 	}
-	resp, ok := parseHead(head, br, req)
+	resp, ok := parseHead(head, br, req, a)
 	if !ok {
 		return http.ReadResponse(br, req)
 	}
@@ -59,7 +73,7 @@ func peekHead(br *bufio.Reader) []byte {
 
 // parseHead parses a plain header block; ok is false for anything that is
 // not plain (http.ReadResponse decides then).
-func parseHead(head []byte, br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+func parseHead(head []byte, br *bufio.Reader, req *http.Request, a *plainAnswer) (*http.Response, bool) {
 	// Every line ends in CRLF, and neither byte appears alone: net/http
 	// also ends a line at a bare LF, so a block with one would be framed
 	// differently here and there.
@@ -81,7 +95,8 @@ func parseHead(head []byte, br *bufio.Reader, req *http.Request) (*http.Response
 	if !validValue(line[9:]) {
 		return nil, false
 	}
-	resp := &http.Response{Status: line[9:], StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: req}
+	resp := &a.resp
+	*resp = http.Response{Status: line[9:], StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Request: req}
 	// Count the lines first, so the map and the values are sized once.
 	lines := 0
 	for i := 0; i < len(rest); i++ {
@@ -140,7 +155,8 @@ func parseHead(head []byte, br *bufio.Reader, req *http.Request) (*http.Response
 	if length == 0 {
 		resp.Body = http.NoBody
 	} else {
-		resp.Body = &lengthBody{br: br, n: length}
+		a.lb = lengthBody{br: br, n: length}
+		resp.Body = &a.lb
 	}
 	return resp, true
 }

@@ -55,7 +55,7 @@ func parsedDirectly(raw string) bool {
 	if head == nil {
 		return false
 	}
-	_, ok := parseHead(head, br, nil)
+	_, ok := parseHead(head, br, nil, new(plainAnswer))
 	return ok
 }
 

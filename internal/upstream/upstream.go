@@ -82,6 +82,16 @@ type Options struct {
 	// ReadBufferSize sizes each connection's read buffer (8 KiB). Requests
 	// are built whole in a pooled buffer and written with one call.
 	ReadBufferSize int
+	// DeadlineOnly says the caller's contexts end at their deadline and
+	// are never cancelled before it while a request is on the wire (the
+	// gateway's are detached from the bot's connection and cancelled only
+	// after the answer was read). The client then does not watch the
+	// context once the request is being sent — that watch costs several
+	// allocations per request — and relies on the connection deadlines,
+	// which it sets from the context's deadline in any case. Waiting for a
+	// connection, dialling and the TLS handshake still end on
+	// cancellation.
+	DeadlineOnly bool
 }
 
 func (o *Options) defaults() {
@@ -404,10 +414,16 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 	// clears them before it peeks at a connection.
 	deadline, hasDeadline := ctx.Deadline()
 	// A cancelled context (rather than one that ran out of time) cuts the
-	// connection short the same way.
-	stop := context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	// connection short the same way, unless the caller said its contexts
+	// are never cancelled early.
+	var stop func() bool
+	if !c.o.DeadlineOnly {
+		stop = context.AfterFunc(ctx, func() { cn.nc.SetDeadline(time.Unix(1, 0)) })
+	}
 	fail := func(e error, lost bool) (*http.Response, error) {
-		stop()
+		if stop != nil {
+			stop()
+		}
 		cn.close()
 		if err := c.ctxErr(ctx, e); err != nil {
 			return nil, fmt.Errorf("upstream: %s: %w", cn.pool.addr, err)
@@ -448,7 +464,8 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		return fail(err, true)
 	}
 	cn.lr.n = c.o.MaxResponseHeaderBytes + int64(cn.br.Buffered())
-	resp, err := readResponse(cn.br, req)
+	a := new(plainAnswer)
+	resp, err := readResponseInto(cn.br, req, a)
 	if err != nil {
 		lost := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err)
 		if errors.Is(err, ErrHeaderTooLarge) {
@@ -466,8 +483,9 @@ func (c *Client) send(ctx context.Context, cn *conn, req *http.Request) (*http.R
 		// deadline, or none.
 		cn.nc.SetReadDeadline(deadline)
 	}
-	resp.Body = &body{rc: resp.Body, cn: cn, c: c, stop: stop, ctx: ctx,
+	a.body = body{rc: resp.Body, cn: cn, c: c, stop: stop, ctx: ctx,
 		reuse: !resp.Close && !req.Close}
+	resp.Body = &a.body
 	return resp, nil
 }
 
@@ -509,7 +527,7 @@ type body struct {
 	rc    io.ReadCloser
 	cn    *conn
 	c     *Client
-	stop  func() bool
+	stop  func() bool // nil: the context is not watched (DeadlineOnly)
 	ctx   context.Context
 	reuse bool
 	done  bool
@@ -542,7 +560,7 @@ func (b *body) Close() error {
 
 func (b *body) finish(atEOF bool) {
 	b.done = true
-	cancelled := !b.stop()
+	cancelled := b.stop != nil && !b.stop()
 	if atEOF && b.reuse && !cancelled && b.cn.br.Buffered() == 0 {
 		b.c.put(b.cn)
 		return

@@ -50,6 +50,14 @@ func get(t *testing.T, c *Client, method, url, body string) (int, string, error)
 }
 
 func TestReuseAndAnswers(t *testing.T) {
+	for _, deadlineOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "watched", true: "deadline only"}[deadlineOnly], func(t *testing.T) {
+			testReuseAndAnswers(t, deadlineOnly)
+		})
+	}
+}
+
+func testReuseAndAnswers(t *testing.T, deadlineOnly bool) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		switch r.URL.Path {
@@ -68,7 +76,7 @@ func TestReuseAndAnswers(t *testing.T) {
 	}))
 	defer srv.Close()
 	var dials atomic.Int64
-	c := New(Options{Dial: countingDial(&dials)})
+	c := New(Options{Dial: countingDial(&dials), DeadlineOnly: deadlineOnly})
 	tests := []struct {
 		method, path, body string
 		status             int
@@ -272,7 +280,17 @@ func TestVenueClosedIdleConnection(t *testing.T) {
 	}
 }
 
+// TestLimitsAndDeadlines, with the context watched and with DeadlineOnly:
+// the deadline ends a slow header and a slow body the same way.
 func TestLimitsAndDeadlines(t *testing.T) {
+	for _, deadlineOnly := range []bool{false, true} {
+		t.Run(map[bool]string{false: "watched", true: "deadline only"}[deadlineOnly], func(t *testing.T) {
+			testLimitsAndDeadlines(t, deadlineOnly)
+		})
+	}
+}
+
+func testLimitsAndDeadlines(t *testing.T, deadlineOnly bool) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/bigheader":
@@ -291,7 +309,7 @@ func TestLimitsAndDeadlines(t *testing.T) {
 	}))
 	defer srv.Close()
 	var dials atomic.Int64
-	c := New(Options{MaxResponseHeaderBytes: 4 << 10, MaxConnsPerHost: 1, Dial: countingDial(&dials)})
+	c := New(Options{MaxResponseHeaderBytes: 4 << 10, MaxConnsPerHost: 1, Dial: countingDial(&dials), DeadlineOnly: deadlineOnly})
 	call := func(path string, timeout time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
