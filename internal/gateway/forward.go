@@ -38,8 +38,14 @@ type TransportOptions struct {
 // (internal/upstream): HTTP/1.1 keep-alive connections pooled per venue host
 // under a cap and used on the request's own goroutine, timeouts on every
 // phase, no proxies, no compression, no redirects, TLS 1.2+.
+//
+// Every context the gateway sends with ends at its deadline: it is detached
+// from the bot's connection (or made from context.Background) and cancelled
+// only after the answer was read. The client is told so (DeadlineOnly) and
+// enforces the deadline on the connection alone, without watching the
+// context per request.
 func NewTransport(o TransportOptions) *h1.Client {
-	return h1.New(h1.Options{MaxConnsPerHost: o.MaxIdlePerHost, TLS: o.TLS, Dial: o.Dial})
+	return h1.New(h1.Options{MaxConnsPerHost: o.MaxIdlePerHost, TLS: o.TLS, Dial: o.Dial, DeadlineOnly: true})
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
