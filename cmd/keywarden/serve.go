@@ -139,7 +139,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer ictl.Close()
-	peers, leave, err := a.joinCluster(ctx, db, srv)
+	peers, leave, err := a.joinCluster(ctx, db, srv, a.raiseNow(func(al monitor.Alert) { onAlert(al); act.Alert(al) }))
 	if err != nil {
 		return err
 	}
@@ -210,6 +210,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)
 	case stopErr = <-wit.Err(): // fork: stop serving on a contested log
+	case stopErr = <-leave.Err(): // the same, found by the cluster audit witness
 	case <-ctx.Done():
 	}
 	a.log.Info("gateway shutting down")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/audit"
 	"github.com/keywarden/keywarden/internal/cluster"
+	"github.com/keywarden/keywarden/internal/monitor"
 	"github.com/keywarden/keywarden/internal/policy"
 	"github.com/keywarden/keywarden/internal/server"
 	"github.com/keywarden/keywarden/internal/store"
@@ -164,12 +166,16 @@ func (noPeers) SetGatewayStopped(context.Context, bool) error { return nil }
 
 // joinCluster makes this gateway follow the replicas sharing a PostgreSQL
 // store (revocations, new credentials, the panic switch), counts the
-// policies' rolling windows across all of them, and returns how to tell
-// them about its own changes. With SQLite it does nothing.
-func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server) (peers, io.Closer, error) {
+// policies' rolling windows across all of them, checks this replica's
+// audit log against the checkpoints it sent the database before and keeps
+// sending them (a fork or rollback raises audit_fork through raise and
+// refuses to start; found later, it is delivered on the membership's Err),
+// and returns how to tell the others about its own changes. With SQLite it
+// does nothing.
+func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server, raise func(monitor.Alert)) (peers, *clusterMember, error) {
 	pg, ok := db.(pgStore)
 	if !ok {
-		return noPeers{}, io.NopCloser(nil), nil
+		return noPeers{}, &clusterMember{}, nil
 	}
 	r, err := cluster.Join(ctx, cluster.Options{DB: pg.DB, Clients: srv.Clients, Gateway: srv.Gateway,
 		Keys: vaultKeys{srv.Vault}, Policies: overlayPolicies{a: a, db: pg, srv: srv}, Logger: a.log.With("component", "cluster")})
@@ -182,25 +188,110 @@ func (a *app) joinCluster(ctx context.Context, db dataStore, srv *server.Server)
 		return nil, nil, err
 	}
 	srv.ShareWindows(w)
-	aw, err := cluster.NewAuditWitness(ctx, pg.DB, auditReplica(srv.Audit.Dir()), srv.Audit.Dir(), a.log.With("component", "cluster"))
+	cw, err := a.startClusterWitness(ctx, pg.DB, srv.Audit, raise, 30*time.Second)
 	if err != nil {
 		r.Close()
 		return nil, nil, err
 	}
-	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		aw.Run(wctx, 30*time.Second)
-	}()
-	leave := closerFunc(func() error {
+	m := &clusterMember{errc: cw.errc, close: func() error {
 		err := r.Close()
-		stop()
-		<-done
+		cw.stop()
+		<-cw.done
 		return err
-	})
+	}}
 	a.log.Info("joined the PostgreSQL replicas", "replica", r.ID())
-	return r, leave, nil
+	return r, m, nil
+}
+
+// clusterMember is this replica's place among the PostgreSQL replicas.
+// The zero value (SQLite) does nothing.
+type clusterMember struct {
+	close func() error
+	errc  chan error
+}
+
+// Close leaves the cluster and sends the last audit checkpoints.
+func (m *clusterMember) Close() error {
+	if m == nil || m.close == nil {
+		return nil
+	}
+	return m.close()
+}
+
+// Err delivers the cluster audit witness's fork or rollback: serve then
+// stops. It never delivers with SQLite.
+func (m *clusterMember) Err() <-chan error {
+	if m == nil {
+		return nil
+	}
+	return m.errc
+}
+
+// clusterWitness runs this replica's cluster audit witness.
+type clusterWitness struct {
+	stop context.CancelFunc
+	done chan struct{}
+	errc chan error // the fork or rollback that stopped it (buffered, one)
+}
+
+// startClusterWitness checks the open log l against the checkpoints this
+// replica sent the database before (cluster.AuditWitness), then sends new
+// ones every interval, and the last ones when stopped. A fork or rollback
+// raises the critical audit_fork alert through raise: at start the error
+// is returned (serve must not start), later it is delivered on errc.
+func (a *app) startClusterWitness(ctx context.Context, db *postgres.DB, l *audit.Log, raise func(monitor.Alert), interval time.Duration) (*clusterWitness, error) {
+	replica := auditReplica(l.Dir())
+	log := a.log.With("component", "cluster")
+	aw, err := cluster.NewAuditWitness(ctx, cluster.AuditWitnessOptions{DB: db, Replica: replica, Dir: l.Dir(),
+		Head: func() uint64 { return l.Head().Seq }, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	n, err := aw.Collect(ctx)
+	if err != nil {
+		if errors.Is(err, audit.ErrWitness) {
+			raise(clusterForkAlert(err, replica, time.Now()))
+		}
+		return nil, err
+	}
+	log.Info("audit log checked against its collected checkpoints", "replica", replica, "collected", n)
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	cw := &clusterWitness{stop: stop, done: make(chan struct{}), errc: make(chan error, 1)}
+	go func() {
+		defer close(cw.done)
+		if err := aw.Run(wctx, interval); err != nil {
+			raise(clusterForkAlert(err, replica, time.Now()))
+			cw.errc <- err
+		}
+	}()
+	return cw, nil
+}
+
+// clusterForkAlert is the critical audit_fork alert for a fork or rollback
+// found by the cluster audit witness (a *cluster.ForkError or
+// *cluster.RollbackError). Its evidence holds tree sizes and chain heads,
+// nothing secret.
+func clusterForkAlert(err error, replica string, now time.Time) monitor.Alert {
+	ev := map[string]string{"witness": "cluster", "replica": replica, "error": err.Error()}
+	summary := "cluster audit witness: the audit log cannot be checked; keywarden stops"
+	var fe *cluster.ForkError
+	var re *cluster.RollbackError
+	switch {
+	case errors.As(err, &fe):
+		summary = fmt.Sprintf("audit log fork (cluster witness): the log contradicts the checkpoint collected for tree size %d; keywarden stops", fe.TreeSize)
+		if fe.Kind == "head" {
+			summary = fmt.Sprintf("audit log fork (cluster witness): two different chain heads for tree size %d; keywarden stops", fe.TreeSize)
+		}
+		ev["kind"], ev["tree_size"] = "fork", strconv.FormatUint(fe.TreeSize, 10)
+		ev["witness_head"], ev["log_head"] = fe.StoredHead, fe.LogHead
+	case errors.As(err, &re):
+		summary = fmt.Sprintf("audit log rollback (cluster witness): the database holds tree size %d, the log ends at %d; keywarden stops", re.TreeSize, re.LogSize)
+		ev["kind"], ev["tree_size"] = "rollback", strconv.FormatUint(re.TreeSize, 10)
+		ev["log_tree_size"] = strconv.FormatUint(re.LogSize, 10)
+		ev["witness_head"], ev["log_head"] = re.StoredHead, re.LogHead
+	}
+	return monitor.Alert{Rule: ruleAuditFork, Severity: monitor.SeverityCritical, Subject: "audit",
+		Summary: summary, Evidence: ev, Time: now}
 }
 
 // vaultKeys drops the vault's cached credentials when another replica (or
@@ -334,7 +425,7 @@ the one a stopped replica wrote last). Run it on each replica's host.`,
 			// final checkpoint, when it stopped) joins its witness first;
 			// earlier checkpoints are what the log is held to.
 			dir := a.auditDir()
-			aw, err := cluster.NewAuditWitness(ctx, pg.DB, auditReplica(dir), dir, a.log)
+			aw, err := cluster.NewAuditWitness(ctx, cluster.AuditWitnessOptions{DB: pg.DB, Replica: auditReplica(dir), Dir: dir, Logger: a.log})
 			if err != nil {
 				return err
 			}
