@@ -69,7 +69,7 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	rt := st.rt
 	u := &st.outURL
 	*u = url.URL{Scheme: rt.base.Scheme, Host: rt.base.Host, Path: joinPath(rt.base.Path, out.Path), RawQuery: out.RawQuery}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(st.r.Context()), g.timeout)
+	ctx, cancel := context.WithTimeout(st.detached(), g.timeout)
 	defer cancel()
 	// Built field by field rather than parsed from a string: the URL is
 	// already the checked one, and parsing it again costs allocations.

@@ -213,6 +213,10 @@ type Gateway struct {
 	stopped  atomic.Bool            // panic switch
 	inflight sync.WaitGroup
 	upgrade  atomic.Pointer[http.Handler] // WebSocket upgrades, when set
+	// headers holds outbound header maps for reuse (http.Header, cleared),
+	// used only when rt is internal/upstream's client
+	// (pooledOutboundHeaders).
+	headers  sync.Pool
 	hookMu   sync.Mutex
 	onStop   []func()
 	onResume []func() // switch.go

@@ -678,3 +678,31 @@ func TestScrubSensitiveCleanBodyAllocatesNothing(t *testing.T) {
 		t.Errorf("scrubSensitive of a clean answer returned a copy")
 	}
 }
+
+// TestOutboundHeadersNotCarriedOver: the outbound header maps are reused,
+// and a request's forwarded headers and exchange key never reach the venue
+// with the next request.
+func TestOutboundHeadersNotCarriedOver(t *testing.T) {
+	h := newHarness(t, nil)
+	first := signed("POST", "/tv/order?symbol=BTCUSDT&side=buy&qty=1&price=100", "", clientSecret, time.Now())
+	first.Header.Set("User-Agent", "bot-one")
+	first.Header.Set("Accept", "text/x-one")
+	second := signed("POST", "/tv/order?symbol=BTCUSDT&side=buy&qty=2&price=100", "", clientSecret, time.Now())
+	for i, r := range []*http.Request{first, second} {
+		if w := h.do(r); w.Code != http.StatusOK {
+			t.Fatalf("request %d: status %d %s", i, w.Code, w.Body)
+		}
+	}
+	h.up.mu.Lock()
+	got := h.up.received[1].Header
+	h.up.mu.Unlock()
+	if ua := got.Get("User-Agent"); ua == "bot-one" {
+		t.Errorf("second request went out with the first's User-Agent")
+	}
+	if a := got.Values("Accept"); len(a) != 0 {
+		t.Errorf("second request went out with Accept %q, the first's", a)
+	}
+	if k := got.Values("X-Key"); len(k) != 1 || k[0] != exchangeAPIKey {
+		t.Errorf("second request's exchange key header = %q, want exactly the exchange key", k)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/keywarden/keywarden/internal/client"
 	"github.com/keywarden/keywarden/internal/exchange"
+	h1 "github.com/keywarden/keywarden/internal/upstream"
 )
 
 // forwardHeaders are the request headers that go upstream; everything else
@@ -32,7 +33,36 @@ var forwardHeaders = []string{
 func outboundHeaders(h http.Header) http.Header {
 	// Room for the usual few forwarded headers and the signer's; a hint
 	// above 8 would allocate a larger map than an order needs.
-	out := make(http.Header, 8)
+	return appendOutboundHeaders(make(http.Header, 8), h)
+}
+
+// pooledOutboundHeaders is outboundHeaders into a map from g.headers when
+// the transport is internal/upstream's client: it writes the request on
+// the caller's goroutine and keeps nothing of it, so the map is free again
+// once forward returned (releaseHeaders). Another RoundTripper may still be
+// writing the request after it returned, so it gets a fresh map.
+func (g *Gateway) pooledOutboundHeaders(h http.Header) http.Header {
+	if _, ok := g.rt.(*h1.Client); ok {
+		if out, _ := g.headers.Get().(http.Header); out != nil {
+			return appendOutboundHeaders(out, h)
+		}
+	}
+	return outboundHeaders(h)
+}
+
+// releaseHeaders gives a map from pooledOutboundHeaders back, emptied: it
+// held the exchange API key the signer set. A map that grew past a usual
+// request's headers is left to the collector.
+func (g *Gateway) releaseHeaders(h http.Header) {
+	if _, ok := g.rt.(*h1.Client); !ok || len(h) > 16 {
+		return
+	}
+	clear(h)
+	g.headers.Put(h)
+}
+
+// appendOutboundHeaders adds the allowed headers of h to out.
+func appendOutboundHeaders(out, h http.Header) http.Header {
 	for _, k := range forwardHeaders {
 		if vs := h[k]; len(vs) > 0 {
 			out[k] = vs
@@ -99,7 +129,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.failStatus(berr, status)
 		return
 	}
-	in := &exchange.Request{Method: r.Method, Path: rest, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
+	in := &st.in
+	*in = exchange.Request{Method: r.Method, Path: rest, RawQuery: r.URL.RawQuery, Header: r.Header, Body: body}
 	ip, err := g.remoteAddr(r)
 	if err != nil {
 		st.fail(exchange.Errorf(exchange.ErrIP, "%s", err.Error()))
@@ -219,7 +250,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "exchange key %s is unavailable", entry.Key))
 		return
 	}
-	out.Header = outboundHeaders(out.Header)
+	out.Header = g.pooledOutboundHeaders(out.Header)
+	// Nothing keeps the outbound header once the request was forwarded
+	// (a listen-key call clones it first).
+	defer g.releaseHeaders(out.Header)
 	if err := v.Signer.Sign(out, key, g.now()); err != nil {
 		g.log.Error("sign failed", "request_id", reqID, "err", err)
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "could not sign the request"))
@@ -468,10 +502,24 @@ type state struct {
 	obs           Observation
 	upstream      time.Duration
 	limit         io.LimitedReader // caps the venue's answer (forward), held here to save an allocation
-	// outURL and outBody are the outbound request's, held here to save
-	// an allocation each (forward).
+	// dctx is the request's context detached from the bot's connection
+	// (detached), made once.
+	dctx context.Context
+	// in is the request as received; outURL and outBody are the outbound
+	// request's. Each is held here to save an allocation.
+	in      exchange.Request
 	outURL  url.URL
 	outBody bodyReader
+}
+
+// detached returns the request's context without its cancellation: what
+// must finish once begun (the call to the venue, its audit records) does
+// not stop when the bot hangs up.
+func (st *state) detached() context.Context {
+	if st.dctx == nil {
+		st.dctx = context.WithoutCancel(st.r.Context())
+	}
+	return st.dctx
 }
 
 func (st *state) intent(decision, rule, reason string) Intent {
@@ -520,7 +568,7 @@ func (st *state) fail(e *exchange.Error) {
 		if st.entry == nil {
 			in.Client = exchange.SafeName(st.claimed)
 		}
-		if err := st.g.audit.Intent(context.WithoutCancel(st.r.Context()), in); err != nil {
+		if err := st.g.audit.Intent(st.detached(), in); err != nil {
 			st.g.log.Warn("audit of a refusal failed", "request_id", st.reqID, "err", err)
 		}
 	}
@@ -582,7 +630,7 @@ func (st *state) finish() {
 }
 
 func (st *state) recordOutcome(status int, orderID, errMsg string) {
-	err := st.g.audit.Outcome(context.WithoutCancel(st.r.Context()), Outcome{
+	err := st.g.audit.Outcome(st.detached(), Outcome{
 		RequestID: st.reqID, Status: status, VenueOrderID: orderID, Latency: st.upstream, Error: errMsg,
 	})
 	if err != nil {
