@@ -23,6 +23,29 @@ func FuzzParseQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		ps, err := ParseQuery(raw)
+		// AppendQuery onto parameters already held (a name raw also has,
+		// into an array with and without room) adds exactly what
+		// ParseQuery finds, or fails alike and adds nothing.
+		var arr [4]Param
+		for _, prefix := range []Params{nil, {{"quantity", "1"}}, append(arr[:0], Param{"x", "y"})} {
+			held := append(Params(nil), prefix...)
+			got, aerr := AppendQuery(prefix, raw)
+			if (aerr != nil) != (err != nil) {
+				t.Fatalf("AppendQuery(%v, %q) err = %v, ParseQuery err = %v", held, raw, aerr, err)
+			}
+			want := append(append(Params(nil), held...), ps...)
+			if aerr != nil {
+				want = held
+			}
+			if len(got) != len(want) {
+				t.Fatalf("AppendQuery(%v, %q) = %v, want %v", held, raw, got, want)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("AppendQuery(%v, %q) = %v, want %v", held, raw, got, want)
+				}
+			}
+		}
 		if err != nil {
 			return
 		}

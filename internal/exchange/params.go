@@ -64,14 +64,29 @@ const MaxParams = 256
 // once (a duplicated parameter is how a parser differential hides a second
 // quantity from the policy, threat T5). Errors are ErrBadRequest *Errors.
 func ParseQuery(raw string) (Params, error) {
+	ps, err := AppendQuery(nil, raw)
+	if err != nil {
+		return nil, err
+	}
+	return ps, nil
+}
+
+// AppendQuery is ParseQuery appending to ps (duplicates are looked for
+// among the parameters of raw only): a caller that keeps the parameters
+// only while it runs can parse into an array of its own instead of a new
+// slice. On an error ps is returned with nothing appended.
+func AppendQuery(ps Params, raw string) (Params, error) {
 	if raw == "" {
-		return nil, nil
+		return ps, nil
 	}
 	n := strings.Count(raw, "&") + 1
 	if n > MaxParams {
-		return nil, Errorf(ErrBadRequest, "too many parameters (more than %d)", MaxParams)
+		return ps, Errorf(ErrBadRequest, "too many parameters (more than %d)", MaxParams)
 	}
-	ps := make(Params, 0, n)
+	start := len(ps)
+	if cap(ps)-start < n {
+		ps = append(make(Params, 0, start+n), ps...)
+	}
 	for part := range strings.SplitSeq(raw, "&") {
 		if part == "" {
 			continue
@@ -79,21 +94,21 @@ func ParseQuery(raw string) (Params, error) {
 		name, value, _ := strings.Cut(part, "=")
 		dn, err := url.QueryUnescape(name)
 		if err != nil {
-			return nil, Errorf(ErrBadRequest, "malformed parameter name encoding")
+			return ps[:start], Errorf(ErrBadRequest, "malformed parameter name encoding")
 		}
 		dv, err := url.QueryUnescape(value)
 		if err != nil {
-			return nil, Errorf(ErrBadRequest, "malformed value encoding for parameter %q", SafeName(dn))
+			return ps[:start], Errorf(ErrBadRequest, "malformed value encoding for parameter %q", SafeName(dn))
 		}
 		if !utf8.ValidString(dn) || !utf8.ValidString(dv) {
-			return nil, Errorf(ErrBadRequest, "parameter is not valid UTF-8")
+			return ps[:start], Errorf(ErrBadRequest, "parameter is not valid UTF-8")
 		}
 		if dn == "" {
-			return nil, Errorf(ErrBadRequest, "empty parameter name")
+			return ps[:start], Errorf(ErrBadRequest, "empty parameter name")
 		}
-		for _, p := range ps {
+		for _, p := range ps[start:] {
 			if p.Name == dn {
-				return nil, Errorf(ErrBadRequest, "duplicate parameter %q", SafeName(dn))
+				return ps[:start], Errorf(ErrBadRequest, "duplicate parameter %q", SafeName(dn))
 			}
 		}
 		ps = append(ps, Param{dn, dv})

@@ -122,7 +122,7 @@ func requestParams(r *exchange.Request) (exchange.Params, *exchange.Error) {
 	if e := formBody(r.Header, r.Body); e != nil {
 		return nil, e
 	}
-	qp, bp, e := parseParams(r)
+	qp, bp, e := parseParams(r, nil, nil)
 	if e != nil {
 		return nil, e
 	}

@@ -42,15 +42,16 @@ const maxParams = 128
 
 // parseParams parses the raw query and form body strictly, after checking
 // the parameter count so that hostile input cannot make parsing quadratic.
-func parseParams(r *exchange.Request) (qp, bp exchange.Params, e *exchange.Error) {
+// The parameters are appended to qbuf and bbuf (nil: new slices).
+func parseParams(r *exchange.Request, qbuf, bbuf exchange.Params) (qp, bp exchange.Params, e *exchange.Error) {
 	if strings.Count(r.RawQuery, "&")+bytes.Count(r.Body, []byte("&")) >= maxParams {
 		return nil, nil, exchange.Errorf(exchange.ErrBadRequest, msgTooMany)
 	}
-	qp, err := exchange.ParseQuery(r.RawQuery)
+	qp, err := exchange.AppendQuery(qbuf, r.RawQuery)
 	if err != nil {
 		return nil, nil, exchange.AsError(err)
 	}
-	bp, err = exchange.ParseQuery(string(r.Body))
+	bp, err = exchange.AppendQuery(bbuf, string(r.Body))
 	if err != nil {
 		return nil, nil, exchange.AsError(err)
 	}
@@ -131,7 +132,10 @@ func parseSigned(r *exchange.Request) (signedRequest, *exchange.Error) {
 	if e := formBody(r.Header, r.Body); e != nil {
 		return signedRequest{}, e
 	}
-	qp, bp, e := parseParams(r)
+	// The parameters are needed only here: parsed into arrays on this
+	// frame, not new slices, when they are few.
+	var qa, ba [16]exchange.Param
+	qp, bp, e := parseParams(r, qa[:0], ba[:0])
 	if e != nil {
 		return signedRequest{}, e
 	}
