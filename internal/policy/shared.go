@@ -54,6 +54,13 @@ func (e *Engine) CheckShared(shared SharedWindows, name string, in Input) (*Rese
 	if err != nil || shared == nil || r == nil {
 		return r, nil, err
 	}
+	return e.reserveShared(shared, name, in, r)
+}
+
+// reserveShared is CheckShared's part after Check allowed the call with
+// reservation r. A function of its own, so that in is copied to the heap
+// only when shared windows are in use (the usage count takes its address).
+func (e *Engine) reserveShared(shared SharedWindows, name string, in Input, r *Reservation) (*Reservation, func(), error) {
 	p := e.policies[name]
 	e.prepare(&in)
 	var c checkCtx
