@@ -251,12 +251,18 @@ func target(req *http.Request) (*requestTarget, error) {
 // caller reads the body to its end (the connection then goes back to the
 // pool) or closes it (the connection is then closed).
 func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
+	return c.RoundTripContext(req.Context(), req)
+}
+
+// RoundTripContext is RoundTrip under ctx instead of req's own context: a
+// caller that builds req itself is spared the copy of it that
+// Request.WithContext makes.
+func (c *Client) RoundTripContext(ctx context.Context, req *http.Request) (*http.Response, error) {
 	p, err := c.pool(req)
 	if err != nil {
 		closeBody(req)
 		return nil, err
 	}
-	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
 		cn, err := c.get(ctx, p)
 		if err != nil {
