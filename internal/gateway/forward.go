@@ -73,10 +73,16 @@ func (g *Gateway) forward(st *state, out *exchange.Request, key *exchange.Creden
 	defer cancel()
 	// Built field by field rather than parsed from a string: the URL is
 	// already the checked one, and parsing it again costs allocations.
-	req := (&http.Request{
+	// internal/upstream's client takes the context apart from the request
+	// (roundTrip); any other transport gets a copy that carries it.
+	req := &st.outReq
+	*req = http.Request{
 		Method: out.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: out.Header, Host: rt.base.Host,
-	}).WithContext(ctx)
+	}
+	if _, ok := g.rt.(*h1.Client); !ok {
+		req = req.WithContext(ctx)
+	}
 	if len(out.Body) > 0 {
 		st.outBody.Reset(out.Body)
 		req.Body = &st.outBody
@@ -203,11 +209,17 @@ const maxReadRetries = 2
 
 var readBackoff = [maxReadRetries]time.Duration{50 * time.Millisecond, 150 * time.Millisecond}
 
-// roundTrip sends req, retrying a GET on a venue 5xx as above. It returns
-// the last answer and how many times the request was sent.
+// roundTrip sends req under ctx, retrying a GET on a venue 5xx as above.
+// It returns the last answer and how many times the request was sent.
 func (g *Gateway) roundTrip(ctx context.Context, req *http.Request, method string) (*http.Response, int, error) {
 	for try := 1; ; try++ {
-		resp, err := g.rt.RoundTrip(req)
+		var resp *http.Response
+		var err error
+		if c, ok := g.rt.(*h1.Client); ok {
+			resp, err = c.RoundTripContext(ctx, req)
+		} else {
+			resp, err = g.rt.RoundTrip(req)
+		}
 		if err != nil || method != http.MethodGet || resp.StatusCode < 500 || try > maxReadRetries {
 			return resp, try, err
 		}

@@ -706,3 +706,39 @@ func TestOutboundHeadersNotCarriedOver(t *testing.T) {
 		t.Errorf("second request's exchange key header = %q, want exactly the exchange key", k)
 	}
 }
+
+// deadlineTransport answers every request and records the deadline its
+// context carried.
+type deadlineTransport struct {
+	mu        sync.Mutex
+	deadlines []time.Time
+}
+
+func (d *deadlineTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	dl, _ := r.Context().Deadline()
+	d.mu.Lock()
+	d.deadlines = append(d.deadlines, dl)
+	d.mu.Unlock()
+	return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(`{"orderId":1}`)), Request: r}, nil
+}
+
+// TestOtherTransportGetsTheDeadline: a transport other than
+// internal/upstream's reads the upstream timeout from the request's own
+// context.
+func TestOtherTransportGetsTheDeadline(t *testing.T) {
+	tr := &deadlineTransport{}
+	h := newHarness(t, func(o *Options) { o.Transport = tr; o.UpstreamTimeout = time.Minute })
+	before := time.Now()
+	if w := h.do(signed("POST", "/tv/order?symbol=BTCUSDT&side=buy&qty=1&price=100", "", clientSecret, time.Now())); w.Code != http.StatusOK {
+		t.Fatalf("status %d %s", w.Code, w.Body)
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if len(tr.deadlines) != 1 {
+		t.Fatalf("%d requests reached the transport, want 1", len(tr.deadlines))
+	}
+	if dl := tr.deadlines[0]; dl.Before(before.Add(time.Minute)) || dl.After(time.Now().Add(time.Minute)) {
+		t.Errorf("request context deadline = %v, want the upstream timeout from now (%v)", dl, before.Add(time.Minute))
+	}
+}

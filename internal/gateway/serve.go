@@ -505,9 +505,10 @@ type state struct {
 	// dctx is the request's context detached from the bot's connection
 	// (detached), made once.
 	dctx context.Context
-	// in is the request as received; outURL and outBody are the outbound
-	// request's. Each is held here to save an allocation.
+	// in is the request as received; outReq, outURL and outBody are the
+	// outbound request's. Each is held here to save an allocation.
 	in      exchange.Request
+	outReq  http.Request
 	outURL  url.URL
 	outBody bodyReader
 }
