@@ -157,8 +157,8 @@ func (r *pgReplica) run(t *testing.T, calls int) {
 }
 
 // refused runs keywarden serve and wants it to return an error before it
-// listens; it returns the error and serve's log.
-func (r *pgReplica) refused(t *testing.T) (error, string) {
+// listens; it returns serve's log and the error.
+func (r *pgReplica) refused(t *testing.T) (string, error) {
 	t.Helper()
 	var errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -167,7 +167,7 @@ func (r *pgReplica) refused(t *testing.T) (error, string) {
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("serve = %v, want a refusal at start\n%s", err, errOut.String())
 	}
-	return err, errOut.String()
+	return errOut.String(), err
 }
 
 // auditHeads returns the hash of each record in dir by seq, and the last seq.
@@ -270,7 +270,7 @@ func TestServeClusterWitness(t *testing.T) {
 
 	// Restored from the backup: a rollback.
 	copyAuditDir(t, backup, r.auditDir())
-	err, logs := r.refused(t)
+	logs, err := r.refused(t)
 	var re *cluster.RollbackError
 	if !errors.As(err, &re) {
 		t.Fatalf("serve after the restore = %v, want a *cluster.RollbackError\n%s", err, logs)
@@ -308,7 +308,7 @@ func TestServeClusterWitness(t *testing.T) {
 	}
 	slices.Sort(past)
 	forked := past[0]
-	err, logs = r.refused(t)
+	logs, err = r.refused(t)
 	var fe *cluster.ForkError
 	if !errors.As(err, &fe) {
 		t.Fatalf("serve after the write-on = %v, want a *cluster.ForkError\n%s", err, logs)
