@@ -15,7 +15,9 @@ var (
 )
 
 // extractor fills c's orders or transfer from the request's parameters.
-type extractor func(ps exchange.Params, c *exchange.Call) *exchange.Error
+// An extractor takes the call by value and returns it filled: a pointer
+// passed through the function value would move the call to the heap.
+type extractor func(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error)
 
 // route is one known endpoint.
 type route struct {
@@ -83,8 +85,9 @@ func (d *describer) Describe(r *exchange.Request) (exchange.Call, error) {
 	c.Endpoint = rt.endpoint
 	c.Scope = rt.scope
 	if rt.extract != nil {
-		if err := rt.extract(ps, &c); err != nil {
-			return exchange.Call{}, err
+		var e *exchange.Error
+		if c, e = rt.extract(ps, c); e != nil {
+			return exchange.Call{}, e
 		}
 	}
 	return c, nil
@@ -251,120 +254,120 @@ func order(ps exchange.Params, a exchange.Action, n legNames) (exchange.Order, *
 	return o, nil
 }
 
-func newOrder(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func newOrder(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol", "side", "type"); e != nil {
-		return e
+		return c, e
 	}
 	o, e := order(ps, exchange.ActionNew, plainOrder)
 	if e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders, o)
-	return nil
+	return c, nil
 }
 
 // futuresAmend is PUT /fapi/v1/order: a new quantity and price for an order.
-func futuresAmend(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func futuresAmend(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol"); e != nil {
-		return e
+		return c, e
 	}
 	o, e := order(ps, exchange.ActionAmend, legNames{side: "side", qty: "quantity", price: "price", clientID: "origClientOrderId"})
 	if e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders, o)
-	return nil
+	return c, nil
 }
 
 // spotAmend is PUT /api/v3/order/amend/keepPriority (quantity only).
-func spotAmend(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func spotAmend(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol", "newQty"); e != nil {
-		return e
+		return c, e
 	}
 	o, e := order(ps, exchange.ActionAmend, legNames{qty: "newQty", clientID: "origClientOrderId"})
 	if e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders, o)
-	return nil
+	return c, nil
 }
 
-func cancelOrder(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func cancelOrder(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol"); e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders, exchange.Order{Action: exchange.ActionCancel, Symbol: ps.Get("symbol"), ClientOrderID: ps.Get("origClientOrderId")})
-	return nil
+	return c, nil
 }
 
-func cancelOrderList(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func cancelOrderList(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol"); e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders, exchange.Order{Action: exchange.ActionCancel, Symbol: ps.Get("symbol"), ClientOrderID: ps.Get("listClientOrderId")})
-	return nil
+	return c, nil
 }
 
-func cancelAll(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func cancelAll(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol"); e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders, exchange.Order{Action: exchange.ActionCancel, Symbol: ps.Get("symbol")})
-	return nil
+	return c, nil
 }
 
 // cancelReplace is POST /api/v3/order/cancelReplace: a cancel and a new order.
-func cancelReplace(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func cancelReplace(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol", "side", "type"); e != nil {
-		return e
+		return c, e
 	}
 	o, e := order(ps, exchange.ActionNew, plainOrder)
 	if e != nil {
-		return e
+		return c, e
 	}
 	c.Orders = append(c.Orders,
 		exchange.Order{Action: exchange.ActionCancel, Symbol: o.Symbol, ClientOrderID: ps.Get("cancelOrigClientOrderId")},
 		o)
-	return nil
+	return c, nil
 }
 
 // legacyOCO is POST /api/v3/order/oco: a limit maker and a stop leg.
-func legacyOCO(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func legacyOCO(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol", "side", "quantity"); e != nil {
-		return e
+		return c, e
 	}
 	limit, e := order(ps, exchange.ActionNew, legNames{side: "side", qty: "quantity", price: "price", clientID: "limitClientOrderId"})
 	if e != nil {
-		return e
+		return c, e
 	}
 	limit.Type = "limit_maker"
 	stop, e := order(ps, exchange.ActionNew, legNames{side: "side", qty: "quantity", price: "stopLimitPrice", clientID: "stopClientOrderId"})
 	if e != nil {
-		return e
+		return c, e
 	}
 	stop.Type = "stop_loss"
 	if stop.Price > 0 {
 		stop.Type = "stop_loss_limit"
 	}
 	c.Orders = append(c.Orders, limit, stop)
-	return nil
+	return c, nil
 }
 
 // orderList handles POST /api/v3/orderList/{oco,oto,otoco,opo,opoco}: each
 // leg is read with its own parameter prefix.
 func orderList(legs ...legNames) extractor {
-	return func(ps exchange.Params, c *exchange.Call) *exchange.Error {
+	return func(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 		if e := mandatory(ps, "symbol"); e != nil {
-			return e
+			return c, e
 		}
 		for _, n := range legs {
 			o, e := order(ps, exchange.ActionNew, n)
 			if e != nil {
-				return e
+				return c, e
 			}
 			c.Orders = append(c.Orders, o)
 		}
-		return nil
+		return c, nil
 	}
 }
 
@@ -425,10 +428,10 @@ func jsonObjects(raw, name string, max int) ([]exchange.Params, *exchange.Error)
 
 // batchOrders handles POST and PUT /fapi/v1/batchOrders (at most 5 orders).
 func batchOrders(a exchange.Action) extractor {
-	return func(ps exchange.Params, c *exchange.Call) *exchange.Error {
+	return func(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 		objs, e := jsonObjects(ps.Get("batchOrders"), "batchOrders", 5)
 		if e != nil {
-			return e
+			return c, e
 		}
 		for _, o := range objs {
 			var (
@@ -447,19 +450,19 @@ func batchOrders(a exchange.Action) extractor {
 				}
 			}
 			if e != nil {
-				return e
+				return c, e
 			}
 			c.Orders = append(c.Orders, ord)
 		}
-		return nil
+		return c, nil
 	}
 }
 
 // batchCancel handles DELETE /fapi/v1/batchOrders: orderIdList or
 // origClientOrderIdList, JSON arrays of at most 10 ids.
-func batchCancel(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func batchCancel(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "symbol"); e != nil {
-		return e
+		return c, e
 	}
 	sym := ps.Get("symbol")
 	n := 0
@@ -470,13 +473,13 @@ func batchCancel(ps exchange.Params, c *exchange.Call) *exchange.Error {
 		}
 		bad := exchange.Errorf(exchange.ErrBadRequest, msgMandatory, name)
 		if checkStrictJSON([]byte(raw)) != nil {
-			return bad
+			return c, bad
 		}
 		d := json.NewDecoder(strings.NewReader(raw))
 		d.UseNumber()
 		var ids []any
 		if err := d.Decode(&ids); err != nil || len(ids) == 0 || len(ids) > maxBatch {
-			return bad
+			return c, bad
 		}
 		for _, id := range ids {
 			o := exchange.Order{Action: exchange.ActionCancel, Symbol: sym}
@@ -487,44 +490,44 @@ func batchCancel(ps exchange.Params, c *exchange.Call) *exchange.Error {
 				}
 			case json.Number:
 			default:
-				return bad
+				return c, bad
 			}
 			c.Orders = append(c.Orders, o)
 			n++
 		}
 	}
 	if n == 0 {
-		return exchange.Errorf(exchange.ErrBadRequest, msgMandatory, "orderIdList")
+		return c, exchange.Errorf(exchange.ErrBadRequest, msgMandatory, "orderIdList")
 	}
-	return nil
+	return c, nil
 }
 
 // withdraw reads a withdrawal to an address.
-func withdraw(ps exchange.Params, c *exchange.Call) *exchange.Error {
+func withdraw(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 	if e := mandatory(ps, "coin", "address", "amount"); e != nil {
-		return e
+		return c, e
 	}
 	amt, e := decimal(ps, "amount")
 	if e != nil {
-		return e
+		return c, e
 	}
 	c.Transfer = &exchange.Transfer{Asset: ps.Get("coin"), Amount: amt, Address: ps.Get("address"), Network: ps.Get("network"), Memo: ps.Get("addressTag")}
-	return nil
+	return c, nil
 }
 
 // transfer reads an internal transfer; dest names its destination from the
 // parameters.
 func transfer(assetName, amountName string, dest func(ps exchange.Params) string) extractor {
-	return func(ps exchange.Params, c *exchange.Call) *exchange.Error {
+	return func(ps exchange.Params, c exchange.Call) (exchange.Call, *exchange.Error) {
 		if e := mandatory(ps, assetName, amountName); e != nil {
-			return e
+			return c, e
 		}
 		amt, e := decimal(ps, amountName)
 		if e != nil {
-			return e
+			return c, e
 		}
 		c.Transfer = &exchange.Transfer{Asset: ps.Get(assetName), Amount: amt, Destination: dest(ps)}
-		return nil
+		return c, nil
 	}
 }
 

@@ -474,8 +474,8 @@ func (s *Simulator) debit(a *sim.Account, asset string, amount float64) bool {
 }
 
 func (s *Simulator) withdraw(w http.ResponseWriter, c *simCtx) {
-	var call exchange.Call
-	if e := withdraw(c.params, &call); e != nil {
+	call, e := withdraw(c.params, exchange.Call{})
+	if e != nil {
 		errorWriter{}.WriteError(w, e)
 		return
 	}
