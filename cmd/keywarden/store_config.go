@@ -404,7 +404,9 @@ func newClusterCmd(a *app) *cobra.Command {
 verifies this replica's audit log, as audit verify does, and against its own
 collected checkpoints: a log cut short or rewritten after they were sent
 fails. It first sends this replica's checkpoints not collected yet (such as
-the one a stopped replica wrote last). Run it on each replica's host.`,
+the one a stopped replica wrote last), after checking the log against those
+collected before, as serve does: a log restored from an older backup fails
+there (rollback, or fork when written on). Run it on each replica's host.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
