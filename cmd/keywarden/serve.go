@@ -105,7 +105,8 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	// The dashboard's live traffic and alerts see what the monitor sees.
 	act := dashboard.NewActivity(nil)
 	onAlert := inc.onAlert(met)
-	mon, err := a.startMonitor(ctx, func(al monitor.Alert) { onAlert(al); act.Alert(al) })
+	record := func(al monitor.Alert) { onAlert(al); act.Alert(al) }
+	mon, err := a.startMonitor(ctx, record)
 	if err != nil {
 		return err
 	}
@@ -122,7 +123,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 	}
 	// Checked before anything listens; closed after srv (deferred first),
 	// so that the log's final checkpoint reaches the witness.
-	wit, err := a.startAuditWitness(ctx, v, srv.Audit, g, a.raiseNow(func(al monitor.Alert) { onAlert(al); act.Alert(al) }))
+	wit, err := a.startAuditWitness(ctx, v, srv.Audit, g, a.raiseNow(record))
 	if err != nil {
 		srv.Close()
 		return err
@@ -139,7 +140,7 @@ func (a *app) serve(ctx context.Context, ready func(base string)) error {
 		return err
 	}
 	defer ictl.Close()
-	peers, leave, err := a.joinCluster(ctx, db, srv, a.raiseNow(func(al monitor.Alert) { onAlert(al); act.Alert(al) }))
+	peers, leave, err := a.joinCluster(ctx, db, srv, a.raiseNow(record))
 	if err != nil {
 		return err
 	}
