@@ -49,6 +49,15 @@ async function main() {
   if (job.hostname) ex.hostname = job.hostname;
   ex.urls = rewrite(ex.urls, job.hostMap || {});
   if (job.markets) ex.setMarkets(job.markets, job.currencies || undefined);
+  // ccxt loads its HTTP client (undici) and probes for proxy modules
+  // lazily, inside the first fetch, after that request is signed: the
+  // first signed call's timestamp would age by the whole module load
+  // (seconds on a loaded machine) before the request is sent, and a venue
+  // or keywarden would rightly refuse it as outside its recvWindow. Load
+  // them now, so that every call is signed just before it is sent.
+  await ex.loadProxyModules();
+  await ex.loadFetchImplementation();
+  if (ex.fetchImplementation === undefined) throw new Error('ccxt did not load its HTTP client before the first call');
   const vars = {};
   const report = [];
   for (const step of job.steps) {
