@@ -82,34 +82,8 @@ func newPGReplica(t *testing.T, dsn string) *pgReplica {
 	up := httptest.NewServer(binance.NewSimulator(kit))
 	t.Cleanup(up.Close)
 	c := newCLI(t)
-	writeFile(t, filepath.Join(c.dir, "dsn"), dsn+"\n", 0o600)
 	addr := freePort(t)
-	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteString(`
-[store]
-driver = "postgres"
-dsn_file = "dsn"
-
-[gateway]
-listen = "` + addr + `"
-plaintext = true
-
-[[venue]]
-name = "binance"
-upstream = "` + up.URL + `"
-
-[policy.trader]
-scopes = ["read", "trade"]
-
-[admin]
-disabled = true
-`); err != nil {
-		t.Fatal(err)
-	}
+	c.usePostgres(t, dsn, addr, up.URL)
 	r := &pgReplica{cli: c, base: "http://" + addr}
 	r.ok("", "operator", "init")
 	r.ok("api_key="+exKey+"\nsecret="+exSecret+"\n", "key", "add", "--exchange", "binance", "--name", "main", "--stdin")

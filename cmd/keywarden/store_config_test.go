@@ -136,32 +136,8 @@ func TestServeReplicasOnPostgres(t *testing.T) {
 	var bases []string
 	for range 2 {
 		c := newCLI(t)
-		writeFile(t, filepath.Join(c.dir, "dsn"), dsn+"\n", 0o600)
 		addr := freePort(t)
-		f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(`
-[store]
-driver = "postgres"
-dsn_file = "dsn"
-
-[gateway]
-listen = "` + addr + `"
-plaintext = true
-
-[[venue]]
-name = "binance"
-upstream = "` + up.URL + `"
-
-[policy.trader]
-scopes = ["read", "trade"]
-
-[admin]
-disabled = true
-`)
-		f.Close()
+		c.usePostgres(t, dsn, addr, up.URL)
 		nodes, bases = append(nodes, c), append(bases, "http://"+addr)
 	}
 	a, b := nodes[0], nodes[1]
@@ -269,4 +245,38 @@ disabled = true
 		}
 	}
 	t.Error("cluster verify-audit does not list both replicas")
+}
+
+// usePostgres appends to c's configuration a gateway on addr in plain HTTP
+// over the PostgreSQL store at dsn (read from a file), a binance venue at
+// upstream and a "trader" policy, with the admin listener off.
+func (c *cli) usePostgres(t *testing.T, dsn, addr, upstream string) {
+	t.Helper()
+	writeFile(t, filepath.Join(c.dir, "dsn"), dsn+"\n", 0o600)
+	f, err := os.OpenFile(c.config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(`
+[store]
+driver = "postgres"
+dsn_file = "dsn"
+
+[gateway]
+listen = "` + addr + `"
+plaintext = true
+
+[[venue]]
+name = "binance"
+upstream = "` + upstream + `"
+
+[policy.trader]
+scopes = ["read", "trade"]
+
+[admin]
+disabled = true
+`); err != nil {
+		t.Fatal(err)
+	}
 }
