@@ -57,9 +57,14 @@ type Request struct {
 	RawQuery string
 	Header   http.Header
 	Body     []byte
+	// Scratch, when set, is memory the caller lends the Signer for what it
+	// writes into the request (see SignScratch for how long that stays
+	// valid). Nil: the Signer allocates.
+	Scratch *SignScratch
 }
 
-// Clone returns a deep copy of r.
+// Clone returns a deep copy of r. The copy has no Scratch and nothing of it
+// points into r's.
 func (r *Request) Clone() *Request {
 	c := *r
 	c.Header = r.Header.Clone()
@@ -68,6 +73,9 @@ func (r *Request) Clone() *Request {
 	}
 	if r.Body != nil {
 		c.Body = append([]byte(nil), r.Body...)
+	}
+	if r.Scratch != nil {
+		c.detach()
 	}
 	return &c
 }

@@ -216,7 +216,10 @@ type Gateway struct {
 	// headers holds outbound header maps for reuse (http.Header, cleared),
 	// used only when rt is internal/upstream's client
 	// (pooledOutboundHeaders).
-	headers  sync.Pool
+	headers sync.Pool
+	// scratch holds the memory signers write outbound requests into
+	// (*exchange.SignScratch, wiped), under the same rule (signScratch).
+	scratch  sync.Pool
 	hookMu   sync.Mutex
 	onStop   []func()
 	onResume []func() // switch.go

@@ -61,6 +61,31 @@ func (g *Gateway) releaseHeaders(h http.Header) {
 	g.headers.Put(h)
 }
 
+// signScratch returns a scratch from g.scratch for the signer to write the
+// outbound request's signed bytes into, under the same rule as
+// pooledOutboundHeaders: only when the transport is internal/upstream's
+// client, which keeps nothing of the request once forward returned. It
+// returns nil otherwise (the signer then allocates).
+func (g *Gateway) signScratch() *exchange.SignScratch {
+	if _, ok := g.rt.(*h1.Client); !ok {
+		return nil
+	}
+	if s, _ := g.scratch.Get().(*exchange.SignScratch); s != nil {
+		return s
+	}
+	return exchange.NewSignScratch()
+}
+
+// releaseScratch gives a scratch from signScratch back, wiped. One that grew
+// past a usual request's size is left to the collector.
+func (g *Gateway) releaseScratch(s *exchange.SignScratch) {
+	if s == nil || s.Large() {
+		return
+	}
+	s.Reset()
+	g.scratch.Put(s)
+}
+
 // appendOutboundHeaders adds the allowed headers of h to out.
 func appendOutboundHeaders(out, h http.Header) http.Header {
 	for _, k := range forwardHeaders {
@@ -254,6 +279,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Nothing keeps the outbound header once the request was forwarded
 	// (a listen-key call clones it first).
 	defer g.releaseHeaders(out.Header)
+	if lk == nil {
+		// The signer writes into the scratch; nothing keeps what it wrote
+		// once the request was forwarded (a listen-key call keeps its
+		// token, so it signs without one).
+		out.Scratch = g.signScratch()
+		defer g.releaseScratch(out.Scratch)
+	}
 	if err := v.Signer.Sign(out, key, g.now()); err != nil {
 		g.log.Error("sign failed", "request_id", reqID, "err", err)
 		st.fail(exchange.Errorf(exchange.ErrUnavailable, "could not sign the request"))

@@ -126,7 +126,7 @@ func (s *signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 			r.Body = []byte(stripAuthParams(string(r.Body)))
 		}
 		deleteHeader(r.Header, headerAPIKey)
-		r.Header[headerAPIKey] = []string{key.APIKey}
+		r.SetSignedHeader(headerAPIKey, key.APIKey)
 		return nil
 	}
 	query := stripAuthParams(r.RawQuery)
@@ -135,7 +135,7 @@ func (s *signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 		body = []byte(stripAuthParams(string(body)))
 	}
 	inBody := len(body) > 0 || (query == "" && r.Method != http.MethodGet && r.Method != http.MethodDelete && r.Method != http.MethodHead)
-	buf := make([]byte, 0, len(query)+len(body)+64+sigLen(key.Kind))
+	buf := r.SignBuf(len(query) + len(body) + 64 + sigLen(key.Kind))
 	buf = append(buf, "timestamp="...)
 	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
 	switch {
@@ -157,7 +157,11 @@ func (s *signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 	n := len(buf)
 	buf = append(buf, "&signature="...)
 	var err error
-	buf, err = s.appendSignature(buf, key, prefix, buf[:n])
+	var tmp []byte
+	if prefix != "" && key.Kind != exchange.KeyHMAC {
+		tmp = r.SignBuf(len(prefix) + n)
+	}
+	buf, err = s.appendSignature(buf, key, prefix, buf[:n], tmp)
 	if err != nil {
 		return err
 	}
@@ -165,14 +169,14 @@ func (s *signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 		r.RawQuery = query
 		r.Body = buf
 		if r.Header.Get(headerContentTyp) == "" {
-			r.Header[headerContentTyp] = []string{contentTypeForm}
+			r.SetSignedHeader(headerContentTyp, contentTypeForm)
 		}
 	} else {
-		r.RawQuery = string(buf)
+		r.RawQuery = r.SignString(buf)
 		r.Body = body
 	}
 	deleteHeader(r.Header, headerAPIKey)
-	r.Header[headerAPIKey] = []string{key.APIKey}
+	r.SetSignedHeader(headerAPIKey, key.APIKey)
 	return nil
 }
 
@@ -189,7 +193,8 @@ func sigLen(k exchange.KeyKind) int {
 
 // appendSignature appends the signature of prefix+payload to dst, encoded as
 // Binance REST expects: hex for HMAC, percent-encoded base64 otherwise.
-func (s *signer) appendSignature(dst []byte, key *exchange.Credential, prefix string, payload []byte) ([]byte, error) {
+// tmp, when not nil, is room to join prefix and payload in.
+func (s *signer) appendSignature(dst []byte, key *exchange.Credential, prefix string, payload, tmp []byte) ([]byte, error) {
 	switch key.Kind {
 	case exchange.KeyHMAC:
 		if len(key.Secret) == 0 {
@@ -200,8 +205,7 @@ func (s *signer) appendSignature(dst []byte, key *exchange.Credential, prefix st
 	case exchange.KeyEd25519, exchange.KeyRSA:
 		msg := payload
 		if prefix != "" {
-			msg = make([]byte, 0, len(prefix)+len(payload))
-			msg = append(append(msg, prefix...), payload...)
+			msg = append(append(tmp[:0], prefix...), payload...)
 		}
 		sig, err := signAsymmetric(key, msg)
 		if err != nil {

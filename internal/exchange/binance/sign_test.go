@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 // Example keys from the venue docs (spec/exchanges.md §2.1 b and §2.2 b).
@@ -70,7 +71,7 @@ func publicOnly(c *exchange.Credential) *exchange.Credential {
 func payloadSignature(t *testing.T, key *exchange.Credential, payload string) string {
 	t.Helper()
 	s := &signer{macs: newMACPool()}
-	out, err := s.appendSignature(nil, key, "", []byte(payload))
+	out, err := s.appendSignature(nil, key, "", []byte(payload), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,9 +260,10 @@ func BenchmarkSign(b *testing.B) {
 	body := []byte("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.00100000&price=50000.00&newClientOrderId=6gCrw2kRUAF9CvJDGP16IP")
 	bench := func(b *testing.B, key *exchange.Credential) {
 		s := Spot(nil).Signer
-		r := &exchange.Request{Method: "POST", Path: "/api/v3/order", Header: http.Header{}}
+		r := &exchange.Request{Method: "POST", Path: "/api/v3/order", Header: http.Header{}, Scratch: exchange.NewSignScratch()}
 		b.ReportAllocs()
 		for b.Loop() {
+			r.Scratch.Reset()
 			r.Body = body
 			r.RawQuery = ""
 			if err := s.Sign(r, key, now); err != nil {
@@ -271,4 +273,43 @@ func BenchmarkSign(b *testing.B) {
 	}
 	b.Run("hmac", func(b *testing.B) { bench(b, hmacCred(docSpotKey, docSpotSecret)) })
 	b.Run("ed25519", func(b *testing.B) { bench(b, edCred(b, "k", docEd25519PEM)) })
+}
+
+// TestSignScratch: with a scratch the signer writes the same request and,
+// for HMAC keys, allocates nothing; an Ed25519 signature allocates inside
+// crypto (the signature, the public-key check).
+func TestSignScratch(t *testing.T) {
+	now := time.UnixMilli(1700000000000)
+	form := http.Header{"Content-Type": {contentTypeForm}}
+	reqs := []struct {
+		name string
+		r    *exchange.Request
+	}{
+		{"post body", &exchange.Request{Method: "POST", Path: "/api/v3/order", Header: form,
+			Body: []byte("symbol=BTCUSDT&side=BUY&type=LIMIT&timeInForce=GTC&quantity=0.001&price=50000")}},
+		{"post no content type", &exchange.Request{Method: "POST", Path: "/api/v3/order", Header: http.Header{},
+			Body: []byte("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.001")}},
+		{"get query", &exchange.Request{Method: "GET", Path: "/api/v3/order", Header: http.Header{},
+			RawQuery: "symbol=BTCUSDT&orderId=12345"}},
+		{"delete query", &exchange.Request{Method: "DELETE", Path: "/api/v3/order", Header: http.Header{},
+			RawQuery: "symbol=BTCUSDT&orderId=12345"}},
+		{"key only", &exchange.Request{Method: "PUT", Path: "/api/v3/userDataStream", Header: http.Header{},
+			RawQuery: "listenKey=abc"}},
+		{"query and body", &exchange.Request{Method: "POST", Path: "/api/v3/order", Header: form,
+			RawQuery: "symbol=BTCUSDT", Body: []byte("side=BUY&type=MARKET&quantity=0.001")}},
+	}
+	keys := []struct {
+		key    *exchange.Credential
+		allocs float64
+	}{
+		{hmacCred(docSpotKey, docSpotSecret), 0},
+		{edCred(t, "k", docEd25519PEM), 3},
+	}
+	for _, k := range keys {
+		for _, tt := range reqs {
+			t.Run(string(k.key.Kind)+"/"+tt.name, func(t *testing.T) {
+				exchangetest.CheckSignScratch(t, Spot(nil).Signer, k.key, now, tt.r, k.allocs)
+			})
+		}
+	}
 }
