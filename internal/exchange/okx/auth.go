@@ -95,27 +95,27 @@ func (s signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Tim
 	if len(key.Passphrase) == 0 {
 		return exchange.Errorf(exchange.ErrPassphrase, "okx sign: key has no passphrase")
 	}
-	// One string holds timestamp and signature, one array every value.
-	var b [len(tsLayout) + 44]byte
-	tsb := now.UTC().AppendFormat(b[:0], tsLayout)
+	// One string holds timestamp, signature and passphrase, in the
+	// request's scratch when it has one.
+	buf := r.SignBuf(len(tsLayout) + 44 + len(key.Passphrase))
+	tsb := now.UTC().AppendFormat(buf, tsLayout)
 	n := len(tsb)
-	both := string(signature(tsb, key.Secret, string(tsb), r.Method, r.Path, r.RawQuery, r.Body))
-	vals := [...]string{key.APIKey, both[n:], both[:n], string(key.Passphrase), "application/json", "1"}
-	v := make([]string, len(vals))
-	copy(v, vals[:])
+	buf = signature(tsb, key.Secret, string(tsb), r.Method, r.Path, r.RawQuery, r.Body)
+	m := len(buf)
+	buf = append(buf, key.Passphrase...)
+	all := r.SignString(buf)
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
-	h := r.Header
-	h[hdrKey] = v[0:1:1]
-	h[hdrSign] = v[1:2:2]
-	h[hdrTimestamp] = v[2:3:3]
-	h[hdrPassphrase] = v[3:4:4]
+	r.SetSignedHeader(hdrKey, key.APIKey)
+	r.SetSignedHeader(hdrSign, all[n:m])
+	r.SetSignedHeader(hdrTimestamp, all[:n])
+	r.SetSignedHeader(hdrPassphrase, all[m:])
 	if len(r.Body) > 0 {
-		h["Content-Type"] = v[4:5:5]
+		r.SetSignedHeader("Content-Type", "application/json")
 	}
 	if s.demo {
-		h[DemoHeader] = v[5:6:6]
+		r.SetSignedHeader(DemoHeader, "1")
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 // vectorTime is the timestamp of the spec's OKX vectors.
@@ -255,5 +256,21 @@ func TestWebSocketLoginVector(t *testing.T) {
 	got := string(signature(nil, []byte("okx-test-secret"), "1538054050", "GET", "/users/self/verify", "", nil))
 	if want := "glDzkdxsbPQQjWTlU42gCcktsrKcEmquRBno72XX5Mk="; got != want {
 		t.Errorf("signature(O3) = %q, want %q", got, want)
+	}
+}
+
+// TestSignScratch: with a scratch the signer writes the same request and
+// allocates nothing.
+func TestSignScratch(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	reqs := map[string]*exchange.Request{
+		"post": {Method: "POST", Path: "/api/v5/trade/order", Header: http.Header{},
+			Body: []byte(`{"instId":"BTC-USDT","tdMode":"cash","side":"buy","ordType":"limit","sz":"0.1","px":"30000"}`)},
+		"get": {Method: "GET", Path: "/api/v5/account/balance", RawQuery: "ccy=BTC,ETH", Header: http.Header{}},
+	}
+	for name, r := range reqs {
+		for _, s := range []signer{{}, {demo: true}} {
+			t.Run(name, func(t *testing.T) { exchangetest.CheckSignScratch(t, s, testKey(), now, r, 0) })
+		}
 	}
 }
