@@ -125,36 +125,39 @@ func (signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 		return exchange.Errorf(exchange.ErrAuth, "bybit sign: unsupported key kind %q", key.Kind)
 	}
 	const recv = "5000" // RecvWindow
-	var b [20 + 512]byte
-	tsb := strconv.AppendInt(b[:0], now.UnixMilli(), 10)
+	// What is signed: the raw query (GET) or body, the query copied into
+	// the request's scratch rather than converted.
+	p := r.Body
+	if r.Method == http.MethodGet {
+		p = append(r.SignBuf(len(r.RawQuery)), r.RawQuery...)
+	}
+	// One string holds timestamp and signature, in the request's scratch
+	// when it has one.
+	tsb := strconv.AppendInt(r.SignBuf(20+512), now.UnixMilli(), 10)
 	n := len(tsb)
 	ts := string(tsb)
 	var sig []byte
 	if key.Kind == exchange.KeyHMAC {
-		sig = hmacSignature(tsb, key.Secret, ts, key.APIKey, recv, payload(r))
+		sig = hmacSignature(tsb, key.Secret, ts, key.APIKey, recv, p)
 	} else {
-		d := digest(ts, key.APIKey, recv, payload(r))
+		d := digest(ts, key.APIKey, recv, p)
 		raw, err := key.PrivateKey.Sign(rand.Reader, d[:], crypto.SHA256)
 		if err != nil {
 			return exchange.Errorf(exchange.ErrAuth, "bybit sign: rsa signature failed")
 		}
 		sig = base64.StdEncoding.AppendEncode(tsb, raw)
 	}
-	both := string(sig)
-	vals := [...]string{key.APIKey, both[n:], both[:n], recv, "application/json"}
-	v := make([]string, len(vals))
-	copy(v, vals[:])
+	both := r.SignString(sig)
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
-	h := r.Header
-	delete(h, hdrSignType)
-	h[hdrKey] = v[0:1:1]
-	h[hdrSign] = v[1:2:2]
-	h[hdrTimestamp] = v[2:3:3]
-	h[hdrRecvWindow] = v[3:4:4]
+	delete(r.Header, hdrSignType)
+	r.SetSignedHeader(hdrKey, key.APIKey)
+	r.SetSignedHeader(hdrSign, both[n:])
+	r.SetSignedHeader(hdrTimestamp, both[:n])
+	r.SetSignedHeader(hdrRecvWindow, recv)
 	if len(r.Body) > 0 {
-		h["Content-Type"] = v[4:5:5]
+		r.SetSignedHeader("Content-Type", "application/json")
 	}
 	return nil
 }

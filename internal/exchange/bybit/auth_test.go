@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 func testKey() *exchange.Credential {
@@ -269,5 +270,19 @@ func TestWebSocketAuthVector(t *testing.T) {
 	got := string(hmacSignature(nil, []byte("bybit-test-secret"), "GET/realtime1662350400000", "", "", nil))
 	if want := "e5afa359fdaabfeeae6a8755687997f43c4696196a957502edf608dcd3c83caa"; got != want {
 		t.Errorf("hmacSignature(Y3) = %q, want %q", got, want)
+	}
+}
+
+// TestSignScratch: with a scratch the signer writes the same request and,
+// for an HMAC key, allocates nothing.
+func TestSignScratch(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	reqs := map[string]*exchange.Request{
+		"post": {Method: "POST", Path: "/v5/order/create", Header: http.Header{},
+			Body: []byte(`{"category":"spot","symbol":"BTCUSDT","side":"Buy","orderType":"Limit","qty":"0.01","price":"30000"}`)},
+		"get": {Method: "GET", Path: "/v5/order/realtime", RawQuery: "category=spot&symbol=BTCUSDT&openOnly=0", Header: http.Header{}},
+	}
+	for name, r := range reqs {
+		t.Run(name, func(t *testing.T) { exchangetest.CheckSignScratch(t, signer{}, testKey(), now, r, 0) })
 	}
 }
