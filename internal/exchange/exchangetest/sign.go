@@ -58,6 +58,10 @@ func CheckSignScratch(t *testing.T, s exchange.Signer, key *exchange.Credential,
 	if err != nil {
 		t.Fatalf("Sign: %v", err)
 	}
+	if raceEnabled {
+		t.Logf("Sign with a warmed scratch: %v allocations per call (not checked under the race detector, whose sync.Pool drops items)", allocs)
+		return
+	}
 	if allocs > maxAllocs {
 		t.Errorf("Sign with a warmed scratch: %v allocations per call, want at most %v", allocs, maxAllocs)
 	}

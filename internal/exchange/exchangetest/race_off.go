@@ -1,0 +1,5 @@
+//go:build !race
+
+package exchangetest
+
+const raceEnabled = false
