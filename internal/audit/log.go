@@ -196,6 +196,7 @@ type state struct {
 	// tree is the Merkle tree over every durable record; nil when it
 	// cannot be known (records before a prune anchor without a tree).
 	tree      *merkle.Compact
+	nextTree  *merkle.Compact // a commit's copy of tree, reused: tree once its batch is durable
 	nextSeq   uint64
 	prev      string
 	lastTime  time.Time
@@ -902,8 +903,12 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	seq, prev := st.nextSeq, st.prev
 	records := 0
 	var tree *merkle.Compact // st.tree once this batch is durable
-	if st.tree != nil && len(batch) > 0 || forceCkpt {
-		tree = cloneCompact(st.tree)
+	if st.tree != nil && (len(batch) > 0 || forceCkpt) {
+		if st.nextTree == nil {
+			st.nextTree = new(merkle.Compact)
+		}
+		tree = st.nextTree
+		tree.CopyFrom(st.tree)
 	}
 	for _, pd := range batch {
 		if pd.body == nil {
@@ -955,7 +960,7 @@ func (l *Log) commit(st *state, batch []*pending, forceCkpt bool) {
 	}
 	st.nextSeq, st.prev, st.lastTime = seq, prev, now
 	if tree != nil {
-		st.tree = tree
+		st.tree, st.nextTree = tree, st.tree
 	}
 	if ckpt {
 		st.sinceCkpt = 0

@@ -75,14 +75,6 @@ func verifyNoteSig(pub ed25519.PublicKey, msg []byte, blob string) bool {
 	return ed25519.Verify(pub, msg, b[4:])
 }
 
-func cloneCompact(c *merkle.Compact) *merkle.Compact {
-	if c == nil {
-		return nil
-	}
-	n, _ := merkle.NewCompact(c.Size(), c.Nodes())
-	return n
-}
-
 func parseHash(s string) (merkle.Hash, error) {
 	var h merkle.Hash
 	if len(s) != 64 || !isLowerHex([]byte(s)) {

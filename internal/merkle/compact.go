@@ -35,6 +35,13 @@ func (c *Compact) Append(leaf Hash) {
 	c.size++
 }
 
+// CopyFrom makes c a copy of src, reusing c's memory: a Compact that is
+// copied into again and again allocates only the first time.
+func (c *Compact) CopyFrom(src *Compact) {
+	c.size = src.size
+	c.nodes = append(c.nodes[:0], src.nodes...)
+}
+
 // Size is the number of leaves.
 func (c *Compact) Size() uint64 { return c.size }
 

@@ -90,6 +90,31 @@ func TestRootAgainstDefinition(t *testing.T) {
 	}
 }
 
+// TestCompactCopyFrom: a copy reused across sizes has the root of its
+// source, and appending to the copy leaves the source as it was.
+func TestCompactCopyFrom(t *testing.T) {
+	leaves := leafHashes(genLeaves(40))
+	var src, dst Compact
+	for i, l := range leaves {
+		dst.CopyFrom(&src)
+		if dst.Size() != src.Size() || dst.Root() != src.Root() {
+			t.Fatalf("copy of %d leaves: size %d root %x, want %d %x", i, dst.Size(), dst.Root(), src.Size(), src.Root())
+		}
+		before := src.Root()
+		dst.Append(l)
+		if src.Root() != before || src.Size() != uint64(i) {
+			t.Fatalf("appending to the copy changed the source at %d leaves", i)
+		}
+		src.Append(l)
+		if dst.Root() != src.Root() {
+			t.Fatalf("copy plus leaf %d: root %x, want %x", i, dst.Root(), src.Root())
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { dst.CopyFrom(&src) }); n != 0 {
+		t.Errorf("CopyFrom into a used Compact: %v allocations, want 0", n)
+	}
+}
+
 // TestPublishedVectors checks values published with the transparency-dev
 // Merkle test data (the Certificate Transparency test tree), used as data.
 func TestPublishedVectors(t *testing.T) {
