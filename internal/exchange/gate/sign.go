@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha512"
 	"encoding/hex"
-	"hash"
 	"math"
 	"strconv"
 	"time"
@@ -46,29 +45,36 @@ func (signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 	if err != nil {
 		return err
 	}
-	var tsBuf [20]byte
-	ts := strconv.AppendInt(tsBuf[:0], now.Unix(), 10)
-	m := hmac.New(sha512.New, key.Secret)
-	writePayload(m, r.Method, r.Path, q, r.Body, ts)
-	var sum [sha512.Size]byte
-	var out [2 * sha512.Size]byte
-	hex.Encode(out[:], m.Sum(sum[:0]))
+	// One string holds timestamp and signature, in the request's scratch
+	// when it has one.
+	buf := strconv.AppendInt(r.SignBuf(20+2*sha512.Size), now.Unix(), 10)
+	n := len(buf)
+	m := exchange.NewHMACSHA512()
+	writePayload(m, r.Method, r.Path, q, r.Body, buf)
+	buf = hex.AppendEncode(buf, m.Sum(key.Secret))
+	m.Release()
+	both := r.SignString(buf)
 	if r.Header == nil {
 		r.Header = make(map[string][]string, 4)
 	}
-	r.Header[hdrKey] = []string{key.APIKey}
-	r.Header[hdrTimestamp] = []string{string(ts)}
-	r.Header[hdrSign] = []string{string(out[:])}
+	r.SetSignedHeader(hdrKey, key.APIKey)
+	r.SetSignedHeader(hdrTimestamp, both[:n])
+	r.SetSignedHeader(hdrSign, both[n:])
 	if len(r.Body) > 0 {
-		r.Header[hdrContent] = []string{"application/json"}
+		r.SetSignedHeader(hdrContent, "application/json")
 	}
 	return nil
 }
 
 // writePayload writes the signature string into m.
-func writePayload(m hash.Hash, method, path, query string, body, ts []byte) {
+func writePayload(m *exchange.MAC, method, path, query string, body, ts []byte) {
 	var buf [512]byte
-	b := append(buf[:0], method...)
+	m.Write(appendPayload(buf[:0], method, path, query, body, ts))
+}
+
+// appendPayload appends the signature string to b.
+func appendPayload(b []byte, method, path, query string, body, ts []byte) []byte {
+	b = append(b, method...)
 	b = append(b, '\n')
 	b = append(b, path...)
 	b = append(b, '\n')
@@ -78,20 +84,18 @@ func writePayload(m hash.Hash, method, path, query string, body, ts []byte) {
 		b = append(b, emptyBodyHash...)
 	} else {
 		bh := sha512.Sum512(body)
-		var hx [2 * sha512.Size]byte
-		hex.Encode(hx[:], bh[:])
-		b = append(b, hx[:]...)
+		b = hex.AppendEncode(b, bh[:])
 	}
 	b = append(b, '\n')
-	b = append(b, ts...)
-	m.Write(b)
+	return append(b, ts...)
 }
 
 // mac returns the hex SIGN for the verifier and the simulator.
 func mac(secret []byte, method, path, query string, body []byte, ts string) string {
-	m := hmac.New(sha512.New, secret)
+	m := exchange.NewHMACSHA512()
+	defer m.Release()
 	writePayload(m, method, path, query, body, []byte(ts))
-	return hex.EncodeToString(m.Sum(nil))
+	return hex.EncodeToString(m.Sum(secret))
 }
 
 // verifier checks a bot's Gate-style request against its client credential.
