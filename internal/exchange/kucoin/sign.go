@@ -2,9 +2,7 @@ package kucoin
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"hash"
 	"strconv"
 	"time"
 
@@ -56,60 +54,53 @@ func (signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 	if err != nil {
 		return err
 	}
-	var tsBuf [20]byte
-	ts := strconv.AppendInt(tsBuf[:0], now.UnixMilli(), 10)
-
-	m := hmac.New(sha256.New, key.Secret)
-	var sum [sha256.Size]byte
-	writePrehash(m, ts, r.Method, r.Path, q, r.Body)
-	sig := m.Sum(sum[:0])
-	var out [2 * 44]byte
-	base64.StdEncoding.Encode(out[:44], sig)
-	m.Reset()
+	// One string holds timestamp, signature and encoded passphrase, in the
+	// request's scratch when it has one.
+	buf := strconv.AppendInt(r.SignBuf(20+2*44), now.UnixMilli(), 10)
+	n := len(buf)
+	m := exchange.NewHMACSHA256()
+	writePrehash(m, buf, r.Method, r.Path, q, r.Body)
+	buf = base64.StdEncoding.AppendEncode(buf, m.Sum(key.Secret))
+	m.Release()
+	m = exchange.NewHMACSHA256()
 	m.Write(key.Passphrase)
-	pp := m.Sum(sum[:0])
-	base64.StdEncoding.Encode(out[44:], pp)
+	buf = base64.StdEncoding.AppendEncode(buf, m.Sum(key.Secret))
+	m.Release()
+	all := r.SignString(buf)
 
 	if r.Header == nil {
 		r.Header = make(map[string][]string, 6)
 	}
-	strs := string(out[:]) // one allocation for both encodings
-	r.Header[hdrKey] = []string{key.APIKey}
-	r.Header[hdrSign] = []string{strs[:44]}
-	r.Header[hdrTimestamp] = []string{string(ts)}
-	r.Header[hdrPassphrase] = []string{strs[44:]}
-	r.Header[hdrKeyVersion] = []string{keyVersion}
+	r.SetSignedHeader(hdrKey, key.APIKey)
+	r.SetSignedHeader(hdrSign, all[n:n+44])
+	r.SetSignedHeader(hdrTimestamp, all[:n])
+	r.SetSignedHeader(hdrPassphrase, all[n+44:])
+	r.SetSignedHeader(hdrKeyVersion, keyVersion)
 	if len(r.Body) > 0 {
-		r.Header[hdrContent] = []string{"application/json"}
+		r.SetSignedHeader(hdrContent, "application/json")
 	}
 	return nil
 }
 
 // writePrehash writes timestamp + METHOD + path (+ "?" + query) + body.
-func writePrehash(m hash.Hash, ts []byte, method, path, query string, body []byte) {
-	var buf [256]byte
-	b := append(buf[:0], ts...)
-	b = append(b, method...)
-	b = append(b, path...)
+func writePrehash(m *exchange.MAC, ts []byte, method, path, query string, body []byte) {
+	m.Write(ts)
+	m.WriteString(method)
+	m.WriteString(path)
 	if query != "" {
-		b = append(b, '?')
-		b = append(b, query...)
+		m.WriteByte('?')
+		m.WriteString(query)
 	}
-	if len(b)+len(body) <= len(buf) {
-		b = append(b, body...)
-		m.Write(b)
-		return
-	}
-	m.Write(b)
 	m.Write(body)
 }
 
 // mac returns base64(HMAC-SHA256(secret, msg parts)) for the verifier and
 // the simulator.
 func mac(secret []byte, ts, method, path, query string, body []byte) string {
-	m := hmac.New(sha256.New, secret)
+	m := exchange.NewHMACSHA256()
+	defer m.Release()
 	writePrehash(m, []byte(ts), method, path, query, body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+	return base64.StdEncoding.EncodeToString(m.Sum(secret))
 }
 
 // encodePassphrase returns the key version 2/3 form of a passphrase:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 // Vectors K1-K3 from spec/exchanges.md §8b [XCHECK]: no official vector
@@ -226,8 +227,10 @@ func TestSignRejectsIncompleteKey(t *testing.T) {
 func BenchmarkSign(b *testing.B) {
 	req := vectors[1].req
 	r := req.Clone()
+	r.Scratch = exchange.NewSignScratch()
 	b.ReportAllocs()
 	for b.Loop() {
+		r.Scratch.Reset()
 		if err := (signer{}).Sign(r, vecKey, vecTime); err != nil {
 			b.Fatal(err)
 		}
@@ -241,5 +244,13 @@ func BenchmarkVerify(b *testing.B) {
 		if _, err := (verifier{}).Verify(r, vecKey, vecTime); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSignScratch: with a scratch the signer writes the same request and
+// allocates nothing.
+func TestSignScratch(t *testing.T) {
+	for _, v := range vectors {
+		t.Run(v.name, func(t *testing.T) { exchangetest.CheckSignScratch(t, signer{}, vecKey, vecTime, &v.req, 0) })
 	}
 }
