@@ -99,7 +99,7 @@ func digest(ts, method, path, query string, body []byte) [sha256.Size]byte {
 // name, each kept byte for byte. Bitget's Chinese docs require sorted
 // queries and its English docs accept them (spec §18).
 func sortQuery(raw string) string {
-	if raw == "" || !strings.Contains(raw, "&") {
+	if raw == "" || !strings.Contains(raw, "&") || sortedPlain(raw) {
 		return raw
 	}
 	parts := strings.Split(raw, "&")
@@ -112,6 +112,46 @@ func sortQuery(raw string) string {
 	}
 	slices.SortStableFunc(parts, func(a, b string) int { return strings.Compare(name(a), name(b)) })
 	return strings.Join(parts, "&")
+}
+
+// sortedPlain says raw has no escapes (its names are their own decoded
+// form) and its names are already in ascending order, so sortQuery would
+// return it unchanged.
+func sortedPlain(raw string) bool {
+	if strings.ContainsAny(raw, "%+") {
+		return false
+	}
+	prev, rest := "", raw
+	for i := 0; ; i++ {
+		part, more, found := strings.Cut(rest, "&")
+		n, _, _ := strings.Cut(part, "=")
+		if i > 0 && n < prev {
+			return false
+		}
+		if !found {
+			return true
+		}
+		prev, rest = n, more
+	}
+}
+
+// appendDecodedQuery appends decodeQuery's form of raw to dst, without
+// allocating when raw holds no escapes and at most 32 parameters.
+func appendDecodedQuery(dst []byte, raw string) ([]byte, error) {
+	var arr [32]exchange.Param
+	ps, err := exchange.AppendQuery(arr[:0], raw)
+	if err != nil {
+		return dst, err
+	}
+	for i, p := range ps {
+		if i > 0 {
+			dst = append(dst, '&')
+		}
+		dst = append(dst, p.Name...)
+		dst = append(dst, '=')
+		dst = append(dst, p.Value...)
+	}
+	return dst, nil
 }
 
 // decodeQuery returns raw with every name and value percent-decoded, which
@@ -173,14 +213,16 @@ func (s signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Tim
 	query := ""
 	if r.RawQuery != "" {
 		r.RawQuery = sortQuery(r.RawQuery)
-		q, _, err := decodeQuery(r.RawQuery)
+		q, err := appendDecodedQuery(r.SignBuf(len(r.RawQuery)+8), r.RawQuery)
 		if err != nil {
 			return err
 		}
-		query = q
+		query = r.SignString(q)
 	}
-	var b [20 + 512]byte
-	tsb := strconv.AppendInt(b[:0], now.UnixMilli(), 10)
+	// One string holds timestamp, signature and passphrase, in the
+	// request's scratch when it has one.
+	buf := r.SignBuf(20 + 512 + len(key.Passphrase))
+	tsb := strconv.AppendInt(buf, now.UnixMilli(), 10)
 	n := len(tsb)
 	ts := string(tsb)
 	var sig []byte
@@ -194,23 +236,21 @@ func (s signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Tim
 		}
 		sig = base64.StdEncoding.AppendEncode(tsb, raw)
 	}
-	both := string(sig)
-	vals := [...]string{key.APIKey, both[n:], both[:n], string(key.Passphrase), "application/json", "1"}
-	v := make([]string, len(vals))
-	copy(v, vals[:])
+	m := len(sig)
+	sig = append(sig, key.Passphrase...)
+	all := r.SignString(sig)
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
-	h := r.Header
-	h[hdrKey] = v[0:1:1]
-	h[hdrSign] = v[1:2:2]
-	h[hdrTimestamp] = v[2:3:3]
-	h[hdrPassphrase] = v[3:4:4]
+	r.SetSignedHeader(hdrKey, key.APIKey)
+	r.SetSignedHeader(hdrSign, all[n:m])
+	r.SetSignedHeader(hdrTimestamp, all[:n])
+	r.SetSignedHeader(hdrPassphrase, all[m:])
 	if len(r.Body) > 0 {
-		h["Content-Type"] = v[4:5:5]
+		r.SetSignedHeader("Content-Type", "application/json")
 	}
 	if s.demo {
-		h[DemoHeader] = v[5:6:6]
+		r.SetSignedHeader(DemoHeader, "1")
 	}
 	return nil
 }

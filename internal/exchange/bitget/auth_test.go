@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 // vectorTime is the timestamp of the spec's Bitget vectors.
@@ -318,5 +320,45 @@ func TestWebSocketLoginVector(t *testing.T) {
 	got := string(hmacSignature(nil, []byte("bg-test-secret"), "1700000000", "GET", "/user/verify", "", nil))
 	if want := "PogF8hXlSXjJ4POp5N9yU7jP+SuLhD5yIdRZZdJPRdA="; got != want {
 		t.Errorf("hmacSignature(G3) = %q, want %q", got, want)
+	}
+}
+
+// TestSignScratch: with a scratch the signer writes the same request and
+// allocates nothing (a query already sorted and without escapes).
+func TestSignScratch(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	reqs := map[string]*exchange.Request{
+		"post": {Method: "POST", Path: "/api/v2/spot/trade/place-order", Header: http.Header{},
+			Body: []byte(`{"symbol":"BTCUSDT","side":"buy","orderType":"limit","force":"gtc","price":"30000","size":"0.01"}`)},
+		"get": {Method: "GET", Path: "/api/v2/spot/trade/orderInfo", RawQuery: "orderId=1&symbol=BTCUSDT", Header: http.Header{}},
+	}
+	for name, r := range reqs {
+		for _, s := range []signer{{}, {demo: true}} {
+			t.Run(name, func(t *testing.T) { exchangetest.CheckSignScratch(t, s, testKey(), now, r, 0) })
+		}
+	}
+}
+
+// TestSignQueryShortcuts holds the allocation-free forms Sign uses to the
+// general ones: appendDecodedQuery to decodeQuery, and sortQuery's shortcut
+// for an already sorted query to sorting it.
+func TestSignQueryShortcuts(t *testing.T) {
+	for _, raw := range []string{
+		"a=1", "a=1&b=2", "b=2&a=1", "a=1&a=2", "symbol=BTCUSDT&orderId=1", "flag&a=1", "a=&b=",
+		"a=%20x&b=+", "B=1&a=2", "limit=10&symbol=BTC%2FUSDT", "a=1&&b=2", "a=%zz", "z=1&y=2&x=3",
+	} {
+		want, _, werr := decodeQuery(raw)
+		got, gerr := appendDecodedQuery(nil, raw)
+		if (werr != nil) != (gerr != nil) || string(got) != want {
+			t.Errorf("appendDecodedQuery(%q) = %q, %v; decodeQuery says %q, %v", raw, got, gerr, want, werr)
+		}
+		parts := strings.Split(raw, "&")
+		if sortedPlain(raw) && !slices.IsSortedFunc(parts, func(a, b string) int {
+			an, _, _ := strings.Cut(a, "=")
+			bn, _, _ := strings.Cut(b, "=")
+			return strings.Compare(an, bn)
+		}) {
+			t.Errorf("sortedPlain(%q) = true for a query out of order", raw)
+		}
 	}
 }
