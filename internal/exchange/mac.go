@@ -62,11 +62,19 @@ func (m *MAC) WriteByte(c byte) error {
 // Release, and wiped then.
 func (m *MAC) Sum(key []byte) []byte {
 	h, bs := m.h, m.bs
+	// key goes to no interface method, so a caller's key on its stack
+	// stays there.
 	k := key
 	if len(k) > bs {
-		h.Reset()
-		h.Write(k)
-		k = h.Sum(m.kh[:0])
+		if bs == sha512.BlockSize {
+			d := sha512.Sum512(key)
+			k = append(m.kh[:0], d[:]...)
+			clear(d[:])
+		} else {
+			d := sha256.Sum256(key)
+			k = append(m.kh[:0], d[:]...)
+			clear(d[:])
+		}
 	}
 	pad := m.pad[:bs]
 	for i := range pad {

@@ -19,13 +19,22 @@ import (
 // maxAllocs times (allocation counts are deterministic).
 func CheckSignScratch(t *testing.T, s exchange.Signer, key *exchange.Credential, now time.Time, tmpl *exchange.Request, maxAllocs float64) {
 	t.Helper()
+	CheckSignScratchFresh(t, func() exchange.Signer { return s }, key, now, tmpl, maxAllocs)
+}
+
+// CheckSignScratchFresh is CheckSignScratch for a signer with state that
+// changes what it signs (a nonce counter): each of the two signings it
+// compares uses a new signer from newSigner.
+func CheckSignScratchFresh(t *testing.T, newSigner func() exchange.Signer, key *exchange.Credential, now time.Time, tmpl *exchange.Request, maxAllocs float64) {
+	t.Helper()
 	plain := tmpl.Clone()
-	if err := s.Sign(plain, key, now); err != nil {
+	if err := newSigner().Sign(plain, key, now); err != nil {
 		t.Fatalf("Sign without scratch: %v", err)
 	}
 	scratch := exchange.NewSignScratch()
 	lent := tmpl.Clone()
 	lent.Scratch = scratch
+	s := newSigner()
 	if err := s.Sign(lent, key, now); err != nil {
 		t.Fatalf("Sign with scratch: %v", err)
 	}

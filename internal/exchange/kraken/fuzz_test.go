@@ -53,8 +53,10 @@ func BenchmarkSign(b *testing.B) {
 	now := time.UnixMilli(docNonce)
 	r := formRequest("/0/private/AddOrder", "ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25")
 	body := r.Body
+	r.Scratch = exchange.NewSignScratch()
 	b.ReportAllocs()
 	for b.Loop() {
+		r.Scratch.Reset()
 		r.Body = body
 		if err := s.Sign(r, key, now); err != nil {
 			b.Fatal(err)

@@ -682,3 +682,24 @@ func TestInspector(t *testing.T) {
 		t.Errorf("ParsePosture(error body) = nil error, want error")
 	}
 }
+
+// TestSignScratch: with a scratch the signer writes the same request and
+// allocates nothing for a form body; a JSON body is still rebuilt on the heap.
+func TestSignScratch(t *testing.T) {
+	now := time.UnixMilli(1616492376594)
+	fresh := func() exchange.Signer { return NewSigner() }
+	tests := []struct {
+		name   string
+		r      *exchange.Request
+		allocs float64
+	}{
+		{"form", formRequest("/0/private/AddOrder", "ordertype=limit&pair=XBTUSD&price=37500&type=buy&volume=1.25"), 0},
+		{"form with nonce and otp", formRequest("/0/private/AddOrder", "nonce=1&pair=XBTUSD&otp=123456&type=buy"), 0},
+		{"empty", &exchange.Request{Method: http.MethodPost, Path: "/0/private/Balance", Header: http.Header{}}, 0},
+		{"json", &exchange.Request{Method: http.MethodPost, Path: "/0/private/AddOrder",
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"pair":"XBTUSD","type":"buy"}`)}, 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { exchangetest.CheckSignScratchFresh(t, fresh, docKey(), now, tt.r, tt.allocs) })
+	}
+}

@@ -58,19 +58,28 @@ func (s *Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 		return exchange.Errorf(exchange.ErrAuth, "kraken: sign: secret is not base64")
 	}
 	defer clear(secret[:])
-	nonce := strconv.AppendUint(make([]byte, 0, 20), s.nextNonce(key.APIKey, now), 10)
+	nonce := strconv.AppendUint(r.SignBuf(20), s.nextNonce(key.APIKey, now), 10)
 	body, err := bodyWithNonce(r, nonce)
 	if err != nil {
 		return err
 	}
 	r.Body = body
-	r.Header.Set("API-Key", key.APIKey)
-	r.Header.Set("API-Sign", apiSign(secret[:n], r.Path, nonce, body))
+	// SHA256(nonce + body), joined in the request's scratch.
+	nb := append(append(r.SignBuf(len(nonce)+len(body)), nonce...), body...)
+	digest := sha256.Sum256(nb)
+	m := exchange.NewHMACSHA512()
+	m.WriteString(r.Path)
+	m.Write(digest[:])
+	sig := base64.StdEncoding.AppendEncode(r.SignBuf(base64.StdEncoding.EncodedLen(sha512.Size)), m.Sum(secret[:n]))
+	m.Release()
+	r.SetSignedHeader("Api-Key", key.APIKey)
+	r.SetSignedHeader("Api-Sign", r.SignString(sig))
 	return nil
 }
 
 // bodyWithNonce returns r's body with its nonce and otp fields removed and
-// nonce put first, as ccxt and Kraken's own examples do.
+// nonce put first, as ccxt and Kraken's own examples do. A form body is
+// written into r's scratch when it has one.
 func bodyWithNonce(r *exchange.Request, nonce []byte) ([]byte, error) {
 	if isJSON(r.Header) {
 		body := r.Body
@@ -83,20 +92,27 @@ func bodyWithNonce(r *exchange.Request, nonce []byte) ([]byte, error) {
 		}
 		return exchange.PrependJSONMember(body, `"nonce":"`+string(nonce)+`"`)
 	}
-	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	rest := exchange.RemoveParams(string(r.Body), "nonce", "otp")
-	out := make([]byte, 0, len("nonce=")+len(nonce)+1+len(rest))
+	r.SetSignedHeader("Content-Type", formType)
+	out := r.SignBuf(len("nonce=") + len(nonce) + 1 + len(r.Body))
 	out = append(out, "nonce="...)
 	out = append(out, nonce...)
-	if rest != "" {
-		out = append(out, '&')
-		out = append(out, rest...)
+	mark := len(out)
+	out = exchange.AppendWithoutParams(append(out, '&'), r.Body, "nonce", "otp")
+	if len(out) == mark+1 {
+		out = out[:mark]
 	}
 	return out, nil
 }
 
+// formType is the Content-Type of a form body.
+const formType = "application/x-www-form-urlencoded"
+
 // isJSON says whether h declares a JSON body.
 func isJSON(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if ct == "" || ct == formType {
+		return false
+	}
 	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
 	return err == nil && mt == "application/json"
 }
