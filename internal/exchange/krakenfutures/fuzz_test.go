@@ -3,6 +3,8 @@ package krakenfutures
 import (
 	"testing"
 	"time"
+
+	"github.com/keywarden/keywarden/internal/exchange"
 )
 
 func FuzzDescribe(f *testing.F) {
@@ -42,8 +44,10 @@ func BenchmarkSign(b *testing.B) {
 	s, key := NewSigner(), testKey()
 	r := postRequest(sendOrder, kfPost)
 	now := time.UnixMilli(kf2Nonce)
+	r.Scratch = exchange.NewSignScratch()
 	b.ReportAllocs()
 	for b.Loop() {
+		r.Scratch.Reset()
 		if err := s.Sign(r, key, now); err != nil {
 			b.Fatal(err)
 		}

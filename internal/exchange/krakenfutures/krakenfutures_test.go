@@ -465,3 +465,23 @@ func TestSimulatorEndToEnd(t *testing.T) {
 		t.Errorf("first logged request = %+v, want verified for sim-key", log[0])
 	}
 }
+
+// TestSignScratch: with a scratch the signer writes the same request and
+// allocates nothing, with and without the Nonce header.
+func TestSignScratch(t *testing.T) {
+	now := time.UnixMilli(kf2Nonce)
+	reqs := map[string]*exchange.Request{
+		"post":         postRequest(sendOrder, kfPost),
+		"post no type": {Method: http.MethodPost, Path: sendOrder, Header: http.Header{}, Body: []byte(kfPost)},
+		"get":          {Method: http.MethodGet, Path: "/derivatives/api/v3/openorders", RawQuery: "symbol=pi_xbtusd", Header: http.Header{}},
+		"history":      {Method: http.MethodGet, Path: "/api/history/v2/orders", RawQuery: "since=1", Header: http.Header{}},
+	}
+	for name, r := range reqs {
+		t.Run(name, func(t *testing.T) {
+			exchangetest.CheckSignScratchFresh(t, func() exchange.Signer { return NewSigner() }, testKey(), now, r, 0)
+		})
+		t.Run(name+" without nonce", func(t *testing.T) {
+			exchangetest.CheckSignScratch(t, &Signer{noNonce: true}, testKey(), now, r, 0)
+		})
+	}
+}

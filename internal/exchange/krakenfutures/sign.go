@@ -48,9 +48,8 @@ func (s *Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 	if key == nil || key.Kind != exchange.KeyHMAC || key.APIKey == "" || len(key.Secret) == 0 {
 		return exchange.Errorf(exchange.ErrAuth, "kraken-futures: sign: need an hmac key")
 	}
-	postData, err := postData(r)
-	if err != nil {
-		return err
+	if len(r.Body) > 0 && r.RawQuery != "" {
+		return exchange.Errorf(exchange.ErrBadRequest, "parameters in both query and body")
 	}
 	ep, err := endpointPath(r.Path)
 	if err != nil {
@@ -65,18 +64,27 @@ func (s *Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
+	// Nonce, the digest's input (postData + nonce + endpointPath) and the
+	// signature go into the request's scratch when it has one.
 	var nonce []byte
 	if !s.noNonce {
-		nonce = strconv.AppendUint(make([]byte, 0, 20), s.nextNonce(key.APIKey, now), 10)
-		r.Header.Set("Nonce", string(nonce))
+		nonce = strconv.AppendUint(r.SignBuf(20), s.nextNonce(key.APIKey, now), 10)
+		r.SetSignedHeader("Nonce", r.SignString(nonce))
 	} else {
-		r.Header.Del("Nonce")
+		delete(r.Header, "Nonce")
 	}
 	if len(r.Body) > 0 && r.Header.Get("Content-Type") == "" {
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.SetSignedHeader("Content-Type", "application/x-www-form-urlencoded")
 	}
-	r.Header.Set("APIKey", key.APIKey)
-	r.Header.Set("Authent", base64.StdEncoding.EncodeToString(authent(secret[:n], postData, nonce, ep)))
+	in := r.SignBuf(len(r.Body) + len(r.RawQuery) + len(nonce) + len(ep))
+	in = append(append(append(append(in, r.Body...), r.RawQuery...), nonce...), ep...)
+	digest := sha256.Sum256(in)
+	m := exchange.NewHMACSHA512()
+	m.Write(digest[:])
+	sig := base64.StdEncoding.AppendEncode(r.SignBuf(base64.StdEncoding.EncodedLen(sha512.Size)), m.Sum(secret[:n]))
+	m.Release()
+	r.SetSignedHeader("Apikey", key.APIKey)
+	r.SetSignedHeader("Authent", r.SignString(sig))
 	return nil
 }
 
@@ -99,8 +107,8 @@ func endpointPath(path string) (string, error) {
 	if err := exchange.CheckPath(path, maxPathLen); err != nil {
 		return "", err
 	}
-	if rest, ok := strings.CutPrefix(path, "/derivatives/"); ok {
-		return "/" + rest, nil
+	if strings.HasPrefix(path, "/derivatives/") {
+		return path[len("/derivatives"):], nil // "/" and the rest
 	}
 	return path, nil
 }
