@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -80,7 +81,10 @@ var (
 //
 // It is no signing oracle: the gateway calls it only for requests it built
 // after the policy allowed them.
-type Signer struct{}
+type Signer struct {
+	// rand is the nonces' source; nil is crypto/rand (tests fix it).
+	rand io.Reader
+}
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
@@ -89,17 +93,23 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // (Deribit nonces are single-use). A GET of public/auth with
 // grant_type=client_signature is instead completed with the client_id,
 // timestamp, nonce, data and signature parameters of that grant.
-func (Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time) error {
+func (s Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time) error {
 	if key == nil || len(key.Secret) == 0 || !validID(key.APIKey) {
 		return exchange.Errorf(exchange.ErrAuth, "deribit sign: credential needs a client id and secret")
 	}
-	var nb [8]byte
-	if _, err := rand.Read(nb[:]); err != nil {
+	src := s.rand
+	if src == nil {
+		src = rand.Reader
+	}
+	// The random bytes and their hex go into the request's scratch when it
+	// has one (a reader keeps what it is given to read into on the heap).
+	nb := r.SignBuf(8)[:8]
+	if _, err := io.ReadFull(src, nb); err != nil {
 		return exchange.Errorf(exchange.ErrUnavailable, "deribit sign: nonce: %v", err)
 	}
-	var nonce [16]byte
-	hex.Encode(nonce[:], nb[:])
-	return signWith(r, key, now.UnixMilli(), nonce[:])
+	nonce := hex.AppendEncode(r.SignBuf(16), nb)
+	clear(nb)
+	return signWith(r, key, now.UnixMilli(), nonce)
 }
 
 // signWith signs r with the given timestamp and nonce.
@@ -110,13 +120,16 @@ func signWith(r *exchange.Request, key *exchange.Credential, ts int64, nonce []b
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	b := stringToSign((*bp)[:0], ts, string(nonce), r)
-	var sum [sha256.Size]byte
-	mac := hmac.New(sha256.New, key.Secret)
+	mac := exchange.NewHMACSHA256()
 	mac.Write(b)
-	mac.Sum(sum[:0])
+	var sum [sha256.Size]byte
+	copy(sum[:], mac.Sum(key.Secret))
+	mac.Release()
 	clear(b)
+	*bp = b[:0]
 
-	b = b[:0]
+	// The header value goes into the request's scratch when it has one.
+	b = r.SignBuf(len(authScheme) + len(key.APIKey) + 128)
 	b = append(b, authScheme+" id="...)
 	b = append(b, key.APIKey...)
 	b = append(b, ",ts="...)
@@ -128,8 +141,7 @@ func signWith(r *exchange.Request, key *exchange.Credential, ts int64, nonce []b
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
-	r.Header["Authorization"] = []string{string(b)}
-	*bp = b
+	r.SetSignedHeader("Authorization", r.SignString(b))
 	return nil
 }
 

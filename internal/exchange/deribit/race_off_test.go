@@ -1,0 +1,5 @@
+//go:build !race
+
+package deribit
+
+const raceEnabled = false
