@@ -97,17 +97,20 @@ func (Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Time)
 		return exchange.Errorf(exchange.ErrAuth, "bitmex sign: credential needs an api key and secret")
 	}
 	expires := now.Add(Expiry).Unix()
-	var eb [20]byte
-	es := strconv.AppendInt(eb[:0], expires, 10)
-	var sig [2 * sha256.Size]byte
-	signature(sig[:], key.Secret, r, es)
+	// One string holds expires and signature, in the request's scratch
+	// when it has one.
+	buf := strconv.AppendInt(r.SignBuf(20+2*sha256.Size), expires, 10)
+	n := len(buf)
+	buf = buf[:n+2*sha256.Size]
+	signature(buf[n:], key.Secret, r, buf[:n])
+	both := r.SignString(buf)
 	if r.Header == nil {
 		r.Header = http.Header{}
 	}
 	r.Header.Del(hdrNonce)
-	r.Header[hdrKey] = []string{key.APIKey}
-	r.Header[hdrExpires] = []string{string(es)}
-	r.Header[hdrSignature] = []string{string(sig[:])}
+	r.SetSignedHeader(hdrKey, key.APIKey)
+	r.SetSignedHeader(hdrExpires, both[:n])
+	r.SetSignedHeader(hdrSignature, both[n:])
 	return nil
 }
 
@@ -130,11 +133,11 @@ func signature(dst, secret []byte, r *exchange.Request, expires []byte) {
 	}
 	b = append(b, expires...)
 	b = append(b, r.Body...)
-	m := hmac.New(sha256.New, secret)
+	m := exchange.NewHMACSHA256()
 	m.Write(b)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
-	hex.Encode(dst, sum[:])
+	hex.Encode(dst, m.Sum(secret))
+	m.Release()
+	clear(b)
 	*bp = b[:0]
 	bufPool.Put(bp)
 }

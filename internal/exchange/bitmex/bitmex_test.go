@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keywarden/keywarden/internal/exchange"
+	"github.com/keywarden/keywarden/internal/exchange/exchangetest"
 )
 
 // Spec §12 b [DOC-VERIFIED]: BitMEX API key usage examples
@@ -191,5 +192,16 @@ func TestSignRejectsBadKey(t *testing.T) {
 		if err := (Signer{}).Sign(vectors[0].request(), k, time.Now()); err == nil {
 			t.Errorf("Sign(key %v) = nil, want error", k)
 		}
+	}
+}
+
+// TestSignScratch: with a scratch the signer writes the same request and
+// allocates nothing.
+func TestSignScratch(t *testing.T) {
+	now := time.Unix(1518064230, 0)
+	for _, v := range vectors {
+		t.Run(v.name, func(t *testing.T) {
+			exchangetest.CheckSignScratch(t, Signer{}, cred(vecKey, vecSecret), now, v.request(), 0)
+		})
 	}
 }

@@ -58,8 +58,10 @@ func BenchmarkSign(b *testing.B) {
 	key := cred(vecKey, vecSecret)
 	r := vectors[2].request()
 	now := time.Unix(1518064230, 0)
+	r.Scratch = exchange.NewSignScratch()
 	b.ReportAllocs()
 	for b.Loop() {
+		r.Scratch.Reset()
 		if err := (Signer{}).Sign(r, key, now); err != nil {
 			b.Fatal(err)
 		}
