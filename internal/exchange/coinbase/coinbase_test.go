@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -845,5 +847,71 @@ func TestInspector(t *testing.T) {
 	}
 	if r := (inspector{}).InspectRequest(); r.Method != "GET" || r.Path != "/api/v3/brokerage/key_permissions" {
 		t.Errorf("InspectRequest = %s %s", r.Method, r.Path)
+	}
+}
+
+// zeroReader reads zeros: a fixed JWT nonce, so two signings compare equal.
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestSignScratch: with a scratch the signer writes the same request. A
+// legacy HMAC key allocates nothing; an Ed25519 JWT allocates only inside
+// crypto/ed25519 (the signature).
+func TestSignScratch(t *testing.T) {
+	ed, _ := mustKey(t, sdkEdKey)
+	hm := &exchange.Credential{Kind: exchange.KeyHMAC, APIKey: "k", Secret: exchange.Secret("cb-test-secret")}
+	reqs := map[string]*exchange.Request{
+		"get":  getRequest(accounts, "limit=5"),
+		"v2":   getRequest("/v2/accounts", "limit=5"),
+		"post": {Method: "POST", Path: "/api/v3/brokerage/orders", Header: http.Header{}, Body: []byte(`{"client_order_id":"a","product_id":"BTC-USD","side":"BUY"}`)},
+	}
+	for _, style := range []claimStyle{styleSDK, styleCCXT} {
+		s := NewSigner(upstream(t, DefaultUpstream))
+		s.rand, s.style = zeroReader{}, style
+		for name, r := range reqs {
+			t.Run(name+"/hmac", func(t *testing.T) { exchangetest.CheckSignScratch(t, s, hm, time.Unix(vectorTime, 0), r, 0) })
+			t.Run(name+"/ed25519", func(t *testing.T) { exchangetest.CheckSignScratch(t, s, &ed, time.Unix(vectorTime, 0), r, 1) })
+		}
+	}
+}
+
+// TestDERToJOSE holds the DER to r||s conversion to encoding/asn1 and
+// math/big on real signatures, and refuses malformed ones.
+func TestDERToJOSE(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		d := sha256.Sum256([]byte{byte(i)})
+		der, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs struct{ R, S *big.Int }
+		if _, err := asn1.Unmarshal(der, &rs); err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 64)
+		rs.R.FillBytes(want[:32])
+		rs.S.FillBytes(want[32:])
+		var got [64]byte
+		if !derToJOSE(der, &got) || !bytes.Equal(got[:], want) {
+			t.Fatalf("derToJOSE(%x) = %x, want %x", der, got, want)
+		}
+		if derToJOSE(append(der, 0), &got) || derToJOSE(der[:len(der)-1], &got) {
+			t.Fatalf("derToJOSE accepted a signature with a byte added or cut: %x", der)
+		}
+	}
+	for _, bad := range [][]byte{
+		nil, {0x30, 0x00}, {0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01}, // negative r
+		{0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01}, // r not minimal
+		{0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01},       // not a sequence
+	} {
+		var got [64]byte
+		if derToJOSE(bad, &got) {
+			t.Errorf("derToJOSE(%x) accepted a malformed signature", bad)
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -47,7 +46,14 @@ const (
 // buildJWT returns the signing input header.payload for a CDP JWT. nonce is
 // the hex nonce header; uri is "<METHOD> <host><path>".
 func buildJWT(style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
-	var h, c []byte
+	return appendJWT(nil, nil, style, alg, kid, nonce, uri, now)
+}
+
+// appendJWT appends buildJWT's signing input to out, building the header
+// and claims in tmp (the signer passes room in the request's scratch).
+func appendJWT(out, tmp []byte, style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
+	h := tmp[:0]
+	var c []byte
 	switch style {
 	case styleCCXT:
 		h = append(h, `{"alg":`...)
@@ -57,6 +63,7 @@ func buildJWT(style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
 		h = append(h, `,"nonce":`...)
 		h = appendJSONString(h, nonce)
 		h = append(h, '}')
+		c = h[len(h):len(h)]
 		if alg == algEdDSA {
 			c = append(c, `{"aud":["cdp_service"],"iss":"cdp","nbf":`...)
 		} else {
@@ -86,6 +93,7 @@ func buildJWT(style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
 		h = append(h, `,"nonce":`...)
 		h = appendJSONString(h, nonce)
 		h = append(h, `,"typ":"JWT"}`...)
+		c = h[len(h):len(h)]
 		c = append(c, `{"sub":`...)
 		c = appendJSONString(c, kid)
 		c = append(c, `,"iss":"cdp","nbf":`...)
@@ -97,7 +105,9 @@ func buildJWT(style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
 		c = append(c, '}')
 	}
 	enc := base64.RawURLEncoding
-	out := make([]byte, 0, enc.EncodedLen(len(h))+1+enc.EncodedLen(len(c))+1+enc.EncodedLen(64))
+	if out == nil {
+		out = make([]byte, 0, enc.EncodedLen(len(h))+1+enc.EncodedLen(len(c))+1+enc.EncodedLen(64))
+	}
 	out = enc.AppendEncode(out, h)
 	out = append(out, '.')
 	return enc.AppendEncode(out, c)
@@ -124,32 +134,78 @@ func appendJSONString(b []byte, s string) []byte {
 // signJWT signs the signing input with key and returns the whole token.
 // ES256 signatures are converted from ASN.1 to JOSE r||s (spec §18).
 func signJWT(input []byte, alg string, key crypto.Signer) (string, error) {
+	tok, err := appendJWTSignature(input, input, alg, key)
+	if err != nil {
+		return "", err
+	}
+	return string(tok), nil
+}
+
+// appendJWTSignature appends '.' and the signature of input to out (which
+// ends with input).
+func appendJWTSignature(out, input []byte, alg string, key crypto.Signer) ([]byte, error) {
 	var sig []byte
 	switch alg {
 	case algEdDSA:
 		s, err := key.Sign(nil, input, crypto.Hash(0))
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		sig = s
 	case algES256:
 		digest := sha256.Sum256(input)
 		der, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		var rs struct{ R, S *big.Int }
-		if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-			return "", errors.New("malformed ecdsa signature")
+		var rs [64]byte
+		if !derToJOSE(der, &rs) {
+			return nil, errors.New("malformed ecdsa signature")
 		}
-		sig = make([]byte, 64)
-		rs.R.FillBytes(sig[:32])
-		rs.S.FillBytes(sig[32:])
+		sig = rs[:]
 	default:
-		return "", errors.New("unsupported algorithm")
+		return nil, errors.New("unsupported algorithm")
 	}
-	out := append(input, '.')
-	return string(base64.RawURLEncoding.AppendEncode(out, sig)), nil
+	out = append(out, '.')
+	return base64.RawURLEncoding.AppendEncode(out, sig), nil
+}
+
+// derToJOSE converts a DER ECDSA P-256 signature, SEQUENCE { INTEGER r,
+// INTEGER s }, to JOSE's fixed-width r||s in out. It accepts only minimal,
+// positive integers of at most 32 bytes and nothing after the sequence.
+func derToJOSE(der []byte, out *[64]byte) bool {
+	if len(der) < 2 || der[0] != 0x30 {
+		return false
+	}
+	n, rest := int(der[1]), der[2:]
+	if der[1] == 0x81 && len(der) >= 3 && der[2] >= 0x80 {
+		n, rest = int(der[2]), der[3:]
+	} else if der[1] >= 0x80 {
+		return false
+	}
+	if n != len(rest) {
+		return false
+	}
+	clear(out[:])
+	for i := range 2 {
+		if len(rest) < 2 || rest[0] != 0x02 {
+			return false
+		}
+		l := int(rest[1])
+		if l == 0 || l > 33 || len(rest) < 2+l {
+			return false
+		}
+		v := rest[2 : 2+l]
+		if v[0]&0x80 != 0 || (len(v) > 1 && v[0] == 0 && v[1]&0x80 == 0) {
+			return false // negative or not minimal
+		}
+		if len(v) == 33 {
+			v = v[1:]
+		}
+		copy(out[i*32+32-len(v):(i+1)*32], v)
+		rest = rest[2+l:]
+	}
+	return len(rest) == 0
 }
 
 // jwt is a parsed CDP bearer token.
