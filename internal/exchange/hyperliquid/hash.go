@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/keywarden/keywarden/internal/eip712"
 )
@@ -39,14 +40,18 @@ func ActionHash(action any, nonce uint64, vault *eip712.Address, expiresAfter *u
 
 // L1Digest is the EIP-712 digest of the phantom agent for connectionID.
 func L1Digest(connectionID []byte, net Network) []byte {
-	d, err := eip712.Digest(l1Domain, agentTypes, "Agent", map[string]any{
+	// eip712.Digest, with the fixed domain's separator hashed once.
+	sh, err := agentTypes.HashStruct("Agent", map[string]any{
 		"source": net.source(), "connectionId": connectionID,
 	})
 	if err != nil {
 		panic("hyperliquid: agent digest: " + err.Error()) // fixed types, 32-byte id
 	}
-	return d
+	return eip712.Keccak256([]byte{0x19, 0x01}, l1Separator(), sh)
 }
+
+// l1Separator is l1Domain's separator, which never changes.
+var l1Separator = sync.OnceValue(func() []byte { return l1Domain.Separator() })
 
 // userSigned describes one user-signed action type: its EIP-712 primary
 // type, its members, and the member that carries the nonce.

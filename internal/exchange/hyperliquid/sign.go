@@ -100,7 +100,7 @@ func (s *Signer) Sign(r *exchange.Request, key *exchange.Credential, now time.Ti
 	if r.Header == nil {
 		r.Header = map[string][]string{}
 	}
-	r.Header.Set("Content-Type", "application/json")
+	r.SetSignedHeader("Content-Type", "application/json")
 	return nil
 }
 
