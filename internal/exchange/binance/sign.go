@@ -225,6 +225,11 @@ func signAsymmetric(key *exchange.Credential, msg []byte) ([]byte, error) {
 	}
 	switch key.Kind {
 	case exchange.KeyEd25519:
+		if pk, ok := key.PrivateKey.(ed25519.PrivateKey); ok && len(pk) == ed25519.PrivateKeySize {
+			// An in-memory key: the same signature, without the copy of
+			// the public key that Public makes.
+			return ed25519.Sign(pk, msg), nil
+		}
 		if _, ok := key.PrivateKey.Public().(ed25519.PublicKey); !ok {
 			return nil, errors.New("binance: sign: key is not ed25519")
 		}
