@@ -9,11 +9,9 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io"
 	"math/big"
 	"strconv"
 	"strings"
@@ -43,14 +41,10 @@ const (
 	styleCCXT                   // ccxt: aud, iss, nbf, exp, sub, iat, uri or uris
 )
 
-// buildJWT returns the signing input header.payload for a CDP JWT. nonce is
-// the hex nonce header; uri is "<METHOD> <host><path>".
-func buildJWT(style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
-	return appendJWT(nil, nil, style, alg, kid, nonce, uri, now)
-}
-
-// appendJWT appends buildJWT's signing input to out, building the header
-// and claims in tmp (the signer passes room in the request's scratch).
+// appendJWT appends the signing input header.payload of a CDP JWT to out,
+// building the header and claims in tmp (the signer passes room in the
+// request's scratch; nil works too). nonce is the hex nonce header; uri is
+// "<METHOD> <host><path>".
 func appendJWT(out, tmp []byte, style claimStyle, alg, kid, nonce, uri string, now int64) []byte {
 	h := tmp[:0]
 	var c []byte
@@ -63,7 +57,7 @@ func appendJWT(out, tmp []byte, style claimStyle, alg, kid, nonce, uri string, n
 		h = append(h, `,"nonce":`...)
 		h = appendJSONString(h, nonce)
 		h = append(h, '}')
-		c = h[len(h):len(h)]
+		c = h[len(h):]
 		if alg == algEdDSA {
 			c = append(c, `{"aud":["cdp_service"],"iss":"cdp","nbf":`...)
 		} else {
@@ -93,7 +87,7 @@ func appendJWT(out, tmp []byte, style claimStyle, alg, kid, nonce, uri string, n
 		h = append(h, `,"nonce":`...)
 		h = appendJSONString(h, nonce)
 		h = append(h, `,"typ":"JWT"}`...)
-		c = h[len(h):len(h)]
+		c = h[len(h):]
 		c = append(c, `{"sub":`...)
 		c = appendJSONString(c, kid)
 		c = append(c, `,"iss":"cdp","nbf":`...)
@@ -399,13 +393,4 @@ func ParsePrivateKey(secret string) (crypto.Signer, exchange.KeyKind, error) {
 		return k, exchange.KeyEd25519, nil
 	}
 	return nil, "", errors.New("coinbase: parse key: unsupported key length")
-}
-
-// newNonce returns 16 random bytes as hex, read from r.
-func newNonce(r io.Reader) (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b[:]), nil
 }
