@@ -14,7 +14,8 @@ import (
 // is not set.
 func TestSetMemoryLimit(t *testing.T) {
 	prev := debug.SetMemoryLimit(-1)
-	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	prevGC := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev); debug.SetGCPercent(prevGC) })
 
 	debug.SetMemoryLimit(math.MaxInt64)
 	t.Setenv("GOMEMLIMIT", "off")
@@ -31,6 +32,25 @@ func TestSetMemoryLimit(t *testing.T) {
 	}
 	if got := debug.SetMemoryLimit(-1); got != defaultMemoryLimit {
 		t.Errorf("limit = %d, want %d", got, defaultMemoryLimit)
+	}
+}
+
+// TestSetGCPercent: serve paces the collector at defaultGCPercent unless
+// GOGC is set, which is then left as the runtime applied it.
+func TestSetGCPercent(t *testing.T) {
+	prevGC := debug.SetGCPercent(100)
+	prevLimit := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetGCPercent(prevGC); debug.SetMemoryLimit(prevLimit) })
+
+	t.Setenv("GOGC", "100")
+	setMemoryLimit()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC set the GC percent became %d, want it left at 100", got)
+	}
+	unsetenv(t, "GOGC")
+	setMemoryLimit()
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("without GOGC the GC percent is %d, want %d", got, defaultGCPercent)
 	}
 }
 
