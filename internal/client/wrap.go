@@ -150,7 +150,13 @@ func (r *Registry) Unwrap(ctx context.Context, token string) (*Issued, error) {
 	var iss *Issued
 	if rec.Used.IsZero() && live(rec) {
 		if iss, err = r.opened(ctx, rec.Venue, rec.ID, now); err != nil {
-			return nil, err
+			// Another unwrap may have spent the token meanwhile, and the
+			// reuse it met revoked the credential: this unwrap is a reuse
+			// too, and is told so below, not that the credential is gone.
+			if cur, rerr := read(r.store); rerr != nil || cur.Used.IsZero() {
+				return nil, err
+			}
+			iss = nil
 		}
 	}
 	// Spend the token: one transaction decides which unwrap is first.
