@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,7 +46,8 @@ type rig struct {
 	kit      *sim.Kit
 	up       *Upstream
 	upURL    string
-	gw       string // gateway base URL
+	upConns  atomic.Int64 // connections open to the venue simulator
+	gw       string       // gateway base URL
 	auditDir string
 	pub      ed25519.PublicKey
 	logs     *syncBuffer
@@ -138,7 +140,16 @@ func newRig(t *testing.T, o rigOptions) *rig {
 		t.Fatal(err)
 	}
 	r.up = NewUpstream(vdef.Simulator(r.kit))
-	us := httptest.NewServer(r.up)
+	us := httptest.NewUnstartedServer(r.up)
+	us.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			r.upConns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			r.upConns.Add(-1)
+		}
+	}
+	us.Start()
 	t.Cleanup(us.Close)
 	r.upURL = us.URL
 	u, _ := url.Parse(us.URL)
