@@ -79,8 +79,11 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	admin := openDB(t, dsn)
 	var killed int
+	// pg_locks covers the whole cluster: other tests' databases, running at
+	// the same time, have "scheduler" leaders of their own.
 	err := admin.Pool().QueryRow(context.Background(), `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-		WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted`,
+		WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
 		postgres.LockClass, uint32(lockID("scheduler"))).Scan(&killed)
 	if err != nil || killed != 1 {
 		t.Fatalf("terminated %d lock holders, %v, want 1", killed, err)
